@@ -1,0 +1,496 @@
+/*
+ * llmgpu.h - the public API of libllmgpu: Llama-family language models on any
+ * GPU through Vulkan compute.
+ *
+ * This header is the specification: every sentence in a doc comment is a
+ * testable statement. Anything not declared here is private.
+ *
+ * Objects and lifetimes
+ *   struct llmgpu_context  one Vulkan device, its queue, kernel cache and log sink.
+ *   struct llmgpu_model    weights on the GPU, hyper-parameters and tokenizer;
+ *                          immutable after load, shareable by many sessions.
+ *   struct llmgpu_session  KV cache, position, activations and logits of one
+ *                          conversation; used by one thread at a time.
+ * A context must outlive its models, a model must outlive its sessions.
+ *
+ * Usage (error handling shortened):
+ *
+ *   struct llmgpu_context_params cp;
+ *   llmgpu_context_params_init(&cp);
+ *   struct llmgpu_context *ctx;
+ *   if (llmgpu_context_create(&cp, &ctx) != LLMGPU_OK) return 1;
+ *
+ *   struct llmgpu_model_params mp;
+ *   llmgpu_model_params_init(&mp);
+ *   struct llmgpu_model *model;
+ *   llmgpu_model_load(ctx, "models/demo", &mp, &model);
+ *
+ *   int32_t ids[512];
+ *   size_t n = 512;
+ *   llmgpu_tokenize(model, "Once upon a time", 16, LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL, ids, &n);
+ *
+ *   struct llmgpu_session_params sp;
+ *   llmgpu_session_params_init(&sp);
+ *   struct llmgpu_session *s;
+ *   llmgpu_session_create(model, &sp, &s);
+ *   llmgpu_session_prefill(s, ids, n);
+ *   for (int i = 0; i < 32; i++) {
+ *       int32_t tok;
+ *       llmgpu_session_sample_greedy(s, &tok);
+ *       if (tok == llmgpu_model_token_eos(model)) break;
+ *       char piece[64];
+ *       size_t len = sizeof piece;
+ *       if (llmgpu_token_to_piece(model, tok, piece, &len) == LLMGPU_OK)
+ *           fwrite(piece, 1, len, stdout);
+ *       llmgpu_session_decode(s, tok);
+ *   }
+ *   llmgpu_session_free(s);
+ *   llmgpu_model_free(model);
+ *   llmgpu_context_free(ctx);
+ *
+ * Conventions
+ *   - Every call that can fail returns enum llmgpu_status. LLMGPU_OK is 0 and
+ *     errors are negative. Details of a failure go to the log callback of the
+ *     context at LLMGPU_LOG_LEVEL_ERROR; the library never prints and never exits.
+ *   - Constructors take an out-parameter, which is set to NULL on failure.
+ *   - *_free() accepts NULL and returns nothing.
+ *   - Params structs start with struct_size; fill them with the matching
+ *     llmgpu_*_params_init(). A struct_size of 0 is LLMGPU_ERR_INVALID_ARGUMENT.
+ *     Fields beyond struct_size take their defaults, so programs built against
+ *     an older header keep working.
+ *   - Output buffers are negotiated with the two-call idiom: a NULL buffer asks
+ *     for the size; a short buffer gives LLMGPU_ERR_BUFFER_TOO_SMALL with the
+ *     needed size written back.
+ *   - Callers must accept enum values they do not know: minor releases add them.
+ */
+#ifndef LLMGPU_H
+#define LLMGPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---- Export and version macros ------------------------------------------ */
+
+#if defined(_WIN32) && defined(LLMGPU_BUILD)
+#define LLMGPU_API __declspec(dllexport)
+#elif defined(_WIN32)
+#define LLMGPU_API __declspec(dllimport)
+#elif defined(__GNUC__) && __GNUC__ >= 4
+#define LLMGPU_API __attribute__((visibility("default")))
+#else
+#define LLMGPU_API
+#endif
+
+#if defined(LLMGPU_DISABLE_DEPRECATION_WARNINGS)
+#define LLMGPU_DEPRECATED(msg)
+#elif defined(__GNUC__)
+#define LLMGPU_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define LLMGPU_DEPRECATED(msg)
+#endif
+
+#define LLMGPU_VERSION_MAJOR 0
+#define LLMGPU_VERSION_MINOR 1
+#define LLMGPU_VERSION_PATCH 0
+#define LLMGPU_VERSION_NUMBER                                                  \
+    (LLMGPU_VERSION_MAJOR * 10000 + LLMGPU_VERSION_MINOR * 100 + LLMGPU_VERSION_PATCH)
+#define LLMGPU_VERSION_STRING "0.1.0"
+
+/**
+ * The library's version as LLMGPU_VERSION_NUMBER was when it was built.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API unsigned llmgpu_version_number(void);
+/**
+ * The library's version as "MAJOR.MINOR.PATCH", a static string.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API const char *llmgpu_version_string(void);
+
+/* ---- Status codes: values are pinned and never reused --------------------- */
+
+enum llmgpu_status {
+    LLMGPU_OK = 0,
+    LLMGPU_ERR_INVALID_ARGUMENT = -1,
+    LLMGPU_ERR_OUT_OF_HOST_MEMORY = -2,
+    LLMGPU_ERR_OUT_OF_DEVICE_MEMORY = -3,
+    LLMGPU_ERR_NO_DEVICE = -4,       /* no Vulkan driver, or no usable device */
+    LLMGPU_ERR_DEVICE_LOST = -5,     /* the context must be recreated */
+    LLMGPU_ERR_VULKAN = -6,          /* any other Vulkan failure; the log has the VkResult */
+    LLMGPU_ERR_KERNEL_COMPILE = -7,  /* the log has the kernel, defines and shaderc's message */
+    LLMGPU_ERR_IO = -8,              /* a file could not be opened, read or written */
+    LLMGPU_ERR_BAD_MODEL_FILE = -9,  /* malformed file; the log names the file and offset */
+    LLMGPU_ERR_UNSUPPORTED_MODEL = -10, /* well-formed but not supported (architecture, rope) */
+    LLMGPU_ERR_CONTEXT_FULL = -11,   /* the session's context length would be exceeded */
+    LLMGPU_ERR_BUFFER_TOO_SMALL = -12, /* the needed size was written back */
+    LLMGPU_ERR_ABORTED = -13,        /* a callback asked to stop */
+    LLMGPU_ERR_UNSUPPORTED = -14,    /* the device or build lacks a needed feature */
+    LLMGPU_ERR_BAD_TOKENIZER = -15,  /* tokenizer files malformed or unsupported */
+    LLMGPU_ERR_INVALID_TOKEN = -16,  /* a token id outside the vocabulary */
+    LLMGPU_STATUS_MAX_ENUM = 0x7FFFFFFF
+};
+
+/**
+ * A short static English description of a status; "unknown status" for values
+ * this version does not know. Never NULL.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API const char *llmgpu_status_string(enum llmgpu_status status);
+/**
+ * The enumerator's name without prefix, e.g. "ERR_CONTEXT_FULL"; "UNKNOWN" for
+ * values this version does not know. Never NULL.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API const char *llmgpu_status_name(enum llmgpu_status status);
+
+/* ---- Logging and host allocation ----------------------------------------- */
+
+enum llmgpu_log_level {
+    LLMGPU_LOG_LEVEL_DEBUG = 0,
+    LLMGPU_LOG_LEVEL_INFO = 1,
+    LLMGPU_LOG_LEVEL_WARN = 2,
+    LLMGPU_LOG_LEVEL_ERROR = 3,
+    LLMGPU_LOG_LEVEL_NONE = 4,
+    LLMGPU_LOG_LEVEL_MAX_ENUM = 0x7FFFFFFF
+};
+
+/**
+ * Receives one log message (no trailing newline, NUL-terminated, valid only
+ * during the call). May be called from any thread that calls into the library
+ * and must not call back into the library.
+ */
+typedef void (*llmgpu_log_fn)(enum llmgpu_log_level level, const char *message, void *user);
+
+/**
+ * Optional host allocator. alloc returns memory aligned for any type or NULL;
+ * free accepts NULL. Both may be called from any thread.
+ */
+struct llmgpu_allocator {
+    void *(*alloc)(size_t size, void *user);
+    void (*free)(void *ptr, void *user);
+    void *user;
+};
+
+/* ---- Devices and contexts ------------------------------------------------- */
+
+enum llmgpu_device_type {
+    LLMGPU_DEVICE_TYPE_OTHER = 0,
+    LLMGPU_DEVICE_TYPE_INTEGRATED_GPU = 1,
+    LLMGPU_DEVICE_TYPE_DISCRETE_GPU = 2,
+    LLMGPU_DEVICE_TYPE_VIRTUAL_GPU = 3,
+    LLMGPU_DEVICE_TYPE_CPU = 4,
+    LLMGPU_DEVICE_TYPE_MAX_ENUM = 0x7FFFFFFF
+};
+
+/* Feature bits of llmgpu_device_info.features. */
+#define LLMGPU_DEVICE_FEATURE_FP16 (1u << 0)            /* shaderFloat16 arithmetic */
+#define LLMGPU_DEVICE_FEATURE_INT8 (1u << 1)            /* shaderInt8 arithmetic */
+#define LLMGPU_DEVICE_FEATURE_STORAGE_16BIT (1u << 2)   /* 16-bit storage buffers */
+#define LLMGPU_DEVICE_FEATURE_STORAGE_8BIT (1u << 3)    /* 8-bit storage buffers */
+#define LLMGPU_DEVICE_FEATURE_INTEGER_DOT (1u << 4)     /* VK_KHR_shader_integer_dot_product */
+#define LLMGPU_DEVICE_FEATURE_COOPMAT_NV (1u << 5)      /* VK_NV_cooperative_matrix */
+#define LLMGPU_DEVICE_FEATURE_COOPMAT_KHR (1u << 6)     /* VK_KHR_cooperative_matrix */
+#define LLMGPU_DEVICE_FEATURE_MEMORY_BUDGET (1u << 7)   /* VK_EXT_memory_budget */
+#define LLMGPU_DEVICE_FEATURE_SUBGROUP_ARITH (1u << 8)  /* subgroup arithmetic in compute */
+#define LLMGPU_DEVICE_FEATURE_SUBGROUP_SIZE_CONTROL (1u << 9)
+
+/** What a caller needs to choose a device. \since 0.1.0 */
+struct llmgpu_device_info {
+    uint32_t struct_size;
+    uint32_t index;                  /* position in llmgpu_devices_list() order */
+    char name[256];
+    enum llmgpu_device_type type;
+    uint32_t vendor_id;
+    uint32_t device_id;
+    uint32_t api_version;            /* VK_MAKE_API_VERSION packing */
+    uint32_t subgroup_size;
+    uint32_t features;               /* LLMGPU_DEVICE_FEATURE_* */
+    uint64_t device_local_bytes;     /* the largest device-local heap */
+    uint64_t max_storage_buffer_range;
+    uint64_t max_allocation_size;
+    uint32_t max_shared_memory;      /* bytes of shared memory per workgroup */
+    uint32_t max_workgroup_invocations;
+    char driver_name[256];
+};
+
+/* Flags of llmgpu_context_params.flags. */
+/** Enable VK_LAYER_KHRONOS_validation; a validation error is logged at ERROR
+ * level and counted (llmgpu_context_validation_errors). Fails with
+ * LLMGPU_ERR_UNSUPPORTED when the layer is not installed. */
+#define LLMGPU_CONTEXT_FLAG_VALIDATION (1u << 0)
+/** Do not read or write the kernel cache on disk (memory only). */
+#define LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE (1u << 1)
+/** Record GPU timestamps per kernel (see llmgpu_session_profile). */
+#define LLMGPU_CONTEXT_FLAG_PROFILE (1u << 2)
+
+/** Parameters of llmgpu_context_create(). \since 0.1.0 */
+struct llmgpu_context_params {
+    uint32_t struct_size;
+    uint32_t flags;                  /* LLMGPU_CONTEXT_FLAG_* ; default 0 */
+    int32_t device_index;            /* -1 (default): the best device; else an index of
+                                        llmgpu_devices_list() */
+    enum llmgpu_log_level log_level; /* default LLMGPU_LOG_LEVEL_WARN */
+    llmgpu_log_fn log_fn;            /* default NULL: silent */
+    void *log_user;
+    const char *cache_dir;           /* kernel cache directory; NULL (default): $XDG_CACHE_HOME/llmgpu
+                                        or $HOME/.cache/llmgpu; copied, need not outlive the call */
+    const struct llmgpu_allocator *allocator; /* NULL (default): malloc/free; copied */
+    uint64_t device_memory_limit;    /* 0 (default): the device's; else treat device-local
+                                        memory as this many bytes (to test small GPUs) */
+    uint64_t max_binding_size;       /* 0 (default): the device's maxStorageBufferRange; else
+                                        the smaller of the two (to test tensor sharding) */
+};
+
+/** Fill *params with defaults and struct_size. \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API void llmgpu_context_params_init(struct llmgpu_context_params *params);
+
+/**
+ * List the Vulkan devices, best first is not implied: the order is the
+ * driver's, and index is what llmgpu_context_params.device_index takes.
+ * \param params  only log, allocator and validation flag are used; may be NULL.
+ * \param[out] infos  array of *count_inout entries with struct_size set, or NULL
+ *                    to ask for the count.
+ * \param[in,out] count_inout  capacity in, number of devices out.
+ * \returns LLMGPU_OK, LLMGPU_ERR_NO_DEVICE (no Vulkan loader or driver),
+ *          LLMGPU_ERR_BUFFER_TOO_SMALL, LLMGPU_ERR_INVALID_ARGUMENT.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_devices_list(const struct llmgpu_context_params *params,
+                                                  struct llmgpu_device_info *infos,
+                                                  uint32_t *count_inout);
+
+struct llmgpu_context;
+
+/**
+ * Create a context on one Vulkan device.
+ * \param[out] out  the new context, or NULL on failure.
+ * \returns LLMGPU_OK, LLMGPU_ERR_NO_DEVICE (with what to install in the log),
+ *          LLMGPU_ERR_INVALID_ARGUMENT (bad index or params), LLMGPU_ERR_UNSUPPORTED,
+ *          LLMGPU_ERR_OUT_OF_HOST_MEMORY, LLMGPU_ERR_VULKAN.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_context_create(const struct llmgpu_context_params *params,
+                                                    struct llmgpu_context **out);
+/** Free a context; NULL is a no-op. Its models must be freed first.
+ * \threadsafety not concurrently with any other use of ctx. \since 0.1.0 */
+LLMGPU_API void llmgpu_context_free(struct llmgpu_context *ctx);
+/** Describe the context's device. \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API enum llmgpu_status llmgpu_context_device_info(const struct llmgpu_context *ctx,
+                                                         struct llmgpu_device_info *info);
+/** Number of validation-layer errors seen so far (0 without the VALIDATION flag).
+ * \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API uint64_t llmgpu_context_validation_errors(const struct llmgpu_context *ctx);
+/**
+ * Measure the device's streaming-read bandwidth with a copy-free read kernel.
+ * \param[out] bytes_per_second  the best of several runs.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_context_measure_bandwidth(struct llmgpu_context *ctx,
+                                                               double *bytes_per_second);
+
+/* ---- Models --------------------------------------------------------------- */
+
+enum llmgpu_weight_type {
+    LLMGPU_WEIGHT_TYPE_DEFAULT = 0,  /* f16 */
+    LLMGPU_WEIGHT_TYPE_F32 = 1,
+    LLMGPU_WEIGHT_TYPE_F16 = 2,
+    LLMGPU_WEIGHT_TYPE_BF16 = 3,
+    LLMGPU_WEIGHT_TYPE_Q8_0 = 4,
+    LLMGPU_WEIGHT_TYPE_Q4_0 = 5,
+    LLMGPU_WEIGHT_TYPE_Q4_K = 6,
+    LLMGPU_WEIGHT_TYPE_Q6_K = 7,
+    LLMGPU_WEIGHT_TYPE_MAX_ENUM = 0x7FFFFFFF
+};
+
+/**
+ * Progress of a load: bytes_done of bytes_total processed. Return non-zero to
+ * abort the load (llmgpu_model_load then returns LLMGPU_ERR_ABORTED). Called on
+ * the loading thread; must not call into the library.
+ */
+typedef int (*llmgpu_progress_fn)(uint64_t bytes_done, uint64_t bytes_total, void *user);
+
+/** Parameters of llmgpu_model_load(). \since 0.1.0 */
+struct llmgpu_model_params {
+    uint32_t struct_size;
+    uint32_t flags;                  /* none defined yet; must be 0 */
+    enum llmgpu_weight_type weight_type; /* default LLMGPU_WEIGHT_TYPE_DEFAULT (f16) */
+    llmgpu_progress_fn progress_fn;  /* default NULL */
+    void *progress_user;
+};
+
+/** Fill *params with defaults and struct_size. \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API void llmgpu_model_params_init(struct llmgpu_model_params *params);
+
+struct llmgpu_model;
+
+/**
+ * Load a model: a Hugging Face directory (config.json, tokenizer.json,
+ * tokenizer_config.json, generation_config.json when present, model.safetensors
+ * or shards listed in model.safetensors.index.json).
+ * \param[out] out  the model, or NULL on failure.
+ * \returns LLMGPU_OK, LLMGPU_ERR_IO, LLMGPU_ERR_BAD_MODEL_FILE, LLMGPU_ERR_UNSUPPORTED_MODEL,
+ *          LLMGPU_ERR_BAD_TOKENIZER, LLMGPU_ERR_OUT_OF_DEVICE_MEMORY (the log says how many
+ *          bytes are needed and available), LLMGPU_ERR_OUT_OF_HOST_MEMORY, LLMGPU_ERR_ABORTED,
+ *          LLMGPU_ERR_DEVICE_LOST, LLMGPU_ERR_VULKAN, LLMGPU_ERR_INVALID_ARGUMENT.
+ * \note the model keeps a reference to ctx: ctx must outlive it.
+ * \threadsafety any thread; ctx may be used concurrently. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_model_load(struct llmgpu_context *ctx, const char *path,
+                                                const struct llmgpu_model_params *params,
+                                                struct llmgpu_model **out);
+/** Free a model; NULL is a no-op. Its sessions must be freed first.
+ * \threadsafety not concurrently with any other use of model. \since 0.1.0 */
+LLMGPU_API void llmgpu_model_free(struct llmgpu_model *model);
+
+/** Hyper-parameters and sizes of a loaded model. \since 0.1.0 */
+struct llmgpu_model_info {
+    uint32_t struct_size;
+    char architecture[64];           /* e.g. "LlamaForCausalLM" */
+    uint64_t n_params;
+    uint64_t weight_bytes;           /* bytes of weights on the GPU */
+    enum llmgpu_weight_type weight_type;
+    uint32_t n_vocab;
+    uint32_t n_ctx_train;            /* max_position_embeddings */
+    uint32_t n_embd;
+    uint32_t n_ff;
+    uint32_t n_layer;
+    uint32_t n_head;
+    uint32_t n_kv_head;
+    uint32_t head_dim;
+    uint32_t sliding_window;         /* 0: none */
+    float rope_theta;
+    float rms_norm_eps;
+};
+
+/** Describe a model. \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API enum llmgpu_status llmgpu_model_info(const struct llmgpu_model *model,
+                                                struct llmgpu_model_info *info);
+
+/* ---- Tokenizer ------------------------------------------------------------ */
+
+/** Add BOS/EOS as the tokenizer's post-processor and tokenizer_config.json say. */
+#define LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL (1u << 0)
+/** Treat special-token strings in the text as those tokens (transformers' default);
+ * without it they are tokenized as plain text. */
+#define LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL (1u << 1)
+
+/**
+ * Tokenize UTF-8 text (invalid bytes are treated like transformers treats the
+ * text decoded with replacement characters).
+ * \param text  len bytes, need not be NUL-terminated; may be NULL when len is 0.
+ * \param flags LLMGPU_TOKENIZE_FLAG_*; ADD_SPECIAL|PARSE_SPECIAL equals
+ *              AutoTokenizer(text).input_ids.
+ * \param[out] tokens  room for *n_inout ids, or NULL to ask for the count.
+ * \param[in,out] n_inout capacity in, number of ids out.
+ * \returns LLMGPU_OK, LLMGPU_ERR_BUFFER_TOO_SMALL, LLMGPU_ERR_INVALID_ARGUMENT,
+ *          LLMGPU_ERR_OUT_OF_HOST_MEMORY.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_tokenize(const struct llmgpu_model *model, const char *text,
+                                              size_t len, uint32_t flags, int32_t *tokens,
+                                              size_t *n_inout);
+/** Skip special tokens when detokenizing (transformers' skip_special_tokens). */
+#define LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL (1u << 0)
+
+/**
+ * Turn ids back into UTF-8 text as transformers' tokenizer.decode() does.
+ * \param[out] text  room for *len_inout bytes (no NUL is written), or NULL to ask.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_detokenize(const struct llmgpu_model *model,
+                                                const int32_t *tokens, size_t n, uint32_t flags,
+                                                char *text, size_t *len_inout);
+/**
+ * The bytes a token contributes when appended to a stream of text (after
+ * decoders; may be a partial UTF-8 character). For streaming output use
+ * llmgpu_session_detokenize_stream or llmgpu_detokenize.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_token_to_piece(const struct llmgpu_model *model,
+                                                    int32_t token, char *piece,
+                                                    size_t *len_inout);
+/** Vocabulary size of the tokenizer (may be less than the model's n_vocab).
+ * \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API uint32_t llmgpu_model_n_tokens(const struct llmgpu_model *model);
+/** BOS id, or -1. \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API int32_t llmgpu_model_token_bos(const struct llmgpu_model *model);
+/** The main EOS id (generation_config.json, else the tokenizer's), or -1.
+ * \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API int32_t llmgpu_model_token_eos(const struct llmgpu_model *model);
+/** Whether a token ends generation (any of generation_config.json's eos ids,
+ * the tokenizer's eos, or an end-of-turn token). \since 0.1.0 */
+LLMGPU_API int llmgpu_model_token_is_eog(const struct llmgpu_model *model, int32_t token);
+
+/* ---- Sessions ------------------------------------------------------------- */
+
+/** Parameters of llmgpu_session_create(). \since 0.1.0 */
+struct llmgpu_session_params {
+    uint32_t struct_size;
+    uint32_t flags;                  /* none defined yet; must be 0 */
+    uint32_t n_ctx;                  /* context length; 0 (default): min(model's, 4096) */
+    uint32_t n_batch;                /* prefill chunk in tokens; 0 (default): 512 */
+};
+
+/** Fill *params with defaults and struct_size. \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API void llmgpu_session_params_init(struct llmgpu_session_params *params);
+
+struct llmgpu_session;
+
+/**
+ * Create a session (KV cache, activations) for a model.
+ * \note the session keeps a reference to model: model must outlive it.
+ * \returns LLMGPU_OK, LLMGPU_ERR_OUT_OF_DEVICE_MEMORY, LLMGPU_ERR_KERNEL_COMPILE,
+ *          LLMGPU_ERR_INVALID_ARGUMENT, LLMGPU_ERR_OUT_OF_HOST_MEMORY, LLMGPU_ERR_VULKAN.
+ * \threadsafety any thread; sessions of one model may be created concurrently. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
+                                                    const struct llmgpu_session_params *params,
+                                                    struct llmgpu_session **out);
+/** Free a session; NULL is a no-op. \threadsafety not concurrently with other use of s. */
+LLMGPU_API void llmgpu_session_free(struct llmgpu_session *s);
+/** Forget all tokens; the next prefill starts at position 0. \since 0.1.0 */
+LLMGPU_API enum llmgpu_status llmgpu_session_reset(struct llmgpu_session *s);
+/** Number of tokens in the session's KV cache. \since 0.1.0 */
+LLMGPU_API uint32_t llmgpu_session_position(const struct llmgpu_session *s);
+/** The session's context length. \since 0.1.0 */
+LLMGPU_API uint32_t llmgpu_session_n_ctx(const struct llmgpu_session *s);
+
+/**
+ * Run n tokens through the model at the next positions, in chunks of n_batch.
+ * Afterwards the logits of the last token are ready on the GPU.
+ * \returns LLMGPU_OK, LLMGPU_ERR_CONTEXT_FULL (nothing was run; the session is
+ *          unchanged), LLMGPU_ERR_INVALID_TOKEN, LLMGPU_ERR_INVALID_ARGUMENT,
+ *          LLMGPU_ERR_DEVICE_LOST, LLMGPU_ERR_VULKAN.
+ * \threadsafety one thread at a time per session. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_prefill(struct llmgpu_session *s,
+                                                     const int32_t *tokens, size_t n);
+/** Run one token at the next position (the decode path); same returns as prefill.
+ * \since 0.1.0 */
+LLMGPU_API enum llmgpu_status llmgpu_session_decode(struct llmgpu_session *s, int32_t token);
+/**
+ * Copy the logits of the last evaluated token to the caller.
+ * \param[out] logits  room for *n_inout floats (n_vocab needed), or NULL to ask.
+ * \returns LLMGPU_OK, LLMGPU_ERR_BUFFER_TOO_SMALL, LLMGPU_ERR_INVALID_ARGUMENT (no token
+ *          evaluated yet).
+ * \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_logits(struct llmgpu_session *s, float *logits,
+                                                    size_t *n_inout);
+/**
+ * The most likely next token (argmax of the last logits, lowest id on ties),
+ * computed on the GPU; only the id is read back.
+ * \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_sample_greedy(struct llmgpu_session *s,
+                                                           int32_t *token);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LLMGPU_H */
