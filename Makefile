@@ -113,6 +113,11 @@ $(B)/gen/kernels_embedded.c: $(KERNELS) $(B)/tools/embed
 $(B)/obj/%.o: %.c $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LG_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+# Test code: suites are declared through the generated list, not a header.
+$(B)/obj/tests/%.o: tests/%.c $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(LG_CFLAGS) -Itests/util -Itests $(shell pkg-config --cflags check) -Wno-missing-prototypes \
+	  $(CFLAGS) -MMD -MP -c -o $@ $<
 $(B)/obj/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(@D)
 	$(CC) $(LG_CFLAGS) $(CFLAGS) -c -o $@ $<

@@ -53,9 +53,11 @@ const char *lg_kc_source(const char *name, size_t *len) {
     return NULL;
 }
 
+/* Vulkan 1.2 / SPIR-V 1.5 everywhere: SPIR-V 1.6 turns local_size_x_id into
+ * LocalSizeId, which needs maintenance4; 1.5 has everything the kernels use. */
 static uint32_t target_env_version(const struct llmgpu_context *ctx) {
-    return ctx->info.api_version >= VK_API_VERSION_1_3 ? shaderc_env_version_vulkan_1_3
-                                                      : shaderc_env_version_vulkan_1_2;
+    (void)ctx;
+    return shaderc_env_version_vulkan_1_2;
 }
 
 static XXH128_hash_t kernel_key(const struct llmgpu_context *ctx, const char *name,
@@ -234,9 +236,7 @@ static enum llmgpu_status compile_spirv(struct llmgpu_context *ctx, const char *
     shaderc_compile_options_set_source_language(opt, shaderc_source_language_glsl);
     shaderc_compile_options_set_target_env(opt, shaderc_target_env_vulkan,
                                            target_env_version(ctx));
-    shaderc_compile_options_set_target_spirv(opt, ctx->info.api_version >= VK_API_VERSION_1_3
-                                                      ? shaderc_spirv_version_1_6
-                                                      : shaderc_spirv_version_1_5);
+    shaderc_compile_options_set_target_spirv(opt, shaderc_spirv_version_1_5);
     shaderc_compile_options_set_optimization_level(opt, shaderc_optimization_level_performance);
     shaderc_compile_options_set_include_callbacks(opt, include_resolve, include_release, ctx);
     for (uint32_t i = 0; i < n_defines; i++) {
