@@ -10,7 +10,8 @@ Fixtures:
   per corpus entry:
     {"name", "ids": tok(text).input_ids, "ids_nospecial": tok(text, add_special_tokens=False),
      "ids_split": tok(text, add_special_tokens=False, split_special_tokens=True) (or null),
-     "decoded": tok.decode(ids), "decoded_skip": tok.decode(ids, skip_special_tokens=True)}
+     "decoded": tok.decode(ids), "decoded_skip": tok.decode(ids, skip_special_tokens=True),
+     "decoded_b64", "decoded_skip_b64": the same as base64 of their UTF-8 bytes}
   where text = raw_bytes.decode("utf-8", errors="replace").
 
 Benchmark (HF tokenizers, one thread):
@@ -101,6 +102,11 @@ def load(d):
     return AutoTokenizer.from_pretrained(d, local_files_only=True)
 
 
+def b64(s):
+    """The exact UTF-8 bytes of a decoded string (JSON strings with NULs are fragile)."""
+    return base64.b64encode(s.encode("utf-8", errors="surrogatepass")).decode("ascii")
+
+
 def make_fixtures(args):
     entries = []
     with open(args.corpus, "rb") as f:
@@ -127,9 +133,11 @@ def make_fixtures(args):
                                     split_special_tokens=True).input_ids
                 except Exception:  # older transformers: no split_special_tokens
                     ids_split = None
+                dec = tok.decode(ids)
+                dec_skip = tok.decode(ids, skip_special_tokens=True)
                 rec = {"name": e["name"], "ids": ids, "ids_nospecial": ids_ns,
-                       "ids_split": ids_split, "decoded": tok.decode(ids),
-                       "decoded_skip": tok.decode(ids, skip_special_tokens=True)}
+                       "ids_split": ids_split, "decoded": dec, "decoded_skip": dec_skip,
+                       "decoded_b64": b64(dec), "decoded_skip_b64": b64(dec_skip)}
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         print("wrote %s (%d entries)" % (path, len(entries)), file=sys.stderr)
 

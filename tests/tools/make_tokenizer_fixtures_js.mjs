@@ -26,7 +26,7 @@ if (!corpusPath || !outDir || dirs.length === 0) {
 const entries = fs.readFileSync(corpusPath, 'utf8').split('\n').filter((l) => l.trim())
     .map((l) => JSON.parse(l));
 fs.mkdirSync(outDir, { recursive: true });
-const dec = new TextDecoder('utf-8', { fatal: false }); // errors='replace'
+const utf8 = new TextDecoder('utf-8', { fatal: false }); // errors='replace'
 
 for (const d of dirs) {
     const name = path.basename(path.resolve(d));
@@ -35,12 +35,15 @@ for (const d of dirs) {
     const lines = [JSON.stringify({ header: true, tokenizer: name, class: tok.constructor.name,
         generator: 'transformers.js', 'transformers.js': pkg.version, node: process.version })];
     for (const e of entries) {
-        const text = dec.decode(Buffer.from(e.b64, 'base64'));
+        const text = utf8.decode(Buffer.from(e.b64, 'base64'));
         const ids = Array.from(tok(text).input_ids.data, Number);
         const idsNs = Array.from(tok(text, { add_special_tokens: false }).input_ids.data, Number);
+        const dec = ids.length ? tok.decode(ids) : '';
+        const decSkip = ids.length ? tok.decode(ids, { skip_special_tokens: true }) : '';
         lines.push(JSON.stringify({ name: e.name, ids, ids_nospecial: idsNs, ids_split: null,
-            decoded: ids.length ? tok.decode(ids) : '',
-            decoded_skip: ids.length ? tok.decode(ids, { skip_special_tokens: true }) : '' }));
+            decoded: dec, decoded_skip: decSkip,
+            decoded_b64: Buffer.from(dec, 'utf8').toString('base64'),
+            decoded_skip_b64: Buffer.from(decSkip, 'utf8').toString('base64') }));
     }
     fs.writeFileSync(path.join(outDir, name + '.jsonl'), lines.join('\n') + '\n');
     console.error(`wrote ${outDir}/${name}.jsonl (${entries.length} entries)`);
