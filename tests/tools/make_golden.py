@@ -585,7 +585,8 @@ def make_variant(ctx, v, out_dir, tk, command):
 
     # 2. Save in the variant's dtype, with the tokenizer.
     save_dtype = getattr(torch, v["save_dtype"])
-    kw = {"safe_serialization": True}
+    # 5.x writes safetensors only and dropped the safe_serialization argument.
+    kw = {"safe_serialization": True} if ctx.tf_version < (5, 0) else {}
     if "max_shard_size" in v:
         kw["max_shard_size"] = v["max_shard_size"]
     model.to(save_dtype).save_pretrained(d, **kw)
