@@ -38,9 +38,10 @@ LG_WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-proto
 ifneq ($(WERROR),)
   LG_WARN += -Werror
 endif
-PKGS := vulkan libcjson libpcre2-8 libutf8proc
+PKGS := vulkan libcjson libpcre2-8 libutf8proc libxxhash
 LG_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -DLLMGPU_BUILD -Iinclude -Ilib \
-             -I$(B)/gen $(LG_WARN) $(LG_SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+             -I$(B)/gen -DLG_SHADERC_VERSION='"$(SHADERC_VERSION)"' $(LG_WARN) $(LG_SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+SHADERC_VERSION := $(shell pkg-config --modversion shaderc 2>/dev/null)
 ARCHDIR := $(shell $(CC) -print-multiarch 2>/dev/null)
 SLIB := /usr/lib/$(ARCHDIR)
 # bookworm's libshaderc.so.1 leaves glslang/SPIRV-Tools symbols undefined; link the
@@ -79,11 +80,11 @@ examples: $(CLI) $(B)/simple
 
 # ---- dependency check: name the missing Debian package, not a compiler error ----
 DEB_PACKAGES := build-essential pkg-config libvulkan-dev libshaderc-dev glslang-dev spirv-tools \
-                libcjson-dev libpcre2-dev libutf8proc-dev check mesa-vulkan-drivers
+                libcjson-dev libpcre2-dev libutf8proc-dev libxxhash-dev check mesa-vulkan-drivers
 $(DEPS_STAMP):
 	@missing=""; \
 	for p in vulkan:libvulkan-dev libcjson:libcjson-dev libpcre2-8:libpcre2-dev \
-	         libutf8proc:libutf8proc-dev check:check; do \
+	         libutf8proc:libutf8proc-dev libxxhash:libxxhash-dev check:check; do \
 	  pkg-config --exists $${p%%:*} 2>/dev/null || missing="$$missing $${p#*:}"; done; \
 	for a in $(SHADERC_ARCHIVES); do [ -f $$a ] || { case $$a in \
 	  *shaderc*) missing="$$missing libshaderc-dev";; *SPIRV-Tools*) missing="$$missing spirv-tools";; \
@@ -112,6 +113,11 @@ $(B)/gen/kernels_embedded.c: $(KERNELS) $(B)/tools/embed
 $(B)/obj/%.o: %.c $(DEPS_STAMP)
 	@mkdir -p $(@D)
 	$(CC) $(LG_CFLAGS) $(CFLAGS) -MMD -MP -c -o $@ $<
+# Test code: suites are declared through the generated list, not a header.
+$(B)/obj/tests/%.o: tests/%.c $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(CC) $(LG_CFLAGS) -Itests/util -Itests $(shell pkg-config --cflags check) -Wno-missing-prototypes \
+	  $(CFLAGS) -MMD -MP -c -o $@ $<
 $(B)/obj/gen/%.o: $(B)/gen/%.c
 	@mkdir -p $(@D)
 	$(CC) $(LG_CFLAGS) $(CFLAGS) -c -o $@ $<

@@ -1,0 +1,499 @@
+/*
+ * checkpoint.c - open a Hugging Face model directory: config.json,
+ * generation_config.json, model.safetensors or the shards of
+ * model.safetensors.index.json; mmap them and validate the tensor table
+ * against the architecture.
+ *
+ * Owns: file mapping, shard-name safety (no escape from the directory), the
+ * sorted tensor table and lookup, and the required-tensor/shape check.
+ * Must not touch: the GPU, conversions (the uploader calls lg_convert_*).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "model/model.h"
+
+static char *path_join(const struct lg_alloc *a, const char *dir, const char *name) {
+    size_t ld = strlen(dir), ln = strlen(name), total;
+    char *p;
+    if (lg_add_size(ld, ln, &total) || lg_add_size(total, 2, &total))
+        return NULL;
+    p = lg_malloc(a, total);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, ld);
+    p[ld] = '/';
+    memcpy(p + ld + 1, name, ln + 1);
+    return p;
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* Map dir/name read-only into f. */
+static enum llmgpu_status map_file(const struct lg_alloc *a, const struct lg_log *log,
+                                   const char *dir, const char *name, struct lg_mapped_file *f) {
+    enum llmgpu_status st = LLMGPU_OK;
+    struct stat sb;
+    void *m;
+    int fd = -1;
+
+    memset(f, 0, sizeof *f);
+    f->name = lg_strdup(a, name);
+    f->path = path_join(a, dir, name);
+    if (!f->name || !f->path) {
+        lg_err(log, "%s: out of host memory", name);
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto err_free;
+    }
+    fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        lg_err(log, "%s: cannot open: %s", f->path, strerror(errno));
+        st = LLMGPU_ERR_IO;
+        goto err_free;
+    }
+    if (fstat(fd, &sb) != 0) {
+        lg_err(log, "%s: cannot stat: %s", f->path, strerror(errno));
+        st = LLMGPU_ERR_IO;
+        goto err_close;
+    }
+    if (!S_ISREG(sb.st_mode)) {
+        lg_err(log, "%s: not a regular file", f->path);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto err_close;
+    }
+    if (sb.st_size == 0) {
+        lg_err(log, "%s: empty file", f->path);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto err_close;
+    }
+    m = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+        lg_err(log, "%s: cannot mmap %lld bytes: %s", f->path, (long long)sb.st_size,
+               strerror(errno));
+        st = LLMGPU_ERR_IO;
+        goto err_close;
+    }
+    f->base = m;
+    f->size = (uint64_t)sb.st_size;
+    close(fd);
+    return LLMGPU_OK;
+
+err_close:
+    close(fd);
+err_free:
+    lg_free(a, f->name);
+    lg_free(a, f->path);
+    f->name = f->path = NULL;
+    return st;
+}
+
+static void unmap_file(const struct lg_alloc *a, struct lg_mapped_file *f) {
+    if (f->base)
+        munmap((void *)(uintptr_t)f->base, (size_t)f->size);
+    lg_free(a, f->name);
+    lg_free(a, f->path);
+    memset(f, 0, sizeof *f);
+}
+
+void lg_ckpt_close(struct lg_checkpoint *c) {
+    const struct lg_alloc *a;
+    uint32_t i;
+    if (!c)
+        return;
+    a = c->alloc;
+    for (i = 0; i < c->n_files; i++)
+        unmap_file(a, &c->files[i]);
+    lg_free(a, c->files);
+    lg_tensor_table_free(a, &c->tensors);
+    lg_free(a, c->dir);
+    lg_free(a, c);
+}
+
+static int cmp_name(const void *x, const void *y) {
+    const struct lg_tensor_src *a = x, *b = y;
+    return strcmp(a->name, b->name);
+}
+
+const struct lg_tensor_src *lg_ckpt_find(const struct lg_checkpoint *c, const char *name) {
+    struct lg_tensor_src key;
+    if (!c || !name || c->tensors.n == 0)
+        return NULL;
+    key.name = name;
+    return bsearch(&key, c->tensors.v, c->tensors.n, sizeof key, cmp_name);
+}
+
+const struct lg_tensor_src *lg_ckpt_tensor(const struct lg_checkpoint *c, enum lg_tensor_role r,
+                                           uint32_t layer) {
+    char name[256];
+    if (!c || !lg_arch_tensor_name(&c->cfg, r, layer, name, sizeof name))
+        return NULL;
+    return lg_ckpt_find(c, name);
+}
+
+/*
+ * A shard name from the index must name a file inside dir: not empty, not
+ * absolute, no ".." component, and its real path (symlinks resolved) inside
+ * dir's real path. Exception: the Hugging Face hub cache keeps files in
+ * <repo>/snapshots/<rev>/ as symlinks into <repo>/blobs/, which is allowed.
+ */
+static enum llmgpu_status check_shard_name(const struct lg_log *log, const char *index_name,
+                                           const char *dir, const char *name) {
+    char rdir[PATH_MAX], rfile[PATH_MAX], blobs[PATH_MAX], full[PATH_MAX];
+    const char *s;
+    size_t ld;
+    char *slash;
+
+    if (name[0] == '\0') {
+        lg_err(log, "%s: empty shard file name in weight_map", index_name);
+        return LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    if (name[0] == '/') {
+        lg_err(log, "%s: shard \"%.200s\" is an absolute path; shards must be inside the model "
+               "directory", index_name, name);
+        return LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    for (s = name; *s;) {
+        size_t n = strcspn(s, "/");
+        if (n == 2 && s[0] == '.' && s[1] == '.') {
+            lg_err(log, "%s: shard \"%.200s\" contains \"..\"; shards must be inside the model "
+                   "directory", index_name, name);
+            return LLMGPU_ERR_BAD_MODEL_FILE;
+        }
+        s += n;
+        if (*s == '/')
+            s++;
+    }
+    if ((size_t)snprintf(full, sizeof full, "%s/%s", dir, name) >= sizeof full) {
+        lg_err(log, "%s: shard path \"%.200s\" is too long", index_name, name);
+        return LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    if (!realpath(dir, rdir)) {
+        lg_err(log, "%s: cannot resolve: %s", dir, strerror(errno));
+        return LLMGPU_ERR_IO;
+    }
+    if (!realpath(full, rfile)) {
+        if (errno == ENOENT)
+            lg_err(log, "%s: shard \"%.200s\" named in the index is missing (%s)", index_name,
+                   name, full);
+        else
+            lg_err(log, "%s: shard \"%.200s\": cannot resolve %s: %s", index_name, name, full,
+                   strerror(errno));
+        return LLMGPU_ERR_IO;
+    }
+    ld = strlen(rdir);
+    if (strncmp(rfile, rdir, ld) == 0 && (rfile[ld] == '/' || (ld == 1 && rdir[0] == '/')))
+        return LLMGPU_OK;
+    /* hub cache: rdir = <repo>/snapshots/<rev>, blobs in <repo>/blobs/ */
+    memcpy(blobs, rdir, ld + 1);
+    slash = strrchr(blobs, '/');
+    if (slash && slash != blobs) {
+        *slash = '\0';
+        slash = strrchr(blobs, '/');
+        if (slash && strcmp(slash, "/snapshots") == 0 &&
+            (size_t)(slash - blobs) + sizeof "/blobs/" <= sizeof blobs) {
+            memcpy(slash, "/blobs/", sizeof "/blobs/");
+            if (strncmp(rfile, blobs, strlen(blobs)) == 0)
+                return LLMGPU_OK;
+        }
+    }
+    lg_err(log, "%s: shard \"%.200s\" resolves to %s, outside the model directory %s",
+           index_name, name, rfile, rdir);
+    return LLMGPU_ERR_BAD_MODEL_FILE;
+}
+
+/* Read model.safetensors.index.json: the distinct shard names in order of first
+ * appearance (*names, *n_names; strings point into *root). */
+static enum llmgpu_status read_index(const struct lg_alloc *a, const struct lg_log *log,
+                                     const char *dir, const char *index_name, cJSON **root_out,
+                                     const char ***names, uint32_t *n_names) {
+    enum llmgpu_status st;
+    char *path = NULL, *json = NULL;
+    size_t len = 0;
+    uint32_t n = 0, cnt = 0, i;
+    const cJSON *wm, *e;
+    cJSON *root = NULL;
+    const char **v = NULL;
+
+    *root_out = NULL;
+    *names = NULL;
+    *n_names = 0;
+    path = path_join(a, dir, index_name);
+    if (!path) {
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto out;
+    }
+    if ((st = lg_read_file(a, log, path, &json, &len)) != LLMGPU_OK)
+        goto out;
+    root = lg_json_parse_object(log, index_name, json, len);
+    if (!root) {
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto out;
+    }
+    wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
+    if (!cJSON_IsObject(wm)) {
+        lg_err(log, "%s: field \"weight_map\" is %s; expected an object", index_name,
+               wm ? lg_json_type_name(wm) : "missing");
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto out;
+    }
+    cJSON_ArrayForEach(e, wm) {
+        if (!cJSON_IsString(e) || !e->valuestring) {
+            lg_err(log, "%s: weight_map[\"%.200s\"] is %s; expected a file name", index_name,
+                   e->string ? e->string : "", lg_json_type_name(e));
+            st = LLMGPU_ERR_BAD_MODEL_FILE;
+            goto out;
+        }
+        cnt++;
+    }
+    if (cnt == 0) {
+        lg_err(log, "%s: weight_map is empty", index_name);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto out;
+    }
+    v = lg_calloc(a, cnt, sizeof *v); /* cnt is bounded by the file's size */
+    if (!v) {
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto out;
+    }
+    cJSON_ArrayForEach(e, wm) {
+        for (i = 0; i < n; i++)
+            if (strcmp(v[i], e->valuestring) == 0)
+                break;
+        if (i == n) {
+            if ((st = check_shard_name(log, index_name, dir, e->valuestring)) != LLMGPU_OK)
+                goto out;
+            v[n++] = e->valuestring;
+        }
+    }
+    *root_out = root;
+    *names = v;
+    *n_names = n;
+    root = NULL;
+    v = NULL;
+out:
+    if (st == LLMGPU_ERR_OUT_OF_HOST_MEMORY)
+        lg_err(log, "%s: out of host memory", index_name);
+    lg_free(a, v);
+    cJSON_Delete(root);
+    lg_free(a, json);
+    lg_free(a, path);
+    return st;
+}
+
+/* Every tensor the architecture needs: present, float dtype, expected shape. */
+static enum llmgpu_status check_tensors(const struct lg_log *log, struct lg_checkpoint *c,
+                                        const char *where) {
+    const struct lg_model_config *cfg = &c->cfg;
+    char name[256];
+    uint64_t shape[2];
+    uint32_t nd, layer, r, d;
+
+    c->n_params = 0;
+    c->weight_bytes = 0;
+    for (r = 0; r < LG_T_COUNT; r++) {
+        uint32_t n_layers = lg_arch_is_per_layer((enum lg_tensor_role)r) ? cfg->n_layer : 1;
+        for (layer = 0; layer < n_layers; layer++) {
+            const struct lg_tensor_src *t;
+            int ok;
+            if (!lg_arch_tensor_name(cfg, (enum lg_tensor_role)r, layer, name, sizeof name))
+                continue;
+            t = lg_ckpt_find(c, name);
+            if (!t) {
+                lg_err(log, "%s: tensor \"%s\" is missing%s", where, name,
+                       r == LG_T_LM_HEAD ? " (tie_word_embeddings is false)" : "");
+                return LLMGPU_ERR_BAD_MODEL_FILE;
+            }
+            if (!lg_dtype_is_weight(t->dtype)) {
+                lg_err(log, "%s: tensor \"%s\" at byte %llu has dtype %s; weights must be F32, "
+                       "F16 or BF16", c->files[t->file].name, name,
+                       (unsigned long long)t->file_offset, lg_dtype_name(t->dtype));
+                return LLMGPU_ERR_UNSUPPORTED_MODEL;
+            }
+            lg_arch_tensor_shape(cfg, (enum lg_tensor_role)r, &nd, shape);
+            ok = t->n_dims == nd;
+            for (d = 0; ok && d < nd; d++)
+                ok = t->shape[d] == shape[d];
+            if (!ok) {
+                char got[96];
+                int pos = 0;
+                got[0] = '\0';
+                for (d = 0; d < t->n_dims && pos < (int)sizeof got - 24; d++)
+                    pos += snprintf(got + pos, sizeof got - (size_t)pos, "%s%llu", d ? ", " : "",
+                                    (unsigned long long)t->shape[d]);
+                if (nd == 2)
+                    lg_err(log, "%s: tensor \"%s\" has shape [%s], expected [%llu, %llu]",
+                           c->files[t->file].name, name, got, (unsigned long long)shape[0],
+                           (unsigned long long)shape[1]);
+                else
+                    lg_err(log, "%s: tensor \"%s\" has shape [%s], expected [%llu]",
+                           c->files[t->file].name, name, got, (unsigned long long)shape[0]);
+                return LLMGPU_ERR_BAD_MODEL_FILE;
+            }
+            c->n_params += t->n_elements;
+            c->weight_bytes += t->nbytes;
+        }
+    }
+    return LLMGPU_OK;
+}
+
+enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *log,
+                                const char *dir, struct lg_checkpoint **out) {
+    static const char index_name[] = "model.safetensors.index.json";
+    struct lg_checkpoint *c = NULL;
+    enum llmgpu_status st;
+    char *path = NULL, *json = NULL;
+    size_t len = 0;
+    cJSON *index = NULL;
+    const char **shards = NULL;
+    const char *single = "model.safetensors";
+    uint32_t n_shards = 1, i;
+
+    if (!out)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!dir || !dir[0]) {
+        lg_err(log, "model directory: no path given");
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    c = lg_calloc(a, 1, sizeof *c);
+    if (!c || !(c->dir = lg_strdup(a, dir))) {
+        lg_free(a, c);
+        lg_err(log, "%s: out of host memory", dir);
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    }
+    c->alloc = a;
+
+    /* config.json */
+    if (!(path = path_join(a, dir, "config.json"))) {
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto err_oom;
+    }
+    if ((st = lg_read_file(a, log, path, &json, &len)) != LLMGPU_OK)
+        goto err;
+    if ((st = lg_config_parse(a, log, json, len, path, &c->cfg)) != LLMGPU_OK)
+        goto err;
+    lg_free(a, json);
+    lg_free(a, path);
+    json = NULL;
+
+    /* generation_config.json (optional): extra EOS ids */
+    if (!(path = path_join(a, dir, "generation_config.json"))) {
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto err_oom;
+    }
+    if (file_exists(path)) {
+        if ((st = lg_read_file(a, log, path, &json, &len)) != LLMGPU_OK)
+            goto err;
+        if ((st = lg_generation_config_parse(log, json, len, path, &c->cfg)) != LLMGPU_OK)
+            goto err;
+        lg_free(a, json);
+        json = NULL;
+    }
+    lg_free(a, path);
+
+    /* which safetensors files */
+    if (!(path = path_join(a, dir, index_name))) {
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto err_oom;
+    }
+    if (file_exists(path)) {
+        if ((st = read_index(a, log, dir, index_name, &index, &shards, &n_shards)) != LLMGPU_OK)
+            goto err;
+    } else {
+        lg_free(a, path);
+        if (!(path = path_join(a, dir, single))) {
+            st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+            goto err_oom;
+        }
+        if (!file_exists(path)) {
+            lg_err(log, "%s: neither model.safetensors nor %s is there", dir, index_name);
+            st = LLMGPU_ERR_IO;
+            goto err;
+        }
+        shards = &single;
+    }
+    lg_free(a, path);
+    path = NULL;
+
+    c->files = lg_calloc(a, n_shards, sizeof *c->files);
+    if (!c->files) {
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto err_oom;
+    }
+    for (i = 0; i < n_shards; i++) {
+        if ((st = map_file(a, log, dir, shards[i], &c->files[i])) != LLMGPU_OK)
+            goto err;
+        c->n_files++;
+        if ((st = lg_safetensors_parse(a, log, c->files[i].name, c->files[i].base,
+                                       c->files[i].size, i, &c->tensors)) != LLMGPU_OK)
+            goto err;
+    }
+
+    /* one sorted table over all files; a name in two shards is an error */
+    if (c->tensors.n > 1)
+        qsort(c->tensors.v, c->tensors.n, sizeof *c->tensors.v, cmp_name);
+    for (i = 1; i < c->tensors.n; i++) {
+        const struct lg_tensor_src *x = &c->tensors.v[i - 1], *y = &c->tensors.v[i];
+        if (strcmp(x->name, y->name) == 0) {
+            lg_err(log, "%s: tensor \"%.200s\" is in both %s and %s", index_name, x->name,
+                   c->files[x->file].name, c->files[y->file].name);
+            st = LLMGPU_ERR_BAD_MODEL_FILE;
+            goto err;
+        }
+    }
+
+    /* the index must say where each tensor really is */
+    if (index) {
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItemCaseSensitive(index, "weight_map")) {
+            const struct lg_tensor_src *t = lg_ckpt_find(c, e->string);
+            if (!t) {
+                lg_err(log, "%s: tensor \"%.200s\" is listed in weight_map but is not in %s",
+                       index_name, e->string, e->valuestring);
+                st = LLMGPU_ERR_BAD_MODEL_FILE;
+                goto err;
+            }
+            if (strcmp(c->files[t->file].name, e->valuestring) != 0) {
+                lg_err(log, "%s: tensor \"%.200s\" is listed in %s but is in %s", index_name,
+                       e->string, e->valuestring, c->files[t->file].name);
+                st = LLMGPU_ERR_BAD_MODEL_FILE;
+                goto err;
+            }
+        }
+    }
+
+    if ((st = check_tensors(log, c, index ? index_name : single)) != LLMGPU_OK)
+        goto err;
+
+    if (index)
+        lg_free(a, (void *)shards);
+    cJSON_Delete(index);
+    lg_dbg(log, "%s: %s, %u layers, %u tensors in %u file(s), %llu parameters", dir,
+           c->cfg.arch_name, c->cfg.n_layer, c->tensors.n, c->n_files,
+           (unsigned long long)c->n_params);
+    *out = c;
+    return LLMGPU_OK;
+
+err_oom:
+    lg_err(log, "%s: out of host memory", dir);
+err:
+    if (index)
+        lg_free(a, (void *)shards);
+    cJSON_Delete(index);
+    lg_free(a, json);
+    lg_free(a, path);
+    lg_ckpt_close(c);
+    return st;
+}
