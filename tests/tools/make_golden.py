@@ -380,10 +380,13 @@ def find_inv_freq(model):
     return None
 
 
-def init_weights(ctx, model, seed, cfg):
+def init_weights(ctx, model, seed, tied):
     """Weights scaled so activations stay O(1) and logits are peaked: a random
     model with transformers' default init (std 0.02) has near-flat logits that
-    hide bugs. Norm weights are 1 + noise so a skipped or swapped norm shows."""
+    hide bugs. Norm weights are 1 + noise so a skipped or swapped norm shows.
+    Tied models get embeddings of std 0.3: with std 1 the embedding dominates
+    the residual stream and the tied head predicts the input token again, so
+    greedy decoding repeats one token and tests little."""
     torch = ctx.torch
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
@@ -393,7 +396,7 @@ def init_weights(ctx, model, seed, cfg):
             if name.endswith("norm.weight"):
                 val = 1.0 + 0.25 * z
             elif "embed_tokens" in name:
-                val = z
+                val = z * (0.3 if tied else 1.0)
             elif "lm_head" in name:
                 val = z * (6.0 / math.sqrt(shape[1]))
             elif name.endswith(".bias"):
@@ -578,7 +581,7 @@ def make_variant(ctx, v, out_dir, tk, command):
     q = model.model.layers[0].self_attn.q_proj
     if q.out_features != v["cfg"]["num_attention_heads"] * hd:
         raise RuntimeError("head_dim not honoured: q_proj out %d" % q.out_features)
-    init_weights(ctx, model, v["seed"], cfg)
+    init_weights(ctx, model, v["seed"], v["cfg"]["tie_word_embeddings"])
     if getattr(model, "generation_config", None) is not None:
         model.generation_config.bos_token_id = BOS
         model.generation_config.eos_token_id = EOS
