@@ -545,6 +545,42 @@ def reload(ctx, v, d):
     return m
 
 
+def parse_size(s):
+    units = {"KB": 10 ** 3, "MB": 10 ** 6, "GB": 10 ** 9}
+    return int(float(s[:-2]) * units[s[-2:].upper()])
+
+
+def reshard(d, max_bytes):
+    """Split d/model.safetensors into shards of at most max_bytes (a tensor
+    larger than that gets a shard of its own) with the index transformers
+    writes: {"metadata": {"total_size": N}, "weight_map": {name: file}}."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    src = os.path.join(d, "model.safetensors")
+    with safe_open(src, framework="pt") as f:
+        tensors = {k: f.get_tensor(k) for k in sorted(f.keys())}
+    groups, cur, size = [], [], 0
+    for k, t in tensors.items():
+        n = t.numel() * t.element_size()
+        if cur and size + n > max_bytes:
+            groups.append(cur)
+            cur, size = [], 0
+        cur.append(k)
+        size += n
+    groups.append(cur)
+    weight_map, total = {}, 0
+    for i, g in enumerate(groups):
+        name = "model-%05d-of-%05d.safetensors" % (i + 1, len(groups))
+        save_file({k: tensors[k].contiguous() for k in g}, os.path.join(d, name),
+                  metadata={"format": "pt"})
+        for k in g:
+            weight_map[k] = name
+            total += tensors[k].numel() * tensors[k].element_size()
+    write_json(os.path.join(d, "model.safetensors.index.json"),
+               {"metadata": {"total_size": total}, "weight_map": weight_map})
+    os.remove(src)
+
+
 def nmse(a, b):
     num = sum((x - y) ** 2 for ra, rb in zip(a, b) for x, y in zip(ra, rb))
     den = sum(y * y for rb in b for y in rb)
@@ -592,7 +628,11 @@ def make_variant(ctx, v, out_dir, tk, command):
     kw = {"safe_serialization": True} if ctx.tf_version < (5, 0) else {}
     if "max_shard_size" in v:
         kw["max_shard_size"] = v["max_shard_size"]
-    model.to(save_dtype).save_pretrained(d, **kw)
+    try:
+        model.to(save_dtype).save_pretrained(d, **kw)
+    except TypeError:  # an argument this version no longer takes: shard by hand below
+        kw.pop("max_shard_size", None)
+        model.to(save_dtype).save_pretrained(d, **kw)
     if tk is not None:
         save_tokenizer(tk, d)
     if not os.path.exists(os.path.join(d, "generation_config.json")):
@@ -602,7 +642,12 @@ def make_variant(ctx, v, out_dir, tk, command):
     shards = [f for f in files if f.endswith(".safetensors")]
     if "max_shard_size" in v and (len(shards) < 2 or
                                   "model.safetensors.index.json" not in files):
-        raise RuntimeError("expected a sharded checkpoint, got %s" % files)
+        print("  save_pretrained did not shard (%s); sharding by hand" % files)
+        reshard(d, parse_size(v["max_shard_size"]))
+        files = sorted(os.listdir(d))
+        shards = [f for f in files if f.endswith(".safetensors")]
+        if len(shards) < 2 or "model.safetensors.index.json" not in files:
+            raise RuntimeError("expected a sharded checkpoint, got %s" % files)
 
     # 3. Reload in f32 (eager) and record.
     m = reload(ctx, v, d)
@@ -699,6 +744,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default="tests/fixtures/golden")
     ap.add_argument("--only", action="append", help="variant name (repeatable)")
+    ap.add_argument("--tar", help="also pack the output directory into this tar file, "
+                    "with members under golden/")
     ap.add_argument("--selftest", action="store_true")
     args = ap.parse_args()
     if args.selftest:
@@ -719,7 +766,7 @@ def main():
                     "safetensors": getattr(safetensors, "__version__", "?")}
     print("versions: %s" % ctx.versions)
     torch.set_num_threads(min(8, os.cpu_count() or 1))
-    torch.use_deterministic_algorithms(True)
+    torch.use_deterministic_algorithms(True, warn_only=True)
     command = "python3 tests/tools/make_golden.py --out tests/fixtures/golden" + "".join(
         " --only " + o for o in (args.only or []))
 
@@ -759,6 +806,11 @@ def main():
         except Exception:
             traceback.print_exc()
             failures.append("tokenizer_cases")
+    if args.tar:
+        import tarfile
+        with tarfile.open(args.tar, "w") as tf_:
+            tf_.add(args.out, arcname="golden")
+        print("packed %s into %s (%d bytes)" % (args.out, args.tar, os.path.getsize(args.tar)))
     print("done: %d failed %s" % (len(failures), failures))
     return 1 if failures else 0
 
