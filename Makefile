@@ -150,7 +150,7 @@ $(TEST_BIN): $(TEST_OBJS) $(STLIB)
 
 # CPU suites fork (crash isolation, timeouts); GPU suites run unforked (a Vulkan device
 # must not cross fork()) under an outer timeout because Check's timeouts need fork.
-LG_TEST_ENV := LLMGPU_TEST_DATA=tests LLMGPU_TEST_TMP=$(B)/tmp
+LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp
 check: all $(TEST_BIN) check-symbols check-header
 	@mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
@@ -170,11 +170,14 @@ check-python: lib
 
 # Only llmgpu_ symbols may be exported, and every one must be declared in the header.
 check-symbols: $(SHLIB)
-	@bad=$$(nm -D --defined-only $(SHLIB) | awk '$$2 ~ /[TDBRV]/ {print $$3}' | grep -v '^llmgpu_' || true); \
+	@nm -D --defined-only $(SHLIB) | awk '$$2 ~ /[TDBRV]/ {print $$3}' | sed 's/@.*//' | sort -u > $(B)/exported.txt; \
+	grep 'LLMGPU_API' include/llmgpu.h | grep -o 'llmgpu_[a-z0-9_]*(' | tr -d '(' | sort -u > $(B)/declared.txt; \
+	bad=$$(grep -v '^llmgpu_' $(B)/exported.txt || true); \
 	if [ -n "$$bad" ]; then echo "check-symbols: non-llmgpu_ exports:"; echo "$$bad" | head; exit 1; fi; \
-	for s in $$(nm -D --defined-only $(SHLIB) | awk '$$2 ~ /T/ {print $$3}'); do \
-	  grep -q "\b$$s(" include/llmgpu.h || { echo "check-symbols: $$s not in llmgpu.h"; exit 1; }; done; \
-	echo "check-symbols: ok ($$(nm -D --defined-only $(SHLIB) | grep -c ' T llmgpu_') functions)"
+	if ! cmp -s $(B)/exported.txt $(B)/declared.txt; then \
+	  echo "check-symbols: exported and declared functions differ (< exported only, > declared only):"; \
+	  diff $(B)/exported.txt $(B)/declared.txt | grep '^[<>]'; exit 1; fi; \
+	echo "check-symbols: ok ($$(wc -l < $(B)/exported.txt) functions, all llmgpu_, all declared)"
 # The public header compiles alone as C99 and as C++.
 check-header:
 	@printf '#include "llmgpu.h"\nint main(void){return llmgpu_version_number()==0;}\n' > $(B)/hdr.c
