@@ -70,7 +70,7 @@ TEST_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(TEST_SRCS))
 TEST_BIN  := $(B)/tests/check_all
 DEPS_STAMP := $(B)/.deps-ok
 
-.PHONY: all lib examples check check-cpu check-gpu check-symbols check-header check-python \
+.PHONY: all lib examples fixtures check check-cpu check-gpu check-symbols check-header check-python \
         demo deps install install-pc uninstall clean golden format tidy fuzz
 
 all: lib examples
@@ -96,10 +96,14 @@ $(DEPS_STAMP):
 	  exit 1; fi
 	@mkdir -p $(@D) && touch $@
 
+# Installs with apt-get as root, through sudo when there is one, else prints the line.
+DEB_ALL := $(DEB_PACKAGES) vulkan-validationlayers python3 npm ca-certificates
 deps:
 	@if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y --no-install-recommends $(DEB_PACKAGES) python3; \
-	else echo "run as root: apt-get install -y $(DEB_PACKAGES) python3"; fi
+	  apt-get install -y --no-install-recommends $(DEB_ALL); \
+	elif command -v sudo >/dev/null; then sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y --no-install-recommends $(DEB_ALL); \
+	else echo "run as root: apt-get install -y $(DEB_ALL)"; exit 1; fi
 
 # ---- kernels embedded as C arrays ----
 $(B)/tools/embed: tools/embed.c
@@ -151,7 +155,10 @@ $(TEST_BIN): $(TEST_OBJS) $(STLIB)
 # CPU suites fork (crash isolation, timeouts); GPU suites run unforked (a Vulkan device
 # must not cross fork()) under an outer timeout because Check's timeouts need fork.
 LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp
-check: all $(TEST_BIN) check-symbols check-header
+# Real tokenizer files (Llama 2, Llama 3, Qwen3) for the parity tests, pinned by sha256.
+fixtures:
+	@sh tests/tools/fetch_tokenizers.sh
+check: all $(TEST_BIN) check-symbols check-header fixtures
 	@mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
 	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
