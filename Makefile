@@ -97,7 +97,9 @@ $(DEPS_STAMP):
 	@mkdir -p $(@D) && touch $@
 
 # Installs with apt-get as root, through sudo when there is one, else prints the line.
-DEB_ALL := $(DEB_PACKAGES) vulkan-validationlayers python3 npm ca-certificates
+# npm only where there is none (a non-Debian nodejs conflicts with Debian's npm).
+DEB_ALL = $(DEB_PACKAGES) vulkan-validationlayers python3 ca-certificates \
+          $(if $(shell command -v npm),,npm)
 deps:
 	@if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y --no-install-recommends $(DEB_ALL); \
