@@ -638,6 +638,112 @@ done:
     return rc;
 }
 
+/* mean and sample standard deviation */
+static void mean_sd(const double *x, int n, double *mean, double *sd) {
+    double m = 0, v = 0;
+    for (int i = 0; i < n; i++)
+        m += x[i];
+    m /= n;
+    for (int i = 0; i < n; i++)
+        v += (x[i] - m) * (x[i] - m);
+    *mean = m;
+    *sd = n > 1 ? sqrt(v / (n - 1)) : 0;
+}
+
+static int cmd_bench(int argc, char **argv, const char *argv0) {
+    const char *use = "llmgpu bench [-m DIR] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N]";
+    struct app app;
+    struct llmgpu_session_params sp;
+    struct llmgpu_session *s = NULL;
+    struct llmgpu_model_info mi = {.struct_size = sizeof mi};
+    struct llmgpu_device_info di = {.struct_size = sizeof di};
+    const char *model = NULL;
+    char mbuf[4096];
+    int n_prompt = 512, n_gen = 128, reps = 5, n_ctx = 0, rc = 1;
+    double pp[64], tg[64], bw = 0, t0, m_pp, sd_pp, m_tg, sd_tg;
+    int32_t *toks;
+    enum llmgpu_status st = LLMGPU_OK;
+    for (int i = 0; i < argc; i++) {
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) {
+            fprintf(stderr, "usage: %s\n", use);
+            return 2;
+        }
+        if (!strcmp(argv[i], "-m"))
+            model = v;
+        else if (!strcmp(argv[i], "-p"))
+            n_prompt = atoi(v);
+        else if (!strcmp(argv[i], "-n"))
+            n_gen = atoi(v);
+        else if (!strcmp(argv[i], "-r"))
+            reps = atoi(v);
+        else if (!strcmp(argv[i], "--ctx"))
+            n_ctx = atoi(v);
+        else {
+            fprintf(stderr, "usage: %s\n", use);
+            return 2;
+        }
+        i++;
+    }
+    if (n_prompt < 1 || n_gen < 1 || reps < 1 || reps > 64) {
+        fprintf(stderr, "usage: %s\n", use);
+        return 2;
+    }
+    if (app_open(&app, model ? model : default_model(mbuf, sizeof mbuf, argv0), 0))
+        return 1;
+    llmgpu_model_info(app.model, &mi);
+    llmgpu_context_device_info(app.ctx, &di);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = n_ctx > 0 ? (uint32_t)n_ctx : (uint32_t)(n_prompt + n_gen + 1);
+    toks = malloc((size_t)n_prompt * sizeof *toks);
+    for (int i = 0; i < n_prompt; i++)
+        toks[i] = (int32_t)((i * 7919u + 1) % mi.n_vocab);
+    st = llmgpu_session_create(app.model, &sp, &s);
+    if (st == LLMGPU_OK)
+        st = llmgpu_context_measure_bandwidth(app.ctx, &bw);
+    /* warm-up: compiles every kernel and brings the clocks up */
+    for (t0 = now_s(); st == LLMGPU_OK && now_s() - t0 < 0.5;) {
+        llmgpu_session_reset(s);
+        st = llmgpu_session_prefill(s, toks, (size_t)LG_MIN_SZ(n_prompt, 64));
+        for (int i = 0; st == LLMGPU_OK && i < 16; i++)
+            st = llmgpu_session_decode(s, 1);
+    }
+    for (int r = 0; st == LLMGPU_OK && r < reps; r++) {
+        int32_t tok = 0;
+        llmgpu_session_reset(s);
+        t0 = now_s();
+        st = llmgpu_session_prefill(s, toks, (size_t)n_prompt);
+        pp[r] = n_prompt / (now_s() - t0);
+        t0 = now_s();
+        for (int i = 0; st == LLMGPU_OK && i < n_gen; i++) {
+            st = llmgpu_session_sample_greedy(s, &tok);
+            if (st == LLMGPU_OK)
+                st = llmgpu_session_decode(s, tok);
+        }
+        tg[r] = n_gen / (now_s() - t0);
+    }
+    if (st != LLMGPU_OK) {
+        fail("benchmarking", st);
+        goto done;
+    }
+    mean_sd(pp, reps, &m_pp, &sd_pp);
+    mean_sd(tg, reps, &m_tg, &sd_tg);
+    printf("model: %s, %u layers, n_embd %u, %.2f B params, %.1f MiB of weights on the GPU\n",
+           mi.architecture, mi.n_layer, mi.n_embd, (double)mi.n_params / 1e9,
+           (double)mi.weight_bytes / (1 << 20));
+    printf("device: %s; streaming read %.1f GB/s\n", di.name, bw / 1e9);
+    printf("pp%d: %.1f ± %.1f tok/s\n", n_prompt, m_pp, sd_pp);
+    printf("tg%d: %.1f ± %.1f tok/s (%.3f ms/token)\n", n_gen, m_tg, sd_tg, 1e3 / m_tg);
+    printf("bandwidth limit for tg: %.1f tok/s; reached %.1f %%\n",
+           bw / (double)mi.weight_bytes, 100.0 * m_tg * (double)mi.weight_bytes / bw);
+    rc = 0;
+done:
+    free(toks);
+    llmgpu_session_free(s);
+    app_close(&app);
+    return rc;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: llmgpu COMMAND [OPTIONS]\n"
@@ -648,6 +754,7 @@ static void usage(FILE *f) {
             "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"
             "  detokenize [-m DIR] ID...       print the text of token ids\n"
             "  perplexity [-m DIR] -f FILE [--ctx N]   perplexity of a text file\n"
+            "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N]  prompt and generation tok/s\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
             "             LLMGPU_VALIDATE=1\n");
@@ -674,6 +781,8 @@ int main(int argc, char **argv) {
         return cmd_tokenize(argc - 2, argv + 2, argv[0]);
     if (!strcmp(argv[1], "detokenize"))
         return cmd_detokenize(argc - 2, argv + 2, argv[0]);
+    if (!strcmp(argv[1], "bench"))
+        return cmd_bench(argc - 2, argv + 2, argv[0]);
     if (!strcmp(argv[1], "perplexity"))
         return cmd_perplexity(argc - 2, argv + 2, argv[0]);
     fprintf(stderr, "llmgpu: unknown command '%s'\n", argv[1]);

@@ -1,0 +1,44 @@
+#!/bin/sh
+# device_run.sh - what bench/RESULTS.md was measured with on the lent GPU machine.
+# Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
+# devbin/ (llmgpu, libllmgpu.so*, check_all), tests/fixtures/tokenizers/npm/.
+# Writes logs to $OUT. Steps are chosen by arguments: info bench tokfix check ctx2048.
+set -u
+OUT=${OUT:-/tmp/out}
+mkdir -p "$OUT"
+for f in .gl/*.deb; do dpkg -x "$f" / ; done
+ldconfig
+export LD_LIBRARY_PATH=$PWD/devbin
+L=devbin/llmgpu
+export LLMGPU_CACHE_DIR=/tmp/llmgpu-cache
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,clocks.max.mem --format=csv > "$OUT/gpu.txt" 2>&1
+# SM and memory clocks every 200 ms while we run
+nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu --format=csv -lms 200 > "$OUT/clocks.csv" 2>&1 &
+SMI=$!
+for step in "$@"; do
+  case $step in
+  info) $L info --bandwidth > "$OUT/info.txt" 2>&1 ;;
+  models)
+    python3 tools/make_random_model.py --shape tinyllama --out /tmp/tinyllama --tokenizer tests/fixtures/tokenizers/npm/llama2 > "$OUT/models.txt" 2>&1
+    python3 tools/make_random_model.py --shape llama2-7b --out /tmp/llama2-7b --tokenizer tests/fixtures/tokenizers/npm/llama2 >> "$OUT/models.txt" 2>&1 ;;
+  bench)
+    { echo "== cold start (empty kernel cache)"; rm -rf /tmp/llmgpu-cache
+      /usr/bin/time -v $L generate -m /tmp/tinyllama -p "Once upon a time" -n 16 --temp 0 2>&1 | grep -E "llmgpu:|Elapsed|Maximum resident"
+      echo "== warm start"; /usr/bin/time -v $L generate -m /tmp/tinyllama -p "Once upon a time" -n 16 --temp 0 2>&1 | grep -E "llmgpu:|Elapsed|Maximum resident"
+      echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5
+      echo "== $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3"; $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3
+    } > "$OUT/bench.txt" 2>&1 ;;
+  ctx2048)
+    echo "== $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048" > "$OUT/ctx2048.txt"
+    $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048 >> "$OUT/ctx2048.txt" 2>&1 ;;
+  check)
+    LLMGPU_TEST_DATA=$PWD/tests LLMGPU_TEST_TMP=/tmp/t CK_FORK=no CK_INCLUDE_TAGS=gpu \
+      timeout 300 devbin/check_all > "$OUT/check_gpu.txt" 2>&1; echo "rc=$?" >> "$OUT/check_gpu.txt" ;;
+  tokfix)
+    python3 tests/tools/make_tokenizer_fixtures.py tests/fixtures/tokenizers/npm/llama2 \
+      tests/fixtures/tokenizers/npm/llama3 tests/fixtures/tokenizers/npm/qwen3 --out "$OUT/tokpy" > "$OUT/tokfix.log" 2>&1
+    python3 tests/tools/make_tokenizer_fixtures.py tests/fixtures/tokenizers/npm/llama3 --bench >> "$OUT/tokfix.log" 2>&1
+    (cd "$OUT" && tar cf tokpy.tar tokpy && rm -rf tokpy) ;;
+  esac
+done
+kill $SMI 2>/dev/null
