@@ -12,8 +12,9 @@
  *
  * Conventions: every matrix is row-major; a Linear weight W is [out, in] as in
  * PyTorch, so y = W x means y[o] = sum_i W[o*in + i] x[i]. All arithmetic is
- * f32 except the documented reductions of ref_nmse and ref_log_softmax_at,
- * which use double. Nothing here allocates except *_alloc functions.
+ * f32 except the documented reductions of ref_nmse, ref_log_softmax_at and
+ * ref_perplexity, which use double. Only ref_*_alloc, ref_model_from_ckpt and
+ * ref_golden_load allocate; each has a matching *_free.
  */
 #ifndef LG_TESTS_REF_H
 #define LG_TESTS_REF_H
