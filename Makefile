@@ -70,7 +70,7 @@ TEST_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(TEST_SRCS))
 TEST_BIN  := $(B)/tests/check_all
 DEPS_STAMP := $(B)/.deps-ok
 
-.PHONY: all lib examples check check-cpu check-gpu check-symbols check-header check-python \
+.PHONY: all lib examples fixtures check check-cpu check-gpu check-symbols check-header check-python \
         demo deps install install-pc uninstall clean golden format tidy fuzz
 
 all: lib examples
@@ -96,10 +96,16 @@ $(DEPS_STAMP):
 	  exit 1; fi
 	@mkdir -p $(@D) && touch $@
 
+# Installs with apt-get as root, through sudo when there is one, else prints the line.
+# npm only where there is none (a non-Debian nodejs conflicts with Debian's npm).
+DEB_ALL = $(DEB_PACKAGES) vulkan-validationlayers python3 ca-certificates \
+          $(if $(shell command -v npm),,npm)
 deps:
 	@if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive \
-	  apt-get install -y --no-install-recommends $(DEB_PACKAGES) python3; \
-	else echo "run as root: apt-get install -y $(DEB_PACKAGES) python3"; fi
+	  apt-get install -y --no-install-recommends $(DEB_ALL); \
+	elif command -v sudo >/dev/null; then sudo apt-get update && sudo DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y --no-install-recommends $(DEB_ALL); \
+	else echo "run as root: apt-get install -y $(DEB_ALL)"; exit 1; fi
 
 # ---- kernels embedded as C arrays ----
 $(B)/tools/embed: tools/embed.c
@@ -150,8 +156,11 @@ $(TEST_BIN): $(TEST_OBJS) $(STLIB)
 
 # CPU suites fork (crash isolation, timeouts); GPU suites run unforked (a Vulkan device
 # must not cross fork()) under an outer timeout because Check's timeouts need fork.
-LG_TEST_ENV := LLMGPU_TEST_DATA=tests LLMGPU_TEST_TMP=$(B)/tmp
-check: all $(TEST_BIN) check-symbols check-header
+LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp
+# Real tokenizer files (Llama 2, Llama 3, Qwen3) for the parity tests, pinned by sha256.
+fixtures:
+	@sh tests/tools/fetch_tokenizers.sh
+check: all $(TEST_BIN) check-symbols check-header fixtures
 	@mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
 	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
@@ -170,11 +179,14 @@ check-python: lib
 
 # Only llmgpu_ symbols may be exported, and every one must be declared in the header.
 check-symbols: $(SHLIB)
-	@bad=$$(nm -D --defined-only $(SHLIB) | awk '$$2 ~ /[TDBRV]/ {print $$3}' | grep -v '^llmgpu_' || true); \
+	@nm -D --defined-only $(SHLIB) | awk '$$2 ~ /[TDBRV]/ {print $$3}' | sed 's/@.*//' | sort -u > $(B)/exported.txt; \
+	grep 'LLMGPU_API' include/llmgpu.h | grep -o 'llmgpu_[a-z0-9_]*(' | tr -d '(' | sort -u > $(B)/declared.txt; \
+	bad=$$(grep -v '^llmgpu_' $(B)/exported.txt || true); \
 	if [ -n "$$bad" ]; then echo "check-symbols: non-llmgpu_ exports:"; echo "$$bad" | head; exit 1; fi; \
-	for s in $$(nm -D --defined-only $(SHLIB) | awk '$$2 ~ /T/ {print $$3}'); do \
-	  grep -q "\b$$s(" include/llmgpu.h || { echo "check-symbols: $$s not in llmgpu.h"; exit 1; }; done; \
-	echo "check-symbols: ok ($$(nm -D --defined-only $(SHLIB) | grep -c ' T llmgpu_') functions)"
+	if ! cmp -s $(B)/exported.txt $(B)/declared.txt; then \
+	  echo "check-symbols: exported and declared functions differ (< exported only, > declared only):"; \
+	  diff $(B)/exported.txt $(B)/declared.txt | grep '^[<>]'; exit 1; fi; \
+	echo "check-symbols: ok ($$(wc -l < $(B)/exported.txt) functions, all llmgpu_, all declared)"
 # The public header compiles alone as C99 and as C++.
 check-header:
 	@printf '#include "llmgpu.h"\nint main(void){return llmgpu_version_number()==0;}\n' > $(B)/hdr.c

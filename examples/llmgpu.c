@@ -14,13 +14,17 @@
 #include <string.h>
 #include <time.h>
 
+#include <unistd.h>
+
 #include "llmgpu.h"
+
+#define LG_MIN_SZ(a, b) ((a) < (b) ? (a) : (b))
+#define LG_MAX_SZ(a, b) ((a) > (b) ? (a) : (b))
 
 #ifndef LLMGPU_DEFAULT_MODEL
 #define LLMGPU_DEFAULT_MODEL "models/demo"
 #endif
 
-static double now_s(void) __attribute__((unused));
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -144,11 +148,507 @@ static int cmd_info(int argc, char **argv) {
     return 0;
 }
 
+/* ---- shared option handling ---- */
+
+struct opts {
+    const char *model, *prompt, *file;
+    int n_predict, n_ctx, ids_only, have_seed;
+    double temp;
+    uint64_t seed;
+    char **rest;
+    int n_rest;
+};
+
+static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_line) {
+    memset(o, 0, sizeof *o);
+    o->n_predict = 64;
+    o->temp = 0.8;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define NEED_VALUE                                                                                \
+    if (!v) {                                                                                     \
+        fprintf(stderr, "llmgpu: %s needs a value\nusage: %s\n", a, usage_line);                  \
+        return -1;                                                                                \
+    }                                                                                             \
+    i++;
+        if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
+            NEED_VALUE o->model = v;
+        } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
+            NEED_VALUE o->prompt = v;
+        } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
+            NEED_VALUE o->file = v;
+        } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
+            NEED_VALUE o->n_predict = atoi(v);
+        } else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) {
+            NEED_VALUE o->n_ctx = atoi(v);
+        } else if (!strcmp(a, "--temp")) {
+            NEED_VALUE o->temp = atof(v);
+        } else if (!strcmp(a, "--seed")) {
+            NEED_VALUE o->seed = strtoull(v, NULL, 10);
+            o->have_seed = 1;
+        } else if (!strcmp(a, "--ids")) {
+            o->ids_only = 1;
+        } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            printf("usage: %s\n", usage_line);
+            return 1;
+        } else if (a[0] == '-' && a[1] && !(a[1] >= '0' && a[1] <= '9')) {
+            fprintf(stderr, "llmgpu: unknown option %s\nusage: %s\n", a, usage_line);
+            return -1;
+        } else {
+            o->rest = argv + i;
+            o->n_rest = argc - i;
+            break;
+        }
+#undef NEED_VALUE
+    }
+    return 0;
+}
+
+/* The bundled model when -m is not given: ./models/demo, else next to the binary. */
+static const char *default_model(char *buf, size_t size, const char *argv0) {
+    const char *slash = strrchr(argv0, '/');
+    FILE *f = fopen(LLMGPU_DEFAULT_MODEL "/config.json", "rb");
+    if (f) {
+        fclose(f);
+        return LLMGPU_DEFAULT_MODEL;
+    }
+    if (slash) {
+        snprintf(buf, size, "%.*s/../%s", (int)(slash - argv0), argv0, LLMGPU_DEFAULT_MODEL);
+        return buf;
+    }
+    return LLMGPU_DEFAULT_MODEL;
+}
+
+static char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    size_t cap = 0, n = 0, r;
+    if (!f) {
+        fprintf(stderr, "llmgpu: cannot open %s: %s\n", path, strerror(errno));
+        return NULL;
+    }
+    do {
+        if (n + 65536 > cap) {
+            char *nb = realloc(buf, cap = (n + 65536) * 2);
+            if (!nb) {
+                free(buf);
+                fclose(f);
+                return NULL;
+            }
+            buf = nb;
+        }
+        r = fread(buf + n, 1, cap - n, f);
+        n += r;
+    } while (r > 0);
+    fclose(f);
+    *len = n;
+    return buf;
+}
+
+static int progress_bar(uint64_t done, uint64_t total, void *user) {
+    int *last = user;
+    int pct = total ? (int)(done * 100 / total) : 100;
+    if (pct != *last) {
+        *last = pct;
+        fprintf(stderr, "\rloading [%-40.*s] %3d%%", pct * 40 / 100,
+                "========================================", pct);
+        if (pct == 100)
+            fprintf(stderr, "\r%70s\r", "");
+    }
+    return 0;
+}
+
+struct app {
+    struct llmgpu_context *ctx;
+    struct llmgpu_model *model;
+    double t_load;
+};
+
+static int app_open(struct app *app, const char *model_dir, int vocab_only) {
+    struct llmgpu_context_params cp;
+    struct llmgpu_model_params mp;
+    enum llmgpu_status st;
+    static int last = -1;
+    double t0 = now_s();
+    memset(app, 0, sizeof *app);
+    context_params_from_env(&cp);
+    st = llmgpu_context_create(&cp, &app->ctx);
+    if (st != LLMGPU_OK)
+        return fail("creating a Vulkan context", st);
+    llmgpu_model_params_init(&mp);
+    if (vocab_only)
+        mp.flags |= LLMGPU_MODEL_FLAG_VOCAB_ONLY;
+    else if (isatty(2))
+        mp.progress_fn = progress_bar, mp.progress_user = &last;
+    st = llmgpu_model_load(app->ctx, model_dir, &mp, &app->model);
+    if (st != LLMGPU_OK) {
+        fprintf(stderr, "llmgpu: cannot load the model in %s\n", model_dir);
+        llmgpu_context_free(app->ctx);
+        return fail("loading the model", st);
+    }
+    app->t_load = now_s() - t0;
+    return 0;
+}
+
+static void app_close(struct app *app) {
+    llmgpu_model_free(app->model);
+    llmgpu_context_free(app->ctx);
+}
+
+/* Tokenize as transformers does: special tokens added and parsed. */
+static int32_t *tokenize(struct llmgpu_model *m, const char *text, size_t len, size_t *n) {
+    int32_t *ids;
+    enum llmgpu_status st;
+    uint32_t flags = LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL;
+    *n = 0;
+    st = llmgpu_tokenize(m, text, len, flags, NULL, n);
+    if (st != LLMGPU_OK) {
+        fail("tokenizing", st);
+        return NULL;
+    }
+    ids = malloc((*n ? *n : 1) * sizeof *ids);
+    if (!ids)
+        return NULL;
+    st = llmgpu_tokenize(m, text, len, flags, ids, n);
+    if (st != LLMGPU_OK) {
+        free(ids);
+        fail("tokenizing", st);
+        return NULL;
+    }
+    return ids;
+}
+
+static int cmd_tokenize(int argc, char **argv, const char *argv0) {
+    const char *use = "llmgpu tokenize [-m DIR] (-p TEXT | -f FILE)";
+    struct opts o;
+    struct app app;
+    char mbuf[4096], *text = NULL;
+    size_t len = 0, n;
+    int32_t *ids;
+    int r = parse_opts(argc, argv, &o, use);
+    if (r)
+        return r < 0 ? 2 : 0;
+    if (!!o.prompt == !!o.file) {
+        fprintf(stderr, "usage: %s\n", use);
+        return 2;
+    }
+    if (o.file && !(text = read_file(o.file, &len)))
+        return 1;
+    if (app_open(&app, o.model ? o.model : default_model(mbuf, sizeof mbuf, argv0), 1)) {
+        free(text);
+        return 1;
+    }
+    ids = tokenize(app.model, o.prompt ? o.prompt : text, o.prompt ? strlen(o.prompt) : len, &n);
+    if (ids) {
+        for (size_t i = 0; i < n; i++)
+            printf("%s%d", i ? " " : "", ids[i]);
+        printf("\n");
+    }
+    free(ids);
+    free(text);
+    app_close(&app);
+    return ids ? 0 : 1;
+}
+
+static int cmd_detokenize(int argc, char **argv, const char *argv0) {
+    const char *use = "llmgpu detokenize [-m DIR] ID...";
+    struct opts o;
+    struct app app;
+    char mbuf[4096], *text;
+    size_t len = 0;
+    int32_t *ids;
+    enum llmgpu_status st;
+    int r = parse_opts(argc, argv, &o, use);
+    if (r)
+        return r < 0 ? 2 : 0;
+    ids = malloc(((size_t)o.n_rest + 1) * sizeof *ids);
+    for (int i = 0; i < o.n_rest; i++) {
+        char *end;
+        long v = strtol(o.rest[i], &end, 10);
+        if (*end || end == o.rest[i]) {
+            fprintf(stderr, "llmgpu: not a token id: %s\n", o.rest[i]);
+            free(ids);
+            return 2;
+        }
+        ids[i] = (int32_t)v;
+    }
+    if (app_open(&app, o.model ? o.model : default_model(mbuf, sizeof mbuf, argv0), 1)) {
+        free(ids);
+        return 1;
+    }
+    st = llmgpu_detokenize(app.model, ids, (size_t)o.n_rest, 0, NULL, &len);
+    text = malloc(len + 1);
+    if (st == LLMGPU_OK)
+        st = llmgpu_detokenize(app.model, ids, (size_t)o.n_rest, 0, text, &len);
+    if (st == LLMGPU_OK) {
+        fwrite(text, 1, len, stdout);
+        printf("\n");
+    }
+    free(text);
+    free(ids);
+    app_close(&app);
+    return st == LLMGPU_OK ? 0 : fail("detokenizing", st);
+}
+
+/* Length of the prefix of s (n bytes) that ends on a complete UTF-8 character
+ * that is not a trailing U+FFFD (which may still become a real character). */
+static size_t complete_utf8(const char *s, size_t n) {
+    size_t i = n;
+    while (i >= 3 && (unsigned char)s[i - 3] == 0xEF && (unsigned char)s[i - 2] == 0xBF &&
+           (unsigned char)s[i - 1] == 0xBD)
+        i -= 3;
+    return i;
+}
+
+/* Text of ids[0..n) (the prompt plus what was generated). */
+static char *detok_all(struct llmgpu_model *m, const int32_t *ids, size_t n, size_t *len) {
+    char *t;
+    *len = 0;
+    if (llmgpu_detokenize(m, ids, n, LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL, NULL, len) != LLMGPU_OK)
+        return NULL;
+    t = malloc(*len + 1);
+    if (t && llmgpu_detokenize(m, ids, n, LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL, t, len) != LLMGPU_OK) {
+        free(t);
+        return NULL;
+    }
+    return t;
+}
+
+/* Sample from softmax(logits / temp) with a seeded xorshift generator (host-side). */
+static int32_t sample_temp(const float *logits, size_t n, double temp, uint64_t *rng) {
+    double maxv = logits[0], sum = 0, r, acc = 0;
+    for (size_t i = 1; i < n; i++)
+        if (logits[i] > maxv)
+            maxv = logits[i];
+    for (size_t i = 0; i < n; i++)
+        sum += exp((logits[i] - maxv) / temp);
+    *rng ^= *rng << 13;
+    *rng ^= *rng >> 7;
+    *rng ^= *rng << 17;
+    r = (double)(*rng >> 11) / 9007199254740992.0 * sum;
+    for (size_t i = 0; i < n; i++) {
+        acc += exp((logits[i] - maxv) / temp);
+        if (acc >= r)
+            return (int32_t)i;
+    }
+    return (int32_t)(n - 1);
+}
+
+static int cmd_generate(int argc, char **argv, const char *argv0) {
+    const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--ctx N] "
+                      "[--ids]";
+    struct opts o;
+    struct app app;
+    struct llmgpu_session_params sp;
+    struct llmgpu_session *s = NULL;
+    char mbuf[4096];
+    int32_t *ids = NULL;
+    size_t n_prompt = 0, n_total, printed = 0, n_logits = 0;
+    float *logits = NULL;
+    enum llmgpu_status st = LLMGPU_OK;
+    double t0, t_prompt = 0, t_gen = 0;
+    int n_gen = 0, rc = 1;
+    uint64_t rng;
+    int r = parse_opts(argc, argv, &o, use);
+    if (r)
+        return r < 0 ? 2 : 0;
+    if (!o.prompt) {
+        fprintf(stderr, "usage: %s\n", use);
+        return 2;
+    }
+    rng = o.have_seed ? o.seed * 2654435761u + 88172645463325252ull
+                      : (uint64_t)time(NULL) * 2654435761u + 1;
+    if (app_open(&app, o.model ? o.model : default_model(mbuf, sizeof mbuf, argv0), 0))
+        return 1;
+    ids = tokenize(app.model, o.prompt, strlen(o.prompt), &n_prompt);
+    if (!ids)
+        goto done;
+    llmgpu_session_params_init(&sp);
+    if (o.n_ctx > 0)
+        sp.n_ctx = (uint32_t)o.n_ctx;
+    st = llmgpu_session_create(app.model, &sp, &s);
+    if (st != LLMGPU_OK) {
+        fail("creating a session", st);
+        goto done;
+    }
+    if (n_prompt + (size_t)(o.n_predict > 0 ? o.n_predict : 0) > llmgpu_session_n_ctx(s))
+        o.n_predict = (int)(llmgpu_session_n_ctx(s) - LG_MIN_SZ(n_prompt, llmgpu_session_n_ctx(s)));
+    {
+        int32_t *grown = realloc(ids, (n_prompt + (size_t)o.n_predict + 1) * sizeof *ids);
+        if (!grown)
+            goto done;
+        ids = grown;
+    }
+    n_total = n_prompt;
+    if (o.temp > 0) {
+        llmgpu_session_logits(s, NULL, &n_logits);
+        logits = malloc(n_logits * sizeof *logits);
+    }
+    t0 = now_s();
+    st = llmgpu_session_prefill(s, ids, n_prompt);
+    t_prompt = now_s() - t0;
+    if (st != LLMGPU_OK) {
+        fail("evaluating the prompt", st);
+        goto done;
+    }
+    if (!o.ids_only) {
+        size_t len;
+        char *text = detok_all(app.model, ids, n_prompt, &len);
+        printed = len;
+        if (text)
+            fwrite(text, 1, len, stdout);
+        fflush(stdout);
+        free(text);
+    }
+    t0 = now_s();
+    for (n_gen = 0; n_gen < o.n_predict; n_gen++) {
+        int32_t tok;
+        if (o.temp > 0) {
+            size_t n = n_logits;
+            st = llmgpu_session_logits(s, logits, &n);
+            tok = sample_temp(logits, n, o.temp, &rng);
+        } else {
+            st = llmgpu_session_sample_greedy(s, &tok);
+        }
+        if (st != LLMGPU_OK)
+            break;
+        if (llmgpu_model_token_is_eog(app.model, tok))
+            break;
+        ids[n_total++] = tok;
+        if (o.ids_only) {
+            printf("%s%d", n_gen ? " " : "", tok);
+        } else {
+            size_t len, keep;
+            char *text = detok_all(app.model, ids, n_total, &len);
+            if (text) {
+                keep = complete_utf8(text, len);
+                if (keep > printed)
+                    fwrite(text + printed, 1, keep - printed, stdout);
+                printed = LG_MAX_SZ(printed, keep);
+                free(text);
+            }
+        }
+        fflush(stdout);
+        if (n_gen + 1 < o.n_predict && (st = llmgpu_session_decode(s, tok)) != LLMGPU_OK)
+            break;
+    }
+    t_gen = now_s() - t0;
+    printf("\n");
+    if (st != LLMGPU_OK) {
+        fail("generating", st);
+        goto done;
+    }
+    fprintf(stderr,
+            "llmgpu: load %.2f s | prompt %zu tokens, %.1f tok/s | generated %d tokens, "
+            "%.1f tok/s\n",
+            app.t_load, n_prompt, t_prompt > 0 ? (double)n_prompt / t_prompt : 0.0, n_gen,
+            t_gen > 0 ? n_gen / t_gen : 0.0);
+    rc = 0;
+done:
+    free(logits);
+    free(ids);
+    llmgpu_session_free(s);
+    app_close(&app);
+    return rc;
+}
+
+static double log_softmax_at(const float *x, size_t n, int32_t i) {
+    double maxv = x[0], sum = 0;
+    for (size_t k = 1; k < n; k++)
+        if (x[k] > maxv)
+            maxv = x[k];
+    for (size_t k = 0; k < n; k++)
+        sum += exp((double)x[k] - maxv);
+    return (double)x[i] - maxv - log(sum);
+}
+
+static int cmd_perplexity(int argc, char **argv, const char *argv0) {
+    const char *use = "llmgpu perplexity [-m DIR] -f FILE [--ctx N]";
+    struct opts o;
+    struct app app;
+    struct llmgpu_session_params sp;
+    struct llmgpu_session *s = NULL;
+    char mbuf[4096], *text;
+    int32_t *ids = NULL;
+    float *logits = NULL;
+    size_t len, n = 0, n_vocab = 0, counted = 0;
+    double nll = 0;
+    enum llmgpu_status st = LLMGPU_OK;
+    int rc = 1;
+    int r = parse_opts(argc, argv, &o, use);
+    if (r)
+        return r < 0 ? 2 : 0;
+    if (!o.file) {
+        fprintf(stderr, "usage: %s\n", use);
+        return 2;
+    }
+    if (!(text = read_file(o.file, &len)))
+        return 1;
+    if (app_open(&app, o.model ? o.model : default_model(mbuf, sizeof mbuf, argv0), 0)) {
+        free(text);
+        return 1;
+    }
+    ids = tokenize(app.model, text, len, &n);
+    if (!ids)
+        goto done;
+    llmgpu_session_params_init(&sp);
+    if (o.n_ctx > 0)
+        sp.n_ctx = (uint32_t)o.n_ctx;
+    st = llmgpu_session_create(app.model, &sp, &s);
+    if (st != LLMGPU_OK) {
+        fail("creating a session", st);
+        goto done;
+    }
+    llmgpu_session_logits(s, NULL, &n_vocab);
+    logits = malloc(n_vocab * sizeof *logits);
+    /* Non-overlapping windows of n_ctx tokens, each evaluated from an empty
+     * cache; within a window token i+1 is scored from the logits after i. */
+    for (size_t w0 = 0; w0 < n && st == LLMGPU_OK; w0 += llmgpu_session_n_ctx(s)) {
+        size_t w1 = LG_MIN_SZ(n, w0 + llmgpu_session_n_ctx(s));
+        llmgpu_session_reset(s);
+        for (size_t i = w0; i + 1 < w1 && st == LLMGPU_OK; i++) {
+            size_t nv = n_vocab;
+            st = llmgpu_session_decode(s, ids[i]);
+            if (st == LLMGPU_OK)
+                st = llmgpu_session_logits(s, logits, &nv);
+            if (st == LLMGPU_OK) {
+                nll -= log_softmax_at(logits, nv, ids[i + 1]);
+                counted++;
+            }
+        }
+    }
+    if (st != LLMGPU_OK) {
+        fail("evaluating", st);
+        goto done;
+    }
+    if (counted == 0) {
+        fprintf(stderr, "llmgpu: the file has fewer than 2 tokens\n");
+        goto done;
+    }
+    printf("perplexity: %.4f mean_nll: %.6f tokens: %zu\n", exp(nll / (double)counted),
+           nll / (double)counted, n);
+    rc = 0;
+done:
+    free(logits);
+    free(ids);
+    free(text);
+    llmgpu_session_free(s);
+    app_close(&app);
+    return rc;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: llmgpu COMMAND [OPTIONS]\n"
             "commands:\n"
             "  info [--bandwidth]              list Vulkan devices and the one chosen\n"
+            "  generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--ctx N] [--ids]\n"
+            "                                  continue a prompt (--temp 0: greedy)\n"
+            "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"
+            "  detokenize [-m DIR] ID...       print the text of token ids\n"
+            "  perplexity [-m DIR] -f FILE [--ctx N]   perplexity of a text file\n"
+            "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
             "             LLMGPU_VALIDATE=1\n");
 }
@@ -168,6 +668,14 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(argv[1], "info"))
         return cmd_info(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "generate"))
+        return cmd_generate(argc - 2, argv + 2, argv[0]);
+    if (!strcmp(argv[1], "tokenize"))
+        return cmd_tokenize(argc - 2, argv + 2, argv[0]);
+    if (!strcmp(argv[1], "detokenize"))
+        return cmd_detokenize(argc - 2, argv + 2, argv[0]);
+    if (!strcmp(argv[1], "perplexity"))
+        return cmd_perplexity(argc - 2, argv + 2, argv[0]);
     fprintf(stderr, "llmgpu: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

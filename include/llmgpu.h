@@ -313,10 +313,13 @@ enum llmgpu_weight_type {
  */
 typedef int (*llmgpu_progress_fn)(uint64_t bytes_done, uint64_t bytes_total, void *user);
 
+/** Load only config and tokenizer, no weights (for tokenizing); sessions are refused. */
+#define LLMGPU_MODEL_FLAG_VOCAB_ONLY (1u << 0)
+
 /** Parameters of llmgpu_model_load(). \since 0.1.0 */
 struct llmgpu_model_params {
     uint32_t struct_size;
-    uint32_t flags;                  /* none defined yet; must be 0 */
+    uint32_t flags;                  /* LLMGPU_MODEL_FLAG_*; default 0 */
     enum llmgpu_weight_type weight_type; /* default LLMGPU_WEIGHT_TYPE_DEFAULT (f16) */
     llmgpu_progress_fn progress_fn;  /* default NULL */
     void *progress_user;

@@ -236,11 +236,8 @@ static enum llmgpu_status read_index(const struct lg_alloc *a, const struct lg_l
     }
     if ((st = lg_read_file(a, log, path, &json, &len)) != LLMGPU_OK)
         goto out;
-    root = lg_json_parse_object(log, index_name, json, len);
-    if (!root) {
-        st = LLMGPU_ERR_BAD_MODEL_FILE;
+    if ((st = lg_json_parse_object(a, log, index_name, json, len, &root)) != LLMGPU_OK)
         goto out;
-    }
     wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
     if (!cJSON_IsObject(wm)) {
         lg_err(log, "%s: field \"weight_map\" is %s; expected an object", index_name,
@@ -396,7 +393,7 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
     if (file_exists(path)) {
         if ((st = lg_read_file(a, log, path, &json, &len)) != LLMGPU_OK)
             goto err;
-        if ((st = lg_generation_config_parse(log, json, len, path, &c->cfg)) != LLMGPU_OK)
+        if ((st = lg_generation_config_parse(a, log, json, len, path, &c->cfg)) != LLMGPU_OK)
             goto err;
         lg_free(a, json);
         json = NULL;

@@ -18,6 +18,7 @@
 #include "model/model.h"
 
 struct cfgctx {
+    const struct lg_alloc *a;
     const struct lg_log *log;
     const char *what;
 };
@@ -38,21 +39,34 @@ static void json_error_position(const char *json, size_t len, const char *end, s
     }
 }
 
-/* Parse a JSON document that must be an object; logs and returns NULL on failure. */
-static cJSON *parse_object(const struct cfgctx *c, const char *json, size_t len) {
+/* Parse a JSON document that must be an object into *out; logs on failure
+ * (BAD_MODEL_FILE, or OUT_OF_HOST_MEMORY). */
+static enum llmgpu_status parse_object(const struct cfgctx *c, const char *json, size_t len,
+                                       cJSON **out) {
     const char *end = NULL;
     size_t off, line, col, i;
     cJSON *root;
-    if (len == 0) {
+    char *copy;
+    *out = NULL;
+    if (!json || len == 0) {
         lg_err(c->log, "%s: empty file (expected a JSON object)", c->what);
-        return NULL;
+        return LLMGPU_ERR_BAD_MODEL_FILE;
     }
-    root = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    /* parse a NUL-terminated copy: callers' buffers need not be terminated, and
+     * cJSON before 1.7.18 (CVE-2023-53154) could read past an unterminated string */
+    copy = lg_strndup(c->a, json, len);
+    if (!copy) {
+        lg_err(c->log, "%s: out of host memory", c->what);
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    }
+    root = cJSON_ParseWithLengthOpts(copy, len, &end, 0);
+    end = end ? json + (end - copy) : NULL;
+    lg_free(c->a, copy);
     if (!root) {
         json_error_position(json, len, end, &off, &line, &col);
         lg_err(c->log, "%s: not valid JSON: syntax error at byte %zu (line %zu, column %zu)",
                c->what, off, line, col);
-        return NULL;
+        return LLMGPU_ERR_BAD_MODEL_FILE;
     }
     /* only whitespace (or NULs of a padded buffer) may follow the value */
     for (i = end ? (size_t)(end - json) : len; i < len; i++) {
@@ -62,21 +76,23 @@ static cJSON *parse_object(const struct cfgctx *c, const char *json, size_t len)
             lg_err(c->log, "%s: not valid JSON: trailing data at byte %zu (line %zu, column %zu)",
                    c->what, off, line, col);
             cJSON_Delete(root);
-            return NULL;
+            return LLMGPU_ERR_BAD_MODEL_FILE;
         }
     }
     if (!cJSON_IsObject(root)) {
         lg_err(c->log, "%s: expected a JSON object at the top level", c->what);
         cJSON_Delete(root);
-        return NULL;
+        return LLMGPU_ERR_BAD_MODEL_FILE;
     }
-    return root;
+    *out = root;
+    return LLMGPU_OK;
 }
 
-struct cJSON *lg_json_parse_object(const struct lg_log *log, const char *what, const char *json,
-                                   size_t len) {
-    struct cfgctx c = {log, what};
-    return parse_object(&c, json, len);
+enum llmgpu_status lg_json_parse_object(const struct lg_alloc *a, const struct lg_log *log,
+                                        const char *what, const char *json, size_t len,
+                                        struct cJSON **out) {
+    struct cfgctx c = {a, log, what};
+    return parse_object(&c, json, len, out);
 }
 
 const char *lg_json_type_name(const struct cJSON *v) {
@@ -391,22 +407,16 @@ static enum llmgpu_status parse_rope(const struct cfgctx *c, const cJSON *root,
 enum llmgpu_status lg_config_parse(const struct lg_alloc *a, const struct lg_log *log,
                                    const char *json, size_t len, const char *what,
                                    struct lg_model_config *cfg) {
-    struct cfgctx c = {log, what ? what : "config.json"};
+    struct cfgctx c = {a, log, what ? what : "config.json"};
     const struct lg_arch_desc *d;
     const char *act = NULL;
     enum llmgpu_status st;
     cJSON *root;
     int b, present;
-    (void)a;
 
     memset(cfg, 0, sizeof *cfg);
-    if (!json) {
-        lg_err(log, "%s: no data", c.what);
-        return LLMGPU_ERR_BAD_MODEL_FILE;
-    }
-    root = parse_object(&c, json, len);
-    if (!root)
-        return LLMGPU_ERR_BAD_MODEL_FILE;
+    if ((st = parse_object(&c, json, len, &root)) != LLMGPU_OK)
+        return st;
 
     if ((st = parse_arch(&c, root, cfg)) != LLMGPU_OK)
         goto out;
@@ -520,16 +530,16 @@ out:
     return st;
 }
 
-enum llmgpu_status lg_generation_config_parse(const struct lg_log *log, const char *json,
-                                              size_t len, const char *what,
+enum llmgpu_status lg_generation_config_parse(const struct lg_alloc *a, const struct lg_log *log,
+                                              const char *json, size_t len, const char *what,
                                               struct lg_model_config *cfg) {
-    struct cfgctx c = {log, what ? what : "generation_config.json"};
+    struct cfgctx c = {a, log, what ? what : "generation_config.json"};
     enum llmgpu_status st;
     int32_t bos = -1;
     int present;
-    cJSON *root = json ? parse_object(&c, json, len) : NULL;
-    if (!root)
-        return LLMGPU_ERR_BAD_MODEL_FILE;
+    cJSON *root;
+    if ((st = parse_object(&c, json, len, &root)) != LLMGPU_OK)
+        return st;
     if ((st = get_eos(&c, root, cfg, &present)) != LLMGPU_OK)
         goto out;
     if ((st = get_bos(&c, root, &bos, &present)) != LLMGPU_OK)

@@ -121,16 +121,18 @@ enum llmgpu_status lg_config_parse(const struct lg_alloc *a, const struct lg_log
  * config.json had none. A missing field is fine; a malformed file is
  * BAD_MODEL_FILE.
  */
-enum llmgpu_status lg_generation_config_parse(const struct lg_log *log, const char *json,
-                                              size_t len, const char *what,
+enum llmgpu_status lg_generation_config_parse(const struct lg_alloc *a, const struct lg_log *log,
+                                              const char *json, size_t len, const char *what,
                                               struct lg_model_config *cfg);
 
-/* Parse a JSON document that must be an object (len bytes; trailing whitespace
- * allowed); logs "what: not valid JSON ... at byte N (line, column)" and returns
- * NULL on failure. Free with cJSON_Delete. */
+/* Parse a JSON document that must be an object (len bytes, need not be
+ * NUL-terminated; trailing whitespace allowed) into *out (free with
+ * cJSON_Delete). Logs "what: not valid JSON ... at byte N (line, column)" and
+ * returns BAD_MODEL_FILE, or OUT_OF_HOST_MEMORY. */
 struct cJSON;
-struct cJSON *lg_json_parse_object(const struct lg_log *log, const char *what, const char *json,
-                                   size_t len);
+enum llmgpu_status lg_json_parse_object(const struct lg_alloc *a, const struct lg_log *log,
+                                        const char *what, const char *json, size_t len,
+                                        struct cJSON **out);
 /* "a string", "an object", ... for messages. */
 const char *lg_json_type_name(const struct cJSON *v);
 

@@ -183,6 +183,7 @@ enum llmgpu_status lg_safetensors_parse(const struct lg_alloc *a, const struct l
     cJSON *root = NULL;
     const cJSON *e;
     struct lg_tensor_src *sorted = NULL;
+    char *hdr = NULL;
 
     if (!what)
         what = "safetensors";
@@ -215,13 +216,25 @@ enum llmgpu_status lg_safetensors_parse(const struct lg_alloc *a, const struct l
     data_start = 8 + hlen;
     data_len = len - data_start;
 
-    root = cJSON_ParseWithLengthOpts((const char *)p + 8, (size_t)hlen, &end, 0);
-    if (!root) {
-        size_t off = end && end >= (const char *)p + 8 ? (size_t)(end - (const char *)p) : 8;
-        lg_err(log, "%s: header is not valid JSON (error at byte %zu)", what, off);
-        return LLMGPU_ERR_BAD_MODEL_FILE;
+    /* Parse a NUL-terminated copy: the mapping has no terminator, and cJSON
+     * before 1.7.18 (CVE-2023-53154) could read past a non-terminated string.
+     * hlen is bounded by the file size and LG_ST_MAX_HEADER. */
+    hdr = lg_malloc(a, (size_t)hlen + 1);
+    if (!hdr) {
+        lg_err(log, "%s: out of host memory for a %llu-byte header", what,
+               (unsigned long long)hlen);
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     }
-    for (i = (uint64_t)(end - (const char *)p); i < data_start; i++) {
+    memcpy(hdr, p + 8, (size_t)hlen);
+    hdr[hlen] = '\0';
+    root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
+    if (!root) {
+        size_t off = 8 + (end && end >= hdr && end <= hdr + hlen ? (size_t)(end - hdr) : 0);
+        lg_err(log, "%s: header is not valid JSON (error at byte %zu)", what, off);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto out;
+    }
+    for (i = 8 + (uint64_t)(end - hdr); i < data_start; i++) {
         if (p[i] != ' ' && p[i] != '\n' && p[i] != '\r' && p[i] != '\t' && p[i] != '\0') {
             lg_err(log, "%s: header has trailing data after the JSON object at byte %llu", what,
                    (unsigned long long)i);
@@ -324,6 +337,7 @@ enum llmgpu_status lg_safetensors_parse(const struct lg_alloc *a, const struct l
 
 out:
     lg_free(a, sorted);
+    lg_free(a, hdr);
     if (st != LLMGPU_OK) {
         for (k = n0; k < tab->n; k++)
             lg_free(a, (void *)(uintptr_t)tab->v[k].name);

@@ -1,0 +1,82 @@
+#version 450
+// matmul.comp - prefill GEMM: y[t, y_col + row_begin + r] (+)= W[r, :] . x[x_row + t, :] (+ bias[r])
+// for all rows r of one shard of W and all n_tok tokens; f32 accumulation.
+// Bindings: 0 W WTYPE[n_rows, K] (shard) readonly; 1 x float[*, K] readonly;
+//   2 bias float[n_rows] readonly (unread without HAS_BIAS); 3 y float[n_tok, ld_y].
+// Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col (as matvec.comp).
+// Defines: K, WTYPE, HAS_BIAS, ACCUMULATE. WG_SIZE is fixed at 256 (16 x 16).
+// Geometry: grid (CEIL_DIV(n_rows, 64), CEIL_DIV(n_tok, 64)); a workgroup computes a
+//   64-row x 64-token tile, each invocation 4 x 4 of it, stepping K by 16 through
+//   shared memory. Any sizes work: out-of-range rows, tokens and k read as zero.
+// Reference: tests/ref matmul.
+#include "common.glsl"
+
+#define BM 64
+#define BN 64
+#define BK 16
+layout(local_size_x = 256) in;
+layout(std430, set = 0, binding = 0) readonly buffer W { WSCALAR w[]; };
+layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
+layout(std430, set = 0, binding = 3) buffer Y { float y[]; };
+layout(push_constant) uniform Push {
+    uint row_begin; uint n_rows; uint ld_y; uint n_tok; uint x_row; uint y_col;
+} pc;
+
+shared float ws[BK][BM + 1];
+shared float xs[BK][BN + 1];
+
+void main() {
+    uint tid = gl_LocalInvocationID.x;
+    uint tr = tid % 16, tc = tid / 16;   // this invocation: rows tr*4.., tokens tc*4..
+    uint row0 = gl_WorkGroupID.x * BM, tok0 = gl_WorkGroupID.y * BN;
+    float acc[4][4];
+    [[unroll]] for (uint i = 0; i < 4; i++)
+        [[unroll]] for (uint j = 0; j < 4; j++)
+            acc[i][j] = 0.0;
+
+    for (uint k0 = 0; k0 < K; k0 += BK) {
+        // Each invocation loads 4 elements of each tile; k is the fastest index so
+        // neighbouring invocations read neighbouring memory.
+        [[unroll]] for (uint l = 0; l < 4; l++) {
+            uint e = tid + l * 256;
+            uint kk = e % BK, m = e / BK;
+            uint gk = k0 + kk;
+            uint gr = row0 + m, gt = tok0 + m;
+            ws[kk][m] = (gr < pc.n_rows && gk < K) ? W2F(w[gr * K + gk]) : 0.0;
+            xs[kk][m] = (gt < pc.n_tok && gk < K) ? x[(pc.x_row + gt) * K + gk] : 0.0;
+        }
+        barrier();
+        [[unroll]] for (uint kk = 0; kk < BK; kk++) {
+            float a[4], b[4];
+            [[unroll]] for (uint i = 0; i < 4; i++) {
+                a[i] = ws[kk][tr * 4 + i];
+                b[i] = xs[kk][tc * 4 + i];
+            }
+            [[unroll]] for (uint i = 0; i < 4; i++)
+                [[unroll]] for (uint j = 0; j < 4; j++)
+                    acc[i][j] += a[i] * b[j];
+        }
+        barrier();
+    }
+    [[unroll]] for (uint i = 0; i < 4; i++) {
+        uint r = row0 + tr * 4 + i;
+        if (r >= pc.n_rows)
+            continue;
+        [[unroll]] for (uint j = 0; j < 4; j++) {
+            uint t = tok0 + tc * 4 + j;
+            if (t >= pc.n_tok)
+                continue;
+            float s = acc[i][j];
+#if HAS_BIAS
+            s += bias[r];
+#endif
+            uint o = t * pc.ld_y + pc.y_col + pc.row_begin + r;
+#if ACCUMULATE
+            y[o] += s;
+#else
+            y[o] = s;
+#endif
+        }
+    }
+}

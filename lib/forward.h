@@ -1,0 +1,77 @@
+/*
+ * forward.h - the model on the GPU and the session that runs it.
+ *
+ * A weight matrix lives in row shards (lg_wtensor) so no binding exceeds the
+ * device's maxStorageBufferRange (or the caller's max_binding_size). Q, K and V
+ * are concatenated at load into one [(NH + 2 NKV) HD, E] matrix (one mat-vec
+ * instead of three); gate and up stay separate matrices that one fused kernel
+ * reads together (matvec.comp GATE_UP).
+ */
+#ifndef LG_FORWARD_H
+#define LG_FORWARD_H
+
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
+#include "vk/vk.h"
+
+/* Element type of a weight on the GPU: the WTYPE define of the kernels. */
+enum lg_wtype { LG_WTYPE_F32 = 0, LG_WTYPE_F16 = 1, LG_WTYPE_BF16 = 2 };
+
+struct lg_wshard {
+    struct lg_buffer buf;
+    uint32_t row_begin, rows;
+};
+
+struct lg_wtensor {
+    uint32_t rows, cols;
+    enum lg_wtype type;
+    uint32_t n_shards;
+    struct lg_wshard *shards;
+};
+
+struct lg_layer {
+    struct lg_buffer attn_norm, ffn_norm; /* f32 [E] */
+    struct lg_wtensor wqkv;               /* [(NH + 2 NKV) HD, E] */
+    struct lg_buffer bqkv;                /* f32 [(NH + 2 NKV) HD]; Qwen2 only */
+    struct lg_wtensor wo;                 /* [E, NH HD] */
+    struct lg_wtensor gate, up;           /* [F, E] */
+    struct lg_wtensor down;               /* [E, F] */
+};
+
+struct llmgpu_model {
+    struct llmgpu_context *ctx;
+    struct lg_model_config cfg;
+    struct lg_tokenizer *tok;
+    enum llmgpu_weight_type weight_type; /* as requested (resolved default) */
+    int vocab_only;
+    struct lg_wtensor tok_embd;          /* [V, E] */
+    struct lg_wtensor lm_head;           /* [V, E]; shares tok_embd's shards when tied */
+    int lm_head_tied;
+    struct lg_buffer out_norm;           /* f32 [E] */
+    struct lg_layer *layers;
+    struct lg_buffer dummy;              /* bound where a kernel has nothing to read */
+    uint64_t n_params, weight_bytes;
+    _Atomic int n_sessions;
+};
+
+/* The per-step block every forward kernel reads (common.glsl STEP_BLOCK):
+ * std430, 16 bytes then n_batch token ids. */
+struct lg_step {
+    uint32_t pos0;
+    uint32_t n_tok;
+    uint32_t pad[2];
+};
+_Static_assert(sizeof(struct lg_step) == 16, "lg_step mirrors STEP_BLOCK");
+
+/* Push constants of matvec.comp and matmul.comp (std430: six uints). */
+struct lg_mm_push {
+    uint32_t row_begin, n_rows, ld_y, n_tok, x_row, y_col;
+};
+_Static_assert(sizeof(struct lg_mm_push) == 24, "lg_mm_push mirrors matvec.comp");
+
+enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,
+                                   const struct llmgpu_model_params *p);
+void lg_model_release_gpu(struct llmgpu_model *m);
+uint64_t lg_wtensor_bytes(const struct lg_wtensor *t);
+
+#endif /* LG_FORWARD_H */

@@ -1,0 +1,712 @@
+/*
+ * session.c - a session's GPU state (KV cache, activations, logits) and the
+ * forward pass that runs on it.
+ *
+ * The forward pass reads like llama2.c's forward(): for each layer
+ *   xb = rmsnorm(x) ; qkv = Wqkv xb (+ b) ; q, k, v = rope(qkv) -> KV cache
+ *   xb2 = attention(q, K, V) ; x += Wo xb2
+ *   xb = rmsnorm(x) ; hb = silu(Wg xb) * (Wu xb) ; x += Wd hb
+ * then logits = Wlm rmsnorm(x[last]) and the greedy token = argmax(logits).
+ * Each step is one dispatch (one per weight shard) with one barrier after it.
+ *
+ * All buffers and descriptor sets are made at session creation. The decode
+ * command buffer (one token) is recorded once and replayed: the token and
+ * position travel in the host-visible step buffer. Prefill records a command
+ * buffer per chunk of at most n_batch tokens, reusing the same descriptor sets,
+ * with the tiled GEMM instead of the mat-vec.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "forward.h"
+
+struct llmgpu_session {
+    struct llmgpu_model *model;
+    struct llmgpu_context *ctx;
+    uint32_t n_ctx, n_batch, pos;
+    int have_logits;
+
+    /* buffers; shapes use B = n_batch */
+    struct lg_buffer step;    /* lg_step + int32 tokens[B]; host-visible */
+    struct lg_buffer x;       /* (B, E) residual stream */
+    struct lg_buffer xb;      /* (B, E) normed input of a projection */
+    struct lg_buffer qkv;     /* (B, (NH + 2 NKV) HD) */
+    struct lg_buffer q;       /* (B, NH HD) roped queries */
+    struct lg_buffer att;     /* (B, NH HD) attention output */
+    struct lg_buffer gu;      /* (B, 2F) gate and up side by side (prefill) */
+    struct lg_buffer hb;      /* (B, F) */
+    struct lg_buffer logits;  /* (V) */
+    struct lg_buffer result;  /* uint32 greedy token; host-visible */
+    struct lg_buffer rope;    /* (n_ctx, HD/2) of (cos, sin) */
+    struct lg_buffer *kc, *vc; /* per layer (n_ctx, NKV HD) f16 */
+
+    struct lg_dpool pool;
+    struct lg_cmd decode_cmd; /* recorded once for one token */
+    struct lg_cmd prefill_cmd;
+    int decode_recorded;
+
+    /* descriptor sets, made once */
+    VkDescriptorSet *embed_sets;  /* per tok_embd shard */
+    struct layer_sets {
+        VkDescriptorSet norm1, rope, attn, norm2, silu;
+        VkDescriptorSet *qkv, *wo, *gate, *up, *gate_up, *down; /* per shard */
+    } *ls;
+    VkDescriptorSet out_norm, argmax;
+    VkDescriptorSet *lm_sets;     /* per lm_head shard */
+};
+
+/* ---- kernel configuration ---- */
+
+static uint32_t wg_size(const struct llmgpu_context *ctx) {
+    return ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ? 64 : 256;
+}
+
+static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc *d,
+                      char store[][48], const char *kernel, uint32_t n_bindings,
+                      uint32_t push_size) {
+    memset(d, 0, sizeof *d);
+    d->kernel = kernel;
+    d->n_bindings = n_bindings;
+    d->push_size = push_size;
+    lg_desc_define(d, store[0], "WG_SIZE", wg_size(ctx));
+    lg_desc_define(d, store[1], "USE_SUBGROUP", ctx->caps.subgroup_arith ? 1 : 0);
+}
+
+enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8 };
+
+static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
+                                      unsigned flags, struct lg_pipeline **out) {
+    char st[8][48];
+    struct lg_pipeline_desc d;
+    base_desc(s->ctx, &d, st, (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
+              (flags & MM_GATE_UP) ? 5 : 4, sizeof(struct lg_mm_push));
+    lg_desc_define(&d, st[2], "K", w->cols);
+    lg_desc_define(&d, st[3], "WTYPE", w->type);
+    lg_desc_define(&d, st[4], "HAS_BIAS", (flags & MM_BIAS) != 0);
+    lg_desc_define(&d, st[5], "ACCUMULATE", (flags & MM_ACC) != 0);
+    lg_desc_define(&d, st[6], "GATE_UP", (flags & MM_GATE_UP) != 0);
+    lg_desc_define(&d, st[7], "ROWS", 2);
+    return lg_pipeline_get(s->ctx, &d, out);
+}
+
+static enum llmgpu_status norm_pipeline(struct llmgpu_session *s, struct lg_pipeline **out) {
+    char st[4][48], eps[64];
+    struct lg_pipeline_desc d;
+    base_desc(s->ctx, &d, st, "rms_norm.comp", 3, 8);
+    lg_desc_define(&d, st[2], "N", s->model->cfg.n_embd);
+    /* %a keeps the exact f32 value; GLSL has no hex floats, so print enough digits. */
+    snprintf(eps, sizeof eps, "EPS=%.9e", (double)s->model->cfg.rms_norm_eps);
+    d.defines[d.n_defines++] = eps;
+    return lg_pipeline_get(s->ctx, &d, out);
+}
+
+static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *kernel,
+                                        uint32_t n_bindings, struct lg_pipeline **out) {
+    const struct lg_model_config *c = &s->model->cfg;
+    char st[6][48];
+    struct lg_pipeline_desc d;
+    base_desc(s->ctx, &d, st, kernel, n_bindings, 0);
+    lg_desc_define(&d, st[2], "HD", c->head_dim);
+    lg_desc_define(&d, st[3], "NH", c->n_head);
+    lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
+    lg_desc_define(&d, st[5], "WINDOW", c->sliding_window);
+    return lg_pipeline_get(s->ctx, &d, out);
+}
+
+static enum llmgpu_status embed_pipeline(struct llmgpu_session *s, struct lg_pipeline **out) {
+    char st[4][48];
+    struct lg_pipeline_desc d;
+    base_desc(s->ctx, &d, st, "embed.comp", 3, 8);
+    lg_desc_define(&d, st[2], "N_EMBD", s->model->cfg.n_embd);
+    lg_desc_define(&d, st[3], "WTYPE", s->model->tok_embd.type);
+    return lg_pipeline_get(s->ctx, &d, out);
+}
+
+static enum llmgpu_status silu_pipeline(struct llmgpu_session *s, struct lg_pipeline **out) {
+    char st[3][48];
+    struct lg_pipeline_desc d;
+    base_desc(s->ctx, &d, st, "silu_mul.comp", 2, 4);
+    lg_desc_define(&d, st[2], "F", s->model->cfg.n_ff);
+    return lg_pipeline_get(s->ctx, &d, out);
+}
+
+static enum llmgpu_status argmax_pipeline(struct llmgpu_session *s, struct lg_pipeline **out) {
+    char st[2][48];
+    struct lg_pipeline_desc d;
+    base_desc(s->ctx, &d, st, "argmax.comp", 2, 4);
+    return lg_pipeline_get(s->ctx, &d, out);
+}
+
+/* ---- rope table, as transformers' LlamaRotaryEmbedding computes it ---- */
+
+static void rope_inv_freq(const struct lg_model_config *c, float *inv) {
+    uint32_t half = c->head_dim / 2;
+    for (uint32_t i = 0; i < half; i++) {
+        /* 1 / base^(2i/d), in f32 like torch */
+        float e = (float)(2 * i) / (float)c->head_dim;
+        inv[i] = 1.0f / (float)pow((double)c->rope_theta, (double)e);
+    }
+    if (c->rope_scaling == LG_ROPE_SCALING_LINEAR) {
+        for (uint32_t i = 0; i < half; i++)
+            inv[i] /= c->rope_factor;
+    } else if (c->rope_scaling == LG_ROPE_SCALING_LLAMA3) {
+        /* _compute_llama3_parameters */
+        float old = (float)c->rope_orig_ctx;
+        float low_wl = old / c->rope_low_freq_factor, high_wl = old / c->rope_high_freq_factor;
+        for (uint32_t i = 0; i < half; i++) {
+            float wl = 2.0f * (float)M_PI / inv[i];
+            float f = wl > low_wl ? inv[i] / c->rope_factor : inv[i];
+            if (!(wl < high_wl) && !(wl > low_wl)) {
+                float sm = (old / wl - c->rope_low_freq_factor) /
+                           (c->rope_high_freq_factor - c->rope_low_freq_factor);
+                f = (1.0f - sm) * f / c->rope_factor + sm * f;
+            }
+            inv[i] = f;
+        }
+    }
+}
+
+static enum llmgpu_status make_rope_table(struct llmgpu_session *s) {
+    const struct lg_model_config *c = &s->model->cfg;
+    uint32_t half = c->head_dim / 2;
+    size_t n = (size_t)s->n_ctx * half;
+    float *inv = lg_malloc(&s->ctx->alloc, half * sizeof(float));
+    float *tab = lg_malloc(&s->ctx->alloc, n * 2 * sizeof(float));
+    enum llmgpu_status st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    if (inv && tab) {
+        rope_inv_freq(c, inv);
+        for (uint32_t p = 0; p < s->n_ctx; p++)
+            for (uint32_t i = 0; i < half; i++) {
+                float ang = (float)p * inv[i];
+                tab[((size_t)p * half + i) * 2] = (float)cos((double)ang);
+                tab[((size_t)p * half + i) * 2 + 1] = (float)sin((double)ang);
+            }
+        st = lg_buffer_create(s->ctx, n * 8, LG_MEM_DEVICE, &s->rope);
+        if (st == LLMGPU_OK)
+            st = lg_buffer_upload(s->ctx, &s->rope, 0, tab, n * 8);
+    }
+    lg_free(&s->ctx->alloc, inv);
+    lg_free(&s->ctx->alloc, tab);
+    return st;
+}
+
+/* ---- creation ---- */
+
+void llmgpu_session_params_init(struct llmgpu_session_params *p) {
+    if (!p)
+        return;
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+}
+
+static enum llmgpu_status dset(struct llmgpu_session *s, struct lg_pipeline *p,
+                               const struct lg_binding *b, uint32_t n, VkDescriptorSet *out) {
+    return lg_dset_create(s->ctx, &s->pool, p, b, n, out);
+}
+
+/* Descriptor sets of one matrix: one per shard, x read from `in`, y written to `out`. */
+static enum llmgpu_status mm_sets(struct llmgpu_session *s, const struct lg_wtensor *w,
+                                  const struct lg_buffer *in, const struct lg_buffer *bias,
+                                  const struct lg_buffer *out, const struct lg_wtensor *up,
+                                  VkDescriptorSet **sets) {
+    struct lg_pipeline *p;
+    enum llmgpu_status st = mm_pipeline(s, w, up ? MM_GATE_UP : 0, &p);
+    if (st != LLMGPU_OK)
+        return st;
+    *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
+    if (!*sets)
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    for (uint32_t i = 0; i < w->n_shards; i++) {
+        struct lg_binding b[5] = {{&w->shards[i].buf, 0, 0},
+                                  {in, 0, 0},
+                                  {bias && bias->buf ? bias : &s->model->dummy, 0, 0},
+                                  {out, 0, 0},
+                                  {up ? &up->shards[i].buf : NULL, 0, 0}};
+        st = dset(s, p, b, up ? 5 : 4, &(*sets)[i]);
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    return LLMGPU_OK;
+}
+
+static uint32_t shards_total(const struct llmgpu_model *m) {
+    uint32_t n = m->tok_embd.n_shards + m->lm_head.n_shards;
+    for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
+        const struct lg_layer *L = &m->layers[l];
+        n += L->wqkv.n_shards + L->wo.n_shards + 3 * L->gate.n_shards + L->down.n_shards;
+    }
+    return n;
+}
+
+static enum llmgpu_status create_sets(struct llmgpu_session *s) {
+    const struct llmgpu_model *m = s->model;
+    const struct lg_model_config *c = &m->cfg;
+    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax;
+    enum llmgpu_status st;
+    uint32_t max_sets = shards_total(m) + 6 * c->n_layer + 4;
+
+#define TRY(x)                                                                                   \
+    do {                                                                                         \
+        st = (x);                                                                                \
+        if (st != LLMGPU_OK)                                                                     \
+            return st;                                                                           \
+    } while (0)
+    TRY(lg_dpool_create(s->ctx, max_sets, &s->pool));
+    TRY(embed_pipeline(s, &p_embed));
+    TRY(norm_pipeline(s, &p_norm));
+    TRY(attn_pipeline(s, "rope_kv.comp", 6, &p_rope));
+    TRY(attn_pipeline(s, "attn.comp", 5, &p_attn));
+    TRY(silu_pipeline(s, &p_silu));
+    TRY(argmax_pipeline(s, &p_argmax));
+
+    s->embed_sets = lg_calloc(&s->ctx->alloc, m->tok_embd.n_shards, sizeof *s->embed_sets);
+    s->ls = lg_calloc(&s->ctx->alloc, c->n_layer, sizeof *s->ls);
+    if (!s->embed_sets || !s->ls)
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    for (uint32_t i = 0; i < m->tok_embd.n_shards; i++) {
+        struct lg_binding b[3] = {{&s->step, 0, 0}, {&m->tok_embd.shards[i].buf, 0, 0},
+                                  {&s->x, 0, 0}};
+        TRY(dset(s, p_embed, b, 3, &s->embed_sets[i]));
+    }
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        const struct lg_layer *L = &m->layers[l];
+        struct layer_sets *S = &s->ls[l];
+        {
+            struct lg_binding b[3] = {{&s->x, 0, 0}, {&L->attn_norm, 0, 0}, {&s->xb, 0, 0}};
+            TRY(dset(s, p_norm, b, 3, &S->norm1));
+            b[1].buf = &L->ffn_norm;
+            TRY(dset(s, p_norm, b, 3, &S->norm2));
+        }
+        TRY(mm_sets(s, &L->wqkv, &s->xb, &L->bqkv, &s->qkv, NULL, &S->qkv));
+        {
+            struct lg_binding b[6] = {{&s->step, 0, 0}, {&s->qkv, 0, 0}, {&s->rope, 0, 0},
+                                      {&s->q, 0, 0},    {&s->kc[l], 0, 0}, {&s->vc[l], 0, 0}};
+            TRY(dset(s, p_rope, b, 6, &S->rope));
+        }
+        {
+            struct lg_binding b[5] = {{&s->step, 0, 0}, {&s->q, 0, 0}, {&s->kc[l], 0, 0},
+                                      {&s->vc[l], 0, 0}, {&s->att, 0, 0}};
+            TRY(dset(s, p_attn, b, 5, &S->attn));
+        }
+        TRY(mm_sets(s, &L->wo, &s->att, NULL, &s->x, NULL, &S->wo));
+        TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->gu, NULL, &S->gate));
+        TRY(mm_sets(s, &L->up, &s->xb, NULL, &s->gu, NULL, &S->up));
+        TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->hb, &L->up, &S->gate_up));
+        {
+            struct lg_binding b[2] = {{&s->gu, 0, 0}, {&s->hb, 0, 0}};
+            TRY(dset(s, p_silu, b, 2, &S->silu));
+        }
+        TRY(mm_sets(s, &L->down, &s->hb, NULL, &s->x, NULL, &S->down));
+    }
+    {
+        struct lg_binding b[3] = {{&s->x, 0, 0}, {&m->out_norm, 0, 0}, {&s->xb, 0, 0}};
+        TRY(dset(s, p_norm, b, 3, &s->out_norm));
+    }
+    TRY(mm_sets(s, &m->lm_head, &s->xb, NULL, &s->logits, NULL, &s->lm_sets));
+    {
+        struct lg_binding b[2] = {{&s->logits, 0, 0}, {&s->result, 0, 0}};
+        TRY(dset(s, p_argmax, b, 2, &s->argmax));
+    }
+    return LLMGPU_OK;
+}
+
+static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
+    const struct lg_model_config *c = &s->model->cfg;
+    uint64_t B = s->n_batch, E = c->n_embd, HD = c->head_dim;
+    uint64_t qkv_w = (uint64_t)(c->n_head + 2 * c->n_kv_head) * HD;
+    uint64_t kv_bytes = (uint64_t)s->n_ctx * c->n_kv_head * HD * 2;
+    enum llmgpu_status st;
+    struct {
+        struct lg_buffer *b;
+        uint64_t bytes;
+        enum lg_mem_kind kind;
+    } bufs[] = {
+        {&s->step, sizeof(struct lg_step) + B * 4, LG_MEM_UPLOAD},
+        {&s->x, B * E * 4, LG_MEM_DEVICE},
+        {&s->xb, B * E * 4, LG_MEM_DEVICE},
+        {&s->qkv, B * qkv_w * 4, LG_MEM_DEVICE},
+        {&s->q, B * c->n_head * HD * 4, LG_MEM_DEVICE},
+        {&s->att, B * c->n_head * HD * 4, LG_MEM_DEVICE},
+        {&s->gu, B * 2 * (uint64_t)c->n_ff * 4, LG_MEM_DEVICE},
+        {&s->hb, B * c->n_ff * 4, LG_MEM_DEVICE},
+        {&s->logits, (uint64_t)c->n_vocab * 4, LG_MEM_DEVICE},
+        {&s->result, 16, LG_MEM_HOST},
+    };
+    for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++) {
+        if (bufs[i].bytes > s->ctx->max_binding) {
+            lg_err(&s->ctx->log, "session buffer of %llu bytes exceeds the binding limit; "
+                                 "use a smaller n_batch",
+                   (unsigned long long)bufs[i].bytes);
+            return LLMGPU_ERR_UNSUPPORTED;
+        }
+        st = lg_buffer_create(s->ctx, bufs[i].bytes, bufs[i].kind, bufs[i].b);
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    if (kv_bytes > s->ctx->max_binding) {
+        lg_err(&s->ctx->log, "a KV-cache layer of %llu bytes exceeds the binding limit of %llu; "
+                             "use a smaller context",
+               (unsigned long long)kv_bytes, (unsigned long long)s->ctx->max_binding);
+        return LLMGPU_ERR_UNSUPPORTED;
+    }
+    s->kc = lg_calloc(&s->ctx->alloc, c->n_layer, sizeof *s->kc);
+    s->vc = lg_calloc(&s->ctx->alloc, c->n_layer, sizeof *s->vc);
+    if (!s->kc || !s->vc)
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        st = lg_buffer_create(s->ctx, kv_bytes, LG_MEM_DEVICE, &s->kc[l]);
+        if (st == LLMGPU_OK)
+            st = lg_buffer_create(s->ctx, kv_bytes, LG_MEM_DEVICE, &s->vc[l]);
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    return make_rope_table(s);
+}
+
+void llmgpu_session_free(struct llmgpu_session *s) {
+    struct llmgpu_context *ctx;
+    const struct lg_alloc *a;
+    if (!s)
+        return;
+    ctx = s->ctx;
+    a = &ctx->alloc;
+    vkDeviceWaitIdle(ctx->device);
+    lg_cmd_destroy(ctx, &s->decode_cmd);
+    lg_cmd_destroy(ctx, &s->prefill_cmd);
+    lg_dpool_destroy(ctx, &s->pool);
+    if (s->ls) {
+        for (uint32_t l = 0; l < s->model->cfg.n_layer; l++) {
+            struct layer_sets *S = &s->ls[l];
+            lg_free(a, S->qkv);
+            lg_free(a, S->wo);
+            lg_free(a, S->gate);
+            lg_free(a, S->up);
+            lg_free(a, S->gate_up);
+            lg_free(a, S->down);
+        }
+        lg_free(a, s->ls);
+    }
+    lg_free(a, s->embed_sets);
+    lg_free(a, s->lm_sets);
+    for (uint32_t l = 0; l < s->model->cfg.n_layer; l++) {
+        if (s->kc)
+            lg_buffer_destroy(ctx, &s->kc[l]);
+        if (s->vc)
+            lg_buffer_destroy(ctx, &s->vc[l]);
+    }
+    lg_free(a, s->kc);
+    lg_free(a, s->vc);
+    {
+        struct lg_buffer *bufs[] = {&s->step, &s->x,  &s->xb,     &s->qkv,    &s->q,   &s->att,
+                                    &s->gu,   &s->hb, &s->logits, &s->result, &s->rope};
+        for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++)
+            lg_buffer_destroy(ctx, bufs[i]);
+    }
+    atomic_fetch_sub(&s->model->n_sessions, 1);
+    lg_free(a, s);
+}
+
+enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
+                                         const struct llmgpu_session_params *params,
+                                         struct llmgpu_session **out) {
+    struct llmgpu_session_params p;
+    struct llmgpu_session *s;
+    struct llmgpu_context *ctx;
+    enum llmgpu_status st;
+    if (!out)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if (!model || (params && params->struct_size == 0))
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    ctx = model->ctx;
+    if (model->vocab_only) {
+        lg_err(&ctx->log, "the model was loaded vocab-only: it has no weights for a session");
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    if (atomic_load(&ctx->lost))
+        return LLMGPU_ERR_DEVICE_LOST;
+    llmgpu_session_params_init(&p);
+    if (params)
+        memcpy(&p, params, LG_MIN(params->struct_size, (uint32_t)sizeof p));
+    if (p.flags != 0)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (p.n_ctx == 0)
+        p.n_ctx = LG_MIN(model->cfg.n_ctx_train, 4096u);
+    if (p.n_batch == 0)
+        p.n_batch = 512;
+    if (p.n_ctx > model->cfg.n_ctx_train) {
+        lg_warn(&ctx->log, "n_ctx %u is beyond the model's trained context of %u", p.n_ctx,
+                model->cfg.n_ctx_train);
+    }
+    if (p.n_ctx > (1u << 24) || p.n_batch > 8192) {
+        lg_err(&ctx->log, "n_ctx %u or n_batch %u out of range", p.n_ctx, p.n_batch);
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    s = lg_calloc(&ctx->alloc, 1, sizeof *s);
+    if (!s)
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    s->model = model;
+    s->ctx = ctx;
+    s->n_ctx = p.n_ctx;
+    s->n_batch = LG_MIN(p.n_batch, p.n_ctx);
+    atomic_fetch_add(&model->n_sessions, 1);
+    st = create_buffers(s);
+    if (st == LLMGPU_OK)
+        st = create_sets(s);
+    if (st == LLMGPU_OK)
+        st = lg_cmd_create(ctx, &s->decode_cmd);
+    if (st == LLMGPU_OK)
+        st = lg_cmd_create(ctx, &s->prefill_cmd);
+    if (st != LLMGPU_OK) {
+        llmgpu_session_free(s);
+        return st;
+    }
+    *out = s;
+    return LLMGPU_OK;
+}
+
+/* ---- recording ---- */
+
+static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg_wtensor *w,
+                   VkDescriptorSet *sets, unsigned flags, uint32_t n_tok, uint32_t x_row,
+                   uint32_t ld_y, uint32_t y_col) {
+    struct lg_pipeline *p;
+    int gemm = n_tok > 1 && !(flags & MM_GATE_UP);
+    if (mm_pipeline(s, w, flags | (gemm ? MM_GEMM : 0), &p) != LLMGPU_OK)
+        return; /* created in create_sets; cannot fail here */
+    for (uint32_t i = 0; i < w->n_shards; i++) {
+        struct lg_mm_push pc = {w->shards[i].row_begin, w->shards[i].rows, ld_y, n_tok, x_row,
+                                y_col};
+        if (gemm)
+            lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 63) / 64, (n_tok + 63) / 64, 1);
+        else
+            lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 1) / 2, n_tok, 1);
+    }
+}
+
+/* Pipelines exist already (create_sets); lookups here only hit the context's table. */
+static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer cb,
+                                      uint32_t T) {
+    const struct llmgpu_model *m = s->model;
+    const struct lg_model_config *c = &m->cfg;
+    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax;
+    uint32_t wg = wg_size(s->ctx);
+    uint32_t qkv_w = (c->n_head + 2 * c->n_kv_head) * c->head_dim;
+    enum llmgpu_status st;
+    TRY(embed_pipeline(s, &p_embed));
+    TRY(norm_pipeline(s, &p_norm));
+    TRY(attn_pipeline(s, "rope_kv.comp", 6, &p_rope));
+    TRY(attn_pipeline(s, "attn.comp", 5, &p_attn));
+    TRY(silu_pipeline(s, &p_silu));
+    TRY(argmax_pipeline(s, &p_argmax));
+    /* also make sure every mat-mul variant exists before recording */
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        const struct lg_layer *L = &m->layers[l];
+        struct lg_pipeline *p;
+        unsigned g = T > 1 ? MM_GEMM : 0;
+        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | g, &p));
+        TRY(mm_pipeline(s, &L->wo, MM_ACC | g, &p));
+        TRY(mm_pipeline(s, &L->down, MM_ACC | g, &p));
+        if (T > 1) {
+            TRY(mm_pipeline(s, &L->gate, g, &p));
+            TRY(mm_pipeline(s, &L->up, g, &p));
+        } else {
+            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP, &p));
+        }
+    }
+    {
+        struct lg_pipeline *p;
+        TRY(mm_pipeline(s, &m->lm_head, 0, &p));
+    }
+
+    lg_cmd_barrier_transfer(cb); /* host writes of the step buffer are visible at submit */
+    for (uint32_t i = 0; i < m->tok_embd.n_shards; i++) {
+        uint32_t push[2] = {m->tok_embd.shards[i].row_begin, m->tok_embd.shards[i].rows};
+        lg_cmd_dispatch(cb, p_embed, s->embed_sets[i], push, (c->n_embd + wg - 1) / wg, T, 1);
+    }
+    lg_cmd_barrier(cb);
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        const struct lg_layer *L = &m->layers[l];
+        struct layer_sets *S = &s->ls[l];
+        uint32_t rows[2] = {0, 0};
+        lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
+        lg_cmd_barrier(cb);
+        rec_mm(s, cb, &L->wqkv, S->qkv, c->qkv_bias ? MM_BIAS : 0, T, 0, qkv_w, 0);
+        lg_cmd_barrier(cb);
+        lg_cmd_dispatch(cb, p_rope, S->rope, NULL, T, c->n_head + c->n_kv_head, 1);
+        lg_cmd_barrier(cb);
+        lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, T, 1);
+        lg_cmd_barrier(cb);
+        rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
+        lg_cmd_barrier(cb);
+        lg_cmd_dispatch(cb, p_norm, S->norm2, rows, T, 1, 1);
+        lg_cmd_barrier(cb);
+        if (T > 1) {
+            uint32_t n = c->n_ff * T;
+            rec_mm(s, cb, &L->gate, S->gate, 0, T, 0, 2 * c->n_ff, 0);
+            rec_mm(s, cb, &L->up, S->up, 0, T, 0, 2 * c->n_ff, c->n_ff);
+            lg_cmd_barrier(cb);
+            lg_cmd_dispatch(cb, p_silu, S->silu, &T, (n + wg - 1) / wg, 1, 1);
+        } else {
+            rec_mm(s, cb, &L->gate, S->gate_up, MM_GATE_UP, 1, 0, c->n_ff, 0);
+        }
+        lg_cmd_barrier(cb);
+        rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
+        lg_cmd_barrier(cb);
+    }
+    {
+        uint32_t rows[2] = {T - 1, 0}; /* the last token's row of x into row 0 of xb */
+        lg_cmd_dispatch(cb, p_norm, s->out_norm, rows, 1, 1, 1);
+    }
+    lg_cmd_barrier(cb);
+    rec_mm(s, cb, &m->lm_head, s->lm_sets, 0, 1, 0, c->n_vocab, 0);
+    lg_cmd_barrier(cb);
+    lg_cmd_dispatch(cb, p_argmax, s->argmax, &c->n_vocab, 1, 1, 1);
+    {
+        /* make the host-visible result readable by the CPU after the fence */
+        VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                              .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
+                              .dstAccessMask = VK_ACCESS_HOST_READ_BIT |
+                                               VK_ACCESS_TRANSFER_READ_BIT};
+        vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                             VK_PIPELINE_STAGE_HOST_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0, 1,
+                             &mb, 0, NULL, 0, NULL);
+    }
+    return LLMGPU_OK;
+#undef TRY
+}
+
+/* ---- running ---- */
+
+static enum llmgpu_status check_tokens(struct llmgpu_session *s, const int32_t *tokens,
+                                       size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || (uint32_t)tokens[i] >= s->model->cfg.n_vocab) {
+            lg_err(&s->ctx->log, "token %d at index %zu is outside the vocabulary of %u",
+                   tokens[i], i, s->model->cfg.n_vocab);
+            return LLMGPU_ERR_INVALID_TOKEN;
+        }
+    return LLMGPU_OK;
+}
+
+static void write_step(struct llmgpu_session *s, const int32_t *tokens, uint32_t n) {
+    struct lg_step st = {s->pos, n, {0, 0}};
+    memcpy(s->step.mapped, &st, sizeof st);
+    memcpy((char *)s->step.mapped + sizeof st, tokens, (size_t)n * 4);
+}
+
+static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tokens, uint32_t n) {
+    enum llmgpu_status st;
+    struct lg_cmd *cmd;
+    if (n == 1) {
+        cmd = &s->decode_cmd;
+        if (!s->decode_recorded) {
+            st = lg_cmd_begin(s->ctx, cmd, 0);
+            if (st == LLMGPU_OK)
+                st = record_step(s, cmd->cb, 1);
+            if (st == LLMGPU_OK)
+                st = lg_cmd_end(s->ctx, cmd);
+            if (st != LLMGPU_OK)
+                return st;
+            s->decode_recorded = 1;
+        }
+    } else {
+        cmd = &s->prefill_cmd;
+        st = lg_cmd_begin(s->ctx, cmd, 1);
+        if (st == LLMGPU_OK)
+            st = record_step(s, cmd->cb, n);
+        if (st == LLMGPU_OK)
+            st = lg_cmd_end(s->ctx, cmd);
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    write_step(s, tokens, n);
+    st = lg_cmd_submit_wait(s->ctx, cmd);
+    if (st != LLMGPU_OK) {
+        s->have_logits = 0;
+        return st;
+    }
+    s->pos += n;
+    s->have_logits = 1;
+    return LLMGPU_OK;
+}
+
+enum llmgpu_status llmgpu_session_prefill(struct llmgpu_session *s, const int32_t *tokens,
+                                          size_t n) {
+    enum llmgpu_status st;
+    if (!s || (!tokens && n))
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (atomic_load(&s->ctx->lost))
+        return LLMGPU_ERR_DEVICE_LOST;
+    if (n == 0)
+        return LLMGPU_OK;
+    if (n > s->n_ctx - s->pos) {
+        lg_err(&s->ctx->log, "context full: %zu tokens do not fit after position %u of %u", n,
+               s->pos, s->n_ctx);
+        return LLMGPU_ERR_CONTEXT_FULL;
+    }
+    st = check_tokens(s, tokens, n);
+    if (st != LLMGPU_OK)
+        return st;
+    for (size_t i = 0; i < n; i += s->n_batch) {
+        uint32_t k = (uint32_t)LG_MIN((size_t)s->n_batch, n - i);
+        st = run_chunk(s, tokens + i, k);
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    return LLMGPU_OK;
+}
+
+enum llmgpu_status llmgpu_session_decode(struct llmgpu_session *s, int32_t token) {
+    return llmgpu_session_prefill(s, &token, 1);
+}
+
+enum llmgpu_status llmgpu_session_logits(struct llmgpu_session *s, float *logits,
+                                         size_t *n_inout) {
+    size_t n;
+    if (!s || !n_inout)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    n = s->model->cfg.n_vocab;
+    if (!logits) {
+        *n_inout = n;
+        return LLMGPU_OK;
+    }
+    if (*n_inout < n) {
+        *n_inout = n;
+        return LLMGPU_ERR_BUFFER_TOO_SMALL;
+    }
+    if (!s->have_logits) {
+        lg_err(&s->ctx->log, "no logits: nothing has been evaluated since the last reset");
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    *n_inout = n;
+    return lg_buffer_download(s->ctx, &s->logits, 0, logits, n * 4);
+}
+
+enum llmgpu_status llmgpu_session_sample_greedy(struct llmgpu_session *s, int32_t *token) {
+    if (!s || !token)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (!s->have_logits) {
+        lg_err(&s->ctx->log, "nothing to sample: no token has been evaluated");
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    memcpy(token, s->result.mapped, 4);
+    return LLMGPU_OK;
+}
+
+enum llmgpu_status llmgpu_session_reset(struct llmgpu_session *s) {
+    if (!s)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    s->pos = 0;
+    s->have_logits = 0;
+    return LLMGPU_OK;
+}
+
+uint32_t llmgpu_session_position(const struct llmgpu_session *s) {
+    return s ? s->pos : 0;
+}
+
+uint32_t llmgpu_session_n_ctx(const struct llmgpu_session *s) {
+    return s ? s->n_ctx : 0;
+}
