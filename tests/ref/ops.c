@@ -229,6 +229,8 @@ float ref_top2_margin(const float *x, int n) {
 }
 
 double ref_log_softmax_at(const float *x, int n, int i) {
+    if (n <= 0 || i < 0 || i >= n)
+        return NAN;
     double max = x[0];
     for (int j = 1; j < n; j++)
         if (x[j] > max)

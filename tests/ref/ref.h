@@ -12,8 +12,9 @@
  *
  * Conventions: every matrix is row-major; a Linear weight W is [out, in] as in
  * PyTorch, so y = W x means y[o] = sum_i W[o*in + i] x[i]. All arithmetic is
- * f32 except the documented reductions of ref_nmse and ref_log_softmax_at,
- * which use double. Nothing here allocates except *_alloc functions.
+ * f32 except the documented reductions of ref_nmse, ref_log_softmax_at and
+ * ref_perplexity, which use double. Only ref_*_alloc, ref_model_from_ckpt and
+ * ref_golden_load allocate; each has a matching *_free.
  */
 #ifndef LG_TESTS_REF_H
 #define LG_TESTS_REF_H
@@ -212,5 +213,37 @@ struct lg_checkpoint;
  * bf16 are widened exactly). 0 on success, -1 on a missing tensor, a shape
  * that disagrees with cfg, or out of memory. */
 int ref_model_from_ckpt(const struct lg_checkpoint *ckpt, struct ref_model *m);
+
+/* ---- Golden outputs of transformers (golden.c) ----
+ * What tests/tools/make_golden.py wrote for one variant; see
+ * tests/fixtures/golden/README.md. */
+
+struct ref_golden_variant {
+    const char *name; /* directory under fixtures/golden */
+    int optional;     /* made only when the installed transformers supports it */
+};
+extern const struct ref_golden_variant ref_golden_variants[];
+extern const size_t ref_golden_n_variants;
+
+struct ref_golden {
+    char dir[512];
+    int n_vocab, head_dim;
+    int n_prompt, n_gen, n_nll, n_inv;
+    int32_t *prompt_ids;    /* (n_prompt) BOS first */
+    int32_t *greedy_ids;    /* (n_gen) transformers' greedy continuation */
+    double *margins;        /* (n_gen) top-1 minus top-2 logit at each greedy step */
+    float *logits;          /* (n_gen, n_vocab) row s: logits choosing greedy_ids[s] */
+    int32_t *nll_ids;       /* (n_nll) */
+    double nll_mean;        /* mean NLL of nll_ids[1..], natural log */
+    double *inv_freq;       /* (n_inv = head_dim/2) rotary_emb.inv_freq; NULL if not recorded */
+    double effective_window; /* measured sliding window; -1 when not probed */
+};
+
+/* 1 when some variant's golden.json exists under root (fixtures/golden). */
+int ref_golden_made(const char *root);
+/* Read dir/golden.json and dir/logits_steps.bin. 0, or -1 with a message on
+ * stderr (g is then empty). */
+int ref_golden_load(const char *dir, struct ref_golden *g);
+void ref_golden_free(struct ref_golden *g);
 
 #endif /* LG_TESTS_REF_H */

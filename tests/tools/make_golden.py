@@ -630,7 +630,7 @@ def make_variant(ctx, v, out_dir, tk, command):
         kw["max_shard_size"] = v["max_shard_size"]
     try:
         model.to(save_dtype).save_pretrained(d, **kw)
-    except TypeError:  # an argument this version no longer takes: shard by hand below
+    except (TypeError, ValueError):  # an argument this version no longer takes: shard by hand below
         kw.pop("max_shard_size", None)
         model.to(save_dtype).save_pretrained(d, **kw)
     if tk is not None:
