@@ -193,6 +193,10 @@ check-header:
 	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -Iinclude -fsyntax-only $(B)/hdr.c
 	$(CXX) -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -fsyntax-only $(B)/hdr.c
 
+# Regenerate the transformers golden fixtures (needs torch + transformers: the GPU machine).
+golden:
+	python3 tests/tools/make_golden.py --out tests/fixtures/golden
+
 demo: all
 	$(CLI) generate -p "Once upon a time" -n 48
 
