@@ -69,6 +69,15 @@ struct lg_mm_push {
 };
 _Static_assert(sizeof(struct lg_mm_push) == 24, "lg_mm_push mirrors matvec.comp");
 
+/* Session internals other modules may use (sampler): the context, the model,
+ * the logits buffer (f32 [n_vocab], valid after a step), and whether it holds
+ * logits of an evaluated token. */
+struct llmgpu_session;
+struct llmgpu_context *lg_session_context(const struct llmgpu_session *s);
+const struct llmgpu_model *lg_session_model(const struct llmgpu_session *s);
+const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s);
+int lg_session_has_logits(const struct llmgpu_session *s);
+
 enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,
                                    const struct llmgpu_model_params *p);
 void lg_model_release_gpu(struct llmgpu_model *m);

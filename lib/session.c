@@ -710,3 +710,19 @@ uint32_t llmgpu_session_position(const struct llmgpu_session *s) {
 uint32_t llmgpu_session_n_ctx(const struct llmgpu_session *s) {
     return s ? s->n_ctx : 0;
 }
+
+struct llmgpu_context *lg_session_context(const struct llmgpu_session *s) {
+    return s->ctx;
+}
+
+const struct llmgpu_model *lg_session_model(const struct llmgpu_session *s) {
+    return s->model;
+}
+
+const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s) {
+    return &s->logits;
+}
+
+int lg_session_has_logits(const struct llmgpu_session *s) {
+    return s->have_logits;
+}
