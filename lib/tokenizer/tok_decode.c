@@ -77,13 +77,15 @@ static struct tspan tl_get(const struct tlist *l, size_t i) {
 }
 static void tl_push(struct tlist *l, const char *s, size_t n) {
     struct tspan x;
+    (void)lg_tok_buf_reserve(&l->ar, n); /* never a NULL arena, even for empty tokens */
     x.off = l->ar.len;
     x.len = n;
     lg_tok_buf_put(&l->ar, s, n);
     lg_tok_buf_put(&l->sp, &x, sizeof x);
 }
 /* Start a new token in l->ar; finish with tl_end. */
-static size_t tl_begin(const struct tlist *l) {
+static size_t tl_begin(struct tlist *l) {
+    (void)lg_tok_buf_reserve(&l->ar, 16);
     return l->ar.len;
 }
 static void tl_end(struct tlist *l, size_t off) {
@@ -128,6 +130,8 @@ static int parse_byte_token(const char *s, size_t n) {
 static int run_chain(const struct lg_tokenizer *t, struct tlist *in, int mode) {
     uint32_t k;
     struct tlist out;
+    if (in->ar.oom || in->sp.oom)
+        return -1;
     tl_init(&out, t->a);
     for (k = 0; k < t->n_dec; k++) {
         const struct lg_dec *x = &t->dec[k];
@@ -163,7 +167,7 @@ static int run_chain(const struct lg_tokenizer *t, struct tlist *in, int mode) {
                     if (!md)
                         out.ar.oom = 1;
                 } else {
-                    while (j + x->s1_len <= s.len) {
+                    while (x->s1_len && j + x->s1_len <= s.len) {
                         if (!memcmp(p + j, x->s1, x->s1_len)) {
                             lg_tok_buf_put(&out.ar, p + run, j - run);
                             lg_tok_buf_put(&out.ar, x->s2, x->s2_len);

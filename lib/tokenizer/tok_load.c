@@ -27,19 +27,24 @@ static void pcre_free(void *p, void *data) {
     lg_free(data, p);
 }
 
+/* NULL on failure with *st set (BAD_TOKENIZER, logged, or OUT_OF_HOST_MEMORY). */
 static pcre2_code *compile_re(struct lg_tokenizer *t, const char *pat, size_t len,
-                              const char *what) {
+                              const char *what, enum llmgpu_status *st) {
     int err = 0;
     PCRE2_SIZE off = 0;
     pcre2_compile_context *cc = pcre2_compile_context_create(t->gctx);
     pcre2_code *re;
+    *st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     if (!cc)
         return NULL;
     re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err,
                        &off, cc);
     pcre2_compile_context_free(cc);
+    if (!re && err == 121) /* PCRE2 compile error 21: failed to get memory */
+        return NULL;
     if (!re) {
         PCRE2_UCHAR msg[160];
+        *st = LLMGPU_ERR_BAD_TOKENIZER;
         pcre2_get_error_message(err, msg, sizeof msg);
         lg_err(&t->log, "tokenizer.json: %s: cannot compile regex at offset %zu: %s", what,
                (size_t)off, (const char *)msg);
@@ -369,6 +374,7 @@ static enum llmgpu_status load_model(struct lg_tokenizer *t, const cJSON *root) 
 
 /* ---- normalizer ---- */
 static enum llmgpu_status load_norm(struct lg_tokenizer *t, const cJSON *n, int depth) {
+    enum llmgpu_status st = LLMGPU_OK;
     const char *type;
     struct lg_norm *x;
     if (!n || cJSON_IsNull(n))
@@ -380,7 +386,6 @@ static enum llmgpu_status load_norm(struct lg_tokenizer *t, const cJSON *n, int 
     }
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers"), *e;
-        enum llmgpu_status st;
         if (!cJSON_IsArray(list) || depth > 4) {
             lg_err(&t->log, "tokenizer.json: normalizer Sequence without a normalizers list");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -397,6 +402,7 @@ static enum llmgpu_status load_norm(struct lg_tokenizer *t, const cJSON *n, int 
     }
     x = &t->norm[t->n_norm];
     memset(x, 0, sizeof *x);
+    t->n_norm++; /* counted at once so that lg_tok_free() sees a half-built entry */
     if (!strcmp(type, "NFC"))
         x->kind = LG_NORM_NFC;
     else if (!strcmp(type, "NFD"))
@@ -430,18 +436,18 @@ static enum llmgpu_status load_norm(struct lg_tokenizer *t, const cJSON *n, int 
         }
         if (!(x->s1 = dupstr(t, p, &x->s1_len)) || !(x->s2 = dupstr(t, c, &x->s2_len)))
             return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "normalizer Replace")))
-            return LLMGPU_ERR_BAD_TOKENIZER;
+        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "normalizer Replace", &st)))
+            return st;
     } else {
         lg_err(&t->log, "tokenizer.json: normalizer \"%s\" is not supported", type);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
-    t->n_norm++;
     return LLMGPU_OK;
 }
 
 /* ---- pre-tokenizer ---- */
 static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int depth) {
+    enum llmgpu_status st = LLMGPU_OK;
     const char *type;
     struct lg_pre *x;
     if (!n || cJSON_IsNull(n))
@@ -453,7 +459,6 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
     }
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "pretokenizers"), *e;
-        enum llmgpu_status st;
         if (!cJSON_IsArray(list) || depth > 4) {
             lg_err(&t->log, "tokenizer.json: pre_tokenizer Sequence without a pretokenizers list");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -470,6 +475,7 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
     }
     x = &t->pre[t->n_pre];
     memset(x, 0, sizeof *x);
+    t->n_pre++; /* counted at once so that lg_tok_free() sees a half-built entry */
     if (!strcmp(type, "Split")) {
         int is_re = 0;
         const char *p = pattern_of(n, &is_re), *b = jstr(n, "behavior");
@@ -495,8 +501,8 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
         x->invert = jbool(n, "invert", 0);
         if (!(x->s1 = dupstr(t, p, &x->s1_len)))
             return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "pre_tokenizer Split")))
-            return LLMGPU_ERR_BAD_TOKENIZER;
+        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "pre_tokenizer Split", &st)))
+            return st;
         if (!is_re && x->s1_len == 0) {
             lg_err(&t->log, "tokenizer.json: pre_tokenizer Split with an empty pattern");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -507,8 +513,8 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
         x->kind = LG_PRE_BYTELEVEL;
         x->add_prefix_space = jbool(n, "add_prefix_space", 1);
         x->use_regex = jbool(n, "use_regex", 1);
-        if (x->use_regex && !(x->re = compile_re(t, gpt2, sizeof gpt2 - 1, "ByteLevel")))
-            return LLMGPU_ERR_BAD_TOKENIZER;
+        if (x->use_regex && !(x->re = compile_re(t, gpt2, sizeof gpt2 - 1, "ByteLevel", &st)))
+            return st;
     } else if (!strcmp(type, "Metaspace")) {
         const char *r = jstr(n, "replacement");
         x->kind = LG_PRE_METASPACE;
@@ -529,12 +535,12 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
         lg_err(&t->log, "tokenizer.json: pre_tokenizer \"%s\" is not supported", type);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
-    t->n_pre++;
     return LLMGPU_OK;
 }
 
 /* ---- decoder ---- */
 static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int depth) {
+    enum llmgpu_status st = LLMGPU_OK;
     const char *type;
     struct lg_dec *x;
     if (!n || cJSON_IsNull(n))
@@ -546,7 +552,6 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
     }
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "decoders"), *e;
-        enum llmgpu_status st;
         if (!cJSON_IsArray(list) || depth > 4) {
             lg_err(&t->log, "tokenizer.json: decoder Sequence without a decoders list");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -563,6 +568,7 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
     }
     x = &t->dec[t->n_dec];
     memset(x, 0, sizeof *x);
+    t->n_dec++; /* counted at once so that lg_tok_free() sees a half-built entry */
     if (!strcmp(type, "ByteLevel"))
         x->kind = LG_DEC_BYTELEVEL;
     else if (!strcmp(type, "ByteFallback"))
@@ -601,8 +607,8 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
         }
         if (!(x->s1 = dupstr(t, p, &x->s1_len)) || !(x->s2 = dupstr(t, c, &x->s2_len)))
             return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "decoder Replace")))
-            return LLMGPU_ERR_BAD_TOKENIZER;
+        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "decoder Replace", &st)))
+            return st;
         if (!is_re && x->s1_len == 0) {
             lg_err(&t->log, "tokenizer.json: decoder Replace with an empty pattern");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -611,7 +617,6 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
         lg_err(&t->log, "tokenizer.json: decoder \"%s\" is not supported", type);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
-    t->n_dec++;
     return LLMGPU_OK;
 }
 
@@ -962,16 +967,28 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen)
 }
 
 /* ---- public entry points ---- */
-static cJSON *parse_json(const struct lg_tokenizer *t, const char *what, const char *s, size_t n) {
+/* Parse exactly n bytes: a NUL-terminated copy, because cJSON's length-limited parser
+ * may look past the limit. NULL (logged) for malformed, truncated or non-object input;
+ * *oom set when the copy could not be made. */
+static cJSON *parse_json(struct lg_tokenizer *t, const char *what, const char *s, size_t n,
+                         int *oom) {
     cJSON *j;
+    const char *end = NULL;
+    char *copy;
     if (!s)
         return NULL;
-    j = cJSON_ParseWithLength(s, n);
-    if (!j || !cJSON_IsObject(j)) {
-        lg_err(&t->log, "%s: not a JSON object (malformed or truncated)", what);
-        cJSON_Delete(j);
+    if (!(copy = lg_strndup(t->a, s, n))) {
+        *oom = 1;
         return NULL;
     }
+    j = cJSON_ParseWithOpts(copy, &end, 1);
+    if (!j || !cJSON_IsObject(j) || end != copy + n) {
+        lg_err(&t->log, "%s: not a JSON object (malformed or truncated%s)", what,
+               j && end != copy + n ? ", or a NUL inside" : "");
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    lg_free(t->a, copy);
     return j;
 }
 
@@ -983,6 +1000,7 @@ enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *lo
     cJSON *root = NULL, *jc = NULL, *jg = NULL;
     enum llmgpu_status st;
     uint32_t cap = 0;
+    int oom = 0;
     if (!out)
         return LLMGPU_ERR_INVALID_ARGUMENT;
     *out = NULL;
@@ -1011,13 +1029,12 @@ enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *lo
         st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
         goto err_free;
     }
-    st = LLMGPU_ERR_BAD_TOKENIZER;
-    if (!(root = parse_json(t, "tokenizer.json", json, json_len)))
+    if (!(root = parse_json(t, "tokenizer.json", json, json_len, &oom)) ||
+        (cfg && !(jc = parse_json(t, "tokenizer_config.json", cfg, cfg_len, &oom))) ||
+        (gen_cfg && !(jg = parse_json(t, "generation_config.json", gen_cfg, gen_cfg_len, &oom)))) {
+        st = oom ? LLMGPU_ERR_OUT_OF_HOST_MEMORY : LLMGPU_ERR_BAD_TOKENIZER;
         goto err_free;
-    if (cfg && !(jc = parse_json(t, "tokenizer_config.json", cfg, cfg_len)))
-        goto err_free;
-    if (gen_cfg && !(jg = parse_json(t, "generation_config.json", gen_cfg, gen_cfg_len)))
-        goto err_free;
+    }
     if ((st = load_model(t, root)))
         goto err_free;
     if ((st = load_norm(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), 0)))
