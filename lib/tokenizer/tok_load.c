@@ -12,6 +12,7 @@
 #include "tokenizer/tok_internal.h"
 
 #define LG_TOK_MAX_ID (1 << 24)
+#define SP_MARK "\xE2\x96\x81" /* U+2581 */
 
 struct vocab_ent {
     const char *s;
@@ -231,6 +232,7 @@ static enum llmgpu_status load_vocab(struct lg_tokenizer *t, const cJSON *model,
         }
         t->char_id[i] = lg_tok_vocab_get(t, u, n);
     }
+    t->sp_id = lg_tok_vocab_get(t, SP_MARK, 3);
     for (i = 0; i < 256; i++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", (unsigned)i);
@@ -242,7 +244,7 @@ static enum llmgpu_status load_vocab(struct lg_tokenizer *t, const cJSON *model,
 static int merge_insert(struct lg_tokenizer *t, int32_t l, int32_t r, uint32_t rank, int32_t id) {
     uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
     size_t mask = t->merges_cap - 1;
-    size_t h = (size_t)(key * 0x9E3779B97F4A7C15ull >> 17) & mask;
+    size_t h = (size_t)lg_tok_hash64(key) & mask;
     for (; t->merges[h].key && t->merges[h].key != key; h = (h + 1) & mask)
         ;
     t->merges[h].key = key; /* a repeated pair keeps its last rank, as a Rust HashMap collect */
@@ -266,7 +268,8 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
         n = (size_t)cJSON_GetArraySize(merges);
     t->merges_cap = pow2_at_least(n * 2 + 1);
     t->merges = lg_calloc(t->a, t->merges_cap, sizeof *t->merges);
-    if (!t->merges)
+    t->merge_side = lg_calloc(t->a, t->n_vocab, 1);
+    if (!t->merges || !t->merge_side)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     lg_tok_buf_init(&cat, t->a);
     cJSON_ArrayForEach(m, merges) {
@@ -315,11 +318,30 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
             goto out;
         }
         merge_insert(t, l, r, (uint32_t)rank, id);
+        t->merge_side[l] |= 1;
+        t->merge_side[r] |= 2;
         rank++;
     }
 out:
     lg_tok_buf_free(&cat);
     return st;
+}
+
+/* Whether no vocabulary string contains a character other than U+2581 followed by U+2581.
+ * Then no merge can join a word to a following "▁...", and BPE on a whole SentencePiece
+ * text equals BPE on its pieces cut before each run of U+2581 (an exact speed-up). */
+static int sp_split_safe(const struct lg_tokenizer *t) {
+    uint32_t id;
+    for (id = 0; id < t->n_vocab; id++) {
+        const char *s = t->text_pool + t->vtok_off[id], *p;
+        size_t n = t->vtok_len[id];
+        if (t->vtok_off[id] == UINT32_MAX)
+            continue;
+        for (p = s; (p = memmem(p, n - (size_t)(p - s), SP_MARK, 3)) != NULL; p += 3)
+            if (p > s && !(p - s >= 3 && !memcmp(p - 3, SP_MARK, 3)))
+                return 0;
+    }
+    return 1;
 }
 
 static enum llmgpu_status load_model(struct lg_tokenizer *t, const cJSON *root) {
@@ -360,6 +382,7 @@ static enum llmgpu_status load_model(struct lg_tokenizer *t, const cJSON *root) 
                "is not supported", s);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
+    t->sp_split = sp_split_safe(t);
     t->byte_fallback = jbool(model, "byte_fallback", 0);
     t->ignore_merges = jbool(model, "ignore_merges", 0);
     t->fuse_unk = jbool(model, "fuse_unk", 0);
@@ -1150,6 +1173,7 @@ void lg_tok_free(struct lg_tokenizer *t) {
     lg_free(&a, t->added);
     lg_free(&a, t->amap);
     lg_free(&a, t->merges);
+    lg_free(&a, t->merge_side);
     lg_free(&a, t->vmap);
     lg_free(&a, t->text_pool);
     lg_free(&a, t->tok_off);
