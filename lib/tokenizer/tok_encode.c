@@ -843,7 +843,7 @@ static void encode_plain(struct enc *e, const char *s, size_t n, int first) {
     if (n == 0)
         return;
     if (t->n_pre == 0) {
-        size_t i, start = 0;
+        size_t start = 0;
         if (!t->sp_split) {
             bpe_word(e, s, n);
             return;
