@@ -990,6 +990,75 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen)
 }
 
 /* ---- public entry points ---- */
+/* transformers 5 builds LlamaTokenizer's pipeline itself instead of taking tokenizer.json's
+ * (models/llama/tokenization_llama.py): no normalizer, Metaspace(prepend_scheme from
+ * add_prefix_space/legacy, split=False), decoder Replace/ByteFallback/Fuse[/Strip], and a
+ * BPE without unk_token, fuse_unk and byte_fallback on. Only vocab, merges, added tokens
+ * and the post-processor come from the file. */
+static enum llmgpu_status v5_llama(struct lg_tokenizer *t, const cJSON *cfg) {
+    int add_prefix_space, legacy;
+    uint32_t i;
+    struct lg_pre *p;
+    struct lg_dec *d;
+    const char *cls = cJSON_IsObject(cfg) ? jstr(cfg, "tokenizer_class") : NULL;
+    if (!cls || (strcmp(cls, "LlamaTokenizer") && strcmp(cls, "LlamaTokenizerFast")))
+        return LLMGPU_OK;
+    add_prefix_space = jbool(cfg, "add_prefix_space", 1);
+    legacy = jbool(cfg, "legacy", 0);
+    for (i = 0; i < t->n_norm; i++) {
+        lg_free(t->a, t->norm[i].s1);
+        lg_free(t->a, t->norm[i].s2);
+        pcre2_code_free(t->norm[i].re);
+    }
+    t->n_norm = 0;
+    for (i = 0; i < t->n_pre; i++) {
+        lg_free(t->a, t->pre[i].s1);
+        pcre2_code_free(t->pre[i].re);
+    }
+    t->n_pre = 0;
+    for (i = 0; i < t->n_dec; i++) {
+        lg_free(t->a, t->dec[i].s1);
+        lg_free(t->a, t->dec[i].s2);
+        pcre2_code_free(t->dec[i].re);
+    }
+    t->n_dec = 0;
+    p = &t->pre[t->n_pre++];
+    memset(p, 0, sizeof *p);
+    p->kind = LG_PRE_METASPACE;
+    p->prepend = !add_prefix_space ? LG_PREPEND_NEVER : legacy ? LG_PREPEND_ALWAYS : LG_PREPEND_FIRST;
+    if (!(p->s1 = lg_strdup(t->a, SP_MARK)))
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    p->s1_len = 3;
+    d = &t->dec[t->n_dec++];
+    memset(d, 0, sizeof *d);
+    d->kind = LG_DEC_REPLACE;
+    if (!(d->s1 = lg_strdup(t->a, SP_MARK)) || !(d->s2 = lg_strdup(t->a, " ")))
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    d->s1_len = 3;
+    d->s2_len = 1;
+    d = &t->dec[t->n_dec++];
+    memset(d, 0, sizeof *d);
+    d->kind = LG_DEC_BYTEFALLBACK;
+    d = &t->dec[t->n_dec++];
+    memset(d, 0, sizeof *d);
+    d->kind = LG_DEC_FUSE;
+    if (add_prefix_space) {
+        d = &t->dec[t->n_dec++];
+        memset(d, 0, sizeof *d);
+        d->kind = LG_DEC_STRIP;
+        if (!(d->s1 = lg_strdup(t->a, " ")))
+            return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        d->s1_len = 1;
+        d->start = 1;
+    }
+    t->unk_id = -1;
+    t->fuse_unk = 1;
+    t->byte_fallback = 1;
+    t->ignore_merges = 0;
+    t->sp_split = sp_split_safe(t);
+    return LLMGPU_OK;
+}
+
 /* Parse exactly n bytes: a NUL-terminated copy, because cJSON's length-limited parser
  * may look past the limit. NULL (logged) for malformed, truncated or non-object input;
  * *oom set when the copy could not be made. */
@@ -1015,10 +1084,10 @@ static cJSON *parse_json(struct lg_tokenizer *t, const char *what, const char *s
     return j;
 }
 
-enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log,
-                               const char *json, size_t json_len, const char *cfg,
-                               size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
-                               struct lg_tokenizer **out) {
+enum llmgpu_status lg_tok_load_ex(const struct lg_alloc *a, const struct lg_log *log,
+                                  const char *json, size_t json_len, const char *cfg,
+                                  size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
+                                  uint32_t opts, struct lg_tokenizer **out) {
     struct lg_tokenizer *t;
     cJSON *root = NULL, *jc = NULL, *jg = NULL;
     enum llmgpu_status st;
@@ -1072,6 +1141,8 @@ enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *lo
         goto err_free;
     if ((st = load_cfg(t, jc, &cap)))
         goto err_free;
+    if ((opts & LG_TOK_OPT_TRANSFORMERS_V5) && (st = v5_llama(t, jc)))
+        goto err_free;
     if ((st = added_finish(t)))
         goto err_free;
     load_ids(t, jc, jg);
@@ -1089,6 +1160,13 @@ err_free:
     cJSON_Delete(jg);
     lg_tok_free(t);
     return st;
+}
+
+enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log,
+                               const char *json, size_t json_len, const char *cfg,
+                               size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
+                               struct lg_tokenizer **out) {
+    return lg_tok_load_ex(a, log, json, json_len, cfg, cfg_len, gen_cfg, gen_cfg_len, 0, out);
 }
 
 static enum llmgpu_status read_opt(const struct lg_alloc *a, const char *dir, const char *name,
@@ -1109,6 +1187,11 @@ static enum llmgpu_status read_opt(const struct lg_alloc *a, const char *dir, co
 
 enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log *log,
                                    const char *dir, struct lg_tokenizer **out) {
+    return lg_tok_load_dir_ex(a, log, dir, 0, out);
+}
+
+enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_log *log,
+                                      const char *dir, uint32_t opts, struct lg_tokenizer **out) {
     char path[4096];
     char *js = NULL, *cfg = NULL, *gen = NULL, *tpl = NULL;
     size_t jl = 0, cl = 0, gl = 0, tl = 0;
@@ -1124,7 +1207,7 @@ enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log
         (st = read_opt(a, dir, "generation_config.json", &gen, &gl)) ||
         (st = read_opt(a, dir, "chat_template.jinja", &tpl, &tl)))
         goto out;
-    st = lg_tok_load(a, log, js, jl, cfg, cl, gen, gl, out);
+    st = lg_tok_load_ex(a, log, js, jl, cfg, cl, gen, gl, opts, out);
     if (st == LLMGPU_OK && tpl && !(*out)->chat_template) {
         (*out)->chat_template = lg_strndup((*out)->a, tpl, tl);
         if (!(*out)->chat_template) {

@@ -39,6 +39,18 @@ enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *lo
  * when present. Also LLMGPU_ERR_IO when tokenizer.json cannot be read. */
 enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log *log,
                                    const char *dir, struct lg_tokenizer **out);
+/* Options of the _ex loaders. LG_TOK_OPT_TRANSFORMERS_V5: tokenize as transformers >= 5
+ * does, which rebuilds the pipeline of LlamaTokenizer-class tokenizers from
+ * tokenizer_config.json (Metaspace with prepend_scheme from legacy/add_prefix_space)
+ * instead of using tokenizer.json's normalizer/pre-tokenizer/decoder; transformers 4 and
+ * the tokenizers library use the file as written (the default). */
+#define LG_TOK_OPT_TRANSFORMERS_V5 (1u << 0)
+enum llmgpu_status lg_tok_load_ex(const struct lg_alloc *a, const struct lg_log *log,
+                                  const char *json, size_t json_len, const char *cfg,
+                                  size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
+                                  uint32_t opts, struct lg_tokenizer **out);
+enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_log *log,
+                                      const char *dir, uint32_t opts, struct lg_tokenizer **out);
 void lg_tok_free(struct lg_tokenizer *t);
 
 /* Encode len bytes of text (invalid UTF-8 is replaced by U+FFFD as Python's
