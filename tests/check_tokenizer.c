@@ -525,6 +525,7 @@ START_TEST(test_parity) {
     const char *kind;
     int checked = 0, bad = 0;
     uint32_t opts;
+    struct lg_tokenizer *t0 = NULL;
     txt = fixture_for(name, &kind);
     ck_assert_msg(txt != NULL, "no fixture for %s", name);
     opts = fixture_opts(txt);
@@ -564,6 +565,17 @@ START_TEST(test_parity) {
             bad++;
         }
         free(got.v);
+        e = cJSON_GetObjectItem(r, "ids_tokenizers");
+        if (cJSON_IsArray(e)) { /* the tokenizers library on the file as written */
+            if (!t0)
+                t0 = opts ? load_real_opts(name, 0) : t;
+            got = encode(t0, (char *)c.raw[k], c.len[k], LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
+            if (!ids_equal(e, &got)) {
+                fprintf(stderr, "parity %s/%s (%s): ids_tokenizers differ\n", name, n, kind);
+                bad++;
+            }
+            free(got.v);
+        }
         e = cJSON_GetObjectItem(r, "ids_split");
         if (cJSON_IsArray(e)) {
             got = encode(t, (char *)c.raw[k], c.len[k], 0);
@@ -601,6 +613,8 @@ START_TEST(test_parity) {
     ck_assert_int_eq(bad, 0);
     free(txt);
     corpus_free(&c);
+    if (t0 != t)
+        lg_tok_free(t0);
     lg_tok_free(t);
 }
 END_TEST
