@@ -152,6 +152,14 @@ int main(int argc, char **argv) {
     printf("{\"tokenizer\": \"%s\", \"load_seconds\": %.3f, \"threads\": 1,\n", argv[1], now() - t0);
     en = gen_english(mb << 20);
     cjk = gen_cjk(mb << 20);
+    if (getenv("LG_BENCH_DUMP")) { /* write the texts, to compare with the Python generator */
+        FILE *f = fopen(getenv("LG_BENCH_DUMP"), "wb");
+        if (f) {
+            fwrite(en.p, 1, en.len, f);
+            fwrite(cjk.p, 1, cjk.len, f);
+            fclose(f);
+        }
+    }
     run(t, "english", &en, reps);
     printf(",\n");
     run(t, "cjk", &cjk, reps);
