@@ -508,6 +508,17 @@ static int decoded_equal(const cJSON *r, const char *key, const char *got, size_
     return eq;
 }
 
+/* Entries where the JavaScript oracle is known to differ from Rust `tokenizers` (its
+ * regex \s lacks U+0085, which Oniguruma's has); compared only against Python fixtures. */
+static int js_deviation(const char *entry) {
+    static const char *const names[] = {"nel_before_punct"};
+    size_t i;
+    for (i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(entry, names[i]))
+            return 1;
+    return 0;
+}
+
 /* Fixtures made with transformers >= 5 need its LlamaTokenizer behaviour. */
 static uint32_t fixture_opts(const char *txt) {
     const char *v = strstr(txt, "\"transformers\": \"");
@@ -550,6 +561,10 @@ START_TEST(test_parity) {
             if (!strcmp(c.name[i], n))
                 k = i;
         ck_assert_msg(k >= 0, "fixture entry %s not in the corpus", n);
+        if (!strcmp(kind, "js") && js_deviation(n)) {
+            cJSON_Delete(r);
+            continue;
+        }
         checked++;
         got = encode(t, (char *)c.raw[k], c.len[k],
                      LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);

@@ -28,19 +28,61 @@ static void pcre_free(void *p, void *data) {
     lg_free(data, p);
 }
 
+/* Oniguruma's Unicode \s (what the tokenizers crate's regexes use) is 0009-000D, 0085 and
+ * the Z categories; PCRE2's UCP \s also has U+180E. Rewrite \s and \S to the exact set. */
+#define ONIG_SPACE "\\t-\\r\\x{85}\\p{Z}"
+static void onig_spaces(const char *pat, size_t len, struct lg_tok_buf *out) {
+    size_t i;
+    int in_class = 0;
+    for (i = 0; i < len; i++) {
+        char c = pat[i];
+        if (c == '\\' && i + 1 < len) {
+            char d = pat[++i];
+            if (d == 's')
+                lg_tok_buf_put(out, in_class ? ONIG_SPACE : "[" ONIG_SPACE "]",
+                               strlen(ONIG_SPACE) + (in_class ? 0 : 2));
+            else if (d == 'S' && !in_class)
+                lg_tok_buf_put(out, "[^" ONIG_SPACE "]", strlen(ONIG_SPACE) + 3);
+            else {
+                lg_tok_buf_putc(out, c);
+                lg_tok_buf_putc(out, d);
+            }
+            continue;
+        }
+        if (c == '[' && !in_class) {
+            in_class = 1;
+            lg_tok_buf_putc(out, c);
+            if (i + 1 < len && pat[i + 1] == '^')
+                lg_tok_buf_putc(out, pat[++i]);
+            if (i + 1 < len && pat[i + 1] == ']') /* a leading ] is literal */
+                lg_tok_buf_putc(out, pat[++i]);
+            continue;
+        }
+        if (c == ']' && in_class)
+            in_class = 0;
+        lg_tok_buf_putc(out, c);
+    }
+}
+
 /* NULL on failure with *st set (BAD_TOKENIZER, logged, or OUT_OF_HOST_MEMORY). */
 static pcre2_code *compile_re(struct lg_tokenizer *t, const char *pat, size_t len,
                               const char *what, enum llmgpu_status *st) {
     int err = 0;
     PCRE2_SIZE off = 0;
-    pcre2_compile_context *cc = pcre2_compile_context_create(t->gctx);
+    pcre2_compile_context *cc;
     pcre2_code *re;
+    struct lg_tok_buf b;
     *st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-    if (!cc)
+    lg_tok_buf_init(&b, t->a);
+    onig_spaces(pat, len, &b);
+    if (b.oom || !(cc = pcre2_compile_context_create(t->gctx))) {
+        lg_tok_buf_free(&b);
         return NULL;
-    re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err,
-                       &off, cc);
+    }
+    re = pcre2_compile((PCRE2_SPTR)(b.p ? b.p : ""), b.len,
+                       PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, cc);
     pcre2_compile_context_free(cc);
+    lg_tok_buf_free(&b);
     if (!re && err == 121) /* PCRE2 compile error 21: failed to get memory */
         return NULL;
     if (!re) {
