@@ -254,12 +254,21 @@ START_TEST(test_bytelevel_decode) {
     struct lg_tokenizer *t = load_tiny("bytelevel");
     static const int32_t ids[] = {300, 116, 257, 262, 32, 46, 301};
     char *s = decode(t, ids, 7, 0, NULL);
-    /* clean_up_tokenization_spaces: " ." -> "." */
-    ck_assert_str_eq(s, "<|bos|>the hello.<|eot|>");
+    struct lg_tokenizer *t4;
+    /* transformers 5 ignores clean_up_tokenization_spaces for BPE */
+    ck_assert_str_eq(s, "<|bos|>the hello .<|eot|>");
     free(s);
     s = decode(t, ids, 7, LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL, NULL);
-    ck_assert_str_eq(s, "the hello.");
+    ck_assert_str_eq(s, "the hello .");
     free(s);
+    /* transformers 4 applies it: " ." -> "." */
+    ck_assert_int_eq(lg_tok_load_dir_ex(NULL, NULL, path_of("fixtures/tokenizer/tiny/bytelevel"),
+                                        LG_TOK_OPT_TRANSFORMERS_V4, &t4),
+                     LLMGPU_OK);
+    s = decode(t4, ids, 7, 0, NULL);
+    ck_assert_str_eq(s, "<|bos|>the hello.<|eot|>");
+    free(s);
+    lg_tok_free(t4);
     /* a lone continuation byte decodes to U+FFFD (String::from_utf8_lossy) */
     {
         static const int32_t bad[] = {0x80, 0x41};
@@ -306,12 +315,26 @@ START_TEST(test_sp_basic) {
     EXPECT(t, "ab ab", LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL, 264, 264);
     /* byte fallback for a character outside the vocabulary */
     EXPECT(t, "\xC3\xA9", all, 1, 259, 3 + 0xC3, 3 + 0xA9, 2);
-    /* prepend_scheme "first": no prepend after an added token */
-    EXPECT(t, "<s>ab", all, 1, 1, 263, 2);
+    /* transformers 5 rebuilds a LlamaTokenizer with legacy=true as Metaspace "always":
+     * a prepend after an added token too */
+    EXPECT(t, "<s>ab", all, 1, 1, 264, 2);
     EXPECT(t, "c <s>", all, 1, 259, 265, 259, 1, 2);
     ck_assert_str_eq(lg_tok_chat_template(t), "{{ bos_token }}{{ messages }}");
     ck_assert_int_eq(lg_tok_bos(t), 1);
     ck_assert_int_eq(lg_tok_eos(t), 2);
+    lg_tok_free(t);
+}
+END_TEST
+
+START_TEST(test_sp_v4) {
+    /* the file as written (transformers 4): Metaspace "first", no prepend after <s> */
+    struct lg_tokenizer *t;
+    uint32_t all = LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL;
+    ck_assert_int_eq(lg_tok_load_dir_ex(NULL, NULL, path_of("fixtures/tokenizer/tiny/sp"),
+                                        LG_TOK_OPT_TRANSFORMERS_V4, &t),
+                     LLMGPU_OK);
+    EXPECT(t, "<s>ab", all, 1, 1, 263, 2);
+    EXPECT(t, "ab ab", all, 1, 264, 264, 2);
     lg_tok_free(t);
 }
 END_TEST
@@ -469,11 +492,11 @@ START_TEST(test_roundtrip_bytelevel) {
 END_TEST
 
 /* ---- Parity with transformers on the real tokenizers ---- */
-static char *fixture_for(const char *name, const char **kind) {
+static char *fixture_for(const char *name, const char **kind, int js_only) {
     char rel[256];
     char *txt;
     snprintf(rel, sizeof rel, "fixtures/tokenizer/py/%s.jsonl", name);
-    if ((txt = slurp(path_of(rel), NULL))) {
+    if (!js_only && (txt = slurp(path_of(rel), NULL))) {
         *kind = "python";
         return txt;
     }
@@ -519,17 +542,19 @@ static int js_deviation(const char *entry) {
     return 0;
 }
 
-/* Fixtures made with transformers >= 5 need its LlamaTokenizer behaviour. */
+/* The library behaves as transformers 5 by default; fixtures from transformers 4 or from
+ * transformers.js (which follows the file as written) need LG_TOK_OPT_TRANSFORMERS_V4. */
 static uint32_t fixture_opts(const char *txt) {
     const char *v = strstr(txt, "\"transformers\": \"");
     const char *nl = strchr(txt, '\n');
     if (v && (!nl || v < nl) && atoi(v + strlen("\"transformers\": \"")) >= 5)
-        return LG_TOK_OPT_TRANSFORMERS_V5;
-    return 0;
+        return 0;
+    return LG_TOK_OPT_TRANSFORMERS_V4;
 }
 
+/* _i: 0..2 the Python fixtures (else JS), 3..5 the JS fixtures in transformers 4 mode */
 START_TEST(test_parity) {
-    const char *name = real_names[_i];
+    const char *name = real_names[_i % 3];
     struct lg_tokenizer *t;
     struct corpus c;
     char *txt, *line, *save = NULL;
@@ -537,7 +562,7 @@ START_TEST(test_parity) {
     int checked = 0, bad = 0;
     uint32_t opts;
     struct lg_tokenizer *t0 = NULL;
-    txt = fixture_for(name, &kind);
+    txt = fixture_for(name, &kind, _i >= 3);
     ck_assert_msg(txt != NULL, "no fixture for %s", name);
     opts = fixture_opts(txt);
     t = load_real_opts(name, opts);
@@ -582,8 +607,8 @@ START_TEST(test_parity) {
         free(got.v);
         e = cJSON_GetObjectItem(r, "ids_tokenizers");
         if (cJSON_IsArray(e)) { /* the tokenizers library on the file as written */
-            if (!t0)
-                t0 = opts ? load_real_opts(name, 0) : t;
+            if (!t0) /* the file as written */
+                t0 = opts ? t : load_real_opts(name, LG_TOK_OPT_TRANSFORMERS_V4);
             got = encode(t0, (char *)c.raw[k], c.len[k], LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
             if (!ids_equal(e, &got)) {
                 fprintf(stderr, "parity %s/%s (%s): ids_tokenizers differ\n", name, n, kind);
@@ -622,8 +647,8 @@ START_TEST(test_parity) {
         free(got.v);
         cJSON_Delete(r);
     }
-    fprintf(stderr, "check_tokenizer: parity %s vs %s fixtures%s: %d entries, %d mismatches\n",
-            name, kind, opts ? " (transformers 5 mode)" : "", checked, bad);
+    fprintf(stderr, "check_tokenizer: parity %s vs %s fixtures (%s mode): %d entries, %d "
+            "mismatches\n", name, kind, opts ? "transformers 4" : "transformers 5", checked, bad);
     ck_assert_int_ge(checked, 80);
     ck_assert_int_eq(bad, 0);
     free(txt);
@@ -945,10 +970,8 @@ START_TEST(test_stream_matches_decode) {
             ck_assert_int_eq(lg_tok_stream_flush(t, &s, buf + w, &l), LLMGPU_OK);
             w += l;
             d = decode(t, r.v, r.n, fl, &dl);
-            /* llama3's tokenizer_config cleans up " ." etc. in decode(); compare without */
-            if (strcmp(name, "llama3") != 0)
-                ck_assert_msg(dl == w && !memcmp(d, buf, w), "stream of %s/%s (flags %u)", name,
-                              c.name[i], fl);
+            ck_assert_msg(dl == w && !memcmp(d, buf, w), "stream of %s/%s (flags %u)", name,
+                          c.name[i], fl);
             free(d);
             free(buf);
         }
@@ -969,6 +992,7 @@ Suite *tokenizer_suite(void) {
     tcase_add_test(core, test_bytelevel_decode);
     tcase_add_test(core, test_bytelevel_meta);
     tcase_add_test(core, test_sp_basic);
+    tcase_add_test(core, test_sp_v4);
     tcase_add_test(core, test_sp_decode);
     tcase_add_test(core, test_sp_unk);
     tcase_add_test(core, test_misc_pipeline);
@@ -976,7 +1000,7 @@ Suite *tokenizer_suite(void) {
     tcase_add_test(core, test_invalid_utf8_input);
     tcase_add_test(core, test_roundtrip_bytelevel);
     tcase_set_timeout(par, 120);
-    tcase_add_loop_test(par, test_parity, 0, 3);
+    tcase_add_loop_test(par, test_parity, 0, 6);
     tcase_add_test(par, test_pieces_concat_llama3);
     tcase_add_loop_test(par, test_long_input, 0, 3);
     tcase_set_timeout(err, 120);

@@ -939,7 +939,7 @@ static enum llmgpu_status cfg_special(struct lg_tokenizer *t, const char *s, uin
     return amap_add(t);
 }
 
-static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap) {
+static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap, int v4) {
     enum llmgpu_status st;
     t->clean_up_spaces = 0;
     if (cJSON_IsObject(cfg)) {
@@ -948,6 +948,9 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
         static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
         size_t i;
         t->clean_up_spaces = jbool(cfg, "clean_up_tokenization_spaces", 0);
+        /* transformers 5 ignores it for BPE models (TokenizersBackend._decode) */
+        if (!v4 && !jbool(cfg, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", 0))
+            t->clean_up_spaces = 0;
         for (i = 0; i < LG_ARRAY_LEN(keys); i++) {
             st = cfg_special(t, token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i])), cap);
             if (st)
@@ -976,7 +979,7 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
     return LLMGPU_OK;
 }
 
-static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen) {
+static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen, int v4) {
     static const char *const eog_names[] = {"<|eot_id|>", "<|eom_id|>", "<|im_end|>",
                                             "<|end_of_text|>", "<|endoftext|>", "</s>",
                                             "<end_of_turn>", "<|end|>", "<|return|>"};
@@ -995,9 +998,15 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen)
         if (!cfg && t->n_tmpl > 1 && t->tmpl[0] >= 0)
             t->bos_id = t->tmpl[0];
     }
-    /* LlamaTokenizerFast (and kin) rebuild the post-processor from add_bos/add_eos_token */
-    if (cJSON_IsObject(cfg) && is_llama_class(cls)) {
-        int add_bos = jbool(cfg, "add_bos_token", 1), add_eos = jbool(cfg, "add_eos_token", 0);
+    /* transformers 4: LlamaTokenizerFast (and kin) rebuild the post-processor from
+     * add_bos_token (default true) and add_eos_token (default false). transformers 5
+     * (TokenizersBackend.update_post_processor): any class, when tokenizer_config.json
+     * names add_bos_token or add_eos_token, a missing one counting as false. */
+    if (cJSON_IsObject(cfg) &&
+        (v4 ? is_llama_class(cls)
+            : (cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token") != NULL ||
+               cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token") != NULL))) {
+        int add_bos = jbool(cfg, "add_bos_token", v4), add_eos = jbool(cfg, "add_eos_token", 0);
         t->n_tmpl = 0;
         if (add_bos && t->bos_id >= 0)
             t->tmpl[t->n_tmpl++] = t->bos_id;
@@ -1181,13 +1190,13 @@ enum llmgpu_status lg_tok_load_ex(const struct lg_alloc *a, const struct lg_log 
         goto err_free;
     if ((st = load_added(t, root, &cap)))
         goto err_free;
-    if ((st = load_cfg(t, jc, &cap)))
+    if ((st = load_cfg(t, jc, &cap, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0)))
         goto err_free;
-    if ((opts & LG_TOK_OPT_TRANSFORMERS_V5) && (st = v5_llama(t, jc)))
+    if (!(opts & LG_TOK_OPT_TRANSFORMERS_V4) && (st = v5_llama(t, jc)))
         goto err_free;
     if ((st = added_finish(t)))
         goto err_free;
-    load_ids(t, jc, jg);
+    load_ids(t, jc, jg, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0);
     if ((st = lg_tok_pieces_build(t)))
         goto err_free;
     t->alloc.fail_after = 0;

@@ -4,7 +4,7 @@
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib -o build/tok_parity tests/tools/tok_parity.c
  *      lib/tokenizer/tok_*.c lib/log.c lib/alloc.c -lpcre2-8 -lutf8proc -lcjson
- *   build/tok_parity TOKDIR CORPUS.jsonl FIXTURE.jsonl [-v|-q] [--v5]
+ *   build/tok_parity TOKDIR CORPUS.jsonl FIXTURE.jsonl [-v|-q] [--v4|--v5]
  * Exit status 0 when everything matches.
  */
 #include <cjson/cJSON.h>
@@ -99,15 +99,16 @@ int main(int argc, char **argv) {
     if (!corpus || !fix)
         return 1;
     {
-        /* fixtures from transformers >= 5: its LlamaTokenizer pipeline */
+        /* the library defaults to transformers 5; older or JS fixtures: the V4 option */
         const char *v = strstr(fix, "\"transformers\": \""), *nl = strchr(fix, '\n');
-        uint32_t opts = 0;
+        uint32_t opts = LG_TOK_OPT_TRANSFORMERS_V4;
         if (v && (!nl || v < nl) && atoi(v + strlen("\"transformers\": \"")) >= 5)
-            opts = LG_TOK_OPT_TRANSFORMERS_V5;
+            opts = 0;
         if (argc > 5 && !strcmp(argv[5], "--v5"))
-            opts = LG_TOK_OPT_TRANSFORMERS_V5;
-        if (opts)
-            fprintf(stderr, "transformers 5 mode\n");
+            opts = 0;
+        if (argc > 5 && !strcmp(argv[5], "--v4"))
+            opts = LG_TOK_OPT_TRANSFORMERS_V4;
+        fprintf(stderr, "%s mode\n", opts ? "transformers 4" : "transformers 5");
         if (lg_tok_load_dir_ex(NULL, &log, argv[1], opts, &t) != LLMGPU_OK)
             return 1;
     }
