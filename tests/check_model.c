@@ -721,6 +721,8 @@ static const struct cfg_case cfg_cases[] = {
      "head dimension 15 is odd", NULL},
     {"\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": -1", LLMGPU_ERR_BAD_MODEL_FILE,
      "\"rms_norm_eps\": -1 is out of range", NULL},
+    {"\"rope_theta\": 10000.0", "\"rope_theta\": 1e-50", LLMGPU_ERR_BAD_MODEL_FILE,
+     "\"rope_theta\": 1e-50 is out of range", NULL}, /* positive, but 0 as a float */
     {"\"rope_theta\": 10000.0", "\"rope_theta\": \"big\"", LLMGPU_ERR_BAD_MODEL_FILE,
      "\"rope_theta\": expected a number, got a string", NULL},
     {"\"tie_word_embeddings\": false", "\"tie_word_embeddings\": \"yes\"",

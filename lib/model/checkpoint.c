@@ -113,7 +113,7 @@ void lg_ckpt_close(struct lg_checkpoint *c) {
     if (!c)
         return;
     a = c->alloc;
-    for (i = 0; i < c->n_files; i++)
+    for (i = 0; c->files && i < c->n_files; i++)
         unmap_file(a, &c->files[i]);
     lg_free(a, c->files);
     lg_tensor_table_free(a, &c->tensors);
@@ -130,6 +130,7 @@ const struct lg_tensor_src *lg_ckpt_find(const struct lg_checkpoint *c, const ch
     struct lg_tensor_src key;
     if (!c || !name || c->tensors.n == 0)
         return NULL;
+    memset(&key, 0, sizeof key);
     key.name = name;
     return bsearch(&key, c->tensors.v, c->tensors.n, sizeof key, cmp_name);
 }

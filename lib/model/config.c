@@ -182,7 +182,8 @@ static enum llmgpu_status get_float(const struct cfgctx *c, const cJSON *obj, co
         return LLMGPU_ERR_BAD_MODEL_FILE;
     }
     d = v->valuedouble;
-    if (!isfinite(d) || d <= min_excl || d > max) {
+    /* checked after rounding to float too: 1e-50 is positive but its float is 0 */
+    if (!isfinite(d) || d <= min_excl || d > max || !((double)(float)d > min_excl)) {
         lg_err(c->log, "%s: field \"%s\": %g is out of range (%g, %g]", c->what, name, d, min_excl,
                max);
         return LLMGPU_ERR_BAD_MODEL_FILE;
