@@ -970,6 +970,10 @@ START_TEST(test_ckpt_missing_files) {
     SH("rm '%s/model.safetensors'", dir);
     open_fails(dir, LLMGPU_ERR_IO, "neither model.safetensors nor model.safetensors.index.json",
                NULL);
+    SH(": > '%s/pytorch_model.bin'", dir);
+    open_fails(dir, LLMGPU_ERR_UNSUPPORTED_MODEL, "has pytorch_model.bin but no model.safetensors",
+               "only Hugging Face safetensors checkpoints are supported");
+    SH("rm '%s/pytorch_model.bin'", dir);
     SH(": > '%s/model.safetensors'", dir);
     open_fails(dir, LLMGPU_ERR_BAD_MODEL_FILE, "model.safetensors: empty file", NULL);
     SH("rm '%s/model.safetensors'; mkdir '%s/model.safetensors'", dir, dir);

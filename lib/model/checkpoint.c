@@ -416,6 +416,27 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
             goto err_oom;
         }
         if (!file_exists(path)) {
+            static const char *const others[] = {"pytorch_model.bin",
+                                                 "pytorch_model.bin.index.json",
+                                                 "consolidated.safetensors", "model.gguf"};
+            lg_free(a, path);
+            path = NULL;
+            for (i = 0; i < LG_ARRAY_LEN(others); i++) {
+                if (!(path = path_join(a, dir, others[i]))) {
+                    st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+                    goto err_oom;
+                }
+                if (file_exists(path)) {
+                    lg_err(log, "%s: has %s but no model.safetensors or %s; only Hugging Face "
+                           "safetensors checkpoints are supported (convert it with "
+                           "transformers' save_pretrained(safe_serialization=True))",
+                           dir, others[i], index_name);
+                    st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+                    goto err;
+                }
+                lg_free(a, path);
+                path = NULL;
+            }
             lg_err(log, "%s: neither model.safetensors nor %s is there", dir, index_name);
             st = LLMGPU_ERR_IO;
             goto err;

@@ -525,6 +525,13 @@ enum llmgpu_status lg_config_parse(const struct lg_alloc *a, const struct lg_log
         d->default_eos >= 0)
         add_eos(&c, cfg, d->default_eos);
 
+    if (cfg->bos_id >= 0 && (uint32_t)cfg->bos_id >= cfg->n_vocab)
+        lg_warn(log, "%s: bos_token_id %d is not below vocab_size %u", c.what, (int)cfg->bos_id,
+                cfg->n_vocab);
+    for (b = 0; b < (int)cfg->n_eos; b++)
+        if ((uint32_t)cfg->eos_ids[b] >= cfg->n_vocab)
+            lg_warn(log, "%s: eos_token_id %d is not below vocab_size %u", c.what,
+                    (int)cfg->eos_ids[b], cfg->n_vocab);
     st = LLMGPU_OK;
 out:
     cJSON_Delete(root);
