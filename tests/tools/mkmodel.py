@@ -130,6 +130,8 @@ SPACE = "\u2581"  # the SentencePiece meta-space
 def train_bpe(n_learned, corpus=CORPUS):
     """Deterministic BPE over the corpus split at meta-spaces: base characters by
     descending frequency, then merges; ties broken by the pair's text."""
+    if n_learned <= 0:
+        return [], []
     text = SPACE + corpus.replace(" ", SPACE)
     words = {}
     for w in text.split(SPACE):
@@ -183,9 +185,9 @@ def tokenizer_files(n_vocab, style="metaspace"):
     specials = ["<unk>", "<s>", "</s>"]
     byte_tokens = ["<0x%02X>" % i for i in range(256)]
     n_learned = n_vocab - len(specials) - len(byte_tokens)
-    if n_learned < 1:
-        raise SystemExit("mkmodel: --vocab must be at least 260 (3 specials, 256 byte tokens, "
-                         "the meta-space)")
+    if n_learned < 0:
+        raise SystemExit("mkmodel: --vocab must be at least 259 (3 specials + 256 byte tokens; "
+                         "from 260 on the meta-space is a token of its own)")
     learned, merges = train_bpe(n_learned)
     pieces = specials + byte_tokens + learned
     vocab = {p: i for i, p in enumerate(pieces)}
