@@ -156,7 +156,9 @@ $(TEST_BIN): $(TEST_OBJS) $(STLIB)
 
 # CPU suites fork (crash isolation, timeouts); GPU suites run unforked (a Vulkan device
 # must not cross fork()) under an outer timeout because Check's timeouts need fork.
-LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp
+LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+  VK_LOADER_DISABLE_DYNAMIC_LIBRARY_UNLOADING=1
 # Real tokenizer files (Llama 2, Llama 3, Qwen3) for the parity tests, pinned by sha256.
 fixtures:
 	@sh tests/tools/fetch_tokenizers.sh

@@ -21,6 +21,19 @@
 
 #include "forward.h"
 
+/* Stages the profiler names; a timestamp is written after each. */
+enum stage { ST_EMBED, ST_QKV, ST_ROPE, ST_ATTN, ST_WO, ST_GATE_UP, ST_DOWN, ST_LM_HEAD, ST_COUNT };
+static const char *const stage_names[ST_COUNT] = {
+    "embed", "norm+qkv", "rope+kv_write", "attention", "wo+residual", "norm+gate_up+silu",
+    "ffn_down+residual", "norm+lm_head+argmax"};
+
+/* Timestamps of one command buffer: stamp i closes stage stages[i - 1]. */
+struct prof {
+    VkQueryPool pool;
+    uint32_t n, cap;
+    uint8_t *stages;
+};
+
 struct llmgpu_session {
     struct llmgpu_model *model;
     struct llmgpu_context *ctx;
@@ -47,6 +60,8 @@ struct llmgpu_session {
     struct lg_cmd decode_cmd; /* recorded once for one token */
     struct lg_cmd prefill_cmd;
     int decode_recorded;
+    struct prof prof_decode, prof_prefill; /* with LLMGPU_CONTEXT_FLAG_PROFILE */
+    uint64_t prof_ns[ST_COUNT], prof_count[ST_COUNT];
 
     /* descriptor sets, made once */
     VkDescriptorSet *embed_sets;  /* per tok_embd shard */
@@ -387,6 +402,25 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
     return make_rope_table(s);
 }
 
+static enum llmgpu_status prof_create(struct llmgpu_session *s, struct prof *pf) {
+    VkQueryPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                .queryType = VK_QUERY_TYPE_TIMESTAMP};
+    pf->cap = 8 * s->model->cfg.n_layer + 8;
+    ci.queryCount = pf->cap;
+    pf->stages = lg_calloc(&s->ctx->alloc, pf->cap, 1);
+    if (!pf->stages)
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    return lg_vk_check(s->ctx, vkCreateQueryPool(s->ctx->device, &ci, NULL, &pf->pool),
+                       "vkCreateQueryPool");
+}
+
+static void prof_destroy(struct llmgpu_session *s, struct prof *pf) {
+    if (pf->pool)
+        vkDestroyQueryPool(s->ctx->device, pf->pool, NULL);
+    lg_free(&s->ctx->alloc, pf->stages);
+    memset(pf, 0, sizeof *pf);
+}
+
 void llmgpu_session_free(struct llmgpu_session *s) {
     struct llmgpu_context *ctx;
     const struct lg_alloc *a;
@@ -397,6 +431,8 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     vkDeviceWaitIdle(ctx->device);
     lg_cmd_destroy(ctx, &s->decode_cmd);
     lg_cmd_destroy(ctx, &s->prefill_cmd);
+    prof_destroy(s, &s->prof_decode);
+    prof_destroy(s, &s->prof_prefill);
     lg_dpool_destroy(ctx, &s->pool);
     if (s->ls) {
         for (uint32_t l = 0; l < s->model->cfg.n_layer; l++) {
@@ -484,6 +520,11 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
         st = lg_cmd_create(ctx, &s->decode_cmd);
     if (st == LLMGPU_OK)
         st = lg_cmd_create(ctx, &s->prefill_cmd);
+    if (st == LLMGPU_OK && (ctx->flags & LLMGPU_CONTEXT_FLAG_PROFILE) && ctx->timestamp_period > 0) {
+        st = prof_create(s, &s->prof_decode);
+        if (st == LLMGPU_OK)
+            st = prof_create(s, &s->prof_prefill);
+    }
     if (st != LLMGPU_OK) {
         llmgpu_session_free(s);
         return st;
@@ -511,13 +552,23 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     }
 }
 
+static void stamp(struct llmgpu_session *s, struct prof *pf, VkCommandBuffer cb,
+                  enum stage closes) {
+    if (!pf || !pf->pool || pf->n >= pf->cap)
+        return;
+    if (pf->n > 0)
+        pf->stages[pf->n - 1] = (uint8_t)closes;
+    vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pf->pool, pf->n++);
+    (void)s;
+}
+
 /* Record one step of T tokens. T == 1 is the decode path: mat-vecs with the
  * RMSNorm fused in, and flash-decoding attention; T > 1 is prefill: norm
  * dispatches, tiled GEMMs and the one-pass attention. Every pipeline was made
  * by create_sets or is made here before recording starts, so recording itself
  * cannot fail halfway. */
 static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer cb,
-                                      uint32_t T) {
+                                      uint32_t T, struct prof *pf) {
     const struct llmgpu_model *m = s->model;
     const struct lg_model_config *c = &m->cfg;
     struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split, *p_red;
@@ -552,12 +603,18 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         TRY(mm_pipeline(s, &m->lm_head, MM_NORM, &p));
     }
 
+    if (pf && pf->pool) {
+        vkCmdResetQueryPool(cb, pf->pool, 0, pf->cap);
+        pf->n = 0;
+    }
     lg_cmd_barrier_transfer(cb); /* host writes of the step buffer are visible at submit */
+    stamp(s, pf, cb, ST_EMBED);
     for (uint32_t i = 0; i < m->tok_embd.n_shards; i++) {
         uint32_t push[2] = {m->tok_embd.shards[i].row_begin, m->tok_embd.shards[i].rows};
         lg_cmd_dispatch(cb, p_embed, s->embed_sets[i], push, (c->n_embd + wg - 1) / wg, T, 1);
     }
     lg_cmd_barrier(cb);
+    stamp(s, pf, cb, ST_EMBED);
     for (uint32_t l = 0; l < c->n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
         struct layer_sets *S = &s->ls[l];
@@ -572,9 +629,11 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             rec_mm(s, cb, &L->wqkv, S->qkv_dec, bias | MM_NORM, 1, 0, qkv_w, 0);
         }
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_QKV);
         /* q, k, v = rope(qkv); k and v into the cache */
         lg_cmd_dispatch(cb, p_rope, S->rope, NULL, T, c->n_head + c->n_kv_head, 1);
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_ROPE);
         /* att = softmax(q K^T / sqrt(d)) V */
         if (T > 1) {
             lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, T, 1);
@@ -584,9 +643,11 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             lg_cmd_dispatch(cb, p_red, S->attn_reduce, &s->n_chunks, c->n_head, 1, 1);
         }
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_ATTN);
         /* x += Wo att */
         rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_WO);
         /* hb = silu(Wg rmsnorm(x)) * (Wu rmsnorm(x)) */
         if (T > 1) {
             uint32_t n = c->n_ff * T;
@@ -600,14 +661,17 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             rec_mm(s, cb, &L->gate, S->gate_up, MM_GATE_UP | MM_NORM, 1, 0, c->n_ff, 0);
         }
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_GATE_UP);
         /* x += Wd hb */
         rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_DOWN);
     }
     /* logits = Wlm rmsnorm(x[T - 1]); token = argmax(logits) */
     rec_mm(s, cb, &m->lm_head, s->lm_sets, MM_NORM, 1, T - 1, c->n_vocab, 0);
     lg_cmd_barrier(cb);
     lg_cmd_dispatch(cb, p_argmax, s->argmax, &c->n_vocab, 1, 1, 1);
+    stamp(s, pf, cb, ST_LM_HEAD);
     {
         /* make the host-visible result readable by the CPU after the fence */
         VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -641,6 +705,21 @@ static void write_step(struct llmgpu_session *s, const int32_t *tokens, uint32_t
     memcpy((char *)s->step.mapped + sizeof st, tokens, (size_t)n * 4);
 }
 
+static void collect_profile(struct llmgpu_session *s, struct prof *pf) {
+    uint64_t t[ST_COUNT * 1024];
+    if (!pf->pool || pf->n < 2 || pf->n > LG_ARRAY_LEN(t))
+        return;
+    if (vkGetQueryPoolResults(s->ctx->device, pf->pool, 0, pf->n, pf->n * sizeof t[0], t,
+                              sizeof t[0], VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) !=
+        VK_SUCCESS)
+        return;
+    for (uint32_t i = 1; i < pf->n; i++) {
+        enum stage st = (enum stage)pf->stages[i - 1];
+        s->prof_ns[st] += (uint64_t)((double)(t[i] - t[i - 1]) * s->ctx->timestamp_period);
+        s->prof_count[st]++;
+    }
+}
+
 static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tokens, uint32_t n) {
     enum llmgpu_status st;
     struct lg_cmd *cmd;
@@ -649,7 +728,7 @@ static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tok
         if (!s->decode_recorded) {
             st = lg_cmd_begin(s->ctx, cmd, 0);
             if (st == LLMGPU_OK)
-                st = record_step(s, cmd->cb, 1);
+                st = record_step(s, cmd->cb, 1, &s->prof_decode);
             if (st == LLMGPU_OK)
                 st = lg_cmd_end(s->ctx, cmd);
             if (st != LLMGPU_OK)
@@ -660,7 +739,7 @@ static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tok
         cmd = &s->prefill_cmd;
         st = lg_cmd_begin(s->ctx, cmd, 1);
         if (st == LLMGPU_OK)
-            st = record_step(s, cmd->cb, n);
+            st = record_step(s, cmd->cb, n, &s->prof_prefill);
         if (st == LLMGPU_OK)
             st = lg_cmd_end(s->ctx, cmd);
         if (st != LLMGPU_OK)
@@ -674,6 +753,7 @@ static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tok
     }
     s->pos += n;
     s->have_logits = 1;
+    collect_profile(s, n == 1 ? &s->prof_decode : &s->prof_prefill);
     return LLMGPU_OK;
 }
 
@@ -770,4 +850,32 @@ const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s)
 
 int lg_session_has_logits(const struct llmgpu_session *s) {
     return s->have_logits;
+}
+
+enum llmgpu_status llmgpu_session_profile(const struct llmgpu_session *s,
+                                          struct llmgpu_profile_entry *entries,
+                                          uint32_t *n_inout) {
+    if (!s || !n_inout)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (!s->prof_decode.pool)
+        return LLMGPU_ERR_UNSUPPORTED;
+    if (entries && *n_inout < ST_COUNT) {
+        *n_inout = ST_COUNT;
+        return LLMGPU_ERR_BUFFER_TOO_SMALL;
+    }
+    *n_inout = ST_COUNT;
+    for (uint32_t i = 0; entries && i < ST_COUNT; i++) {
+        entries[i].name = stage_names[i];
+        entries[i].ns = s->prof_ns[i];
+        entries[i].count = s->prof_count[i];
+    }
+    return LLMGPU_OK;
+}
+
+enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s) {
+    if (!s)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    memset(s->prof_ns, 0, sizeof s->prof_ns);
+    memset(s->prof_count, 0, sizeof s->prof_count);
+    return LLMGPU_OK;
 }
