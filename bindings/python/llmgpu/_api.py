@@ -365,10 +365,11 @@ class Model(_Handle):
             _call(self._context._sink, C.llmgpu_model_load, ctx_ptr, os.fsencode(self.path),
                   ctypes.byref(params), ctypes.byref(out))
         except LlmgpuError:
+            if self._owns_context:
+                self._owns_context = False
+                self._context.close()
             if failure:
                 raise failure[0]
-            if self._owns_context:
-                self._context.close()
             raise
         self._ptr = out.value
         self._free = C.llmgpu_model_free
@@ -502,6 +503,7 @@ class Model(_Handle):
 
 
 _FFFD = "\ufffd".encode("utf-8")
+_DECODE_CONTEXT = 8  # tokens before the generated ones that stream() decodes with them
 
 
 def _complete_utf8(data):
@@ -524,6 +526,7 @@ class Session(_Handle):
     def __init__(self, model, n_ctx=None, n_batch=None):
         self._model = model
         self._pending = None
+        self._tokens = []  # every id in the session, the pending one included
         self._n_vocab = None
         self.last_tokens = []
         self.stop_reason = None
@@ -560,6 +563,11 @@ class Session(_Handle):
         return C.llmgpu_session_position(self._live()) + (self._pending is not None)
 
     @property
+    def tokens(self):
+        """The token ids in the session, oldest first (a copy)."""
+        return list(self._tokens)
+
+    @property
     def n_ctx(self):
         """The session's context length."""
         return C.llmgpu_session_n_ctx(self._live())
@@ -568,6 +576,7 @@ class Session(_Handle):
         """Forget all tokens; the next prefill starts at position 0."""
         _call(self._sink, C.llmgpu_session_reset, self._live())
         self._pending = None
+        self._tokens = []
 
     def prefill(self, ids):
         """Run token ids through the model at the next positions.
@@ -575,14 +584,14 @@ class Session(_Handle):
         Raises LlmgpuError ``ERR_CONTEXT_FULL`` when they do not fit: then
         nothing was run and the session is unchanged.
         """
-        ids = list(ids)
-        if self._pending is not None:
-            ids.insert(0, self._pending)
-        if not ids:
+        ids = [int(i) for i in ids]
+        run = ids if self._pending is None else [self._pending] + ids
+        if not run:
             return
-        arr, n = _int32_array(ids)
+        arr, n = _int32_array(run)
         _call(self._sink, C.llmgpu_session_prefill, self._live(), arr, n)
         self._pending = None
+        self._tokens.extend(ids)
 
     def decode(self, token):
         """Run one token at the next position (the decode path)."""
@@ -590,6 +599,7 @@ class Session(_Handle):
             self.prefill([token])
         else:
             _call(self._sink, C.llmgpu_session_decode, self._live(), token)
+            self._tokens.append(int(token))
 
     def _flush(self):
         if self._pending is not None:
@@ -666,7 +676,9 @@ class Session(_Handle):
         self.last_tokens = []
         self.stop_reason = None
         self.prefill(ids)
-        all_ids = list(ids)
+        # Decode a few tokens before the new ones as context (leading spaces, partial
+        # characters) and strip their bytes, instead of the whole session each step.
+        all_ids = self._tokens[-_DECODE_CONTEXT:]
         base = len(model.detokenize_bytes(all_ids, skip_special=True))
         emitted = 0
         text = ""
@@ -678,6 +690,7 @@ class Session(_Handle):
             self.last_tokens.append(tok)
             all_ids.append(tok)
             self._pending = tok  # evaluated when the next token is sampled
+            self._tokens.append(tok)
             raw = model.detokenize_bytes(all_ids, skip_special=True)[base:]
             text = _complete_utf8(raw).decode("utf-8", "replace")
             cut = _find_stop(text, stops)

@@ -110,6 +110,8 @@ class ModelTest(unittest.TestCase):
         if self.session.stop_reason == "length":
             self.assertEqual(len(self.session.last_tokens), 8)
         self.assertEqual(self.session.position, n_prompt + len(self.session.last_tokens))
+        self.assertEqual(self.session.tokens,
+                         self.model.tokenize(PROMPT) + self.session.last_tokens)
 
     def test_stream_equals_generate(self):
         text = self.session.generate(PROMPT, max_tokens=24)
@@ -117,6 +119,8 @@ class ModelTest(unittest.TestCase):
         self.session.reset()
         pieces = list(self.session.stream(PROMPT, max_tokens=24))
         self.assertTrue(all(isinstance(p, str) and p for p in pieces))
+        # only the final flush may end in U+FFFD (an incomplete character)
+        self.assertFalse(any(p.endswith("\ufffd") for p in pieces[:-1]))
         self.assertEqual("".join(pieces), text)
         self.assertEqual(self.session.last_tokens, toks)
         # The generated text is the suffix of the decoded prompt+generated ids, unless
@@ -154,7 +158,47 @@ class ModelTest(unittest.TestCase):
         self.assertEqual(self.session.position,
                          pos + n_more + len(self.session.last_tokens))
 
+    def test_early_close_of_stream(self):
+        it = self.session.stream(PROMPT, max_tokens=24)
+        next(it)
+        it.close()
+        n = self.session.position
+        self.assertEqual(n, len(self.session.tokens))
+        self.session.generate("", max_tokens=2)  # continues after what was generated
+        self.assertEqual(self.session.position, n + len(self.session.last_tokens))
+
     # ---- errors
+
+    def test_progress_abort(self):
+        calls = []
+
+        def progress(done, total):
+            calls.append((done, total))
+            return True  # abort
+
+        with self.assertRaises(llmgpu.LlmgpuError) as cm:
+            llmgpu.Model(self.model_dir, context=self.ctx, progress=progress)
+        self.assertEqual(cm.exception.name, "ERR_ABORTED")
+        self.assertTrue(calls)
+
+        def broken(done, total):
+            raise KeyError("from the callback")
+
+        with self.assertRaises(KeyError):
+            llmgpu.Model(self.model_dir, context=self.ctx, progress=broken)
+        seen = []
+        with llmgpu.Model(self.model_dir, context=self.ctx,
+                          progress=lambda d, t: seen.append((d, t))) as m:
+            self.assertEqual(m.info.n_layer, 2)
+        self.assertTrue(seen and seen[-1][0] == seen[-1][1])
+
+    def test_errors_are_logged(self):
+        path = os.path.join(self.tmp, "also-missing")
+        with self.assertLogs("llmgpu", "ERROR") as logs:
+            with self.assertRaises(llmgpu.LlmgpuError):
+                llmgpu.Model(path, context=self.ctx)
+        self.assertTrue(any(path in line for line in logs.output))
+
 
     def test_missing_model_dir(self):
         path = os.path.join(self.tmp, "no-such-model")
