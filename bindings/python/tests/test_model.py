@@ -130,6 +130,18 @@ class ModelTest(unittest.TestCase):
         if "\ufffd" not in full:
             self.assertTrue(full.endswith(text))
 
+    def test_same_ids_as_cli(self):
+        lib = os.environ.get("LLMGPU_LIBRARY", "")
+        cli = os.path.join(os.path.dirname(lib) if lib else os.path.join(ROOT, "build"),
+                           "llmgpu")
+        if not os.access(cli, os.X_OK):
+            self.skipTest("no CLI at %s" % cli)
+        out = subprocess.run([cli, "generate", "-m", self.model_dir, "-p", PROMPT, "-n", "8",
+                              "--temp", "0", "--ids"], check=True, capture_output=True,
+                             text=True).stdout
+        self.session.generate(PROMPT, max_tokens=8)
+        self.assertEqual([int(t) for t in out.split()], self.session.last_tokens)
+
     def test_stop_string(self):
         text = self.session.generate(PROMPT, max_tokens=24)
         if len(text) < 6:
