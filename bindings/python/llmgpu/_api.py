@@ -502,6 +502,9 @@ class Model(_Handle):
         return "<llmgpu.Model %r%s>" % (self.path, " closed" if self.closed else "")
 
 
+ProfileEntry = collections.namedtuple("ProfileEntry", "name ns count")
+ProfileEntry.__doc__ = "GPU nanoseconds and run count of one forward-pass stage."
+
 _FFFD = "\ufffd".encode("utf-8")
 _DECODE_CONTEXT = 8  # tokens before the generated ones that stream() decodes with them
 
@@ -642,6 +645,31 @@ class Session(_Handle):
         top = max(logits)
         weights = [math.exp((x - top) / temperature) for x in logits]
         return rng.choices(range(len(weights)), weights=weights)[0]
+
+    def profile(self):
+        """GPU time per stage of the forward pass since the session was created or
+        profile_reset(), as a list of ProfileEntry(name, ns, count).
+
+        Needs a Context(profile=True) (else LlmgpuError ERR_UNSUPPORTED) and a device
+        with timestamps on its compute queue.
+        """
+        ptr = self._live()
+        n = ctypes.c_uint32(0)
+        _call(self._sink, C.llmgpu_session_profile, ptr, None, ctypes.byref(n))
+        while True:
+            entries = (C.llmgpu_profile_entry * max(n.value, 1))()
+            self._sink.begin()
+            st = C.llmgpu_session_profile(ptr, entries, ctypes.byref(n))
+            if st == Status.ERR_BUFFER_TOO_SMALL:
+                continue
+            if st != Status.OK:
+                _raise(st, "llmgpu_session_profile", self._sink.take())
+            return [ProfileEntry((e.name or b"").decode("utf-8", "replace"), e.ns, e.count)
+                    for e in entries[:n.value]]
+
+    def profile_reset(self):
+        """Zero the per-stage GPU times of profile()."""
+        _call(self._sink, C.llmgpu_session_profile_reset, self._live())
 
     def _prompt_ids(self, prompt, add_special):
         if isinstance(prompt, (str, bytes)):

@@ -179,6 +179,25 @@ class ModelTest(unittest.TestCase):
         self.session.generate("", max_tokens=2)  # continues after what was generated
         self.assertEqual(self.session.position, n + len(self.session.last_tokens))
 
+    def test_profile(self):
+        with self.assertRaises(llmgpu.LlmgpuError) as cm:
+            self.session.profile()  # the context was made without profile=True
+        self.assertEqual(cm.exception.name, "ERR_UNSUPPORTED")
+        with llmgpu.Context(profile=True) as ctx:
+            with llmgpu.Model(self.model_dir, context=ctx) as m, m.session(n_ctx=32) as s:
+                s.generate(PROMPT, max_tokens=3)
+                try:
+                    entries = s.profile()
+                except llmgpu.LlmgpuError as e:
+                    if e.name == "ERR_UNSUPPORTED":
+                        self.skipTest("no timestamps: " + e.message)
+                    raise
+                self.assertTrue(entries)
+                self.assertTrue(all(isinstance(e.name, str) and e.name for e in entries))
+                self.assertTrue(any(e.count > 0 for e in entries))
+                s.profile_reset()
+                self.assertTrue(all(e.ns == 0 and e.count == 0 for e in s.profile()))
+
     # ---- errors
 
     def test_progress_abort(self):
