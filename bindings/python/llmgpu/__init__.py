@@ -12,10 +12,11 @@ path to load another file.
 
 from ._capi import (ContextFlag, DetokenizeFlag, DeviceFeature, DeviceType, LogLevel,
                     ModelFlag, Status, TokenizeFlag, WeightType)
-from ._api import (Context, DeviceInfo, LlmgpuError, Model, ModelInfo, Session, devices)
+from ._api import (Context, DeviceInfo, LlmgpuError, Model, ModelInfo, ProfileEntry, Session,
+                   devices)
 from . import _capi
 
-__all__ = ["Context", "DeviceInfo", "LlmgpuError", "Model", "ModelInfo", "Session",
+__all__ = ["Context", "DeviceInfo", "LlmgpuError", "Model", "ModelInfo", "ProfileEntry", "Session",
            "devices", "version", "Status", "LogLevel", "DeviceType", "WeightType",
            "DeviceFeature", "ContextFlag", "ModelFlag", "TokenizeFlag", "DetokenizeFlag"]
 

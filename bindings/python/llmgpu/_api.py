@@ -365,10 +365,11 @@ class Model(_Handle):
             _call(self._context._sink, C.llmgpu_model_load, ctx_ptr, os.fsencode(self.path),
                   ctypes.byref(params), ctypes.byref(out))
         except LlmgpuError:
+            if self._owns_context:
+                self._owns_context = False
+                self._context.close()
             if failure:
                 raise failure[0]
-            if self._owns_context:
-                self._context.close()
             raise
         self._ptr = out.value
         self._free = C.llmgpu_model_free
@@ -501,7 +502,11 @@ class Model(_Handle):
         return "<llmgpu.Model %r%s>" % (self.path, " closed" if self.closed else "")
 
 
+ProfileEntry = collections.namedtuple("ProfileEntry", "name ns count")
+ProfileEntry.__doc__ = "GPU nanoseconds and run count of one forward-pass stage."
+
 _FFFD = "\ufffd".encode("utf-8")
+_DECODE_CONTEXT = 8  # tokens before the generated ones that stream() decodes with them
 
 
 def _complete_utf8(data):
@@ -524,6 +529,7 @@ class Session(_Handle):
     def __init__(self, model, n_ctx=None, n_batch=None):
         self._model = model
         self._pending = None
+        self._tokens = []  # every id in the session, the pending one included
         self._n_vocab = None
         self.last_tokens = []
         self.stop_reason = None
@@ -560,6 +566,11 @@ class Session(_Handle):
         return C.llmgpu_session_position(self._live()) + (self._pending is not None)
 
     @property
+    def tokens(self):
+        """The token ids in the session, oldest first (a copy)."""
+        return list(self._tokens)
+
+    @property
     def n_ctx(self):
         """The session's context length."""
         return C.llmgpu_session_n_ctx(self._live())
@@ -568,6 +579,7 @@ class Session(_Handle):
         """Forget all tokens; the next prefill starts at position 0."""
         _call(self._sink, C.llmgpu_session_reset, self._live())
         self._pending = None
+        self._tokens = []
 
     def prefill(self, ids):
         """Run token ids through the model at the next positions.
@@ -575,14 +587,14 @@ class Session(_Handle):
         Raises LlmgpuError ``ERR_CONTEXT_FULL`` when they do not fit: then
         nothing was run and the session is unchanged.
         """
-        ids = list(ids)
-        if self._pending is not None:
-            ids.insert(0, self._pending)
-        if not ids:
+        ids = [int(i) for i in ids]
+        run = ids if self._pending is None else [self._pending] + ids
+        if not run:
             return
-        arr, n = _int32_array(ids)
+        arr, n = _int32_array(run)
         _call(self._sink, C.llmgpu_session_prefill, self._live(), arr, n)
         self._pending = None
+        self._tokens.extend(ids)
 
     def decode(self, token):
         """Run one token at the next position (the decode path)."""
@@ -590,6 +602,7 @@ class Session(_Handle):
             self.prefill([token])
         else:
             _call(self._sink, C.llmgpu_session_decode, self._live(), token)
+            self._tokens.append(int(token))
 
     def _flush(self):
         if self._pending is not None:
@@ -633,6 +646,31 @@ class Session(_Handle):
         weights = [math.exp((x - top) / temperature) for x in logits]
         return rng.choices(range(len(weights)), weights=weights)[0]
 
+    def profile(self):
+        """GPU time per stage of the forward pass since the session was created or
+        profile_reset(), as a list of ProfileEntry(name, ns, count).
+
+        Needs a Context(profile=True) (else LlmgpuError ERR_UNSUPPORTED) and a device
+        with timestamps on its compute queue.
+        """
+        ptr = self._live()
+        n = ctypes.c_uint32(0)
+        _call(self._sink, C.llmgpu_session_profile, ptr, None, ctypes.byref(n))
+        while True:
+            entries = (C.llmgpu_profile_entry * max(n.value, 1))()
+            self._sink.begin()
+            st = C.llmgpu_session_profile(ptr, entries, ctypes.byref(n))
+            if st == Status.ERR_BUFFER_TOO_SMALL:
+                continue
+            if st != Status.OK:
+                _raise(st, "llmgpu_session_profile", self._sink.take())
+            return [ProfileEntry((e.name or b"").decode("utf-8", "replace"), e.ns, e.count)
+                    for e in entries[:n.value]]
+
+    def profile_reset(self):
+        """Zero the per-stage GPU times of profile()."""
+        _call(self._sink, C.llmgpu_session_profile_reset, self._live())
+
     def _prompt_ids(self, prompt, add_special):
         if isinstance(prompt, (str, bytes)):
             if add_special is None:
@@ -666,7 +704,9 @@ class Session(_Handle):
         self.last_tokens = []
         self.stop_reason = None
         self.prefill(ids)
-        all_ids = list(ids)
+        # Decode a few tokens before the new ones as context (leading spaces, partial
+        # characters) and strip their bytes, instead of the whole session each step.
+        all_ids = self._tokens[-_DECODE_CONTEXT:]
         base = len(model.detokenize_bytes(all_ids, skip_special=True))
         emitted = 0
         text = ""
@@ -678,6 +718,7 @@ class Session(_Handle):
             self.last_tokens.append(tok)
             all_ids.append(tok)
             self._pending = tok  # evaluated when the next token is sampled
+            self._tokens.append(tok)
             raw = model.detokenize_bytes(all_ids, skip_special=True)[base:]
             text = _complete_utf8(raw).decode("utf-8", "replace")
             cut = _find_stop(text, stops)

@@ -222,6 +222,14 @@ class llmgpu_session_params(ctypes.Structure):
     ]
 
 
+class llmgpu_profile_entry(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("ns", ctypes.c_uint64),
+        ("count", ctypes.c_uint64),
+    ]
+
+
 # struct name in the header -> mirror (for tests/test_header.py)
 STRUCTS = {
     "llmgpu_allocator": llmgpu_allocator,
@@ -230,6 +238,7 @@ STRUCTS = {
     "llmgpu_model_params": llmgpu_model_params,
     "llmgpu_model_info": llmgpu_model_info,
     "llmgpu_session_params": llmgpu_session_params,
+    "llmgpu_profile_entry": llmgpu_profile_entry,
 }
 
 
@@ -368,6 +377,14 @@ llmgpu_session_logits = _fn("llmgpu_session_logits", c_enum, c_session_p,
 # enum llmgpu_status llmgpu_session_sample_greedy(struct llmgpu_session *s, int32_t *token);
 llmgpu_session_sample_greedy = _fn("llmgpu_session_sample_greedy", c_enum, c_session_p,
                                    _P(ctypes.c_int32))
+
+# enum llmgpu_status llmgpu_session_profile(const struct llmgpu_session *s,
+#                                           struct llmgpu_profile_entry *entries,
+#                                           uint32_t *n_inout);
+llmgpu_session_profile = _fn("llmgpu_session_profile", c_enum, c_session_p,
+                             _P(llmgpu_profile_entry), _P(ctypes.c_uint32))
+# enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s);
+llmgpu_session_profile_reset = _fn("llmgpu_session_profile_reset", c_enum, c_session_p)
 
 _built_major = llmgpu_version_number() // 10000
 if _built_major != VERSION_MAJOR:

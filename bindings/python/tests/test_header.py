@@ -42,7 +42,8 @@ def _structs(src):
             decl = decl.strip()
             if not decl:
                 continue
-            m = re.search(r"\(\s*\*\s*(\w+)\s*\)", decl) or re.search(r"(\w+)\s*(?:\[[^\]]*\])?$", decl)
+            m = (re.search(r"\(\s*\*\s*(\w+)\s*\)", decl)  # function pointer
+                 or re.search(r"(\w+)\s*(?:\[[^\]]*\])?$", decl))
             fields.append(m.group(1))
         out[name] = fields
     return out

@@ -110,6 +110,8 @@ class ModelTest(unittest.TestCase):
         if self.session.stop_reason == "length":
             self.assertEqual(len(self.session.last_tokens), 8)
         self.assertEqual(self.session.position, n_prompt + len(self.session.last_tokens))
+        self.assertEqual(self.session.tokens,
+                         self.model.tokenize(PROMPT) + self.session.last_tokens)
 
     def test_stream_equals_generate(self):
         text = self.session.generate(PROMPT, max_tokens=24)
@@ -117,6 +119,8 @@ class ModelTest(unittest.TestCase):
         self.session.reset()
         pieces = list(self.session.stream(PROMPT, max_tokens=24))
         self.assertTrue(all(isinstance(p, str) and p for p in pieces))
+        # only the final flush may end in U+FFFD (an incomplete character)
+        self.assertFalse(any(p.endswith("\ufffd") for p in pieces[:-1]))
         self.assertEqual("".join(pieces), text)
         self.assertEqual(self.session.last_tokens, toks)
         # The generated text is the suffix of the decoded prompt+generated ids, unless
@@ -125,6 +129,18 @@ class ModelTest(unittest.TestCase):
         full = self.model.detokenize(self.model.tokenize(PROMPT) + toks, skip_special=True)
         if "\ufffd" not in full:
             self.assertTrue(full.endswith(text))
+
+    def test_same_ids_as_cli(self):
+        lib = os.environ.get("LLMGPU_LIBRARY", "")
+        cli = os.path.join(os.path.dirname(lib) if lib else os.path.join(ROOT, "build"),
+                           "llmgpu")
+        if not os.access(cli, os.X_OK):
+            self.skipTest("no CLI at %s" % cli)
+        out = subprocess.run([cli, "generate", "-m", self.model_dir, "-p", PROMPT, "-n", "8",
+                              "--temp", "0", "--ids"], check=True, capture_output=True,
+                             text=True).stdout
+        self.session.generate(PROMPT, max_tokens=8)
+        self.assertEqual([int(t) for t in out.split()], self.session.last_tokens)
 
     def test_stop_string(self):
         text = self.session.generate(PROMPT, max_tokens=24)
@@ -154,7 +170,66 @@ class ModelTest(unittest.TestCase):
         self.assertEqual(self.session.position,
                          pos + n_more + len(self.session.last_tokens))
 
+    def test_early_close_of_stream(self):
+        it = self.session.stream(PROMPT, max_tokens=24)
+        next(it)
+        it.close()
+        n = self.session.position
+        self.assertEqual(n, len(self.session.tokens))
+        self.session.generate("", max_tokens=2)  # continues after what was generated
+        self.assertEqual(self.session.position, n + len(self.session.last_tokens))
+
+    def test_profile(self):
+        with self.assertRaises(llmgpu.LlmgpuError) as cm:
+            self.session.profile()  # the context was made without profile=True
+        self.assertEqual(cm.exception.name, "ERR_UNSUPPORTED")
+        with llmgpu.Context(profile=True) as ctx:
+            with llmgpu.Model(self.model_dir, context=ctx) as m, m.session(n_ctx=32) as s:
+                s.generate(PROMPT, max_tokens=3)
+                try:
+                    entries = s.profile()
+                except llmgpu.LlmgpuError as e:
+                    if e.name == "ERR_UNSUPPORTED":
+                        self.skipTest("no timestamps: " + e.message)
+                    raise
+                self.assertTrue(entries)
+                self.assertTrue(all(isinstance(e.name, str) and e.name for e in entries))
+                self.assertTrue(any(e.count > 0 for e in entries))
+                s.profile_reset()
+                self.assertTrue(all(e.ns == 0 and e.count == 0 for e in s.profile()))
+
     # ---- errors
+
+    def test_progress_abort(self):
+        calls = []
+
+        def progress(done, total):
+            calls.append((done, total))
+            return True  # abort
+
+        with self.assertRaises(llmgpu.LlmgpuError) as cm:
+            llmgpu.Model(self.model_dir, context=self.ctx, progress=progress)
+        self.assertEqual(cm.exception.name, "ERR_ABORTED")
+        self.assertTrue(calls)
+
+        def broken(done, total):
+            raise KeyError("from the callback")
+
+        with self.assertRaises(KeyError):
+            llmgpu.Model(self.model_dir, context=self.ctx, progress=broken)
+        seen = []
+        with llmgpu.Model(self.model_dir, context=self.ctx,
+                          progress=lambda d, t: seen.append((d, t))) as m:
+            self.assertEqual(m.info.n_layer, 2)
+        self.assertTrue(seen and seen[-1][0] == seen[-1][1])
+
+    def test_errors_are_logged(self):
+        path = os.path.join(self.tmp, "also-missing")
+        with self.assertLogs("llmgpu", "ERROR") as logs:
+            with self.assertRaises(llmgpu.LlmgpuError):
+                llmgpu.Model(path, context=self.ctx)
+        self.assertTrue(any(path in line for line in logs.output))
+
 
     def test_missing_model_dir(self):
         path = os.path.join(self.tmp, "no-such-model")
