@@ -321,6 +321,90 @@ START_TEST(bad_params) {
 }
 END_TEST
 
+/* Greedy draws on 6 hand-made logits, with expectations worked by hand from
+ * llama.cpp's llama_sampler_penalties_apply. */
+static int32_t greedy6(const struct lg_buffer *b, struct llmgpu_sampler_params *p) {
+    float u = 0.5f;
+    int32_t tok;
+    p->temperature = 0.0f;
+    draw(b, 6, p, &u, 1, &tok);
+    return tok;
+}
+
+START_TEST(penalty_semantics) {
+    /* ids:          0     1     2     3      4     5 */
+    float x[6] = {3.0f, 2.9f, 1.0f, -1.0f, -1.1f, 2.0f};
+    struct lg_buffer b = upload(x, 6);
+    struct llmgpu_sampler_params p;
+    int32_t recent[4], ids[2];
+    float vals[2];
+
+    llmgpu_sampler_params_init(&p);
+    ck_assert_int_eq(greedy6(&b, &p), 0);
+    /* repeat 2 divides a positive logit: 3 -> 1.5 < 2.9 */
+    recent[0] = 0;
+    p.recent = recent;
+    p.n_recent = 1;
+    p.repeat_penalty = 2.0f;
+    ck_assert_int_eq(greedy6(&b, &p), 1);
+    /* and multiplies a negative one: with 0, 1, 2, 5 banned, -1 * 2 = -2 < -1.1 */
+    ids[0] = 0, ids[1] = 1;
+    vals[0] = vals[1] = -INFINITY;
+    recent[0] = 3;
+    llmgpu_sampler_params_init(&p);
+    p.recent = recent;
+    p.n_recent = 1;
+    p.repeat_penalty = 2.0f;
+    p.bias_ids = ids;
+    p.bias_values = vals;
+    p.n_bias = 2;
+    x[2] = x[5] = -INFINITY; /* through a second buffer */
+    {
+        struct lg_buffer b2 = upload(x, 6);
+        ck_assert_int_eq(greedy6(&b2, &p), 4);
+        p.repeat_penalty = 1.0f;
+        ck_assert_int_eq(greedy6(&b2, &p), 3);
+        lg_buffer_destroy(g_ctx, &b2);
+    }
+    /* frequency counts repeats, presence does not: 3 - 2 * 0.08 = 2.84 < 2.9 */
+    llmgpu_sampler_params_init(&p);
+    recent[0] = 0, recent[1] = 0;
+    p.recent = recent;
+    p.n_recent = 2;
+    p.frequency_penalty = 0.08f;
+    ck_assert_int_eq(greedy6(&b, &p), 1);
+    p.recent = recent + 1; /* seen once: 3 - 0.08 = 2.92 > 2.9 */
+    p.n_recent = 1;
+    ck_assert_int_eq(greedy6(&b, &p), 0);
+    p.frequency_penalty = 0.0f;
+    p.presence_penalty = 0.2f; /* 2.8 < 2.9 */
+    ck_assert_int_eq(greedy6(&b, &p), 1);
+    /* the window: only the last penalty_last_n tokens count */
+    recent[0] = 0, recent[1] = 1, recent[2] = 2, recent[3] = 2;
+    llmgpu_sampler_params_init(&p);
+    p.recent = recent;
+    p.n_recent = 4;
+    p.presence_penalty = 10.0f;
+    p.penalty_last_n = 2;
+    ck_assert_int_eq(greedy6(&b, &p), 0); /* only 2 is penalised */
+    p.penalty_last_n = 3;
+    ck_assert_int_eq(greedy6(&b, &p), 0); /* 1 and 2 */
+    p.penalty_last_n = -1;
+    ck_assert_int_eq(greedy6(&b, &p), 5); /* all of recent: 0, 1, 2 */
+    p.penalty_last_n = 0;
+    ck_assert_int_eq(greedy6(&b, &p), 0); /* off */
+    /* a bias lifts a token; repeated ids add up */
+    llmgpu_sampler_params_init(&p);
+    ids[0] = 4, ids[1] = 4;
+    vals[0] = 2.0f, vals[1] = 2.2f; /* -1.1 + 4.2 = 3.1 > 3 */
+    p.bias_ids = ids;
+    p.bias_values = vals;
+    p.n_bias = 2;
+    ck_assert_int_eq(greedy6(&b, &p), 4);
+    lg_buffer_destroy(g_ctx, &b);
+}
+END_TEST
+
 /* ---- Stats: chi-square against the reference's distribution ---- */
 
 /* Chi-square critical value at p = 0.001 (Wilson-Hilferty, z = 3.0902). */
@@ -472,6 +556,7 @@ Suite *sampler_suite(void) {
     tcase_add_test(edges, filters_off_change_nothing);
     tcase_add_test(edges, all_but_one_banned);
     tcase_add_test(edges, bad_params);
+    tcase_add_test(edges, penalty_semantics);
     tcase_add_test(edges, session_sample);
     tcase_add_test(stats, distribution_chi_square);
     tcase_add_test(cpu, uniform_hash);

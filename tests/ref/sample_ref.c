@@ -68,7 +68,7 @@ void sample_ref_transform(const float *logits, int n, const struct llmgpu_sample
             v = -INFINITY;
         if (v > FLT_MAX)
             v = FLT_MAX;
-        if (v == 0.0f)
+        if (v == 0.0f && signbit(v)) /* -0 ranks as +0 */
             v = 0.0f;
         out[i] = v;
     }
