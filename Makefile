@@ -70,7 +70,7 @@ TEST_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(TEST_SRCS))
 TEST_BIN  := $(B)/tests/check_all
 DEPS_STAMP := $(B)/.deps-ok
 
-.PHONY: all lib examples fixtures check check-cpu check-gpu check-symbols check-header check-python \
+.PHONY: all lib examples fixtures check check-install check-cpu check-gpu check-symbols check-header check-python \
         demo deps install install-pc uninstall clean golden format tidy fuzz
 
 all: lib examples
@@ -156,7 +156,9 @@ $(TEST_BIN): $(TEST_OBJS) $(STLIB)
 
 # CPU suites fork (crash isolation, timeouts); GPU suites run unforked (a Vulkan device
 # must not cross fork()) under an outer timeout because Check's timeouts need fork.
-LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp
+LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp \
+  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+  VK_LOADER_DISABLE_DYNAMIC_LIBRARY_UNLOADING=1
 # Real tokenizer files (Llama 2, Llama 3, Qwen3) for the parity tests, pinned by sha256.
 fixtures:
 	@sh tests/tools/fetch_tokenizers.sh
@@ -164,7 +166,7 @@ check: all $(TEST_BIN) check-symbols check-header fixtures
 	@mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
 	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
-	$(MAKE) --no-print-directory check-examples
+	$(MAKE) --no-print-directory check-examples check-install
 	@if [ -d bindings/python/tests ]; then $(MAKE) --no-print-directory check-python; fi
 check-cpu: $(TEST_BIN)
 	@mkdir -p $(B)/tmp
@@ -176,6 +178,18 @@ check-examples: $(CLI)
 	@sh tests/cli_test.sh $(B)
 check-python: lib
 	cd bindings/python && LLMGPU_LIBRARY=$(CURDIR)/$(B)/$(SONAME) $(PYTHON) -m unittest discover -s tests -v
+
+# Install into a staging DESTDIR, build examples/simple.c with nothing but pkg-config,
+# run it on a tiny model, uninstall, and require that nothing is left behind.
+check-install: lib $(CLI)
+	@d=$(CURDIR)/$(B)/tmp/install; rm -rf $$d; \
+	$(MAKE) --no-print-directory install DESTDIR=$$d PREFIX=/usr/local >/dev/null && \
+	PKG_CONFIG_SYSROOT_DIR=$$d PKG_CONFIG_PATH=$$d/usr/local/lib/pkgconfig \
+	  sh -c '$(CC) examples/simple.c $$(pkg-config --cflags --libs llmgpu) -o '$$d'/app' && \
+	LD_LIBRARY_PATH=$$d/usr/local/lib $$d/app $(B)/tmp/cli/m hello >/dev/null && \
+	rm -f $$d/app && $(MAKE) --no-print-directory uninstall DESTDIR=$$d PREFIX=/usr/local >/dev/null && \
+	left=$$(find $$d -type f -o -type l) && [ -z "$$left" ] || { echo "check-install: failed ($$left)"; exit 1; }; \
+	echo "check-install: ok (install, pkg-config build, run, uninstall leaves nothing)"
 
 # Only llmgpu_ symbols may be exported, and every one must be declared in the header.
 check-symbols: $(SHLIB)

@@ -25,8 +25,8 @@ for step in "$@"; do
     { echo "== cold start (empty kernel cache)"; rm -rf /tmp/llmgpu-cache
       /usr/bin/time -v $L generate -m /tmp/tinyllama -p "Once upon a time" -n 16 --temp 0 2>&1 | grep -E "llmgpu:|Elapsed|Maximum resident"
       echo "== warm start"; /usr/bin/time -v $L generate -m /tmp/tinyllama -p "Once upon a time" -n 16 --temp 0 2>&1 | grep -E "llmgpu:|Elapsed|Maximum resident"
-      echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5
-      echo "== $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3"; $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3
+      echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5 --profile"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5 --profile
+      echo "== $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --profile"; $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --profile
     } > "$OUT/bench.txt" 2>&1 ;;
   ctx2048)
     echo "== $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048" > "$OUT/ctx2048.txt"

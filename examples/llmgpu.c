@@ -265,6 +265,8 @@ struct app {
     double t_load;
 };
 
+static uint32_t g_context_flags; /* extra context flags a command asks for */
+
 static int app_open(struct app *app, const char *model_dir, int vocab_only) {
     struct llmgpu_context_params cp;
     struct llmgpu_model_params mp;
@@ -273,6 +275,7 @@ static int app_open(struct app *app, const char *model_dir, int vocab_only) {
     double t0 = now_s();
     memset(app, 0, sizeof *app);
     context_params_from_env(&cp);
+    cp.flags |= g_context_flags;
     st = llmgpu_context_create(&cp, &app->ctx);
     if (st != LLMGPU_OK)
         return fail("creating a Vulkan context", st);
@@ -651,7 +654,8 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
 }
 
 static int cmd_bench(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu bench [-m DIR] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N]";
+    const char *use = "llmgpu bench [-m DIR] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N] "
+                      "[--profile]";
     struct app app;
     struct llmgpu_session_params sp;
     struct llmgpu_session *s = NULL;
@@ -659,12 +663,16 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
     struct llmgpu_device_info di = {.struct_size = sizeof di};
     const char *model = NULL;
     char mbuf[4096];
-    int n_prompt = 512, n_gen = 128, reps = 5, n_ctx = 0, rc = 1;
+    int n_prompt = 512, n_gen = 128, reps = 5, n_ctx = 0, rc = 1, profile = 0;
     double pp[64], tg[64], bw = 0, t0, m_pp, sd_pp, m_tg, sd_tg;
     int32_t *toks;
     enum llmgpu_status st = LLMGPU_OK;
     for (int i = 0; i < argc; i++) {
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(argv[i], "--profile")) {
+            profile = 1;
+            continue;
+        }
         if (!v) {
             fprintf(stderr, "usage: %s\n", use);
             return 2;
@@ -689,6 +697,8 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         fprintf(stderr, "usage: %s\n", use);
         return 2;
     }
+    if (profile)
+        g_context_flags |= LLMGPU_CONTEXT_FLAG_PROFILE;
     if (app_open(&app, model ? model : default_model(mbuf, sizeof mbuf, argv0), 0))
         return 1;
     llmgpu_model_info(app.model, &mi);
@@ -736,6 +746,35 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
     printf("tg%d: %.1f ± %.1f tok/s (%.3f ms/token)\n", n_gen, m_tg, sd_tg, 1e3 / m_tg);
     printf("bandwidth limit for tg: %.1f tok/s; reached %.1f %%\n",
            bw / (double)mi.weight_bytes, 100.0 * m_tg * (double)mi.weight_bytes / bw);
+    if (profile) {
+        /* decode only: n_gen steps after a prompt of n_prompt tokens */
+        struct llmgpu_profile_entry pe[32];
+        uint32_t np = 32;
+        uint64_t total = 0;
+        int32_t tok = 0;
+        llmgpu_session_reset(s);
+        llmgpu_session_prefill(s, toks, (size_t)n_prompt);
+        llmgpu_session_profile_reset(s);
+        for (int i = 0; i < n_gen; i++) {
+            llmgpu_session_sample_greedy(s, &tok);
+            if (llmgpu_session_decode(s, tok) != LLMGPU_OK)
+                break;
+        }
+        if (llmgpu_session_profile(s, pe, &np) == LLMGPU_OK) {
+            for (uint32_t i = 0; i < np; i++)
+                total += pe[i].ns;
+            printf("decode profile (GPU time per token, %d tokens after a %d-token prompt):\n",
+                   n_gen, n_prompt);
+            for (uint32_t i = 0; i < np; i++)
+                printf("  %-22s %8.1f us  %5.1f %%  (%llu runs)\n", pe[i].name,
+                       (double)pe[i].ns / 1e3 / n_gen, 100.0 * (double)pe[i].ns / (double)total,
+                       (unsigned long long)pe[i].count);
+            printf("  %-22s %8.1f us per token of GPU time\n", "total",
+                   (double)total / 1e3 / n_gen);
+        } else {
+            printf("profile: not available (no timestamps on this device)\n");
+        }
+    }
     rc = 0;
 done:
     free(toks);

@@ -492,6 +492,28 @@ LLMGPU_API enum llmgpu_status llmgpu_session_logits(struct llmgpu_session *s, fl
 LLMGPU_API enum llmgpu_status llmgpu_session_sample_greedy(struct llmgpu_session *s,
                                                            int32_t *token);
 
+/** GPU time of one stage of the forward pass, summed since the session was
+ * created or llmgpu_session_profile_reset(). \since 0.1.0 */
+struct llmgpu_profile_entry {
+    const char *name;   /* static string, e.g. "attention", "ffn_down" */
+    uint64_t ns;        /* GPU nanoseconds, from timestamp queries */
+    uint64_t count;     /* how many times the stage ran (per layer and step) */
+};
+
+/**
+ * Per-stage GPU times of this session's steps. Needs LLMGPU_CONTEXT_FLAG_PROFILE on the
+ * context (else LLMGPU_ERR_UNSUPPORTED) and a device with timestamps on its compute queue.
+ * \param[out] entries  room for *n_inout entries, or NULL to ask for the count.
+ * \returns LLMGPU_OK, LLMGPU_ERR_BUFFER_TOO_SMALL, LLMGPU_ERR_UNSUPPORTED,
+ *          LLMGPU_ERR_INVALID_ARGUMENT.
+ * \threadsafety one thread at a time per session. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_profile(const struct llmgpu_session *s,
+                                                     struct llmgpu_profile_entry *entries,
+                                                     uint32_t *n_inout);
+/** Zero the per-stage times. \since 0.1.0 */
+LLMGPU_API enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s);
+
 /* ---- Sampling ------------------------------------------------------------- */
 
 /**

@@ -3,10 +3,14 @@
 // for the rows r of one shard of W, f32 accumulation.
 // Bindings: 0 W WTYPE[n_rows, K] (shard) readonly; 1 x float[*, K] readonly;
 //   2 bias float[n_rows] readonly (bound but unread without HAS_BIAS);
-//   3 y float[n_tok, ld_y]; 4 (GATE_UP only) U WTYPE[n_rows, K], the up projection.
+//   3 y float[n_tok, ld_y]; 4 (GATE_UP only) U WTYPE[n_rows, K], the up projection;
+//   5 (NORM only) nw float[K], an RMSNorm weight.
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col.
 // Defines: K, WTYPE, WG_SIZE, ROWS (rows per workgroup), USE_SUBGROUP,
-//   HAS_BIAS, ACCUMULATE (y += result: the residual add), GATE_UP (y = silu(W.x) * (U.x)).
+//   HAS_BIAS, ACCUMULATE (y += result: the residual add), GATE_UP (y = silu(W.x) * (U.x)),
+//   NORM with EPS: x is first replaced by rmsnorm(x) * nw as rms_norm.comp computes it
+//   (each workgroup recomputes the row's sum of squares; that saves a dispatch and a
+//   barrier, and x is small and cached).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
 //   invocations (16-byte loads when K % 4 == 0) and reduces each row.
 // Reference: tests/ref matvec.
@@ -27,6 +31,11 @@ layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 4) readonly buffer U { WSCALAR u[]; };
 #endif
 #define KV K
+#endif
+#if NORM && K % 4 == 0
+layout(std430, set = 0, binding = 5) readonly buffer NW { vec4 nw[]; };
+#elif NORM
+layout(std430, set = 0, binding = 5) readonly buffer NW { float nw[]; };
 #endif
 layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer Y { float y[]; };
@@ -57,12 +66,21 @@ void main() {
         acc_u[j] = 0.0;
 #endif
     }
+#if NORM
+    float ss = 0.0;
+    for (uint k = gl_LocalInvocationID.x; k < KV; k += WG_SIZE)
+        ss += dot(x[xb + k], x[xb + k]);
+    float nscale = inversesqrt(wg_sum(ss) / float(K) + EPS);
+#endif
     for (uint k = gl_LocalInvocationID.x; k < KV; k += WG_SIZE) {
         #if K % 4 == 0
         vec4 xv = x[xb + k];
         #else
         float xv = x[xb + k];
         #endif
+#if NORM
+        xv = nw[k] * (xv * nscale);
+#endif
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
             uint r = min(r0 + j, pc.n_rows - 1);
             acc[j] += DOT(w[r * KV + k], xv);

@@ -21,6 +21,19 @@
 
 #include "forward.h"
 
+/* Stages the profiler names; a timestamp is written after each. */
+enum stage { ST_EMBED, ST_QKV, ST_ROPE, ST_ATTN, ST_WO, ST_GATE_UP, ST_DOWN, ST_LM_HEAD, ST_COUNT };
+static const char *const stage_names[ST_COUNT] = {
+    "embed", "norm+qkv", "rope+kv_write", "attention", "wo+residual", "norm+gate_up+silu",
+    "ffn_down+residual", "norm+lm_head+argmax"};
+
+/* Timestamps of one command buffer: stamp i closes stage stages[i - 1]. */
+struct prof {
+    VkQueryPool pool;
+    uint32_t n, cap;
+    uint8_t *stages;
+};
+
 struct llmgpu_session {
     struct llmgpu_model *model;
     struct llmgpu_context *ctx;
@@ -39,21 +52,26 @@ struct llmgpu_session {
     struct lg_buffer logits;  /* (V) */
     struct lg_buffer result;  /* uint32 greedy token; host-visible */
     struct lg_buffer rope;    /* (n_ctx, HD/2) of (cos, sin) */
+    struct lg_buffer part;    /* (NH, n_chunks, HD + 2) flash-decoding partial states */
+    uint32_t n_chunks;        /* key chunks of decode attention: CEIL_DIV(n_ctx, chunk) */
     struct lg_buffer *kc, *vc; /* per layer (n_ctx, NKV HD) f16 */
 
     struct lg_dpool pool;
     struct lg_cmd decode_cmd; /* recorded once for one token */
     struct lg_cmd prefill_cmd;
     int decode_recorded;
+    struct prof prof_decode, prof_prefill; /* with LLMGPU_CONTEXT_FLAG_PROFILE */
+    uint64_t prof_ns[ST_COUNT], prof_count[ST_COUNT];
 
     /* descriptor sets, made once */
     VkDescriptorSet *embed_sets;  /* per tok_embd shard */
     struct layer_sets {
-        VkDescriptorSet norm1, rope, attn, norm2, silu;
-        VkDescriptorSet *qkv, *wo, *gate, *up, *gate_up, *down; /* per shard */
+        VkDescriptorSet norm1, rope, attn, norm2, silu, attn_split, attn_reduce;
+        VkDescriptorSet *qkv, *wo, *gate, *up, *down;  /* per shard, prefill inputs */
+        VkDescriptorSet *qkv_dec, *gate_up;             /* per shard, decode: norm fused */
     } *ls;
-    VkDescriptorSet out_norm, argmax;
-    VkDescriptorSet *lm_sets;     /* per lm_head shard */
+    VkDescriptorSet argmax;
+    VkDescriptorSet *lm_sets;     /* per lm_head shard; final norm fused */
 };
 
 /* ---- kernel configuration ---- */
@@ -73,44 +91,56 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
     lg_desc_define(d, store[1], "USE_SUBGROUP", ctx->caps.subgroup_arith ? 1 : 0);
 }
 
-enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8 };
+enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16 };
+
+/* Keys per workgroup of decode attention (attn_split.comp). */
+static uint32_t attn_chunk(const struct llmgpu_context *ctx) {
+    return wg_size(ctx);
+}
+
+static void define_eps(struct lg_pipeline_desc *d, char *store, float eps) {
+    snprintf(store, 48, "EPS=%.9e", (double)eps);
+    d->defines[d->n_defines++] = store;
+}
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
-    char st[8][48];
+    char st[10][48];
     struct lg_pipeline_desc d;
     base_desc(s->ctx, &d, st, (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
-              (flags & MM_GATE_UP) ? 5 : 4, sizeof(struct lg_mm_push));
+              (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4, sizeof(struct lg_mm_push));
     lg_desc_define(&d, st[2], "K", w->cols);
     lg_desc_define(&d, st[3], "WTYPE", w->type);
     lg_desc_define(&d, st[4], "HAS_BIAS", (flags & MM_BIAS) != 0);
     lg_desc_define(&d, st[5], "ACCUMULATE", (flags & MM_ACC) != 0);
     lg_desc_define(&d, st[6], "GATE_UP", (flags & MM_GATE_UP) != 0);
     lg_desc_define(&d, st[7], "ROWS", 2);
+    lg_desc_define(&d, st[8], "NORM", (flags & MM_NORM) != 0);
+    if (flags & MM_NORM)
+        define_eps(&d, st[9], s->model->cfg.rms_norm_eps);
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
 static enum llmgpu_status norm_pipeline(struct llmgpu_session *s, struct lg_pipeline **out) {
-    char st[4][48], eps[64];
+    char st[4][48];
     struct lg_pipeline_desc d;
     base_desc(s->ctx, &d, st, "rms_norm.comp", 3, 8);
     lg_desc_define(&d, st[2], "N", s->model->cfg.n_embd);
-    /* %a keeps the exact f32 value; GLSL has no hex floats, so print enough digits. */
-    snprintf(eps, sizeof eps, "EPS=%.9e", (double)s->model->cfg.rms_norm_eps);
-    d.defines[d.n_defines++] = eps;
+    define_eps(&d, st[3], s->model->cfg.rms_norm_eps);
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
 static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *kernel,
                                         uint32_t n_bindings, struct lg_pipeline **out) {
     const struct lg_model_config *c = &s->model->cfg;
-    char st[6][48];
+    char st[7][48];
     struct lg_pipeline_desc d;
-    base_desc(s->ctx, &d, st, kernel, n_bindings, 0);
+    base_desc(s->ctx, &d, st, kernel, n_bindings, !strcmp(kernel, "attn_reduce.comp") ? 4 : 0);
     lg_desc_define(&d, st[2], "HD", c->head_dim);
     lg_desc_define(&d, st[3], "NH", c->n_head);
     lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
     lg_desc_define(&d, st[5], "WINDOW", c->sliding_window);
+    lg_desc_define(&d, st[6], "CHUNK", attn_chunk(s->ctx));
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
@@ -209,21 +239,23 @@ static enum llmgpu_status dset(struct llmgpu_session *s, struct lg_pipeline *p,
 static enum llmgpu_status mm_sets(struct llmgpu_session *s, const struct lg_wtensor *w,
                                   const struct lg_buffer *in, const struct lg_buffer *bias,
                                   const struct lg_buffer *out, const struct lg_wtensor *up,
-                                  VkDescriptorSet **sets) {
+                                  const struct lg_buffer *norm_w, VkDescriptorSet **sets) {
     struct lg_pipeline *p;
-    enum llmgpu_status st = mm_pipeline(s, w, up ? MM_GATE_UP : 0, &p);
+    enum llmgpu_status st =
+        mm_pipeline(s, w, (up ? MM_GATE_UP : 0) | (norm_w ? MM_NORM : 0), &p);
     if (st != LLMGPU_OK)
         return st;
     *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
     if (!*sets)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     for (uint32_t i = 0; i < w->n_shards; i++) {
-        struct lg_binding b[5] = {{&w->shards[i].buf, 0, 0},
+        struct lg_binding b[6] = {{&w->shards[i].buf, 0, 0},
                                   {in, 0, 0},
                                   {bias && bias->buf ? bias : &s->model->dummy, 0, 0},
                                   {out, 0, 0},
-                                  {up ? &up->shards[i].buf : NULL, 0, 0}};
-        st = dset(s, p, b, up ? 5 : 4, &(*sets)[i]);
+                                  {up ? &up->shards[i].buf : &s->model->dummy, 0, 0},
+                                  {norm_w ? norm_w : &s->model->dummy, 0, 0}};
+        st = dset(s, p, b, norm_w ? 6 : up ? 5 : 4, &(*sets)[i]);
         if (st != LLMGPU_OK)
             return st;
     }
@@ -234,7 +266,7 @@ static uint32_t shards_total(const struct llmgpu_model *m) {
     uint32_t n = m->tok_embd.n_shards + m->lm_head.n_shards;
     for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
-        n += L->wqkv.n_shards + L->wo.n_shards + 3 * L->gate.n_shards + L->down.n_shards;
+        n += 2 * L->wqkv.n_shards + L->wo.n_shards + 3 * L->gate.n_shards + L->down.n_shards;
     }
     return n;
 }
@@ -242,9 +274,9 @@ static uint32_t shards_total(const struct llmgpu_model *m) {
 static enum llmgpu_status create_sets(struct llmgpu_session *s) {
     const struct llmgpu_model *m = s->model;
     const struct lg_model_config *c = &m->cfg;
-    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax;
+    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split, *p_red;
     enum llmgpu_status st;
-    uint32_t max_sets = shards_total(m) + 6 * c->n_layer + 4;
+    uint32_t max_sets = shards_total(m) + 8 * c->n_layer + 4;
 
 #define TRY(x)                                                                                   \
     do {                                                                                         \
@@ -257,6 +289,8 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
     TRY(norm_pipeline(s, &p_norm));
     TRY(attn_pipeline(s, "rope_kv.comp", 6, &p_rope));
     TRY(attn_pipeline(s, "attn.comp", 5, &p_attn));
+    TRY(attn_pipeline(s, "attn_split.comp", 5, &p_split));
+    TRY(attn_pipeline(s, "attn_reduce.comp", 2, &p_red));
     TRY(silu_pipeline(s, &p_silu));
     TRY(argmax_pipeline(s, &p_argmax));
 
@@ -278,7 +312,8 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
             b[1].buf = &L->ffn_norm;
             TRY(dset(s, p_norm, b, 3, &S->norm2));
         }
-        TRY(mm_sets(s, &L->wqkv, &s->xb, &L->bqkv, &s->qkv, NULL, &S->qkv));
+        TRY(mm_sets(s, &L->wqkv, &s->xb, &L->bqkv, &s->qkv, NULL, NULL, &S->qkv));
+        TRY(mm_sets(s, &L->wqkv, &s->x, &L->bqkv, &s->qkv, NULL, &L->attn_norm, &S->qkv_dec));
         {
             struct lg_binding b[6] = {{&s->step, 0, 0}, {&s->qkv, 0, 0}, {&s->rope, 0, 0},
                                       {&s->q, 0, 0},    {&s->kc[l], 0, 0}, {&s->vc[l], 0, 0}};
@@ -288,22 +323,24 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
             struct lg_binding b[5] = {{&s->step, 0, 0}, {&s->q, 0, 0}, {&s->kc[l], 0, 0},
                                       {&s->vc[l], 0, 0}, {&s->att, 0, 0}};
             TRY(dset(s, p_attn, b, 5, &S->attn));
+            b[4].buf = &s->part;
+            TRY(dset(s, p_split, b, 5, &S->attn_split));
         }
-        TRY(mm_sets(s, &L->wo, &s->att, NULL, &s->x, NULL, &S->wo));
-        TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->gu, NULL, &S->gate));
-        TRY(mm_sets(s, &L->up, &s->xb, NULL, &s->gu, NULL, &S->up));
-        TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->hb, &L->up, &S->gate_up));
+        {
+            struct lg_binding b[2] = {{&s->part, 0, 0}, {&s->att, 0, 0}};
+            TRY(dset(s, p_red, b, 2, &S->attn_reduce));
+        }
+        TRY(mm_sets(s, &L->wo, &s->att, NULL, &s->x, NULL, NULL, &S->wo));
+        TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->gu, NULL, NULL, &S->gate));
+        TRY(mm_sets(s, &L->up, &s->xb, NULL, &s->gu, NULL, NULL, &S->up));
+        TRY(mm_sets(s, &L->gate, &s->x, NULL, &s->hb, &L->up, &L->ffn_norm, &S->gate_up));
         {
             struct lg_binding b[2] = {{&s->gu, 0, 0}, {&s->hb, 0, 0}};
             TRY(dset(s, p_silu, b, 2, &S->silu));
         }
-        TRY(mm_sets(s, &L->down, &s->hb, NULL, &s->x, NULL, &S->down));
+        TRY(mm_sets(s, &L->down, &s->hb, NULL, &s->x, NULL, NULL, &S->down));
     }
-    {
-        struct lg_binding b[3] = {{&s->x, 0, 0}, {&m->out_norm, 0, 0}, {&s->xb, 0, 0}};
-        TRY(dset(s, p_norm, b, 3, &s->out_norm));
-    }
-    TRY(mm_sets(s, &m->lm_head, &s->xb, NULL, &s->logits, NULL, &s->lm_sets));
+    TRY(mm_sets(s, &m->lm_head, &s->x, NULL, &s->logits, NULL, &m->out_norm, &s->lm_sets));
     {
         struct lg_binding b[2] = {{&s->logits, 0, 0}, {&s->result, 0, 0}};
         TRY(dset(s, p_argmax, b, 2, &s->argmax));
@@ -332,6 +369,7 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->hb, B * c->n_ff * 4, LG_MEM_DEVICE},
         {&s->logits, (uint64_t)c->n_vocab * 4, LG_MEM_DEVICE},
         {&s->result, 16, LG_MEM_HOST},
+        {&s->part, (uint64_t)c->n_head * s->n_chunks * (HD + 2) * 4, LG_MEM_DEVICE},
     };
     for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++) {
         if (bufs[i].bytes > s->ctx->max_binding) {
@@ -364,6 +402,25 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
     return make_rope_table(s);
 }
 
+static enum llmgpu_status prof_create(struct llmgpu_session *s, struct prof *pf) {
+    VkQueryPoolCreateInfo ci = {.sType = VK_STRUCTURE_TYPE_QUERY_POOL_CREATE_INFO,
+                                .queryType = VK_QUERY_TYPE_TIMESTAMP};
+    pf->cap = 8 * s->model->cfg.n_layer + 8;
+    ci.queryCount = pf->cap;
+    pf->stages = lg_calloc(&s->ctx->alloc, pf->cap, 1);
+    if (!pf->stages)
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    return lg_vk_check(s->ctx, vkCreateQueryPool(s->ctx->device, &ci, NULL, &pf->pool),
+                       "vkCreateQueryPool");
+}
+
+static void prof_destroy(struct llmgpu_session *s, struct prof *pf) {
+    if (pf->pool)
+        vkDestroyQueryPool(s->ctx->device, pf->pool, NULL);
+    lg_free(&s->ctx->alloc, pf->stages);
+    memset(pf, 0, sizeof *pf);
+}
+
 void llmgpu_session_free(struct llmgpu_session *s) {
     struct llmgpu_context *ctx;
     const struct lg_alloc *a;
@@ -374,6 +431,8 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     vkDeviceWaitIdle(ctx->device);
     lg_cmd_destroy(ctx, &s->decode_cmd);
     lg_cmd_destroy(ctx, &s->prefill_cmd);
+    prof_destroy(s, &s->prof_decode);
+    prof_destroy(s, &s->prof_prefill);
     lg_dpool_destroy(ctx, &s->pool);
     if (s->ls) {
         for (uint32_t l = 0; l < s->model->cfg.n_layer; l++) {
@@ -383,6 +442,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
             lg_free(a, S->gate);
             lg_free(a, S->up);
             lg_free(a, S->gate_up);
+            lg_free(a, S->qkv_dec);
             lg_free(a, S->down);
         }
         lg_free(a, s->ls);
@@ -398,8 +458,9 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     lg_free(a, s->kc);
     lg_free(a, s->vc);
     {
-        struct lg_buffer *bufs[] = {&s->step, &s->x,  &s->xb,     &s->qkv,    &s->q,   &s->att,
-                                    &s->gu,   &s->hb, &s->logits, &s->result, &s->rope};
+        struct lg_buffer *bufs[] = {&s->step, &s->x,      &s->xb,     &s->qkv,  &s->q,
+                                    &s->att,  &s->gu,     &s->hb,     &s->logits, &s->result,
+                                    &s->rope, &s->part};
         for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++)
             lg_buffer_destroy(ctx, bufs[i]);
     }
@@ -450,6 +511,7 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
     s->ctx = ctx;
     s->n_ctx = p.n_ctx;
     s->n_batch = LG_MIN(p.n_batch, p.n_ctx);
+    s->n_chunks = (s->n_ctx + attn_chunk(ctx) - 1) / attn_chunk(ctx);
     atomic_fetch_add(&model->n_sessions, 1);
     st = create_buffers(s);
     if (st == LLMGPU_OK)
@@ -458,6 +520,11 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
         st = lg_cmd_create(ctx, &s->decode_cmd);
     if (st == LLMGPU_OK)
         st = lg_cmd_create(ctx, &s->prefill_cmd);
+    if (st == LLMGPU_OK && (ctx->flags & LLMGPU_CONTEXT_FLAG_PROFILE) && ctx->timestamp_period > 0) {
+        st = prof_create(s, &s->prof_decode);
+        if (st == LLMGPU_OK)
+            st = prof_create(s, &s->prof_prefill);
+    }
     if (st != LLMGPU_OK) {
         llmgpu_session_free(s);
         return st;
@@ -485,84 +552,126 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     }
 }
 
-/* Pipelines exist already (create_sets); lookups here only hit the context's table. */
+static void stamp(struct llmgpu_session *s, struct prof *pf, VkCommandBuffer cb,
+                  enum stage closes) {
+    if (!pf || !pf->pool || pf->n >= pf->cap)
+        return;
+    if (pf->n > 0)
+        pf->stages[pf->n - 1] = (uint8_t)closes;
+    vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pf->pool, pf->n++);
+    (void)s;
+}
+
+/* Record one step of T tokens. T == 1 is the decode path: mat-vecs with the
+ * RMSNorm fused in, and flash-decoding attention; T > 1 is prefill: norm
+ * dispatches, tiled GEMMs and the one-pass attention. Every pipeline was made
+ * by create_sets or is made here before recording starts, so recording itself
+ * cannot fail halfway. */
 static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer cb,
-                                      uint32_t T) {
+                                      uint32_t T, struct prof *pf) {
     const struct llmgpu_model *m = s->model;
     const struct lg_model_config *c = &m->cfg;
-    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax;
+    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split, *p_red;
     uint32_t wg = wg_size(s->ctx);
     uint32_t qkv_w = (c->n_head + 2 * c->n_kv_head) * c->head_dim;
+    unsigned g = T > 1 ? MM_GEMM : 0;
     enum llmgpu_status st;
     TRY(embed_pipeline(s, &p_embed));
     TRY(norm_pipeline(s, &p_norm));
     TRY(attn_pipeline(s, "rope_kv.comp", 6, &p_rope));
     TRY(attn_pipeline(s, "attn.comp", 5, &p_attn));
+    TRY(attn_pipeline(s, "attn_split.comp", 5, &p_split));
+    TRY(attn_pipeline(s, "attn_reduce.comp", 2, &p_red));
     TRY(silu_pipeline(s, &p_silu));
     TRY(argmax_pipeline(s, &p_argmax));
-    /* also make sure every mat-mul variant exists before recording */
     for (uint32_t l = 0; l < c->n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
         struct lg_pipeline *p;
-        unsigned g = T > 1 ? MM_GEMM : 0;
-        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | g, &p));
+        unsigned qkv_norm = T > 1 ? 0 : MM_NORM;
+        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | g, &p));
         TRY(mm_pipeline(s, &L->wo, MM_ACC | g, &p));
         TRY(mm_pipeline(s, &L->down, MM_ACC | g, &p));
         if (T > 1) {
             TRY(mm_pipeline(s, &L->gate, g, &p));
             TRY(mm_pipeline(s, &L->up, g, &p));
         } else {
-            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP, &p));
+            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));
         }
     }
     {
         struct lg_pipeline *p;
-        TRY(mm_pipeline(s, &m->lm_head, 0, &p));
+        TRY(mm_pipeline(s, &m->lm_head, MM_NORM, &p));
     }
 
+    if (pf && pf->pool) {
+        vkCmdResetQueryPool(cb, pf->pool, 0, pf->cap);
+        pf->n = 0;
+    }
     lg_cmd_barrier_transfer(cb); /* host writes of the step buffer are visible at submit */
+    stamp(s, pf, cb, ST_EMBED);
     for (uint32_t i = 0; i < m->tok_embd.n_shards; i++) {
         uint32_t push[2] = {m->tok_embd.shards[i].row_begin, m->tok_embd.shards[i].rows};
         lg_cmd_dispatch(cb, p_embed, s->embed_sets[i], push, (c->n_embd + wg - 1) / wg, T, 1);
     }
     lg_cmd_barrier(cb);
+    stamp(s, pf, cb, ST_EMBED);
     for (uint32_t l = 0; l < c->n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
         struct layer_sets *S = &s->ls[l];
         uint32_t rows[2] = {0, 0};
-        lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
+        unsigned bias = c->qkv_bias ? MM_BIAS : 0;
+        /* qkv = Wqkv rmsnorm(x) (+ b) */
+        if (T > 1) {
+            lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
+            lg_cmd_barrier(cb);
+            rec_mm(s, cb, &L->wqkv, S->qkv, bias, T, 0, qkv_w, 0);
+        } else {
+            rec_mm(s, cb, &L->wqkv, S->qkv_dec, bias | MM_NORM, 1, 0, qkv_w, 0);
+        }
         lg_cmd_barrier(cb);
-        rec_mm(s, cb, &L->wqkv, S->qkv, c->qkv_bias ? MM_BIAS : 0, T, 0, qkv_w, 0);
-        lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_QKV);
+        /* q, k, v = rope(qkv); k and v into the cache */
         lg_cmd_dispatch(cb, p_rope, S->rope, NULL, T, c->n_head + c->n_kv_head, 1);
         lg_cmd_barrier(cb);
-        lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, T, 1);
+        stamp(s, pf, cb, ST_ROPE);
+        /* att = softmax(q K^T / sqrt(d)) V */
+        if (T > 1) {
+            lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, T, 1);
+        } else {
+            lg_cmd_dispatch(cb, p_split, S->attn_split, NULL, c->n_head, s->n_chunks, 1);
+            lg_cmd_barrier(cb);
+            lg_cmd_dispatch(cb, p_red, S->attn_reduce, &s->n_chunks, c->n_head, 1, 1);
+        }
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_ATTN);
+        /* x += Wo att */
         rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
         lg_cmd_barrier(cb);
-        lg_cmd_dispatch(cb, p_norm, S->norm2, rows, T, 1, 1);
-        lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_WO);
+        /* hb = silu(Wg rmsnorm(x)) * (Wu rmsnorm(x)) */
         if (T > 1) {
             uint32_t n = c->n_ff * T;
+            lg_cmd_dispatch(cb, p_norm, S->norm2, rows, T, 1, 1);
+            lg_cmd_barrier(cb);
             rec_mm(s, cb, &L->gate, S->gate, 0, T, 0, 2 * c->n_ff, 0);
             rec_mm(s, cb, &L->up, S->up, 0, T, 0, 2 * c->n_ff, c->n_ff);
             lg_cmd_barrier(cb);
             lg_cmd_dispatch(cb, p_silu, S->silu, &T, (n + wg - 1) / wg, 1, 1);
         } else {
-            rec_mm(s, cb, &L->gate, S->gate_up, MM_GATE_UP, 1, 0, c->n_ff, 0);
+            rec_mm(s, cb, &L->gate, S->gate_up, MM_GATE_UP | MM_NORM, 1, 0, c->n_ff, 0);
         }
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_GATE_UP);
+        /* x += Wd hb */
         rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
         lg_cmd_barrier(cb);
+        stamp(s, pf, cb, ST_DOWN);
     }
-    {
-        uint32_t rows[2] = {T - 1, 0}; /* the last token's row of x into row 0 of xb */
-        lg_cmd_dispatch(cb, p_norm, s->out_norm, rows, 1, 1, 1);
-    }
-    lg_cmd_barrier(cb);
-    rec_mm(s, cb, &m->lm_head, s->lm_sets, 0, 1, 0, c->n_vocab, 0);
+    /* logits = Wlm rmsnorm(x[T - 1]); token = argmax(logits) */
+    rec_mm(s, cb, &m->lm_head, s->lm_sets, MM_NORM, 1, T - 1, c->n_vocab, 0);
     lg_cmd_barrier(cb);
     lg_cmd_dispatch(cb, p_argmax, s->argmax, &c->n_vocab, 1, 1, 1);
+    stamp(s, pf, cb, ST_LM_HEAD);
     {
         /* make the host-visible result readable by the CPU after the fence */
         VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
@@ -596,6 +705,21 @@ static void write_step(struct llmgpu_session *s, const int32_t *tokens, uint32_t
     memcpy((char *)s->step.mapped + sizeof st, tokens, (size_t)n * 4);
 }
 
+static void collect_profile(struct llmgpu_session *s, struct prof *pf) {
+    uint64_t t[ST_COUNT * 1024];
+    if (!pf->pool || pf->n < 2 || pf->n > LG_ARRAY_LEN(t))
+        return;
+    if (vkGetQueryPoolResults(s->ctx->device, pf->pool, 0, pf->n, pf->n * sizeof t[0], t,
+                              sizeof t[0], VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT) !=
+        VK_SUCCESS)
+        return;
+    for (uint32_t i = 1; i < pf->n; i++) {
+        enum stage st = (enum stage)pf->stages[i - 1];
+        s->prof_ns[st] += (uint64_t)((double)(t[i] - t[i - 1]) * s->ctx->timestamp_period);
+        s->prof_count[st]++;
+    }
+}
+
 static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tokens, uint32_t n) {
     enum llmgpu_status st;
     struct lg_cmd *cmd;
@@ -604,7 +728,7 @@ static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tok
         if (!s->decode_recorded) {
             st = lg_cmd_begin(s->ctx, cmd, 0);
             if (st == LLMGPU_OK)
-                st = record_step(s, cmd->cb, 1);
+                st = record_step(s, cmd->cb, 1, &s->prof_decode);
             if (st == LLMGPU_OK)
                 st = lg_cmd_end(s->ctx, cmd);
             if (st != LLMGPU_OK)
@@ -615,7 +739,7 @@ static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tok
         cmd = &s->prefill_cmd;
         st = lg_cmd_begin(s->ctx, cmd, 1);
         if (st == LLMGPU_OK)
-            st = record_step(s, cmd->cb, n);
+            st = record_step(s, cmd->cb, n, &s->prof_prefill);
         if (st == LLMGPU_OK)
             st = lg_cmd_end(s->ctx, cmd);
         if (st != LLMGPU_OK)
@@ -629,6 +753,7 @@ static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tok
     }
     s->pos += n;
     s->have_logits = 1;
+    collect_profile(s, n == 1 ? &s->prof_decode : &s->prof_prefill);
     return LLMGPU_OK;
 }
 
@@ -725,4 +850,32 @@ const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s)
 
 int lg_session_has_logits(const struct llmgpu_session *s) {
     return s->have_logits;
+}
+
+enum llmgpu_status llmgpu_session_profile(const struct llmgpu_session *s,
+                                          struct llmgpu_profile_entry *entries,
+                                          uint32_t *n_inout) {
+    if (!s || !n_inout)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (!s->prof_decode.pool)
+        return LLMGPU_ERR_UNSUPPORTED;
+    if (entries && *n_inout < ST_COUNT) {
+        *n_inout = ST_COUNT;
+        return LLMGPU_ERR_BUFFER_TOO_SMALL;
+    }
+    *n_inout = ST_COUNT;
+    for (uint32_t i = 0; entries && i < ST_COUNT; i++) {
+        entries[i].name = stage_names[i];
+        entries[i].ns = s->prof_ns[i];
+        entries[i].count = s->prof_count[i];
+    }
+    return LLMGPU_OK;
+}
+
+enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s) {
+    if (!s)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    memset(s->prof_ns, 0, sizeof s->prof_ns);
+    memset(s->prof_count, 0, sizeof s->prof_count);
+    return LLMGPU_OK;
 }

@@ -293,6 +293,59 @@ START_TEST(test_bf16_conversion) {
 }
 END_TEST
 
+/* lg_convert_to_f16 on arrays (the F16C path where the CPU has it) gives
+ * exactly lg_f32_to_f16 per element, at every alignment and length. */
+START_TEST(test_convert_f16_bulk) {
+    enum { N = 1 << 16 };
+    static uint32_t bits[N + 16];
+    static uint16_t bf[N + 16], got[N], want[N];
+    unsigned char *raw = (unsigned char *)bits;
+    uint64_t s = 0x1234567887654321ull;
+    static const size_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 17, 33, N};
+    size_t i, n, k, off, ov, want_ov;
+    for (i = 0; i < N + 16; i++) {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        bits[i] = (uint32_t)s;
+        if (i % 7 == 0) /* many values near the f16 range and its limits */
+            bits[i] = (bits[i] & 0x807fffffu) | ((uint32_t)(103 + s % 40) << 23);
+        if (i % 61 == 0)
+            bits[i] = 0x477ff000u | (uint32_t)(s & 0x80000000u); /* +-65520: tie to inf */
+        bf[i] = (uint16_t)(bits[i] >> 16);
+    }
+    for (off = 0; off < 4; off++) {
+        for (k = 0; k < LG_ARRAY_LEN(sizes); k++) {
+            const unsigned char *src = raw + off;
+            n = sizes[k];
+            ov = lg_convert_to_f16(LG_DTYPE_F32, src, got, n);
+            want_ov = 0;
+            for (i = 0; i < n; i++) {
+                float f;
+                memcpy(&f, src + 4 * i, 4);
+                want[i] = lg_f32_to_f16(f);
+                want_ov += (want[i] & 0x7fff) == 0x7c00 && isfinite(f);
+                ck_assert_msg(got[i] == want[i], "f32 0x%08x -> 0x%04x, want 0x%04x", bits[i], got[i], want[i]);
+            }
+            ck_assert_uint_eq(ov, want_ov);
+            src = (const unsigned char *)bf + off;
+            ov = lg_convert_to_f16(LG_DTYPE_BF16, src, got, n);
+            want_ov = 0;
+            for (i = 0; i < n; i++) {
+                uint16_t b;
+                float f;
+                memcpy(&b, src + 2 * i, 2);
+                f = lg_bf16_to_f32(b);
+                want[i] = lg_f32_to_f16(f);
+                want_ov += (want[i] & 0x7fff) == 0x7c00 && isfinite(f);
+                ck_assert_msg(got[i] == want[i], "bf16 0x%04x -> 0x%04x, want 0x%04x", b, got[i], want[i]);
+            }
+            ck_assert_uint_eq(ov, want_ov);
+        }
+    }
+}
+END_TEST
+
 START_TEST(test_convert_arrays) {
     /* unaligned inputs of every float dtype and a few integer ones */
     unsigned char buf[64];
@@ -721,6 +774,8 @@ static const struct cfg_case cfg_cases[] = {
      "head dimension 15 is odd", NULL},
     {"\"rms_norm_eps\": 1e-05", "\"rms_norm_eps\": -1", LLMGPU_ERR_BAD_MODEL_FILE,
      "\"rms_norm_eps\": -1 is out of range", NULL},
+    {"\"rope_theta\": 10000.0", "\"rope_theta\": 1e-50", LLMGPU_ERR_BAD_MODEL_FILE,
+     "\"rope_theta\": 1e-50 is out of range", NULL}, /* positive, but 0 as a float */
     {"\"rope_theta\": 10000.0", "\"rope_theta\": \"big\"", LLMGPU_ERR_BAD_MODEL_FILE,
      "\"rope_theta\": expected a number, got a string", NULL},
     {"\"tie_word_embeddings\": false", "\"tie_word_embeddings\": \"yes\"",
@@ -968,6 +1023,10 @@ START_TEST(test_ckpt_missing_files) {
     SH("rm '%s/model.safetensors'", dir);
     open_fails(dir, LLMGPU_ERR_IO, "neither model.safetensors nor model.safetensors.index.json",
                NULL);
+    SH(": > '%s/pytorch_model.bin'", dir);
+    open_fails(dir, LLMGPU_ERR_UNSUPPORTED_MODEL, "has pytorch_model.bin but no model.safetensors",
+               "only Hugging Face safetensors checkpoints are supported");
+    SH("rm '%s/pytorch_model.bin'", dir);
     SH(": > '%s/model.safetensors'", dir);
     open_fails(dir, LLMGPU_ERR_BAD_MODEL_FILE, "model.safetensors: empty file", NULL);
     SH("rm '%s/model.safetensors'; mkdir '%s/model.safetensors'", dir, dir);
@@ -1170,6 +1229,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_arch_table);
     tcase_add_test(tc, test_f16_conversion);
     tcase_add_test(tc, test_bf16_conversion);
+    tcase_add_test(tc, test_convert_f16_bulk);
     tcase_add_test(tc, test_convert_arrays);
     tcase_add_test(tc, test_alloc_failures);
     suite_add_tcase(s, tc);

@@ -86,6 +86,26 @@ ANIMALS = [
     ("sheep", "sheep", "shook", "head"), ("cow", "cows", "swished", "tail"),
     ("hen", "hens", "flapped", "wings"), ("swan", "swans", "stretched", "neck"),
     ("camel", "camels", "shook", "head"), ("robin", "robins", "fluttered", "wings"),
+    ("armadillo", "armadillos", "wiggled", "nose"), ("bat", "bats", "flapped", "wings"),
+    ("bison", "bison", "shook", "head"), ("chipmunk", "chipmunks", "twitched", "whiskers"),
+    ("crab", "crabs", "clicked", "claws"), ("crocodile", "crocodiles", "swished", "tail"),
+    ("dolphin", "dolphins", "flapped", "flippers"), ("donkey", "donkeys", "twitched", "ears"),
+    ("eagle", "eagles", "ruffled", "feathers"), ("flamingo", "flamingos", "ruffled", "feathers"),
+    ("gecko", "geckos", "flicked", "tail"), ("gorilla", "gorillas", "scratched", "head"),
+    ("hare", "hares", "twitched", "ears"), ("lemur", "lemurs", "swished", "tail"),
+    ("leopard", "leopards", "swished", "tail"), ("lizard", "lizards", "flicked", "tail"),
+    ("llama", "llamas", "wiggled", "ears"), ("meerkat", "meerkats", "scratched", "head"),
+    ("moose", "moose", "shook", "antlers"), ("octopus", "octopuses", "waved", "arms"),
+    ("ostrich", "ostriches", "ruffled", "feathers"), ("peacock", "peacocks", "fanned", "feathers"),
+    ("pelican", "pelicans", "flapped", "wings"), ("porcupine", "porcupines", "wiggled", "nose"),
+    ("puffin", "puffins", "flapped", "wings"), ("rhino", "rhinos", "shook", "head"),
+    ("sloth", "sloths", "stretched", "arms"), ("stork", "storks", "flapped", "wings"),
+    ("toad", "toads", "puffed", "cheeks"), ("toucan", "toucans", "ruffled", "feathers"),
+    ("walrus", "walruses", "wiggled", "whiskers"), ("weasel", "weasels", "swished", "tail"),
+    ("whale", "whales", "flapped", "tail"), ("wombat", "wombats", "rubbed", "nose"),
+    ("yak", "yaks", "shook", "head"), ("alpaca", "alpacas", "wiggled", "ears"),
+    ("beetle", "beetles", "wiggled", "legs"), ("caterpillar", "caterpillars", "wiggled", "toes"),
+    ("ferret", "ferrets", "twitched", "nose"), ("gosling", "goslings", "flapped", "wings"),
 ]
 KIDS = [("girl", "f"), ("boy", "m")]
 
@@ -193,6 +213,29 @@ FINAL = ["And {they} lived happily ever after.", "The end.",
          "From that day on, {they} were the best of friends."]
 
 
+# invented village and family names: prefix + suffix
+TOWN_A = ["Apple", "Willow", "Maple", "Honey", "Bramble", "Clover", "Pebble", "Thistle",
+          "Fern", "Moss", "Acorn", "Berry", "Bluebell", "Buttercup", "Cherry", "Daisy",
+          "Hazel", "Holly", "Juniper", "Lavender", "Meadow", "Nettle", "Oak", "Pine",
+          "Poppy", "Rose", "Sage", "Sorrel", "Sunny", "Tansy", "Ember", "Frost", "Misty",
+          "Silver", "Golden", "Little", "Old", "Green", "Stony", "Windy"]
+TOWN_B = ["brook", "dale", "ton", "field", "wood", "ford", "bury", "wick", "stead",
+          "combe", "mere", "vale", "hill", "by", "haven", "bridge", "gate", "marsh"]
+FAM_A = ["Button", "Thimble", "Copper", "Feather", "Whisker", "Puddle", "Hedge", "Nutmeg",
+         "Pepper", "Bumble", "Tumble", "Wiggle", "Cobble", "Barley", "Marble", "Tinker",
+         "Pickle", "Muffin", "Noodle", "Biscuit", "Sparkle", "Doodle", "Jingle", "Crumble"]
+FAM_B = ["wood", "worth", "foot", "berry", "bottom", "field", "by", "kin", "ton", "well",
+         "nose", "toes", "paws", "sworth"]
+
+
+def town(r):
+    return r.choice(TOWN_A) + r.choice(TOWN_B)
+
+
+def family_name(r):
+    return r.choice(FAM_A) + r.choice(FAM_B)
+
+
 def cap(s):
     return s[:1].upper() + s[1:]
 
@@ -255,7 +298,7 @@ class Story:
 
 def opening(st, c):
     r = st.r
-    place = r.choice(PLACES)
+    place = r.choice(PLACES) if r.random() < 0.6 else f"in the village of {town(r)}"
     forms = [
         lambda: f"Once upon a time, there was {a_an(c.adj)} {c.kind} named {c.name} who lived {place}.",
         lambda: f"Once upon a time, there was {a_an(c.adj)} {c.kind} named {c.name}.",
@@ -796,12 +839,177 @@ PLOTS = [plot_lost, plot_new_friend, plot_fear, plot_help, plot_share, plot_trip
 
 
 
+# ---- extra vocabulary: scenery, clothes, meals, errands, counting ----------
+
+FLOWERS = ["roses", "tulips", "daisies", "lilies", "bluebells", "poppies", "violets",
+           "buttercups", "sunflowers", "daffodils", "pansies", "marigolds", "snowdrops",
+           "primroses", "dandelions", "orchids", "peonies", "irises", "foxgloves",
+           "cornflowers", "lilacs", "carnations", "petunias", "geraniums", "zinnias",
+           "asters", "forget-me-nots", "crocuses", "hyacinths", "clover flowers"]
+TREES = ["oak", "pine", "willow", "birch", "maple", "apple", "cherry", "elm", "beech",
+         "chestnut", "fir", "cedar", "poplar", "palm", "plum", "pear", "walnut", "spruce",
+         "sycamore", "magnolia", "lemon", "olive", "orange", "peach"]
+BIRDS = ["sparrows", "robins", "blackbirds", "swallows", "pigeons", "crows", "magpies",
+         "finches", "wrens", "larks", "starlings", "doves", "seagulls", "herons",
+         "woodpeckers", "bluebirds", "thrushes", "kingfishers", "hummingbirds", "cuckoos"]
+BUGS = ["bees", "butterflies", "ladybugs", "ants", "beetles", "crickets", "grasshoppers",
+        "dragonflies", "fireflies", "caterpillars", "moths", "bumblebees", "snails", "spiders"]
+BUG_VERBS = ["buzzed", "danced", "floated", "zipped", "crawled", "fluttered", "hopped",
+             "wandered", "hummed", "drifted"]
+SOUNDS = ["singing", "chirping", "whistling", "twittering", "calling to each other",
+          "cooing", "chattering", "tweeting"]
+SMELLS = ["fresh bread", "warm cookies", "cut grass", "pine needles", "wet earth",
+          "sweet honey", "wild roses", "hot soup", "baked apples", "salty sea air",
+          "cinnamon", "lemons", "rain", "wood smoke", "ripe strawberries", "lavender",
+          "chocolate cake", "oranges", "mint leaves", "new snow"]
+SKIES = ["bright blue", "soft pink", "pale gray", "deep orange", "clear and blue",
+         "full of fluffy clouds", "golden", "purple and gold", "dark and stormy",
+         "silver and quiet", "light and sunny"]
+CLOTHES = ["coat", "jacket", "sweater", "raincoat", "cap", "hat", "scarf", "dress",
+           "shirt", "vest", "cape", "skirt", "hoodie", "bow tie", "ribbon", "belt",
+           "apron", "cardigan", "waistcoat", "bonnet"]
+CLOTHES_PL = ["boots", "sandals", "socks", "mittens", "gloves", "overalls", "pajamas",
+              "slippers", "shorts", "trousers", "sneakers", "wellies"]
+BREAKFAST = ["toast", "oatmeal", "pancakes", "waffles", "eggs", "cereal", "yogurt",
+             "porridge", "muffins", "fruit", "bananas", "a boiled egg", "honey toast",
+             "blueberry muffins", "warm rolls", "cheese and crackers"]
+LUNCH = ["soup", "sandwiches", "noodles", "rice and beans", "potatoes", "salad",
+         "tomato soup", "pizza", "corn", "peas and carrots", "a big stew", "dumplings",
+         "pasta", "cucumber sandwiches", "baked potatoes", "vegetable pie"]
+DRINKS = ["milk", "juice", "cocoa", "warm tea", "lemonade", "water", "apple juice",
+          "hot chocolate", "orange juice", "strawberry milk"]
+TREATS = ["ice cream", "pudding", "custard", "popcorn", "chocolate", "marshmallows",
+          "raisins", "almonds", "candy", "cupcakes", "a slice of pie", "jelly",
+          "gingerbread", "pretzels", "caramel apples", "a cherry tart"]
+MOVES = ["walked", "skipped", "hopped", "ran", "raced", "wandered", "strolled",
+         "marched", "tiptoed", "dashed", "scurried", "waddled", "trotted", "galloped",
+         "bounced", "zoomed", "paddled", "hurried", "rushed", "ambled"]
+ADVERBS = ["quickly", "slowly", "happily", "quietly", "softly", "gently", "carefully",
+           "bravely", "proudly", "eagerly", "cheerfully", "politely", "patiently",
+           "merrily", "sleepily", "excitedly", "calmly", "swiftly", "nervously", "joyfully"]
+FEELINGS = ["happy", "glad", "delighted", "thrilled", "proud", "calm", "cozy",
+            "grateful", "hopeful", "cheerful", "curious", "amazed", "excited", "peaceful",
+            "content", "joyful", "relieved", "surprised"]
+WEEKDAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
+          "September", "October", "November", "December"]
+NUMBERS = ["two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+           "eleven", "twelve"]
+# (shop, person, what they do, what they give)
+ERRANDS = [
+    ("bakery", "baker", "was taking hot loaves out of the oven", "a warm bun"),
+    ("library", "librarian", "was putting books on the shelves", "a book about dinosaurs"),
+    ("post office", "postman", "was sorting letters and parcels", "a shiny stamp"),
+    ("market", "farmer", "was selling carrots, cabbages and potatoes", "a crunchy carrot"),
+    ("toy shop", "shopkeeper", "was winding up a little tin soldier", "a spinning top"),
+    ("fire station", "firefighter", "was washing the big red truck", "a tiny plastic helmet"),
+    ("harbor", "fisherman", "was mending his nets", "a smooth blue pebble"),
+    ("flower shop", "florist", "was tying flowers with ribbons", "a single yellow rose"),
+    ("museum", "guide", "was showing children an old dinosaur bone", "a map of the museum"),
+    ("doctor's office", "nurse", "was counting bandages", "a sticker with a star on it"),
+    ("candy shop", "candy maker", "was pulling long ribbons of taffy", "a striped lollipop"),
+    ("tailor's shop", "tailor", "was sewing buttons on a coat", "a scrap of velvet"),
+    ("garden center", "gardener", "was planting rows of seedlings", "a packet of seeds"),
+    ("train station", "conductor", "was blowing a silver whistle", "an old train ticket"),
+    ("ice cream stand", "ice cream man", "was scooping vanilla and chocolate", "a small cone"),
+    ("pet shop", "pet shop owner", "was feeding the goldfish", "a bag of birdseed"),
+]
+COUNT_THINGS = ["ducks", "apples", "stars", "clouds", "boats", "frogs", "flowers",
+                "butterflies", "pebbles", "shells", "trees", "kites", "balloons",
+                "snails", "sheep", "cows", "windows", "bees", "buttons", "acorns"]
+
+
+def flavor(st, c):
+    """One descriptive sentence about the day, the place or the character."""
+    r = st.r
+    k = r.randrange(9)
+    if k == 0:
+        return f"The sky was {r.choice(SKIES)}, and the air smelled of {r.choice(SMELLS)}."
+    if k == 1:
+        fl = r.sample(FLOWERS, 3)
+        return f"In the {r.choice(['garden', 'meadow', 'field', 'park', 'yard'])}, there were {fl[0]}, {fl[1]} and {fl[2]}."
+    if k == 2:
+        return f"{cap(r.choice(BIRDS))} were {r.choice(SOUNDS)} in the {r.choice(TREES)} trees."
+    if k == 3:
+        return f"{cap(r.choice(BUGS))} {r.choice(BUG_VERBS)} over the {r.choice(FLOWERS)}."
+    if k == 4:
+        if r.random() < 0.5:
+            return f"{c.name} put on {c.his} {r.choice(COLORS)} {r.choice(CLOTHES)} and {c.his} {r.choice(COLORS)} {r.choice(CLOTHES_PL)}."
+        return f"{c.name} was wearing {a_an(r.choice(COLORS))} {r.choice(CLOTHES)} and {r.choice(COLORS)} {r.choice(CLOTHES_PL)}."
+    if k == 5:
+        return f"For breakfast, {c.name} had {r.choice(BREAKFAST)} and a cup of {r.choice(DRINKS)}."
+    if k == 6:
+        return f"{c.name} {r.choice(MOVES)} {r.choice(ADVERBS)} along the {r.choice(['path', 'road', 'river', 'fence', 'hedge', 'lane', 'beach', 'stream'])}."
+    if k == 7:
+        return f"It was {a_an(r.choice(['quiet', 'busy', 'lovely', 'chilly', 'sunny', 'breezy', 'rainy', 'warm']))} {r.choice(WEEKDAYS)} in {r.choice(MONTHS)}."
+    if r.random() < 0.5:
+        return f"{c.name} felt {r.choice(FEELINGS)}."
+    return r.choice([
+        f"Next door lived old {r.choice(['Mr.', 'Mrs.'])} {family_name(r)}, who {r.choice(['grew the biggest pumpkins', 'kept bees', 'baked pies every Sunday', 'played the fiddle', 'told wonderful stories', 'had a very loud parrot'])}.",
+        f"The {family_name(r)} family lived across the road.",
+        f"Every summer, {c.name} visited {c.his} cousins in {town(r)}."])
+
+
+def plot_errands(st, c):
+    r = st.r
+    fam = r.choice(FAMILY)[0]
+    st.say(f"On {r.choice(WEEKDAYS)}, {c.name} went into the town of {town(r)} with {c.his} {fam}.")
+    stops = r.sample(ERRANDS, 3)
+    for k, (shop, person, doing, gift) in enumerate(stops):
+        first = ["First", "Next", "Then"][k]
+        st.say(f"{first}, they {r.choice(MOVES)} to the {shop}. The {person} {doing}.")
+        if r.random() < 0.7:
+            st.say(f"The {person} smiled and gave {c.name} {gift}.")
+            st.say(r.choice([f"\"Thank you!\" said {c.name} {r.choice(ADVERBS)}.",
+                             f"{c.name} said thank you {r.choice(ADVERBS)}."]))
+    st.say(f"For lunch, they ate {r.choice(LUNCH)} and drank {r.choice(DRINKS)}.")
+    st.say(f"On the way home, {c.name} felt {r.choice(FEELINGS)}. It had been a busy day in town.")
+    ending(st, c, [], None)
+
+
+def plot_counting(st, c):
+    r = st.r
+    f = st.new_char(exclude=[c.name])
+    st.say(f"{c.name} was learning to count, and {f.name} the {f.kind} wanted to help.")
+    st.say(f"\"Let's count everything we see!\" said {f.name}.")
+    things = r.sample(COUNT_THINGS, 4)
+    nums = sorted(r.sample(range(len(NUMBERS)), 4))
+    for th, n in zip(things, nums):
+        st.say(r.choice([f"They saw {NUMBERS[n]} {th}.",
+                         f"{c.name} counted {NUMBERS[n]} {th}.",
+                         f"\"Look, {NUMBERS[n]} {th}!\" said {c.name}."]))
+    st.say(f"\"You are very good at counting,\" said {f.name}. {c.name} felt {r.choice(FEELINGS)}.")
+    st.say(f"At home, {c.name} counted {c.his} {r.choice(['toes', 'fingers', 'buttons', 'crayons', 'books'])} before bed.")
+    ending(st, c, [f], MORALS[9])
+
+
+def plot_picnic(st, c):
+    r = st.r
+    fr = [st.new_char(exclude=[c.name]) for _ in range(2)]
+    st.say(f"{r.choice(TIMES)}, {c.name} packed a picnic basket.")
+    st.say(f"{cap(c.he)} put in {r.choice(LUNCH)}, {r.choice(TREATS)} and a bottle of {r.choice(DRINKS)}.")
+    st.say(f"{c.name} invited {fr[0].name} the {fr[0].kind} and {fr[1].name} the {fr[1].kind}.")
+    st.say(f"They spread a {r.choice(COLORS)} blanket under {a_an(r.choice(TREES))} tree.")
+    st.say(flavor(st, c))
+    st.say(r.choice([
+        f"Then a cheeky {r.choice(['crow', 'squirrel', 'magpie', 'seagull', 'ant'])} took some {r.choice(TREATS)} and ran away! They all laughed.",
+        f"Then some {r.choice(['ants', 'bees', 'ladybugs'])} came to visit, so they shared a few crumbs with them.",
+        f"Then it started to rain, so they ate the rest of the picnic under a big umbrella."]))
+    st.say(f"After lunch, they played {r.choice(GAMES)} until the sun went down.")
+    ending(st, c, fr, MORALS[1])
+
+
+PLOTS += [plot_errands, plot_counting, plot_picnic]
+
+
 def make_story(seed, i):
     """Story i of the set with this seed; deterministic (str seeds use SHA-512)."""
     r = random.Random(f"{seed}-{i}")
     st = Story(r)
     c = st.new_char()
     opening(st, c)
+    for _ in range(r.choice([0, 1, 1, 2])):
+        st.say(flavor(st, c))
     r.choice(PLOTS)(st, c)
     return st.text()
 
@@ -811,11 +1019,12 @@ def make_stories(seed, start, count):
 
 
 def make_corpus(seed, target_bytes, workers=1, chunk=2000):
-    """Stories of set `seed` in order until their UTF-8 size reaches target_bytes."""
+    """Stories of set `seed` in order until their UTF-8 size reaches target_bytes
+    (the same stories whatever `workers` is)."""
     out, size, start = [], 0, 0
     if workers > 1:
-        from multiprocessing import Pool
-        with Pool(workers) as pool:
+        import multiprocessing
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
             while size < target_bytes:
                 jobs = [(seed, start + k * chunk, chunk) for k in range(workers)]
                 for part in pool.starmap(make_stories, jobs):
@@ -851,12 +1060,18 @@ def train_tokenizer(stories, vocab_size):
     Strip(left 1), TemplateProcessing post-processor adding <s>."""
     from tokenizers import Tokenizer, AddedToken, decoders, models, pre_tokenizers, processors, trainers
 
-    # Training splits at spaces (split=True) so no merge crosses a word
-    # boundary; every token then holds "▁" only as its first character, and
-    # encoding with split=False (the Llama layout, used below) gives the
-    # same ids.  This is checked in check_tokenizer().
+    # Training splits at spaces (split=True) and isolates punctuation, so no
+    # merge crosses a word boundary or joins a letter to a punctuation mark:
+    # every token holds "▁" only as its first character and punctuation only
+    # alone (as SentencePiece's Llama vocabulary mostly does; otherwise
+    # "▁time," becomes one token and a prompt ending in "time" is off the
+    # training distribution).  Encoding with the Llama layout (Metaspace,
+    # split=False, no punctuation split; used below) then gives the same
+    # ids.  check_tokenizer() verifies this.
     t = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    t.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True)
+    t.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first", split=True),
+        pre_tokenizers.Punctuation(behavior="isolated")])
     trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIALS,
                                   show_progress=False)
     t.train_from_iterator(stories, trainer=trainer, length=len(stories))
@@ -994,16 +1209,14 @@ def make_config(vocab_size, layers=6, hidden=256, inter=704, heads=8, kv_heads=4
         bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=None)
 
 
-def token_stream(tok, stories):
+def token_stream(tok, stories, chunk=50000):
     """[<s>] story [</s>] for every story, concatenated (the training layout)."""
     import numpy as np
-    encs = tok.encode_batch(stories, add_special_tokens=False)
-    out = []
-    for e in encs:
-        out.append(BOS_ID)
-        out.extend(e.ids)
-        out.append(EOS_ID)
-    return np.asarray(out, dtype=np.int32)
+    parts = []
+    for k in range(0, len(stories), chunk):
+        encs = tok.encode_batch(stories[k:k + chunk], add_special_tokens=False)
+        parts.extend(np.asarray([BOS_ID] + e.ids + [EOS_ID], dtype=np.int16) for e in encs)
+    return np.concatenate(parts).astype(np.int32)
 
 
 def save_model(model, d, log):
@@ -1294,6 +1507,16 @@ def versions_info():
     return v
 
 
+def make_corpus_prefix(stories, max_bytes):
+    """The leading stories whose UTF-8 size (with a newline each) stays within max_bytes."""
+    size = 0
+    for k, st in enumerate(stories):
+        size += len(st.encode()) + 1
+        if size > max_bytes:
+            return stories[:k]
+    return stories
+
+
 def heldout_set(max_bytes):
     """Held-out stories (seed HELDOUT_SEED), one per line, at most max_bytes."""
     out, size, i = [], 0, 0
@@ -1322,7 +1545,18 @@ def run(args, small, log):
 
     # text
     target = (2 << 20) if small else args.train_mb << 20
-    stories = make_corpus(TRAIN_SEED, target)
+    workers = min(16, os.cpu_count() or 1) if getattr(args, "parallel_ok", True) else 1
+    try:
+        stories = make_corpus(TRAIN_SEED, target, workers=workers, chunk=500 if small else 2000)
+    except Exception as e:
+        log(f"parallel text generation failed ({e!r}); generating in one process")
+        args.parallel_ok = False
+        stories = make_corpus(TRAIN_SEED, target)
+    if small and stories != make_corpus(TRAIN_SEED, target):
+        log("WARNING: parallel text generation differs from serial; using serial")
+        args.parallel_ok = False
+        stories = make_corpus(TRAIN_SEED, target)
+    tok_stories = make_corpus_prefix(stories, 40 << 20)  # the tokenizer sees the first 40 MB
     held = heldout_set(8 << 10 if small else 64 << 10)
     with open(os.path.join(mdir, "heldout.txt"), "w") as f:
         f.write("\n".join(held) + "\n")
@@ -1334,7 +1568,7 @@ def run(args, small, log):
     log(f"held-out stories also in the train set: {overlap}/{len(held)}")
 
     # tokenizer
-    tk, tk_split = train_tokenizer(stories, VOCAB_SIZE)
+    tk, tk_split = train_tokenizer(tok_stories, VOCAB_SIZE)
     write_tokenizer_files(tk, mdir)
     V = tk.get_vocab_size()
     log(f"tokenizer: vocab {V}  [{time.time() - T0:.1f}s]")
@@ -1394,7 +1628,7 @@ def run(args, small, log):
     info = {
         "script": "tools/train_demo_model.py", "script_sha256": sha, "versions": vers,
         "train_text": {"seed": TRAIN_SEED, "stories": len(stories), "bytes": n_bytes,
-                       "tokens": int(len(data))},
+                       "tokens": int(len(data)), "tokenizer_trained_on_stories": len(tok_stories)},
         "heldout_text": {"seed": HELDOUT_SEED, "stories": len(held), "overlap_with_train": overlap},
         "tokenizer": {"vocab_size": V},
         "model": {"parameters": n_params, "config": json.loads(cfg.to_json_string())},
@@ -1427,7 +1661,7 @@ def main():
     ap.add_argument("--train-seconds", type=float, default=330.0)
     ap.add_argument("--deadline", type=float, default=510.0,
                     help="training stops at the latest this many seconds after the script started")
-    ap.add_argument("--train-mb", type=int, default=40)
+    ap.add_argument("--train-mb", type=int, default=320)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--warmup", type=int, default=200)

@@ -113,7 +113,7 @@ void lg_ckpt_close(struct lg_checkpoint *c) {
     if (!c)
         return;
     a = c->alloc;
-    for (i = 0; i < c->n_files; i++)
+    for (i = 0; c->files && i < c->n_files; i++)
         unmap_file(a, &c->files[i]);
     lg_free(a, c->files);
     lg_tensor_table_free(a, &c->tensors);
@@ -130,6 +130,7 @@ const struct lg_tensor_src *lg_ckpt_find(const struct lg_checkpoint *c, const ch
     struct lg_tensor_src key;
     if (!c || !name || c->tensors.n == 0)
         return NULL;
+    memset(&key, 0, sizeof key);
     key.name = name;
     return bsearch(&key, c->tensors.v, c->tensors.n, sizeof key, cmp_name);
 }
@@ -236,6 +237,7 @@ static enum llmgpu_status read_index(const struct lg_alloc *a, const struct lg_l
     }
     if ((st = lg_read_file(a, log, path, &json, &len)) != LLMGPU_OK)
         goto out;
+    index_name = path; /* messages name the full path from here on */
     if ((st = lg_json_parse_object(a, log, index_name, json, len, &root)) != LLMGPU_OK)
         goto out;
     wm = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
@@ -314,7 +316,7 @@ static enum llmgpu_status check_tensors(const struct lg_log *log, struct lg_chec
             }
             if (!lg_dtype_is_weight(t->dtype)) {
                 lg_err(log, "%s: tensor \"%s\" at byte %llu has dtype %s; weights must be F32, "
-                       "F16 or BF16", c->files[t->file].name, name,
+                       "F16 or BF16", c->files[t->file].path, name,
                        (unsigned long long)t->file_offset, lg_dtype_name(t->dtype));
                 return LLMGPU_ERR_UNSUPPORTED_MODEL;
             }
@@ -331,11 +333,11 @@ static enum llmgpu_status check_tensors(const struct lg_log *log, struct lg_chec
                                     (unsigned long long)t->shape[d]);
                 if (nd == 2)
                     lg_err(log, "%s: tensor \"%s\" has shape [%s], expected [%llu, %llu]",
-                           c->files[t->file].name, name, got, (unsigned long long)shape[0],
+                           c->files[t->file].path, name, got, (unsigned long long)shape[0],
                            (unsigned long long)shape[1]);
                 else
                     lg_err(log, "%s: tensor \"%s\" has shape [%s], expected [%llu]",
-                           c->files[t->file].name, name, got, (unsigned long long)shape[0]);
+                           c->files[t->file].path, name, got, (unsigned long long)shape[0]);
                 return LLMGPU_ERR_BAD_MODEL_FILE;
             }
             c->n_params += t->n_elements;
@@ -355,6 +357,7 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
     cJSON *index = NULL;
     const char **shards = NULL;
     const char *single = "model.safetensors";
+    char *where = NULL; /* full path of the index or the single file, for messages */
     uint32_t n_shards = 1, i;
 
     if (!out)
@@ -415,13 +418,34 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
             goto err_oom;
         }
         if (!file_exists(path)) {
+            static const char *const others[] = {"pytorch_model.bin",
+                                                 "pytorch_model.bin.index.json",
+                                                 "consolidated.safetensors", "model.gguf"};
+            lg_free(a, path);
+            path = NULL;
+            for (i = 0; i < LG_ARRAY_LEN(others); i++) {
+                if (!(path = path_join(a, dir, others[i]))) {
+                    st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+                    goto err_oom;
+                }
+                if (file_exists(path)) {
+                    lg_err(log, "%s: has %s but no model.safetensors or %s; only Hugging Face "
+                           "safetensors checkpoints are supported (convert it with "
+                           "transformers' save_pretrained(safe_serialization=True))",
+                           dir, others[i], index_name);
+                    st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+                    goto err;
+                }
+                lg_free(a, path);
+                path = NULL;
+            }
             lg_err(log, "%s: neither model.safetensors nor %s is there", dir, index_name);
             st = LLMGPU_ERR_IO;
             goto err;
         }
         shards = &single;
     }
-    lg_free(a, path);
+    where = path;
     path = NULL;
 
     c->files = lg_calloc(a, n_shards, sizeof *c->files);
@@ -433,7 +457,7 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
         if ((st = map_file(a, log, dir, shards[i], &c->files[i])) != LLMGPU_OK)
             goto err;
         c->n_files++;
-        if ((st = lg_safetensors_parse(a, log, c->files[i].name, c->files[i].base,
+        if ((st = lg_safetensors_parse(a, log, c->files[i].path, c->files[i].base,
                                        c->files[i].size, i, &c->tensors)) != LLMGPU_OK)
             goto err;
     }
@@ -444,7 +468,7 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
     for (i = 1; i < c->tensors.n; i++) {
         const struct lg_tensor_src *x = &c->tensors.v[i - 1], *y = &c->tensors.v[i];
         if (strcmp(x->name, y->name) == 0) {
-            lg_err(log, "%s: tensor \"%.200s\" is in both %s and %s", index_name, x->name,
+            lg_err(log, "%s: tensor \"%.200s\" is in both %s and %s", where, x->name,
                    c->files[x->file].name, c->files[y->file].name);
             st = LLMGPU_ERR_BAD_MODEL_FILE;
             goto err;
@@ -458,12 +482,12 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
             const struct lg_tensor_src *t = lg_ckpt_find(c, e->string);
             if (!t) {
                 lg_err(log, "%s: tensor \"%.200s\" is listed in weight_map but is not in %s",
-                       index_name, e->string, e->valuestring);
+                       where, e->string, e->valuestring);
                 st = LLMGPU_ERR_BAD_MODEL_FILE;
                 goto err;
             }
             if (strcmp(c->files[t->file].name, e->valuestring) != 0) {
-                lg_err(log, "%s: tensor \"%.200s\" is listed in %s but is in %s", index_name,
+                lg_err(log, "%s: tensor \"%.200s\" is listed in %s but is in %s", where,
                        e->string, e->valuestring, c->files[t->file].name);
                 st = LLMGPU_ERR_BAD_MODEL_FILE;
                 goto err;
@@ -471,12 +495,13 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
         }
     }
 
-    if ((st = check_tensors(log, c, index ? index_name : single)) != LLMGPU_OK)
+    if ((st = check_tensors(log, c, where)) != LLMGPU_OK)
         goto err;
 
     if (index)
         lg_free(a, (void *)shards);
     cJSON_Delete(index);
+    lg_free(a, where);
     lg_dbg(log, "%s: %s, %u layers, %u tensors in %u file(s), %llu parameters", dir,
            c->cfg.arch_name, c->cfg.n_layer, c->tensors.n, c->n_files,
            (unsigned long long)c->n_params);
@@ -489,6 +514,7 @@ err:
     if (index)
         lg_free(a, (void *)shards);
     cJSON_Delete(index);
+    lg_free(a, where);
     lg_free(a, json);
     lg_free(a, path);
     lg_ckpt_close(c);

@@ -182,7 +182,8 @@ static enum llmgpu_status get_float(const struct cfgctx *c, const cJSON *obj, co
         return LLMGPU_ERR_BAD_MODEL_FILE;
     }
     d = v->valuedouble;
-    if (!isfinite(d) || d <= min_excl || d > max) {
+    /* checked after rounding to float too: 1e-50 is positive but its float is 0 */
+    if (!isfinite(d) || d <= min_excl || d > max || !((double)(float)d > min_excl)) {
         lg_err(c->log, "%s: field \"%s\": %g is out of range (%g, %g]", c->what, name, d, min_excl,
                max);
         return LLMGPU_ERR_BAD_MODEL_FILE;
@@ -524,6 +525,13 @@ enum llmgpu_status lg_config_parse(const struct lg_alloc *a, const struct lg_log
         d->default_eos >= 0)
         add_eos(&c, cfg, d->default_eos);
 
+    if (cfg->bos_id >= 0 && (uint32_t)cfg->bos_id >= cfg->n_vocab)
+        lg_warn(log, "%s: bos_token_id %d is not below vocab_size %u", c.what, (int)cfg->bos_id,
+                cfg->n_vocab);
+    for (b = 0; b < (int)cfg->n_eos; b++)
+        if ((uint32_t)cfg->eos_ids[b] >= cfg->n_vocab)
+            lg_warn(log, "%s: eos_token_id %d is not below vocab_size %u", c.what,
+                    (int)cfg->eos_ids[b], cfg->n_vocab);
     st = LLMGPU_OK;
 out:
     cJSON_Delete(root);

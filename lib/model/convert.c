@@ -8,9 +8,16 @@
  * safetensors data is not aligned. Must not touch: files, the GPU.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "model/model.h"
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#include <immintrin.h>
+#define LG_X86_F16C 1
+#endif
 
 static const struct {
     const char *name;
@@ -191,17 +198,91 @@ static int f16_is_inf(uint16_t h) {
     return (h & 0x7fffu) == 0x7c00u;
 }
 
+#ifdef LG_X86_F16C
+/*
+ * f32 or bf16 -> f16, 8 at a time with F16C (VCVTPS2PH, immediate
+ * round-to-nearest-even: the same results as lg_f32_to_f16, which
+ * check_model.c verifies). Converts the largest multiple of 8 and returns how
+ * many it did; *overflow gets the finite inputs that became inf.
+ */
+__attribute__((target("avx2,f16c"))) static size_t to_f16_f16c(enum lg_dtype src,
+                                                               const unsigned char *in,
+                                                               uint16_t *out, size_t n,
+                                                               size_t *overflow) {
+    const __m128i abs_mask = _mm_set1_epi16(0x7fff), inf = _mm_set1_epi16(0x7c00);
+    size_t i, j;
+    for (i = 0; i + 8 <= n; i += 8) {
+        __m256 v;
+        __m128i h;
+        if (src == LG_DTYPE_BF16) {
+            __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(in + 2 * i));
+            v = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(b), 16));
+        } else {
+            v = _mm256_loadu_ps((const float *)(const void *)(in + 4 * i));
+        }
+        h = _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128((__m128i *)(void *)(out + i), h);
+        if (_mm_movemask_epi8(_mm_cmpeq_epi16(_mm_and_si128(h, abs_mask), inf))) {
+            for (j = i; j < i + 8; j++) {
+                float f;
+                uint16_t b;
+                if (src == LG_DTYPE_BF16) {
+                    memcpy(&b, in + 2 * j, 2);
+                    f = lg_bf16_to_f32(b);
+                } else {
+                    memcpy(&f, in + 4 * j, 4);
+                }
+                *overflow += f16_is_inf(out[j]) && isfinite(f);
+            }
+        }
+    }
+    return i;
+}
+
+/* CPUID: AVX2 and F16C, with the OS saving YMM state (XCR0 bits 1-2). */
+static int detect_f16c(void) {
+    unsigned a, b, c, d, xlo, xhi;
+    if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & (1u << 29)) || !(c & (1u << 28)) ||
+        !(c & (1u << 27)))
+        return 0;
+    __asm__("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    (void)xhi;
+    if ((xlo & 6u) != 6u)
+        return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d))
+        return 0;
+    return (b & (1u << 5)) != 0;
+}
+
+/* The answer is a fact about the CPU, cached process-wide (CPUID can trap to a
+ * hypervisor and cost microseconds); 0 unknown, 1 no, 2 yes. */
+static _Atomic int f16c_state;
+
+static int have_f16c(void) {
+    int s = atomic_load_explicit(&f16c_state, memory_order_relaxed);
+    if (s == 0) {
+        s = detect_f16c() ? 2 : 1;
+        atomic_store_explicit(&f16c_state, s, memory_order_relaxed);
+    }
+    return s == 2;
+}
+#endif
+
 size_t lg_convert_to_f16(enum lg_dtype src, const void *in, uint16_t *out, size_t n) {
     const unsigned char *p = in;
-    size_t i, overflow = 0;
+    size_t i = 0, overflow = 0;
     uint16_t h;
     float f;
+#ifdef LG_X86_F16C
+    if ((src == LG_DTYPE_F32 || src == LG_DTYPE_BF16) && n >= 8 && have_f16c())
+        i = to_f16_f16c(src, p, out, n, &overflow);
+#endif
     switch (src) {
     case LG_DTYPE_F16:
         memcpy(out, in, n * 2);
         return 0;
     case LG_DTYPE_F32:
-        for (i = 0; i < n; i++) {
+        for (; i < n; i++) {
             memcpy(&f, p + 4 * i, 4);
             out[i] = lg_f32_to_f16(f);
             overflow += f16_is_inf(out[i]) && isfinite(f);
@@ -209,7 +290,7 @@ size_t lg_convert_to_f16(enum lg_dtype src, const void *in, uint16_t *out, size_
         return overflow;
     case LG_DTYPE_BF16:
         /* bf16 -> f32 is exact, so this rounds once */
-        for (i = 0; i < n; i++) {
+        for (; i < n; i++) {
             memcpy(&h, p + 2 * i, 2);
             f = lg_bf16_to_f32(h);
             out[i] = lg_f32_to_f16(f);

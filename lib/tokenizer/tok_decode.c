@@ -38,15 +38,15 @@ int lg_tok_cp_to_byte(uint32_t cp) {
     if ((cp >= 0x21 && cp <= 0x7E) || (cp >= 0xA1 && cp <= 0xAC) || (cp >= 0xAE && cp <= 0xFF))
         return (int)cp;
     if (cp >= 0x100 && cp <= 0x143) {
-        static int16_t inv[0x44];
-        static int init;
-        if (!init) { /* benign race: every thread writes the same values */
-            int b;
-            for (b = 0; b < 256; b++)
-                if (lg_tok_byte_to_cp[b] >= 0x100)
-                    inv[lg_tok_byte_to_cp[b] - 0x100] = (int16_t)b;
-            init = 1;
-        }
+        /* the bytes that bytes_to_unicode() moved to U+0100.. */
+        static const uint8_t inv[0x44] = {
+        0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x09, 0x0A, 0x0B,
+        0x0C, 0x0D, 0x0E, 0x0F, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
+        0x18, 0x19, 0x1A, 0x1B, 0x1C, 0x1D, 0x1E, 0x1F, 0x20, 0x7F, 0x80, 0x81,
+        0x82, 0x83, 0x84, 0x85, 0x86, 0x87, 0x88, 0x89, 0x8A, 0x8B, 0x8C, 0x8D,
+        0x8E, 0x8F, 0x90, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x98, 0x99,
+        0x9A, 0x9B, 0x9C, 0x9D, 0x9E, 0x9F, 0xA0, 0xAD,
+        };
         return inv[cp - 0x100];
     }
     return -1;
@@ -77,13 +77,15 @@ static struct tspan tl_get(const struct tlist *l, size_t i) {
 }
 static void tl_push(struct tlist *l, const char *s, size_t n) {
     struct tspan x;
+    (void)lg_tok_buf_reserve(&l->ar, n); /* never a NULL arena, even for empty tokens */
     x.off = l->ar.len;
     x.len = n;
     lg_tok_buf_put(&l->ar, s, n);
     lg_tok_buf_put(&l->sp, &x, sizeof x);
 }
 /* Start a new token in l->ar; finish with tl_end. */
-static size_t tl_begin(const struct tlist *l) {
+static size_t tl_begin(struct tlist *l) {
+    (void)lg_tok_buf_reserve(&l->ar, 16);
     return l->ar.len;
 }
 static void tl_end(struct tlist *l, size_t off) {
@@ -128,6 +130,8 @@ static int parse_byte_token(const char *s, size_t n) {
 static int run_chain(const struct lg_tokenizer *t, struct tlist *in, int mode) {
     uint32_t k;
     struct tlist out;
+    if (in->ar.oom || in->sp.oom)
+        return -1;
     tl_init(&out, t->a);
     for (k = 0; k < t->n_dec; k++) {
         const struct lg_dec *x = &t->dec[k];
@@ -163,7 +167,7 @@ static int run_chain(const struct lg_tokenizer *t, struct tlist *in, int mode) {
                     if (!md)
                         out.ar.oom = 1;
                 } else {
-                    while (j + x->s1_len <= s.len) {
+                    while (x->s1_len && j + x->s1_len <= s.len) {
                         if (!memcmp(p + j, x->s1, x->s1_len)) {
                             lg_tok_buf_put(&out.ar, p + run, j - run);
                             lg_tok_buf_put(&out.ar, x->s2, x->s2_len);

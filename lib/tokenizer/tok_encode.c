@@ -36,7 +36,8 @@ struct sym {
 
 struct hent {
     uint32_t rank, pos;
-    int32_t id;
+    int32_t id;       /* the merge result */
+    int32_t l, r;     /* the pair it was made for: a stale entry no longer matches */
 };
 
 struct enc {
@@ -61,7 +62,12 @@ struct enc {
 #define VEC(b, T) ((T *)(void *)(b)->p)
 #define VLEN(b, T) ((b)->len / sizeof(T))
 
-static void vpush(struct lg_tok_buf *b, const void *x, size_t n) {
+static inline void vpush(struct lg_tok_buf *b, const void *x, size_t n) {
+    if (b->len + n < b->cap) { /* the common case, inline */
+        memcpy(b->p + b->len, x, n);
+        b->len += n;
+        return;
+    }
     lg_tok_buf_put(b, x, n);
 }
 
@@ -666,8 +672,10 @@ static void pre_step(struct enc *e, const struct lg_pre *x, const struct piece *
 static int merge_get(const struct lg_tokenizer *t, int32_t l, int32_t r, uint32_t *rank,
                      int32_t *id) {
     uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
-    size_t mask = t->merges_cap - 1;
-    size_t h = (size_t)(key * 0x9E3779B97F4A7C15ull >> 17) & mask;
+    size_t mask = t->merges_cap - 1, h;
+    if (!(t->merge_side[l] & 1) || !(t->merge_side[r] & 2))
+        return 0; /* a small table that stays in cache answers most misses */
+    h = (size_t)lg_tok_hash64(key) & mask;
     for (;; h = (h + 1) & mask) {
         const struct lg_merge_slot *m = &t->merges[h];
         if (m->key == key) {
@@ -684,12 +692,15 @@ static int hless(const struct hent *a, const struct hent *b) {
     return a->rank != b->rank ? a->rank < b->rank : a->pos < b->pos;
 }
 
-static void heap_push(struct enc *e, uint32_t rank, uint32_t pos, int32_t id) {
+static void heap_push(struct enc *e, uint32_t rank, uint32_t pos, int32_t id, int32_t l,
+                      int32_t r) {
     struct hent x, *h;
     size_t i;
     x.rank = rank;
     x.pos = pos;
     x.id = id;
+    x.l = l;
+    x.r = r;
     vpush(&e->heap, &x, sizeof x);
     if (e->heap.oom)
         return;
@@ -755,7 +766,12 @@ static void bpe_word(struct enc *e, const char *w, size_t n) {
     e->syms.len = 0;
     while (i < n) {
         uint32_t cp = cp_at(w + i, n - i, &l);
-        id = cp < LG_ARRAY_LEN(t->char_id) ? t->char_id[cp] : lg_tok_vocab_get(t, w + i, l);
+        if (cp < LG_ARRAY_LEN(t->char_id))
+            id = t->char_id[cp];
+        else if (cp == 0x2581)
+            id = t->sp_id;
+        else
+            id = lg_tok_vocab_get(t, w + i, l);
         if (id >= 0) {
             if (unk >= 0) {
                 sym_add(e, unk);
@@ -790,15 +806,13 @@ static void bpe_word(struct enc *e, const char *w, size_t n) {
     e->heap.len = 0;
     for (i = 0; i + 1 < ns; i++)
         if (merge_get(t, sy[i].id, sy[i + 1].id, &rank, &id))
-            heap_push(e, rank, (uint32_t)i, id);
+            heap_push(e, rank, (uint32_t)i, id, sy[i].id, sy[i + 1].id);
     while (e->heap.len && !e->heap.oom) {
         struct hent top = heap_pop(e);
         int32_t nx, r2;
         sy = VEC(&e->syms, struct sym);
-        if (sy[top.pos].id < 0 || (nx = sy[top.pos].next) < 0)
-            continue;
-        if (!merge_get(t, sy[top.pos].id, sy[nx].id, &rank, &r2) || r2 != top.id)
-            continue;
+        if (sy[top.pos].id != top.l || (nx = sy[top.pos].next) < 0 || sy[nx].id != top.r)
+            continue; /* expired: one side was merged since (Word::merge_all's check) */
         sy[top.pos].id = top.id;
         sy[top.pos].next = sy[nx].next;
         sy[nx].id = -1;
@@ -807,12 +821,12 @@ static void bpe_word(struct enc *e, const char *w, size_t n) {
         if (sy[top.pos].prev >= 0) {
             int32_t pv = sy[top.pos].prev;
             if (merge_get(t, sy[pv].id, top.id, &rank, &r2))
-                heap_push(e, rank, (uint32_t)pv, r2);
+                heap_push(e, rank, (uint32_t)pv, r2, sy[pv].id, top.id);
         }
         sy = VEC(&e->syms, struct sym);
         if (sy[top.pos].next >= 0) {
             if (merge_get(t, top.id, sy[sy[top.pos].next].id, &rank, &r2))
-                heap_push(e, rank, top.pos, r2);
+                heap_push(e, rank, top.pos, r2, top.id, sy[sy[top.pos].next].id);
         }
     }
     sy = VEC(&e->syms, struct sym);
@@ -829,7 +843,18 @@ static void encode_plain(struct enc *e, const char *s, size_t n, int first) {
     if (n == 0)
         return;
     if (t->n_pre == 0) {
-        bpe_word(e, s, n);
+        size_t start = 0;
+        if (!t->sp_split) {
+            bpe_word(e, s, n);
+            return;
+        }
+        for (i = 1; i + 3 <= n; i++) /* cut before each run of U+2581 */
+            if (!memcmp(s + i, "\xE2\x96\x81", 3) &&
+                !(i >= 3 && !memcmp(s + i - 3, "\xE2\x96\x81", 3))) {
+                bpe_word(e, s + start, i - start);
+                start = i;
+            }
+        bpe_word(e, s + start, n - start);
         return;
     }
     e->ar.len = 0;

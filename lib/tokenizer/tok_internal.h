@@ -36,6 +36,15 @@ size_t lg_tok_utf8_len(unsigned char c); /* length from a valid lead byte */
 
 /* ---- hash of strings to ids (tok_util.c) ---- */
 uint64_t lg_tok_hash(const void *p, size_t n);
+/* murmur3's fmix64: every key bit reaches every hash bit (merge pairs differ in few bits) */
+static inline uint64_t lg_tok_hash64(uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
+}
 
 /* ---- tokenizer ---- */
 enum lg_norm_kind {
@@ -152,11 +161,16 @@ struct lg_tokenizer {
     size_t amap_cap;
     int32_t char_id[0x800];  /* vocab id of each code point < 0x800 as a 1-char token, or -1 */
     int32_t byte_id[256];    /* <0xNN> tokens, -1 when absent */
+    int32_t sp_id;           /* the token U+2581 alone, or -1 */
 
     /* model: BPE */
     struct lg_merge_slot *merges;
     size_t merges_cap;       /* power of two */
+    uint8_t *merge_side;     /* (n_vocab) bit 0: left part of some merge, bit 1: right part */
     int byte_fallback, ignore_merges, fuse_unk;
+    /* No vocabulary string has U+2581 right after another character: a text without
+     * pre-tokenizer can then be cut before each run of U+2581 into independent words. */
+    int sp_split;
     int32_t unk_id;          /* -1: none */
 
     /* added tokens, and a first-byte filter for matching them */

@@ -12,6 +12,7 @@
 #include "tokenizer/tok_internal.h"
 
 #define LG_TOK_MAX_ID (1 << 24)
+#define SP_MARK "\xE2\x96\x81" /* U+2581 */
 
 struct vocab_ent {
     const char *s;
@@ -27,19 +28,66 @@ static void pcre_free(void *p, void *data) {
     lg_free(data, p);
 }
 
+/* Oniguruma's Unicode \s (what the tokenizers crate's regexes use) is 0009-000D, 0085 and
+ * the Z categories; PCRE2's UCP \s also has U+180E. Rewrite \s and \S to the exact set. */
+#define ONIG_SPACE "\\t-\\r\\x{85}\\p{Z}"
+static void onig_spaces(const char *pat, size_t len, struct lg_tok_buf *out) {
+    size_t i;
+    int in_class = 0;
+    for (i = 0; i < len; i++) {
+        char c = pat[i];
+        if (c == '\\' && i + 1 < len) {
+            char d = pat[++i];
+            if (d == 's')
+                lg_tok_buf_put(out, in_class ? ONIG_SPACE : "[" ONIG_SPACE "]",
+                               strlen(ONIG_SPACE) + (in_class ? 0 : 2));
+            else if (d == 'S' && !in_class)
+                lg_tok_buf_put(out, "[^" ONIG_SPACE "]", strlen(ONIG_SPACE) + 3);
+            else {
+                lg_tok_buf_putc(out, c);
+                lg_tok_buf_putc(out, d);
+            }
+            continue;
+        }
+        if (c == '[' && !in_class) {
+            in_class = 1;
+            lg_tok_buf_putc(out, c);
+            if (i + 1 < len && pat[i + 1] == '^')
+                lg_tok_buf_putc(out, pat[++i]);
+            if (i + 1 < len && pat[i + 1] == ']') /* a leading ] is literal */
+                lg_tok_buf_putc(out, pat[++i]);
+            continue;
+        }
+        if (c == ']' && in_class)
+            in_class = 0;
+        lg_tok_buf_putc(out, c);
+    }
+}
+
+/* NULL on failure with *st set (BAD_TOKENIZER, logged, or OUT_OF_HOST_MEMORY). */
 static pcre2_code *compile_re(struct lg_tokenizer *t, const char *pat, size_t len,
-                              const char *what) {
+                              const char *what, enum llmgpu_status *st) {
     int err = 0;
     PCRE2_SIZE off = 0;
-    pcre2_compile_context *cc = pcre2_compile_context_create(t->gctx);
+    pcre2_compile_context *cc;
     pcre2_code *re;
-    if (!cc)
+    struct lg_tok_buf b;
+    *st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    lg_tok_buf_init(&b, t->a);
+    onig_spaces(pat, len, &b);
+    if (b.oom || !(cc = pcre2_compile_context_create(t->gctx))) {
+        lg_tok_buf_free(&b);
         return NULL;
-    re = pcre2_compile((PCRE2_SPTR)pat, len, PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err,
-                       &off, cc);
+    }
+    re = pcre2_compile((PCRE2_SPTR)(b.p ? b.p : ""), b.len,
+                       PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, cc);
     pcre2_compile_context_free(cc);
+    lg_tok_buf_free(&b);
+    if (!re && err == 121) /* PCRE2 compile error 21: failed to get memory */
+        return NULL;
     if (!re) {
         PCRE2_UCHAR msg[160];
+        *st = LLMGPU_ERR_BAD_TOKENIZER;
         pcre2_get_error_message(err, msg, sizeof msg);
         lg_err(&t->log, "tokenizer.json: %s: cannot compile regex at offset %zu: %s", what,
                (size_t)off, (const char *)msg);
@@ -226,6 +274,7 @@ static enum llmgpu_status load_vocab(struct lg_tokenizer *t, const cJSON *model,
         }
         t->char_id[i] = lg_tok_vocab_get(t, u, n);
     }
+    t->sp_id = lg_tok_vocab_get(t, SP_MARK, 3);
     for (i = 0; i < 256; i++) {
         char name[8];
         snprintf(name, sizeof name, "<0x%02X>", (unsigned)i);
@@ -237,7 +286,7 @@ static enum llmgpu_status load_vocab(struct lg_tokenizer *t, const cJSON *model,
 static int merge_insert(struct lg_tokenizer *t, int32_t l, int32_t r, uint32_t rank, int32_t id) {
     uint64_t key = (((uint64_t)(uint32_t)l << 32) | (uint32_t)r) + 1;
     size_t mask = t->merges_cap - 1;
-    size_t h = (size_t)(key * 0x9E3779B97F4A7C15ull >> 17) & mask;
+    size_t h = (size_t)lg_tok_hash64(key) & mask;
     for (; t->merges[h].key && t->merges[h].key != key; h = (h + 1) & mask)
         ;
     t->merges[h].key = key; /* a repeated pair keeps its last rank, as a Rust HashMap collect */
@@ -261,7 +310,8 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
         n = (size_t)cJSON_GetArraySize(merges);
     t->merges_cap = pow2_at_least(n * 2 + 1);
     t->merges = lg_calloc(t->a, t->merges_cap, sizeof *t->merges);
-    if (!t->merges)
+    t->merge_side = lg_calloc(t->a, t->n_vocab, 1);
+    if (!t->merges || !t->merge_side)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     lg_tok_buf_init(&cat, t->a);
     cJSON_ArrayForEach(m, merges) {
@@ -310,11 +360,30 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
             goto out;
         }
         merge_insert(t, l, r, (uint32_t)rank, id);
+        t->merge_side[l] |= 1;
+        t->merge_side[r] |= 2;
         rank++;
     }
 out:
     lg_tok_buf_free(&cat);
     return st;
+}
+
+/* Whether no vocabulary string contains a character other than U+2581 followed by U+2581.
+ * Then no merge can join a word to a following "▁...", and BPE on a whole SentencePiece
+ * text equals BPE on its pieces cut before each run of U+2581 (an exact speed-up). */
+static int sp_split_safe(const struct lg_tokenizer *t) {
+    uint32_t id;
+    for (id = 0; id < t->n_vocab; id++) {
+        const char *s = t->text_pool + t->vtok_off[id], *p;
+        size_t n = t->vtok_len[id];
+        if (t->vtok_off[id] == UINT32_MAX)
+            continue;
+        for (p = s; (p = memmem(p, n - (size_t)(p - s), SP_MARK, 3)) != NULL; p += 3)
+            if (p > s && !(p - s >= 3 && !memcmp(p - 3, SP_MARK, 3)))
+                return 0;
+    }
+    return 1;
 }
 
 static enum llmgpu_status load_model(struct lg_tokenizer *t, const cJSON *root) {
@@ -355,6 +424,7 @@ static enum llmgpu_status load_model(struct lg_tokenizer *t, const cJSON *root) 
                "is not supported", s);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
+    t->sp_split = sp_split_safe(t);
     t->byte_fallback = jbool(model, "byte_fallback", 0);
     t->ignore_merges = jbool(model, "ignore_merges", 0);
     t->fuse_unk = jbool(model, "fuse_unk", 0);
@@ -369,6 +439,7 @@ static enum llmgpu_status load_model(struct lg_tokenizer *t, const cJSON *root) 
 
 /* ---- normalizer ---- */
 static enum llmgpu_status load_norm(struct lg_tokenizer *t, const cJSON *n, int depth) {
+    enum llmgpu_status st = LLMGPU_OK;
     const char *type;
     struct lg_norm *x;
     if (!n || cJSON_IsNull(n))
@@ -380,7 +451,6 @@ static enum llmgpu_status load_norm(struct lg_tokenizer *t, const cJSON *n, int 
     }
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers"), *e;
-        enum llmgpu_status st;
         if (!cJSON_IsArray(list) || depth > 4) {
             lg_err(&t->log, "tokenizer.json: normalizer Sequence without a normalizers list");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -397,6 +467,7 @@ static enum llmgpu_status load_norm(struct lg_tokenizer *t, const cJSON *n, int 
     }
     x = &t->norm[t->n_norm];
     memset(x, 0, sizeof *x);
+    t->n_norm++; /* counted at once so that lg_tok_free() sees a half-built entry */
     if (!strcmp(type, "NFC"))
         x->kind = LG_NORM_NFC;
     else if (!strcmp(type, "NFD"))
@@ -430,18 +501,18 @@ static enum llmgpu_status load_norm(struct lg_tokenizer *t, const cJSON *n, int 
         }
         if (!(x->s1 = dupstr(t, p, &x->s1_len)) || !(x->s2 = dupstr(t, c, &x->s2_len)))
             return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "normalizer Replace")))
-            return LLMGPU_ERR_BAD_TOKENIZER;
+        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "normalizer Replace", &st)))
+            return st;
     } else {
         lg_err(&t->log, "tokenizer.json: normalizer \"%s\" is not supported", type);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
-    t->n_norm++;
     return LLMGPU_OK;
 }
 
 /* ---- pre-tokenizer ---- */
 static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int depth) {
+    enum llmgpu_status st = LLMGPU_OK;
     const char *type;
     struct lg_pre *x;
     if (!n || cJSON_IsNull(n))
@@ -453,7 +524,6 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
     }
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "pretokenizers"), *e;
-        enum llmgpu_status st;
         if (!cJSON_IsArray(list) || depth > 4) {
             lg_err(&t->log, "tokenizer.json: pre_tokenizer Sequence without a pretokenizers list");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -470,6 +540,7 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
     }
     x = &t->pre[t->n_pre];
     memset(x, 0, sizeof *x);
+    t->n_pre++; /* counted at once so that lg_tok_free() sees a half-built entry */
     if (!strcmp(type, "Split")) {
         int is_re = 0;
         const char *p = pattern_of(n, &is_re), *b = jstr(n, "behavior");
@@ -495,8 +566,8 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
         x->invert = jbool(n, "invert", 0);
         if (!(x->s1 = dupstr(t, p, &x->s1_len)))
             return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "pre_tokenizer Split")))
-            return LLMGPU_ERR_BAD_TOKENIZER;
+        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "pre_tokenizer Split", &st)))
+            return st;
         if (!is_re && x->s1_len == 0) {
             lg_err(&t->log, "tokenizer.json: pre_tokenizer Split with an empty pattern");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -507,8 +578,8 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
         x->kind = LG_PRE_BYTELEVEL;
         x->add_prefix_space = jbool(n, "add_prefix_space", 1);
         x->use_regex = jbool(n, "use_regex", 1);
-        if (x->use_regex && !(x->re = compile_re(t, gpt2, sizeof gpt2 - 1, "ByteLevel")))
-            return LLMGPU_ERR_BAD_TOKENIZER;
+        if (x->use_regex && !(x->re = compile_re(t, gpt2, sizeof gpt2 - 1, "ByteLevel", &st)))
+            return st;
     } else if (!strcmp(type, "Metaspace")) {
         const char *r = jstr(n, "replacement");
         x->kind = LG_PRE_METASPACE;
@@ -529,12 +600,12 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
         lg_err(&t->log, "tokenizer.json: pre_tokenizer \"%s\" is not supported", type);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
-    t->n_pre++;
     return LLMGPU_OK;
 }
 
 /* ---- decoder ---- */
 static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int depth) {
+    enum llmgpu_status st = LLMGPU_OK;
     const char *type;
     struct lg_dec *x;
     if (!n || cJSON_IsNull(n))
@@ -546,7 +617,6 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
     }
     if (!strcmp(type, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "decoders"), *e;
-        enum llmgpu_status st;
         if (!cJSON_IsArray(list) || depth > 4) {
             lg_err(&t->log, "tokenizer.json: decoder Sequence without a decoders list");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -563,6 +633,7 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
     }
     x = &t->dec[t->n_dec];
     memset(x, 0, sizeof *x);
+    t->n_dec++; /* counted at once so that lg_tok_free() sees a half-built entry */
     if (!strcmp(type, "ByteLevel"))
         x->kind = LG_DEC_BYTELEVEL;
     else if (!strcmp(type, "ByteFallback"))
@@ -601,8 +672,8 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
         }
         if (!(x->s1 = dupstr(t, p, &x->s1_len)) || !(x->s2 = dupstr(t, c, &x->s2_len)))
             return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "decoder Replace")))
-            return LLMGPU_ERR_BAD_TOKENIZER;
+        if (is_re && !(x->re = compile_re(t, p, x->s1_len, "decoder Replace", &st)))
+            return st;
         if (!is_re && x->s1_len == 0) {
             lg_err(&t->log, "tokenizer.json: decoder Replace with an empty pattern");
             return LLMGPU_ERR_BAD_TOKENIZER;
@@ -611,7 +682,6 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
         lg_err(&t->log, "tokenizer.json: decoder \"%s\" is not supported", type);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
-    t->n_dec++;
     return LLMGPU_OK;
 }
 
@@ -869,7 +939,7 @@ static enum llmgpu_status cfg_special(struct lg_tokenizer *t, const char *s, uin
     return amap_add(t);
 }
 
-static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap) {
+static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap, int v4) {
     enum llmgpu_status st;
     t->clean_up_spaces = 0;
     if (cJSON_IsObject(cfg)) {
@@ -878,6 +948,9 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
         static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
         size_t i;
         t->clean_up_spaces = jbool(cfg, "clean_up_tokenization_spaces", 0);
+        /* transformers 5 ignores it for BPE models (TokenizersBackend._decode) */
+        if (!v4 && !jbool(cfg, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", 0))
+            t->clean_up_spaces = 0;
         for (i = 0; i < LG_ARRAY_LEN(keys); i++) {
             st = cfg_special(t, token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i])), cap);
             if (st)
@@ -906,7 +979,7 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
     return LLMGPU_OK;
 }
 
-static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen) {
+static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen, int v4) {
     static const char *const eog_names[] = {"<|eot_id|>", "<|eom_id|>", "<|im_end|>",
                                             "<|end_of_text|>", "<|endoftext|>", "</s>",
                                             "<end_of_turn>", "<|end|>", "<|return|>"};
@@ -925,9 +998,15 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen)
         if (!cfg && t->n_tmpl > 1 && t->tmpl[0] >= 0)
             t->bos_id = t->tmpl[0];
     }
-    /* LlamaTokenizerFast (and kin) rebuild the post-processor from add_bos/add_eos_token */
-    if (cJSON_IsObject(cfg) && is_llama_class(cls)) {
-        int add_bos = jbool(cfg, "add_bos_token", 1), add_eos = jbool(cfg, "add_eos_token", 0);
+    /* transformers 4: LlamaTokenizerFast (and kin) rebuild the post-processor from
+     * add_bos_token (default true) and add_eos_token (default false). transformers 5
+     * (TokenizersBackend.update_post_processor): any class, when tokenizer_config.json
+     * names add_bos_token or add_eos_token, a missing one counting as false. */
+    if (cJSON_IsObject(cfg) &&
+        (v4 ? is_llama_class(cls)
+            : (cJSON_GetObjectItemCaseSensitive(cfg, "add_bos_token") != NULL ||
+               cJSON_GetObjectItemCaseSensitive(cfg, "add_eos_token") != NULL))) {
+        int add_bos = jbool(cfg, "add_bos_token", v4), add_eos = jbool(cfg, "add_eos_token", 0);
         t->n_tmpl = 0;
         if (add_bos && t->bos_id >= 0)
             t->tmpl[t->n_tmpl++] = t->bos_id;
@@ -962,27 +1041,109 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen)
 }
 
 /* ---- public entry points ---- */
-static cJSON *parse_json(const struct lg_tokenizer *t, const char *what, const char *s, size_t n) {
+/* transformers 5 builds LlamaTokenizer's pipeline itself instead of taking tokenizer.json's
+ * (models/llama/tokenization_llama.py): no normalizer, Metaspace(prepend_scheme from
+ * add_prefix_space/legacy, split=False), decoder Replace/ByteFallback/Fuse[/Strip], and a
+ * BPE without unk_token, fuse_unk and byte_fallback on. Only vocab, merges, added tokens
+ * and the post-processor come from the file. */
+static enum llmgpu_status v5_llama(struct lg_tokenizer *t, const cJSON *cfg) {
+    int add_prefix_space, legacy;
+    uint32_t i;
+    struct lg_pre *p;
+    struct lg_dec *d;
+    const char *cls = cJSON_IsObject(cfg) ? jstr(cfg, "tokenizer_class") : NULL;
+    if (!cls || (strcmp(cls, "LlamaTokenizer") && strcmp(cls, "LlamaTokenizerFast")))
+        return LLMGPU_OK;
+    add_prefix_space = jbool(cfg, "add_prefix_space", 1);
+    legacy = jbool(cfg, "legacy", 0);
+    for (i = 0; i < t->n_norm; i++) {
+        lg_free(t->a, t->norm[i].s1);
+        lg_free(t->a, t->norm[i].s2);
+        pcre2_code_free(t->norm[i].re);
+    }
+    t->n_norm = 0;
+    for (i = 0; i < t->n_pre; i++) {
+        lg_free(t->a, t->pre[i].s1);
+        pcre2_code_free(t->pre[i].re);
+    }
+    t->n_pre = 0;
+    for (i = 0; i < t->n_dec; i++) {
+        lg_free(t->a, t->dec[i].s1);
+        lg_free(t->a, t->dec[i].s2);
+        pcre2_code_free(t->dec[i].re);
+    }
+    t->n_dec = 0;
+    p = &t->pre[t->n_pre++];
+    memset(p, 0, sizeof *p);
+    p->kind = LG_PRE_METASPACE;
+    p->prepend = !add_prefix_space ? LG_PREPEND_NEVER : legacy ? LG_PREPEND_ALWAYS : LG_PREPEND_FIRST;
+    if (!(p->s1 = lg_strdup(t->a, SP_MARK)))
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    p->s1_len = 3;
+    d = &t->dec[t->n_dec++];
+    memset(d, 0, sizeof *d);
+    d->kind = LG_DEC_REPLACE;
+    if (!(d->s1 = lg_strdup(t->a, SP_MARK)) || !(d->s2 = lg_strdup(t->a, " ")))
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    d->s1_len = 3;
+    d->s2_len = 1;
+    d = &t->dec[t->n_dec++];
+    memset(d, 0, sizeof *d);
+    d->kind = LG_DEC_BYTEFALLBACK;
+    d = &t->dec[t->n_dec++];
+    memset(d, 0, sizeof *d);
+    d->kind = LG_DEC_FUSE;
+    if (add_prefix_space) {
+        d = &t->dec[t->n_dec++];
+        memset(d, 0, sizeof *d);
+        d->kind = LG_DEC_STRIP;
+        if (!(d->s1 = lg_strdup(t->a, " ")))
+            return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        d->s1_len = 1;
+        d->start = 1;
+    }
+    t->unk_id = -1;
+    t->fuse_unk = 1;
+    t->byte_fallback = 1;
+    t->ignore_merges = 0;
+    t->sp_split = sp_split_safe(t);
+    return LLMGPU_OK;
+}
+
+/* Parse exactly n bytes: a NUL-terminated copy, because cJSON's length-limited parser
+ * may look past the limit. NULL (logged) for malformed, truncated or non-object input;
+ * *oom set when the copy could not be made. */
+static cJSON *parse_json(struct lg_tokenizer *t, const char *what, const char *s, size_t n,
+                         int *oom) {
     cJSON *j;
+    const char *end = NULL;
+    char *copy;
     if (!s)
         return NULL;
-    j = cJSON_ParseWithLength(s, n);
-    if (!j || !cJSON_IsObject(j)) {
-        lg_err(&t->log, "%s: not a JSON object (malformed or truncated)", what);
-        cJSON_Delete(j);
+    if (!(copy = lg_strndup(t->a, s, n))) {
+        *oom = 1;
         return NULL;
     }
+    j = cJSON_ParseWithOpts(copy, &end, 1);
+    if (!j || !cJSON_IsObject(j) || end != copy + n) {
+        lg_err(&t->log, "%s: not a JSON object (malformed or truncated%s)", what,
+               j && end != copy + n ? ", or a NUL inside" : "");
+        cJSON_Delete(j);
+        j = NULL;
+    }
+    lg_free(t->a, copy);
     return j;
 }
 
-enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log,
-                               const char *json, size_t json_len, const char *cfg,
-                               size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
-                               struct lg_tokenizer **out) {
+enum llmgpu_status lg_tok_load_ex(const struct lg_alloc *a, const struct lg_log *log,
+                                  const char *json, size_t json_len, const char *cfg,
+                                  size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
+                                  uint32_t opts, struct lg_tokenizer **out) {
     struct lg_tokenizer *t;
     cJSON *root = NULL, *jc = NULL, *jg = NULL;
     enum llmgpu_status st;
     uint32_t cap = 0;
+    int oom = 0;
     if (!out)
         return LLMGPU_ERR_INVALID_ARGUMENT;
     *out = NULL;
@@ -1011,13 +1172,12 @@ enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *lo
         st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
         goto err_free;
     }
-    st = LLMGPU_ERR_BAD_TOKENIZER;
-    if (!(root = parse_json(t, "tokenizer.json", json, json_len)))
+    if (!(root = parse_json(t, "tokenizer.json", json, json_len, &oom)) ||
+        (cfg && !(jc = parse_json(t, "tokenizer_config.json", cfg, cfg_len, &oom))) ||
+        (gen_cfg && !(jg = parse_json(t, "generation_config.json", gen_cfg, gen_cfg_len, &oom)))) {
+        st = oom ? LLMGPU_ERR_OUT_OF_HOST_MEMORY : LLMGPU_ERR_BAD_TOKENIZER;
         goto err_free;
-    if (cfg && !(jc = parse_json(t, "tokenizer_config.json", cfg, cfg_len)))
-        goto err_free;
-    if (gen_cfg && !(jg = parse_json(t, "generation_config.json", gen_cfg, gen_cfg_len)))
-        goto err_free;
+    }
     if ((st = load_model(t, root)))
         goto err_free;
     if ((st = load_norm(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), 0)))
@@ -1030,11 +1190,13 @@ enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *lo
         goto err_free;
     if ((st = load_added(t, root, &cap)))
         goto err_free;
-    if ((st = load_cfg(t, jc, &cap)))
+    if ((st = load_cfg(t, jc, &cap, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0)))
+        goto err_free;
+    if (!(opts & LG_TOK_OPT_TRANSFORMERS_V4) && (st = v5_llama(t, jc)))
         goto err_free;
     if ((st = added_finish(t)))
         goto err_free;
-    load_ids(t, jc, jg);
+    load_ids(t, jc, jg, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0);
     if ((st = lg_tok_pieces_build(t)))
         goto err_free;
     t->alloc.fail_after = 0;
@@ -1049,6 +1211,13 @@ err_free:
     cJSON_Delete(jg);
     lg_tok_free(t);
     return st;
+}
+
+enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log,
+                               const char *json, size_t json_len, const char *cfg,
+                               size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
+                               struct lg_tokenizer **out) {
+    return lg_tok_load_ex(a, log, json, json_len, cfg, cfg_len, gen_cfg, gen_cfg_len, 0, out);
 }
 
 static enum llmgpu_status read_opt(const struct lg_alloc *a, const char *dir, const char *name,
@@ -1069,6 +1238,11 @@ static enum llmgpu_status read_opt(const struct lg_alloc *a, const char *dir, co
 
 enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log *log,
                                    const char *dir, struct lg_tokenizer **out) {
+    return lg_tok_load_dir_ex(a, log, dir, 0, out);
+}
+
+enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_log *log,
+                                      const char *dir, uint32_t opts, struct lg_tokenizer **out) {
     char path[4096];
     char *js = NULL, *cfg = NULL, *gen = NULL, *tpl = NULL;
     size_t jl = 0, cl = 0, gl = 0, tl = 0;
@@ -1084,7 +1258,7 @@ enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log
         (st = read_opt(a, dir, "generation_config.json", &gen, &gl)) ||
         (st = read_opt(a, dir, "chat_template.jinja", &tpl, &tl)))
         goto out;
-    st = lg_tok_load(a, log, js, jl, cfg, cl, gen, gl, out);
+    st = lg_tok_load_ex(a, log, js, jl, cfg, cl, gen, gl, opts, out);
     if (st == LLMGPU_OK && tpl && !(*out)->chat_template) {
         (*out)->chat_template = lg_strndup((*out)->a, tpl, tl);
         if (!(*out)->chat_template) {
@@ -1133,6 +1307,7 @@ void lg_tok_free(struct lg_tokenizer *t) {
     lg_free(&a, t->added);
     lg_free(&a, t->amap);
     lg_free(&a, t->merges);
+    lg_free(&a, t->merge_side);
     lg_free(&a, t->vmap);
     lg_free(&a, t->text_pool);
     lg_free(&a, t->tok_off);

@@ -39,6 +39,24 @@ enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *lo
  * when present. Also LLMGPU_ERR_IO when tokenizer.json cannot be read. */
 enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log *log,
                                    const char *dir, struct lg_tokenizer **out);
+/* Options of the _ex loaders (the plain loaders pass 0).
+ * By default the tokenizer behaves as transformers 5 AutoTokenizer (verified against
+ * 5.17.0 with tokenizers 0.23.2), which differs from the file as written in two ways:
+ * LlamaTokenizer-class tokenizers get their pipeline rebuilt from tokenizer_config.json
+ * (no normalizer, Metaspace with prepend_scheme "always" when legacy else "first",
+ * split=False; decoder Replace/ByteFallback/Fuse/Strip), and clean_up_tokenization_spaces
+ * is ignored for BPE models. The post-processor is rebuilt from add_bos_token/add_eos_token
+ * only when tokenizer_config.json names one of them.
+ * LG_TOK_OPT_TRANSFORMERS_V4: behave as transformers 4 and the `tokenizers` library (and
+ * transformers.js): tokenizer.json as written, clean-up as configured, Llama classes
+ * rebuild the template with add_bos_token defaulting to true. */
+#define LG_TOK_OPT_TRANSFORMERS_V4 (1u << 0)
+enum llmgpu_status lg_tok_load_ex(const struct lg_alloc *a, const struct lg_log *log,
+                                  const char *json, size_t json_len, const char *cfg,
+                                  size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
+                                  uint32_t opts, struct lg_tokenizer **out);
+enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_log *log,
+                                      const char *dir, uint32_t opts, struct lg_tokenizer **out);
 void lg_tok_free(struct lg_tokenizer *t);
 
 /* Encode len bytes of text (invalid UTF-8 is replaced by U+FFFD as Python's

@@ -130,6 +130,11 @@ add("hex_and_hash", "0xDEADBEEF sha256:9f86d081884c7d659a2feaa0c55ad015")
 add("paths", "/usr/local/lib/libllmgpu.so.0 C:\\Windows\\System32")
 add("mixed_ws_punct", " \t.\n ,\r\n;")
 add("emoji_text_adjacent", "wow🔥fire🔥🔥")
+# U+0085 is \s for Oniguruma/Rust (tokenizers) but not for JavaScript regexes: the JS
+# oracle differs from transformers here (check_tokenizer.c lists these as JS deviations)
+add("nel_before_punct", "a\u00a0\u0085<s>x")
+add("nel_between_spaces", "x \u0085 y\u0085!'s")
+add("mongolian_vowel_sep", "a\u180eb \u180e c")
 
 if __name__ == "__main__":
     names = set()

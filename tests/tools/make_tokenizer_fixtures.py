@@ -11,7 +11,9 @@ Fixtures:
     {"name", "ids": tok(text).input_ids, "ids_nospecial": tok(text, add_special_tokens=False),
      "ids_split": tok(text, add_special_tokens=False, split_special_tokens=True) (or null),
      "decoded": tok.decode(ids), "decoded_skip": tok.decode(ids, skip_special_tokens=True),
-     "decoded_b64", "decoded_skip_b64": the same as base64 of their UTF-8 bytes}
+     "decoded_b64", "decoded_skip_b64": the same as base64 of their UTF-8 bytes,
+     "ids_tokenizers": tokenizers.Tokenizer.from_file(tokenizer.json).encode(text,
+         add_special_tokens=False).ids (the file as written, whatever transformers does)}
   where text = raw_bytes.decode("utf-8", errors="replace").
 
 Benchmark (HF tokenizers, one thread):
@@ -118,6 +120,8 @@ def make_fixtures(args):
     for d in args.dirs:
         name = os.path.basename(os.path.normpath(d))
         tok = load(d)
+        from tokenizers import Tokenizer
+        raw_tok = Tokenizer.from_file(os.path.join(d, "tokenizer.json"))
         path = os.path.join(args.out, name + ".jsonl")
         with open(path, "w", encoding="utf-8") as out:
             hdr = {"header": True, "tokenizer": name, "class": type(tok).__name__,
@@ -133,11 +137,15 @@ def make_fixtures(args):
                                     split_special_tokens=True).input_ids
                 except Exception:  # older transformers: no split_special_tokens
                     ids_split = None
+                # the tokenizers library on tokenizer.json as written (transformers 4
+                # semantics even when transformers 5 rebuilds the pipeline)
+                ids_raw = raw_tok.encode(text, add_special_tokens=False).ids
                 dec = tok.decode(ids)
                 dec_skip = tok.decode(ids, skip_special_tokens=True)
                 rec = {"name": e["name"], "ids": ids, "ids_nospecial": ids_ns,
                        "ids_split": ids_split, "decoded": dec, "decoded_skip": dec_skip,
-                       "decoded_b64": b64(dec), "decoded_skip_b64": b64(dec_skip)}
+                       "decoded_b64": b64(dec), "decoded_skip_b64": b64(dec_skip),
+                       "ids_tokenizers": ids_raw}
                 out.write(json.dumps(rec, ensure_ascii=False) + "\n")
         print("wrote %s (%d entries)" % (path, len(entries)), file=sys.stderr)
 

@@ -130,6 +130,8 @@ SPACE = "\u2581"  # the SentencePiece meta-space
 def train_bpe(n_learned, corpus=CORPUS):
     """Deterministic BPE over the corpus split at meta-spaces: base characters by
     descending frequency, then merges; ties broken by the pair's text."""
+    if n_learned <= 0:
+        return [], []
     text = SPACE + corpus.replace(" ", SPACE)
     words = {}
     for w in text.split(SPACE):
@@ -140,7 +142,7 @@ def train_bpe(n_learned, corpus=CORPUS):
         for ch in w:
             char_freq[ch] = char_freq.get(ch, 0) + c
     chars = sorted(char_freq, key=lambda ch: (-char_freq[ch], ch))
-    n_chars = min(len(chars), max(0, n_learned // 2))
+    n_chars = min(len(chars), max(1, n_learned // 2))  # the meta-space comes first
     chars = chars[:n_chars]
     known = set(chars)
     vocab_new = list(chars)
@@ -179,12 +181,13 @@ def train_bpe(n_learned, corpus=CORPUS):
     return vocab_new, merges
 
 
-def tokenizer_files(n_vocab):
+def tokenizer_files(n_vocab, style="metaspace"):
     specials = ["<unk>", "<s>", "</s>"]
     byte_tokens = ["<0x%02X>" % i for i in range(256)]
     n_learned = n_vocab - len(specials) - len(byte_tokens)
     if n_learned < 0:
-        raise SystemExit("mkmodel: --vocab must be at least 259 (3 specials + 256 byte tokens)")
+        raise SystemExit("mkmodel: --vocab must be at least 259 (3 specials + 256 byte tokens; "
+                         "from 260 on the meta-space is a token of its own)")
     learned, merges = train_bpe(n_learned)
     pieces = specials + byte_tokens + learned
     vocab = {p: i for i, p in enumerate(pieces)}
@@ -197,9 +200,13 @@ def tokenizer_files(n_vocab):
              "normalized": False, "special": True}
             for i, s in enumerate(specials)
         ],
-        "normalizer": None,
+        # "metaspace": tokenizers >= 0.14's conversion of Llama 2; "normalizer": the
+        # original Llama 2 file (Prepend + Replace normalizers, no pre-tokenizer)
+        "normalizer": None if style == "metaspace" else {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": SPACE},
+            {"type": "Replace", "pattern": {"String": " "}, "content": SPACE}]},
         "pre_tokenizer": {"type": "Metaspace", "replacement": SPACE, "prepend_scheme": "first",
-                          "split": False},
+                          "split": False} if style == "metaspace" else None,
         "post_processor": {
             "type": "TemplateProcessing",
             "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
@@ -377,13 +384,15 @@ def main(argv=None):
     ap.add_argument("--scale", type=float, default=1.0, help="gain on the std of linear layers")
     ap.add_argument("--head-gain", type=float, default=4.0, help="extra gain on lm_head")
     ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--tokenizer-style", choices=["metaspace", "normalizer"], default="metaspace",
+                    help="Metaspace pre-tokenizer, or Llama 2's original Prepend/Replace normalizer")
     args = ap.parse_args(argv)
     for k in ("layers", "hidden", "heads", "ff", "vocab", "ctx", "shards"):
         if getattr(args, k) < 1:
             raise SystemExit("mkmodel: --%s must be positive" % k)
 
     cfg, tensors = build(args)
-    tok, tok_cfg = tokenizer_files(args.vocab)
+    tok, tok_cfg = tokenizer_files(args.vocab, args.tokenizer_style)
     os.makedirs(args.out, exist_ok=True)
 
     def dump(name, obj):

@@ -4,7 +4,7 @@
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib -o build/tok_parity tests/tools/tok_parity.c
  *      lib/tokenizer/tok_*.c lib/log.c lib/alloc.c -lpcre2-8 -lutf8proc -lcjson
- *   build/tok_parity TOKDIR CORPUS.jsonl FIXTURE.jsonl [-v]
+ *   build/tok_parity TOKDIR CORPUS.jsonl FIXTURE.jsonl [-v|-q] [--v4|--v5]
  * Exit status 0 when everything matches.
  */
 #include <cjson/cJSON.h>
@@ -94,12 +94,24 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: %s TOKDIR CORPUS FIXTURE [-v]\n", argv[0]);
         return 2;
     }
-    if (lg_tok_load_dir(NULL, &log, argv[1], &t) != LLMGPU_OK)
-        return 1;
     corpus = slurp(argv[2], &cl);
     fix = slurp(argv[3], &fl);
     if (!corpus || !fix)
         return 1;
+    {
+        /* the library defaults to transformers 5; older or JS fixtures: the V4 option */
+        const char *v = strstr(fix, "\"transformers\": \""), *nl = strchr(fix, '\n');
+        uint32_t opts = LG_TOK_OPT_TRANSFORMERS_V4;
+        if (v && (!nl || v < nl) && atoi(v + strlen("\"transformers\": \"")) >= 5)
+            opts = 0;
+        if (argc > 5 && !strcmp(argv[5], "--v5"))
+            opts = 0;
+        if (argc > 5 && !strcmp(argv[5], "--v4"))
+            opts = LG_TOK_OPT_TRANSFORMERS_V4;
+        fprintf(stderr, "%s mode\n", opts ? "transformers 4" : "transformers 5");
+        if (lg_tok_load_dir_ex(NULL, &log, argv[1], opts, &t) != LLMGPU_OK)
+            return 1;
+    }
     for (line = strtok_r(corpus, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
         ents = realloc(ents, sizeof *ents * (size_t)(nents + 1));
         ents[nents++] = cJSON_Parse(line);

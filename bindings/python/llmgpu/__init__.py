@@ -1,0 +1,28 @@
+"""Python bindings of libllmgpu (stdlib ctypes only): Llama-family LLMs on any
+GPU through Vulkan.
+
+    import llmgpu
+    with llmgpu.Model("models/demo") as model:
+        with model.session() as s:
+            print(s.generate("Once upon a time", max_tokens=32))
+
+The library is loaded as libllmgpu.so.0 (its SONAME); set LLMGPU_LIBRARY to a
+path to load another file.
+"""
+
+from ._capi import (ContextFlag, DetokenizeFlag, DeviceFeature, DeviceType, LogLevel,
+                    ModelFlag, Status, TokenizeFlag, WeightType)
+from ._api import (Context, DeviceInfo, LlmgpuError, Model, ModelInfo, Session, devices)
+from . import _capi
+
+__all__ = ["Context", "DeviceInfo", "LlmgpuError", "Model", "ModelInfo", "Session",
+           "devices", "version", "Status", "LogLevel", "DeviceType", "WeightType",
+           "DeviceFeature", "ContextFlag", "ModelFlag", "TokenizeFlag", "DetokenizeFlag"]
+
+
+def version():
+    """The library's version string, e.g. "0.1.0"."""
+    return _capi.llmgpu_version_string().decode("ascii")
+
+
+__version__ = version()

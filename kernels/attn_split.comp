@@ -1,0 +1,77 @@
+#version 450
+// attn_split.comp - decode attention, first half of flash decoding: the keys of one
+// query (the token at pos0) are split into chunks of CHUNK keys; each workgroup
+// scores one chunk for one head and writes the chunk's partial softmax state:
+//   m = max_j s_j, l = sum_j exp(s_j - m), acc[d] = sum_j exp(s_j - m) v[j, g, d]
+// with s_j = q[h] . k[j, g] / sqrt(HD), g = h / (NH / NKV), j in the chunk and in
+// [lo, pos0] (lo from WINDOW as in attn.comp). attn_reduce.comp combines the chunks.
+// Bindings: 0 step readonly; 1 q float[NH HD] readonly; 2 k cache f16[n_ctx, NKV HD] readonly;
+//   3 v cache f16 readonly; 4 part float[NH, n_chunks, HD + 2] writeonly (acc, then m, l).
+// Defines: HD, NH, NKV, WINDOW, CHUNK (keys per workgroup = WG_SIZE), WG_SIZE, USE_SUBGROUP.
+// Geometry: grid (NH, n_chunks) with n_chunks = CEIL_DIV(n_ctx, CHUNK) fixed at record
+//   time; chunks past pos0 (or before the window) write m = -inf, l = 0 and return.
+// Reference: tests/ref attention (the combination equals one softmax over all keys).
+#include "common.glsl"
+
+layout(local_size_x = WG_SIZE) in;
+STEP_BLOCK(0)
+layout(std430, set = 0, binding = 1) readonly buffer Q { float q[]; };
+layout(std430, set = 0, binding = 2) readonly buffer KC { float16_t kc[]; };
+layout(std430, set = 0, binding = 3) readonly buffer VC { float16_t vc[]; };
+layout(std430, set = 0, binding = 4) writeonly buffer Part { float part[]; };
+
+#define KV_W (NKV * HD)
+#define PW (HD + 2)
+
+shared float qs[HD];
+shared float pr[WG_SIZE];
+shared float scratch[WG_SIZE];
+WG_REDUCE(wg_sum, subgroupAdd, LG_ADD)
+WG_REDUCE(wg_max, subgroupMax, max)
+
+void main() {
+    uint h = gl_WorkGroupID.x, c = gl_WorkGroupID.y, tid = gl_LocalInvocationID.x;
+    uint n_chunks = gl_NumWorkGroups.y;
+    uint g = h / (NH / NKV);
+    uint p = step.pos0;
+    uint lo = (WINDOW > 0 && p + 1 > WINDOW) ? p + 1 - WINDOW : 0;
+    uint j0 = c * CHUNK;
+    uint pb = (h * n_chunks + c) * PW;
+    if (j0 > p || j0 + CHUNK <= lo) {           // uniform per workgroup
+        for (uint d = tid; d < HD; d += WG_SIZE)
+            part[pb + d] = 0.0;
+        if (tid == 0) {
+            part[pb + HD] = -1.0 / 0.0;
+            part[pb + HD + 1] = 0.0;
+        }
+        return;
+    }
+    for (uint d = tid; d < HD; d += WG_SIZE)
+        qs[d] = q[h * HD + d];
+    barrier();
+    uint j = j0 + tid;
+    bool live = j <= p && j >= lo;
+    float s = -1.0 / 0.0;
+    if (live) {
+        uint kb = j * KV_W + g * HD;
+        float a = 0.0;
+        for (uint d = 0; d < HD; d++)
+            a += qs[d] * float(kc[kb + d]);
+        s = a * (1.0 / sqrt(float(HD)));
+    }
+    float m = wg_max(s);
+    float e = live ? exp(s - m) : 0.0;
+    pr[tid] = e;
+    float l = wg_sum(e);   // its barriers publish pr[]
+    uint nk = min(uint(CHUNK), p + 1 - j0);
+    for (uint d = tid; d < HD; d += WG_SIZE) {
+        float a = 0.0;
+        for (uint jj = 0; jj < nk; jj++)
+            a += pr[jj] * float(vc[(j0 + jj) * KV_W + g * HD + d]);
+        part[pb + d] = a;
+    }
+    if (tid == 0) {
+        part[pb + HD] = m;
+        part[pb + HD + 1] = l;
+    }
+}
