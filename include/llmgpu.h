@@ -514,6 +514,86 @@ LLMGPU_API enum llmgpu_status llmgpu_session_profile(const struct llmgpu_session
 /** Zero the per-stage times. \since 0.1.0 */
 LLMGPU_API enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s);
 
+/* ---- Sampling ------------------------------------------------------------- */
+
+/**
+ * Parameters of llmgpu_session_sample(). The logits go through, in this order:
+ * logit bias, penalties, temperature, top-k, top-p, min-p, softmax, then one
+ * draw. Each filter follows llama.cpp's sampler of the same name; the
+ * temperature comes first, as in transformers' warper order (llama.cpp's
+ * default chain applies it last, so there top-p and min-p see T = 1
+ * probabilities). Candidates are ranked by logit, then by lower id on ties, and
+ * every filter keeps a prefix of that ranking, so ties at a cut are broken
+ * towards lower ids. \since 0.1.0
+ */
+struct llmgpu_sampler_params {
+    uint32_t struct_size;
+    uint32_t flags;          /* none defined yet; must be 0 */
+    /* Logits are multiplied by 1/temperature. Default 0.8; <= 0: greedy (the
+     * argmax after bias and penalties, lowest id on ties; top-k/p, min-p and the
+     * seed are then ignored). */
+    float temperature;
+    int32_t top_k;           /* keep the k most likely tokens; default 40; <= 0: off */
+    /* Keep the smallest prefix of the most likely tokens (after top-k, its
+     * probabilities renormalised) whose probability reaches top_p; at least one
+     * token. Default 0.95; >= 1: off. */
+    float top_p;
+    /* Keep tokens whose probability is at least min_p times the most likely
+     * one's (logit >= max + log(min_p)). Default 0.05; <= 0: off; > 1 acts as 1. */
+    float min_p;
+    /* Repetition penalty (CTRL, as llama.cpp) on each distinct token among the
+     * last penalty_last_n of recent: a positive logit is divided by it, a
+     * non-positive one multiplied. Default 1 (off). */
+    float repeat_penalty;
+    /* OpenAI-style penalties on the same window: a token seen c times loses
+     * c * frequency_penalty + (c > 0) * presence_penalty. Default 0 (off). */
+    float frequency_penalty;
+    float presence_penalty;
+    /* How many of the last recent tokens the penalties look at; default 64;
+     * 0: penalties off; < 0: all of recent. */
+    int32_t penalty_last_n;
+    /* Seed of the draw. The uniform number of a draw is a hash of (seed, the
+     * session's position), so the same seed, prompt and tokens give the same
+     * text on the same device; sampling again at the same position with the
+     * same seed gives the same token. Default 0; the library never seeds from
+     * the clock. */
+    uint64_t seed;
+    /* Logit bias: bias_values[i] is added to the logit of bias_ids[i] (repeated
+     * ids add up); -INFINITY bans a token. Read during the call only. */
+    const int32_t *bias_ids;
+    const float *bias_values;
+    uint32_t n_bias;
+    /* The tokens the penalties look at, oldest first (typically the prompt and
+     * the generated tokens so far; the caller keeps them). Read during the call
+     * only; may be NULL when n_recent is 0. */
+    const int32_t *recent;
+    uint32_t n_recent;
+};
+
+/** Fill *params with the defaults above and struct_size.
+ * \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API void llmgpu_sampler_params_init(struct llmgpu_sampler_params *params);
+
+/**
+ * Sample the next token from the session's last logits on the GPU: the whole
+ * vocabulary is filtered and drawn from in parallel, and only the id is read
+ * back. Reproducible for the same seed, logits, recent tokens and position on
+ * the same device.
+ * \param params  NULL means the defaults of llmgpu_sampler_params_init().
+ * \param[out] token  the sampled id.
+ * \returns LLMGPU_OK, LLMGPU_ERR_INVALID_ARGUMENT (no token evaluated yet, a
+ *          struct_size of 0, a NaN bias, or every token banned),
+ *          LLMGPU_ERR_INVALID_TOKEN (a bias or recent id outside the
+ *          vocabulary), LLMGPU_ERR_OUT_OF_DEVICE_MEMORY,
+ *          LLMGPU_ERR_OUT_OF_HOST_MEMORY, LLMGPU_ERR_KERNEL_COMPILE,
+ *          LLMGPU_ERR_DEVICE_LOST, LLMGPU_ERR_VULKAN.
+ * \threadsafety one thread at a time per session. \since 0.1.0
+ * \sa llmgpu_session_sample_greedy
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_sample(struct llmgpu_session *s,
+                                                    const struct llmgpu_sampler_params *params,
+                                                    int32_t *token);
+
 #ifdef __cplusplus
 }
 #endif
