@@ -152,8 +152,8 @@ static int cmd_info(int argc, char **argv) {
 
 struct opts {
     const char *model, *prompt, *file;
-    int n_predict, n_ctx, ids_only, have_seed;
-    double temp;
+    int n_predict, n_ctx, ids_only, have_seed, top_k, top_k_set;
+    double temp, top_p, min_p, repeat_penalty;
     uint64_t seed;
     char **rest;
     int n_rest;
@@ -163,6 +163,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
     memset(o, 0, sizeof *o);
     o->n_predict = 64;
     o->temp = 0.8;
+    o->top_p = o->min_p = o->repeat_penalty = -1;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -187,6 +188,15 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
         } else if (!strcmp(a, "--seed")) {
             NEED_VALUE o->seed = strtoull(v, NULL, 10);
             o->have_seed = 1;
+        } else if (!strcmp(a, "--top-k")) {
+            NEED_VALUE o->top_k = atoi(v);
+            o->top_k_set = 1;
+        } else if (!strcmp(a, "--top-p")) {
+            NEED_VALUE o->top_p = atof(v);
+        } else if (!strcmp(a, "--min-p")) {
+            NEED_VALUE o->min_p = atof(v);
+        } else if (!strcmp(a, "--repeat-penalty")) {
+            NEED_VALUE o->repeat_penalty = atof(v);
         } else if (!strcmp(a, "--ids")) {
             o->ids_only = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -418,41 +428,20 @@ static char *detok_all(struct llmgpu_model *m, const int32_t *ids, size_t n, siz
     return t;
 }
 
-/* Sample from softmax(logits / temp) with a seeded xorshift generator (host-side). */
-static int32_t sample_temp(const float *logits, size_t n, double temp, uint64_t *rng) {
-    double maxv = logits[0], sum = 0, r, acc = 0;
-    for (size_t i = 1; i < n; i++)
-        if (logits[i] > maxv)
-            maxv = logits[i];
-    for (size_t i = 0; i < n; i++)
-        sum += exp((logits[i] - maxv) / temp);
-    *rng ^= *rng << 13;
-    *rng ^= *rng >> 7;
-    *rng ^= *rng << 17;
-    r = (double)(*rng >> 11) / 9007199254740992.0 * sum;
-    for (size_t i = 0; i < n; i++) {
-        acc += exp((logits[i] - maxv) / temp);
-        if (acc >= r)
-            return (int32_t)i;
-    }
-    return (int32_t)(n - 1);
-}
-
 static int cmd_generate(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--ctx N] "
-                      "[--ids]";
+    const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
+                      "[--top-p P] [--min-p P] [--repeat-penalty R] [--ctx N] [--ids]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
     struct llmgpu_session *s = NULL;
     char mbuf[4096];
     int32_t *ids = NULL;
-    size_t n_prompt = 0, n_total, printed = 0, n_logits = 0;
-    float *logits = NULL;
+    size_t n_prompt = 0, n_total, printed = 0;
+    struct llmgpu_sampler_params smp;
     enum llmgpu_status st = LLMGPU_OK;
     double t0, t_prompt = 0, t_gen = 0;
     int n_gen = 0, rc = 1;
-    uint64_t rng;
     int r = parse_opts(argc, argv, &o, use);
     if (r)
         return r < 0 ? 2 : 0;
@@ -460,8 +449,17 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
         fprintf(stderr, "usage: %s\n", use);
         return 2;
     }
-    rng = o.have_seed ? o.seed * 2654435761u + 88172645463325252ull
-                      : (uint64_t)time(NULL) * 2654435761u + 1;
+    llmgpu_sampler_params_init(&smp);
+    smp.temperature = (float)o.temp;
+    smp.seed = o.have_seed ? o.seed : (uint64_t)time(NULL);
+    if (o.top_k_set)
+        smp.top_k = o.top_k;
+    if (o.top_p >= 0)
+        smp.top_p = (float)o.top_p;
+    if (o.min_p >= 0)
+        smp.min_p = (float)o.min_p;
+    if (o.repeat_penalty > 0)
+        smp.repeat_penalty = (float)o.repeat_penalty;
     if (app_open(&app, o.model ? o.model : default_model(mbuf, sizeof mbuf, argv0), 0))
         return 1;
     ids = tokenize(app.model, o.prompt, strlen(o.prompt), &n_prompt);
@@ -484,10 +482,6 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
         ids = grown;
     }
     n_total = n_prompt;
-    if (o.temp > 0) {
-        llmgpu_session_logits(s, NULL, &n_logits);
-        logits = malloc(n_logits * sizeof *logits);
-    }
     t0 = now_s();
     st = llmgpu_session_prefill(s, ids, n_prompt);
     t_prompt = now_s() - t0;
@@ -508,9 +502,9 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
     for (n_gen = 0; n_gen < o.n_predict; n_gen++) {
         int32_t tok;
         if (o.temp > 0) {
-            size_t n = n_logits;
-            st = llmgpu_session_logits(s, logits, &n);
-            tok = sample_temp(logits, n, o.temp, &rng);
+            smp.recent = ids;
+            smp.n_recent = (uint32_t)n_total;
+            st = llmgpu_session_sample(s, &smp, &tok);
         } else {
             st = llmgpu_session_sample_greedy(s, &tok);
         }
@@ -549,7 +543,6 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
             t_gen > 0 ? n_gen / t_gen : 0.0);
     rc = 0;
 done:
-    free(logits);
     free(ids);
     llmgpu_session_free(s);
     app_close(&app);
@@ -788,8 +781,10 @@ static void usage(FILE *f) {
             "usage: llmgpu COMMAND [OPTIONS]\n"
             "commands:\n"
             "  info [--bandwidth]              list Vulkan devices and the one chosen\n"
-            "  generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--ctx N] [--ids]\n"
-            "                                  continue a prompt (--temp 0: greedy)\n"
+            "  generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P]\n"
+            "           [--min-p P] [--repeat-penalty R] [--ctx N] [--ids]\n"
+            "                                  continue a prompt, sampling on the GPU\n"
+            "                                  (--temp 0: greedy)\n"
             "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"
             "  detokenize [-m DIR] ID...       print the text of token ids\n"
             "  perplexity [-m DIR] -f FILE [--ctx N]   perplexity of a text file\n"

@@ -230,6 +230,27 @@ class llmgpu_profile_entry(ctypes.Structure):
     ]
 
 
+class llmgpu_sampler_params(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("temperature", ctypes.c_float),
+        ("top_k", ctypes.c_int32),
+        ("top_p", ctypes.c_float),
+        ("min_p", ctypes.c_float),
+        ("repeat_penalty", ctypes.c_float),
+        ("frequency_penalty", ctypes.c_float),
+        ("presence_penalty", ctypes.c_float),
+        ("penalty_last_n", ctypes.c_int32),
+        ("seed", ctypes.c_uint64),
+        ("bias_ids", ctypes.POINTER(ctypes.c_int32)),
+        ("bias_values", ctypes.POINTER(ctypes.c_float)),
+        ("n_bias", ctypes.c_uint32),
+        ("recent", ctypes.POINTER(ctypes.c_int32)),
+        ("n_recent", ctypes.c_uint32),
+    ]
+
+
 # struct name in the header -> mirror (for tests/test_header.py)
 STRUCTS = {
     "llmgpu_allocator": llmgpu_allocator,
@@ -239,6 +260,7 @@ STRUCTS = {
     "llmgpu_model_info": llmgpu_model_info,
     "llmgpu_session_params": llmgpu_session_params,
     "llmgpu_profile_entry": llmgpu_profile_entry,
+    "llmgpu_sampler_params": llmgpu_sampler_params,
 }
 
 
@@ -385,6 +407,13 @@ llmgpu_session_profile = _fn("llmgpu_session_profile", c_enum, c_session_p,
                              _P(llmgpu_profile_entry), _P(ctypes.c_uint32))
 # enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s);
 llmgpu_session_profile_reset = _fn("llmgpu_session_profile_reset", c_enum, c_session_p)
+# void llmgpu_sampler_params_init(struct llmgpu_sampler_params *params);
+llmgpu_sampler_params_init = _fn("llmgpu_sampler_params_init", None, _P(llmgpu_sampler_params))
+# enum llmgpu_status llmgpu_session_sample(struct llmgpu_session *s,
+#                                          const struct llmgpu_sampler_params *params,
+#                                          int32_t *token);
+llmgpu_session_sample = _fn("llmgpu_session_sample", c_enum, c_session_p,
+                            _P(llmgpu_sampler_params), _P(ctypes.c_int32))
 
 _built_major = llmgpu_version_number() // 10000
 if _built_major != VERSION_MAJOR:
