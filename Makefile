@@ -38,10 +38,10 @@ LG_WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-proto
 ifneq ($(WERROR),)
   LG_WARN += -Werror
 endif
+SHADERC_VERSION := $(shell pkg-config --modversion shaderc 2>/dev/null)
 PKGS := vulkan libcjson libpcre2-8 libutf8proc libxxhash
 LG_CFLAGS := -std=c11 -D_GNU_SOURCE -fPIC -fvisibility=hidden -DLLMGPU_BUILD -Iinclude -Ilib \
              -I$(B)/gen -DLG_SHADERC_VERSION='"$(SHADERC_VERSION)"' $(LG_WARN) $(LG_SAN) $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
-SHADERC_VERSION := $(shell pkg-config --modversion shaderc 2>/dev/null)
 ARCHDIR := $(shell $(CC) -print-multiarch 2>/dev/null)
 SLIB := /usr/lib/$(ARCHDIR)
 # bookworm's libshaderc.so.1 leaves glslang/SPIRV-Tools symbols undefined; link the
