@@ -77,6 +77,12 @@ struct llmgpu_context *lg_session_context(const struct llmgpu_session *s);
 const struct llmgpu_model *lg_session_model(const struct llmgpu_session *s);
 const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s);
 int lg_session_has_logits(const struct llmgpu_session *s);
+/* The f16 KV cache of layer l: (n_ctx, NKV HD) each; positions [0, position) are valid. */
+const struct lg_buffer *lg_session_kcache(const struct llmgpu_session *s, uint32_t l);
+const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32_t l);
+/* Set the position after the caller filled the KV cache (state load); the
+ * session then has no logits until the next step. pos <= n_ctx. */
+void lg_session_set_position(struct llmgpu_session *s, uint32_t pos);
 
 enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,
                                    const struct llmgpu_model_params *p);

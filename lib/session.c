@@ -879,3 +879,16 @@ enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s) {
     memset(s->prof_count, 0, sizeof s->prof_count);
     return LLMGPU_OK;
 }
+
+const struct lg_buffer *lg_session_kcache(const struct llmgpu_session *s, uint32_t l) {
+    return &s->kc[l];
+}
+
+const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32_t l) {
+    return &s->vc[l];
+}
+
+void lg_session_set_position(struct llmgpu_session *s, uint32_t pos) {
+    s->pos = LG_MIN(pos, s->n_ctx);
+    s->have_logits = 0;
+}
