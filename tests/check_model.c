@@ -898,6 +898,14 @@ START_TEST(test_safetensors_ok) {
     ck_assert_uint_eq(tab.v[4].n_dims, 0);
     ck_assert_uint_eq(tab.v[4].n_elements, 1);
     lg_tensor_table_free(NULL, &tab);
+    /* a gap between tensors and trailing bytes are accepted */
+    n = st_build(buf, sizeof buf,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+                 "\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[12,14]}}",
+                 20);
+    ck_assert_int_eq(st_parse(buf, n, &tab), LLMGPU_OK);
+    ck_assert_uint_eq(tab.n, 2);
+    lg_tensor_table_free(NULL, &tab);
     /* header only, no tensors */
     n = st_build(buf, sizeof buf, "{}", 0);
     ck_assert_int_eq(st_parse(buf, n, &tab), LLMGPU_OK);

@@ -91,7 +91,9 @@ struct lg_tensor_table {
  * with dtype/shape/data_offsets of the right types, an unknown dtype, more
  * than LG_MAX_DIMS dims (UNSUPPORTED_MODEL), a size that overflows, offsets
  * reversed or outside the data section, nbytes != prod(shape)*dtype size,
- * overlapping tensors and duplicate names.
+ * overlapping tensors and duplicate names. Gaps between tensors and bytes
+ * after the last one are accepted (the reference implementation rejects
+ * them; no writer produces them, and they are harmless to a reader).
  */
 enum llmgpu_status lg_safetensors_parse(const struct lg_alloc *a, const struct lg_log *log,
                                         const char *what, const void *buf, uint64_t len,
