@@ -430,6 +430,56 @@ START_TEST(test_alloc_failures) {
 }
 END_TEST
 
+/* A caller's allocator sees every allocation of a load and gets all of them back. */
+struct counting {
+    long live, total;
+};
+
+static void *count_alloc(size_t size, void *user) {
+    struct counting *c = user;
+    size_t *p = malloc(size + 16);
+    if (!p)
+        return NULL;
+    p[0] = 0xA110Cu;
+    c->live++;
+    c->total++;
+    return (char *)p + 16;
+}
+
+static void count_free(void *ptr, void *user) {
+    struct counting *c = user;
+    size_t *p = (size_t *)(void *)((char *)ptr - 16);
+    ck_assert_uint_eq(p[0], 0xA110Cu); /* only pointers this allocator gave out */
+    p[0] = 0;
+    c->live--;
+    free(p);
+}
+
+START_TEST(test_user_allocator) {
+    char dir[512];
+    struct counting cnt = {0, 0};
+    struct lg_alloc a;
+    struct lg_checkpoint *c = NULL;
+    memset(&a, 0, sizeof a);
+    a.user.alloc = count_alloc;
+    a.user.free = count_free;
+    a.user.user = &cnt;
+    ck_assert_int_eq(lgt_mkmodel("--shards 3 --arch qwen2", dir, sizeof dir), 0);
+    lgt_log_reset();
+    ck_assert_int_eq(lg_ckpt_open(&a, &lgt_log, dir, &c), LLMGPU_OK);
+    ck_assert_int_gt(cnt.live, 0);
+    check_all_roles(c);
+    lg_ckpt_close(c);
+    ck_assert_int_eq(cnt.live, 0);
+    ck_assert_int_gt(cnt.total, 20);
+    /* failures free everything too */
+    ck_assert_int_eq(lgt_replace(dir, "config.json", "\"num_hidden_layers\": 2",
+                                 "\"num_hidden_layers\": 3"), 0);
+    ck_assert_int_eq(lg_ckpt_open(&a, &lgt_log, dir, &c), LLMGPU_ERR_BAD_MODEL_FILE);
+    ck_assert_int_eq(cnt.live, 0);
+}
+END_TEST
+
 /* ================================================================= Variants */
 
 START_TEST(test_sharded) {
@@ -1317,6 +1367,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_convert_f16_bulk);
     tcase_add_test(tc, test_convert_arrays);
     tcase_add_test(tc, test_alloc_failures);
+    tcase_add_test(tc, test_user_allocator);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("Variants");
