@@ -15,7 +15,11 @@ arguments give byte-identical files on any machine.
 
 Weight scales (std): embeddings 1.0; q/k/v/o, gate/up/down scale/sqrt(fan_in);
 lm_head head_gain*scale/sqrt(hidden) so logits are peaked (large argmax
-margins); norms 1 + 0.1*u; q/k/v biases (qwen2) 0.1*scale.
+margins); norms 1 + 0.1*u; q/k/v biases (qwen2) 0.1*scale. scale defaults to 1,
+or 2 with --tie (tied embeddings at scale 1 make greedy decoding repeat one
+token). Measured with a pure-Python forward pass (20-token prompt, 33 greedy
+steps): top-1 minus top-2 logit >= 0.015 at every step, medians 0.7-1.6, 23-30
+distinct tokens, for the defaults with and without --tie, GQA and several seeds.
 
 Example:
   python3 tests/tools/mkmodel.py --out /tmp/m --arch llama --layers 2 --hidden 64 \\
@@ -326,7 +330,9 @@ def build(args):
     elif args.rope_scaling == "linear":
         cfg["rope_scaling"] = {"type": "linear", "factor": 2.0}
 
-    s = args.scale
+    # Tied embeddings: the current token's own embedding dominates the logits
+    # unless the layers weigh more, and greedy decoding would repeat one token.
+    s = args.scale if args.scale is not None else (2.0 if args.tie else 1.0)
     specs = [("model.embed_tokens.weight", (nv, h), 1.0, 0.0)]
     for i in range(nl):
         p = "model.layers.%d." % i
@@ -381,7 +387,8 @@ def main(argv=None):
     ap.add_argument("--eps", type=float, default=1e-5, help="rms_norm_eps")
     ap.add_argument("--sliding-window", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--scale", type=float, default=1.0, help="gain on the std of linear layers")
+    ap.add_argument("--scale", type=float, default=None,
+                    help="gain on the std of linear layers (default 1, or 2 with --tie)")
     ap.add_argument("--head-gain", type=float, default=4.0, help="extra gain on lm_head")
     ap.add_argument("--shards", type=int, default=1)
     ap.add_argument("--tokenizer-style", choices=["metaspace", "normalizer"], default="metaspace",
