@@ -650,6 +650,22 @@ START_TEST(test_generation_config_eos) {
 }
 END_TEST
 
+/* The generator's defaults give clear greedy decisions (mkmodel.py fails with
+ * --check-margins when a top-1 margin is under 1e-3). */
+START_TEST(test_generator_margins) {
+    static const char *const args[] = {
+        "--check-margins 16",
+        "--check-margins 16 --tie --kv-heads 2 --dtype bf16 --rope-scaling llama3",
+        "--check-margins 16 --arch qwen2 --tie --kv-heads 1",
+        "--check-margins 16 --arch mistral --sliding-window 5 --kv-heads 2",
+    };
+    char dir[512];
+    size_t i;
+    for (i = 0; i < LG_ARRAY_LEN(args); i++)
+        ck_assert_msg(lgt_mkmodel(args[i], dir, sizeof dir) == 0, "mkmodel %s", args[i]);
+}
+END_TEST
+
 /* Hugging Face hub cache: snapshots/<rev>/ holds symlinks into ../../blobs/. */
 START_TEST(test_hub_cache_layout) {
     char dir[512], repo[512], cmd[4096];
@@ -1384,6 +1400,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_rope_scaling_files);
     tcase_add_test(tc, test_generation_config_eos);
     tcase_add_test(tc, test_hub_cache_layout);
+    tcase_add_test(tc, test_generator_margins);
     tcase_add_test(tc, test_transformers_checkpoints);
     tcase_add_test(tc, test_config_dialects);
     tcase_add_test(tc, test_safetensors_ok);
