@@ -93,9 +93,12 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
 
 enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16 };
 
-/* Keys per workgroup of decode attention (attn_split.comp). */
+/* Keys per workgroup of decode attention (attn_split.comp), also its workgroup
+ * size: small chunks give many workgroups and keep every invocation busy when
+ * the chunk's V rows are summed (one output dim each for HD <= 64). */
 static uint32_t attn_chunk(const struct llmgpu_context *ctx) {
-    return wg_size(ctx);
+    (void)ctx;
+    return 64;
 }
 
 static void define_eps(struct lg_pipeline_desc *d, char *store, float eps) {
@@ -141,6 +144,8 @@ static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *ke
     lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
     lg_desc_define(&d, st[5], "WINDOW", c->sliding_window);
     lg_desc_define(&d, st[6], "CHUNK", attn_chunk(s->ctx));
+    if (!strcmp(kernel, "attn_split.comp")) /* its workgroup is one chunk: rewrite defines[0] */
+        snprintf(st[0], sizeof st[0], "WG_SIZE=%u", attn_chunk(s->ctx));
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
