@@ -80,6 +80,9 @@ int lg_session_has_logits(const struct llmgpu_session *s);
 /* The f16 KV cache of layer l: (n_ctx, NKV HD) each; positions [0, position) are valid. */
 const struct lg_buffer *lg_session_kcache(const struct llmgpu_session *s, uint32_t l);
 const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32_t l);
+/* Make the KV cache hold at least n positions (it grows in pages up to n_ctx);
+ * call before writing rows through lg_session_kcache/vcache. */
+enum llmgpu_status lg_session_reserve(struct llmgpu_session *s, uint32_t n);
 /* Set the position after the caller filled the KV cache (state load); the
  * session then has no logits until the next step. pos <= n_ctx. */
 void lg_session_set_position(struct llmgpu_session *s, uint32_t pos);
