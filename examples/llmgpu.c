@@ -6,6 +6,7 @@
  *   LLMGPU_CACHE_DIR  kernel cache directory
  *   LLMGPU_LOG        debug|info|warn|error (default warn)
  *   LLMGPU_VALIDATE   1: enable the Vulkan validation layer
+ *   LLMGPU_COOPMAT    1: cooperative-matrix (tensor-core) prefill kernels
  */
 #include <errno.h>
 #include <math.h>
@@ -58,6 +59,8 @@ static void context_params_from_env(struct llmgpu_context_params *cp) {
     }
     if (val && !strcmp(val, "1"))
         cp->flags |= LLMGPU_CONTEXT_FLAG_VALIDATION;
+    if (getenv("LLMGPU_COOPMAT") && !strcmp(getenv("LLMGPU_COOPMAT"), "1"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_COOPMAT;
 }
 
 static int fail(const char *what, enum llmgpu_status st) {
@@ -707,8 +710,9 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
     /* warm-up: compiles every kernel and brings the clocks up */
     for (t0 = now_s(); st == LLMGPU_OK && now_s() - t0 < 0.5;) {
         llmgpu_session_reset(s);
-        st = llmgpu_session_prefill(s, toks, (size_t)LG_MIN_SZ(n_prompt, 64));
-        for (int i = 0; st == LLMGPU_OK && i < 16; i++)
+        size_t warm = LG_MIN_SZ((size_t)n_prompt, 64);
+        st = llmgpu_session_prefill(s, toks, warm);
+        for (size_t i = 0; st == LLMGPU_OK && i < 16 && warm + i < sp.n_ctx; i++)
             st = llmgpu_session_decode(s, 1);
     }
     for (int r = 0; st == LLMGPU_OK && r < reps; r++) {
@@ -746,7 +750,19 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         uint64_t total = 0;
         int32_t tok = 0;
         llmgpu_session_reset(s);
+        llmgpu_session_profile_reset(s);
         llmgpu_session_prefill(s, toks, (size_t)n_prompt);
+        if (llmgpu_session_profile(s, pe, &np) == LLMGPU_OK) {
+            for (uint32_t i = 0; i < np; i++)
+                total += pe[i].ns;
+            printf("prefill profile (GPU time of a %d-token prompt):\n", n_prompt);
+            for (uint32_t i = 0; i < np; i++)
+                printf("  %-22s %9.3f ms  %5.1f %%\n", pe[i].name, (double)pe[i].ns / 1e6,
+                       100.0 * (double)pe[i].ns / (double)LG_MAX_SZ(total, 1));
+            printf("  %-22s %9.3f ms of GPU time\n", "total", (double)total / 1e6);
+        }
+        total = 0;
+        np = 32;
         llmgpu_session_profile_reset(s);
         for (int i = 0; i < n_gen; i++) {
             llmgpu_session_sample_greedy(s, &tok);
@@ -791,7 +807,7 @@ static void usage(FILE *f) {
             "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N]  prompt and generation tok/s\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
-            "             LLMGPU_VALIDATE=1\n");
+            "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1\n");
 }
 
 int main(int argc, char **argv) {

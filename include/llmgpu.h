@@ -226,6 +226,11 @@ struct llmgpu_device_info {
 #define LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE (1u << 1)
 /** Record GPU timestamps per kernel (see llmgpu_session_profile). */
 #define LLMGPU_CONTEXT_FLAG_PROFILE (1u << 2)
+/** Use cooperative-matrix (tensor-core) kernels for prefill where the device has
+ * VK_NV_cooperative_matrix (f16 weights). Off by default: the current kernel is
+ * correct but slower than the portable tiled GEMM on the H100 (bench/RESULTS.md).
+ * \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_COOPMAT (1u << 3)
 
 /** Parameters of llmgpu_context_create(). \since 0.1.0 */
 struct llmgpu_context_params {

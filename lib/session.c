@@ -110,12 +110,25 @@ static void define_eps(struct lg_pipeline_desc *d, char *store, float eps) {
     d->defines[d->n_defines++] = store;
 }
 
+/* Prefill GEMMs on tensor cores when asked (LLMGPU_CONTEXT_FLAG_COOPMAT): NV
+ * cooperative matrices, f16 weights, 32-wide subgroups (matmul_cm.comp);
+ * matmul.comp otherwise. */
+static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
+    return ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
+           ctx->caps.subgroup_size == 32 && w->type == LG_WTYPE_F16 &&
+           (ctx->flags & LLMGPU_CONTEXT_FLAG_COOPMAT);
+}
+
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
     char st[10][48];
     struct lg_pipeline_desc d;
-    base_desc(s->ctx, &d, st, (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
+    int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
+    base_desc(s->ctx, &d, st,
+              cm ? "matmul_cm.comp" : (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
               (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4, sizeof(struct lg_mm_push));
+    if (cm)
+        d.required_subgroup_size = 32;
     lg_desc_define(&d, st[2], "K", w->cols);
     lg_desc_define(&d, st[3], "WTYPE", w->type);
     lg_desc_define(&d, st[4], "HAS_BIAS", (flags & MM_BIAS) != 0);

@@ -88,6 +88,7 @@ class ContextFlag(enum.IntFlag):
     VALIDATION = 1 << 0
     NO_DISK_CACHE = 1 << 1
     PROFILE = 1 << 2
+    COOPMAT = 1 << 3
 
 
 class ModelFlag(enum.IntFlag):
