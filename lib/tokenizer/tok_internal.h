@@ -172,6 +172,9 @@ struct lg_tokenizer {
      * pre-tokenizer can then be cut before each run of U+2581 into independent words. */
     int sp_split;
     int32_t unk_id;          /* -1: none */
+    /* bit per id: BPE of the token's own string gives exactly that token (NULL until
+     * computed at load, and with ignore_merges) */
+    uint8_t *self_merging;
 
     /* added tokens, and a first-byte filter for matching them */
     struct lg_added *added;
@@ -217,6 +220,8 @@ int32_t lg_tok_added_get(const struct lg_tokenizer *t, const char *s, size_t n);
 /* Apply the normalizer chain to s (valid UTF-8), appending the result to out. 0 ok. */
 int lg_tok_normalize(const struct lg_tokenizer *t, const char *s, size_t n,
                      struct lg_tok_buf *out);
+/* Fill t->self_merging (after the model and merges are loaded). */
+enum llmgpu_status lg_tok_bpe_selfcheck(struct lg_tokenizer *t);
 
 /* tok_decode.c */
 enum llmgpu_status lg_tok_pieces_build(struct lg_tokenizer *t);

@@ -1197,6 +1197,8 @@ enum llmgpu_status lg_tok_load_ex(const struct lg_alloc *a, const struct lg_log 
     if ((st = added_finish(t)))
         goto err_free;
     load_ids(t, jc, jg, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0);
+    if ((st = lg_tok_bpe_selfcheck(t)))
+        goto err_free;
     if ((st = lg_tok_pieces_build(t)))
         goto err_free;
     t->alloc.fail_after = 0;
@@ -1308,6 +1310,7 @@ void lg_tok_free(struct lg_tokenizer *t) {
     lg_free(&a, t->amap);
     lg_free(&a, t->merges);
     lg_free(&a, t->merge_side);
+    lg_free(&a, t->self_merging);
     lg_free(&a, t->vmap);
     lg_free(&a, t->text_pool);
     lg_free(&a, t->tok_off);
