@@ -380,6 +380,28 @@ START_TEST(test_misc_pipeline) {
 }
 END_TEST
 
+START_TEST(test_config_added_tokens) {
+    /* tokenizer_config.json's added_tokens_decoder adds tokens tokenizer.json lacks, and
+     * its special tokens named by eos_token become special added tokens */
+    static const char js[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,"
+                             "\"<x>\":2,\"</e>\":3},\"merges\":[]}}";
+    static const char cfg[] = "{\"added_tokens_decoder\":{\"2\":{\"content\":\"<x>\","
+                              "\"special\":true,\"lstrip\":false,\"rstrip\":false,"
+                              "\"normalized\":false,\"single_word\":false}},"
+                              "\"eos_token\":\"</e>\"}";
+    struct lg_tokenizer *t;
+    ck_assert_int_eq(lg_tok_load(NULL, NULL, js, sizeof js - 1, cfg, sizeof cfg - 1, NULL, 0, &t),
+                     LLMGPU_OK);
+    EXPECT(t, "a<x>b</e>", LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL, 0, 2, 1, 3);
+    EXPECT(t, "a<x>b", 0, 0, 1); /* split: '<', 'x', '>' are not in the vocabulary */
+    ck_assert(lg_tok_is_special(t, 2));
+    ck_assert(lg_tok_is_special(t, 3));
+    ck_assert_int_eq(lg_tok_eos(t), 3);
+    ck_assert(lg_tok_is_eog(t, 3));
+    lg_tok_free(t);
+}
+END_TEST
+
 START_TEST(test_two_call) {
     struct lg_tokenizer *t = load_tiny("bytelevel");
     int32_t ids[8];
@@ -996,6 +1018,7 @@ Suite *tokenizer_suite(void) {
     tcase_add_test(core, test_sp_decode);
     tcase_add_test(core, test_sp_unk);
     tcase_add_test(core, test_misc_pipeline);
+    tcase_add_test(core, test_config_added_tokens);
     tcase_add_test(core, test_two_call);
     tcase_add_test(core, test_invalid_utf8_input);
     tcase_add_test(core, test_roundtrip_bytelevel);

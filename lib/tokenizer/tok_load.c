@@ -7,6 +7,7 @@
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer/tok_internal.h"
@@ -939,6 +940,49 @@ static enum llmgpu_status cfg_special(struct lg_tokenizer *t, const char *s, uin
     return amap_add(t);
 }
 
+/* tokenizer_config.json "added_tokens_decoder": {"id": {"content", flags...}}. transformers
+ * adds the entries whose id is not an added token yet; transformers 5 also re-adds an
+ * entry whose flags differ, and the Rust side then takes the new flags. */
+static enum llmgpu_status cfg_added_decoder(struct lg_tokenizer *t, const cJSON *cfg,
+                                            uint32_t *cap, int v4) {
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *e;
+    enum llmgpu_status st;
+    if (!cJSON_IsObject(dec))
+        return LLMGPU_OK;
+    cJSON_ArrayForEach(e, dec) {
+        const char *c = jstr(e, "content");
+        char *end = NULL;
+        long id = e->string ? strtol(e->string, &end, 10) : -1;
+        int special = jbool(e, "special", 0);
+        int32_t k;
+        uint32_t i;
+        if (!c || !*c || !end || *end || id < 0 || (uint64_t)id >= t->n_vocab)
+            continue;
+        k = lg_tok_added_get(t, c, strlen(c));
+        if (k >= 0) {
+            struct lg_added *x = &t->added[k];
+            if (!v4 && x->id == (int32_t)id) {
+                x->special = special != 0;
+                x->lstrip = jbool(e, "lstrip", 0) != 0;
+                x->rstrip = jbool(e, "rstrip", 0) != 0;
+                x->single_word = jbool(e, "single_word", 0) != 0;
+                x->normalized = jbool(e, "normalized", !special) != 0;
+            }
+            continue;
+        }
+        for (i = 0; i < t->n_added && t->added[i].id != (int32_t)id; i++)
+            ;
+        if (i < t->n_added)
+            continue; /* that id is already an added token with other content */
+        if ((st = added_push(t, c, (int32_t)id, special, jbool(e, "lstrip", 0),
+                             jbool(e, "rstrip", 0), jbool(e, "single_word", 0),
+                             jbool(e, "normalized", !special), cap)) ||
+            (st = amap_add(t)))
+            return st;
+    }
+    return LLMGPU_OK;
+}
+
 static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap, int v4) {
     enum llmgpu_status st;
     t->clean_up_spaces = 0;
@@ -947,6 +991,8 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
         const cJSON *extra = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
         static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
         size_t i;
+        if ((st = cfg_added_decoder(t, cfg, cap, v4)))
+            return st;
         t->clean_up_spaces = jbool(cfg, "clean_up_tokenization_spaces", 0);
         /* transformers 5 ignores it for BPE models (TokenizersBackend._decode) */
         if (!v4 && !jbool(cfg, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", 0))
