@@ -234,6 +234,10 @@ static enum llmgpu_status load_vocab(struct lg_tokenizer *t, const cJSON *model,
         lg_err(&t->log, "tokenizer.json: empty vocabulary");
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
+    if (pool >= UINT32_MAX / 2) { /* offsets are 32-bit */
+        lg_err(&t->log, "tokenizer.json: vocabulary strings too large (%zu bytes)", pool);
+        return LLMGPU_ERR_BAD_TOKENIZER;
+    }
     t->n_vocab = (uint32_t)maxid + 1;
     t->tok_off = lg_malloc(t->a, t->n_vocab * sizeof *t->tok_off);
     t->tok_len = lg_calloc(t->a, t->n_vocab, sizeof *t->tok_len);
