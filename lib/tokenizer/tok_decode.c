@@ -518,18 +518,33 @@ void lg_tok_stream_init(struct lg_tok_stream *s) {
     lg_tok_stream_init_flags(s, 0);
 }
 
-/* Emit bytes src[0..n) as complete UTF-8 into out (room checked by the caller), holding
- * an unfinished character in s->pending and applying the stream-level Strip. */
+/* The bytes of a stream step: the held bytes of an unfinished character, then a piece. */
+struct vsrc {
+    const unsigned char *a, *b;
+    size_t na, nb;
+};
+
+/* Copy up to 4 bytes of v from i into u; returns how many. */
+static size_t vpeek(const struct vsrc *v, size_t i, unsigned char u[4]) {
+    size_t k = 0;
+    for (; k < 4 && i + k < v->na + v->nb; k++)
+        u[k] = i + k < v->na ? v->a[i + k] : v->b[i + k - v->na];
+    return k;
+}
+
+/* Emit the bytes of v as complete UTF-8 to out (NULL: only count), holding an unfinished
+ * character in s->pending and applying the stream-level Strip. Returns the bytes out. */
 static size_t stream_emit(const struct lg_tokenizer *t, struct lg_tok_stream *s,
-                          const unsigned char *src, size_t n, int final, char *out) {
-    size_t i = 0, w = 0;
+                          const struct vsrc *v, int final, char *out) {
+    size_t i = 0, w = 0, n = v->na + v->nb;
     while (i < n) {
+        unsigned char u[4];
         uint32_t cp;
-        size_t bad, l = lg_tok_utf8_valid(src + i, n - i, &cp, &bad);
-        if (!l && !final && i + bad == n && bad < lg_tok_utf8_len(src[i]) && src[i] >= 0xC2 &&
-            src[i] <= 0xF4) {
+        size_t have = vpeek(v, i, u), bad, l = lg_tok_utf8_valid(u, have, &cp, &bad);
+        if (!l && !final && i + bad == n && bad < lg_tok_utf8_len(u[0]) && u[0] >= 0xC2 &&
+            u[0] <= 0xF4) {
             /* a valid start that the next token may complete */
-            memcpy(s->pending, src + i, bad);
+            memcpy(s->pending, u, bad);
             s->n_pending = (uint32_t)bad;
             return w;
         }
@@ -541,11 +556,13 @@ static size_t stream_emit(const struct lg_tokenizer *t, struct lg_tok_stream *s,
             s->strip_left--;
         } else {
             s->strip_left = 0;
-            if (!l || cp == 0xFFFD) {
-                memcpy(out + w, "\xEF\xBF\xBD", 3);
+            if (cp == 0xFFFD && (l != 3 || memcmp(u, "\xEF\xBF\xBD", 3))) {
+                if (out)
+                    memcpy(out + w, "\xEF\xBF\xBD", 3);
                 w += 3;
             } else {
-                memcpy(out + w, src + i, l);
+                if (out)
+                    memcpy(out + w, u, l);
                 w += l;
             }
         }
@@ -555,17 +572,39 @@ static size_t stream_emit(const struct lg_tokenizer *t, struct lg_tok_stream *s,
     return w;
 }
 
+/* One step: count first on a copy of the state, then write when out has room. */
+static enum llmgpu_status stream_step(const struct lg_tokenizer *t, struct lg_tok_stream *s,
+                                      const unsigned char *piece, size_t n, int final,
+                                      char *out, size_t *len_inout) {
+    unsigned char pend[4];
+    struct vsrc v;
+    struct lg_tok_stream dry = *s;
+    size_t need, cap = out ? *len_inout : 0;
+    memcpy(pend, s->pending, s->n_pending);
+    v.a = pend;
+    v.na = s->n_pending;
+    v.b = piece;
+    v.nb = n;
+    need = stream_emit(t, &dry, &v, final, NULL);
+    *len_inout = need;
+    if (!out || cap < need)
+        return out ? LLMGPU_ERR_BUFFER_TOO_SMALL : LLMGPU_OK;
+    (void)stream_emit(t, s, &v, final, out);
+    return LLMGPU_OK;
+}
+
 enum llmgpu_status lg_tok_stream_push(const struct lg_tokenizer *t, struct lg_tok_stream *s,
                                       int32_t id, char *out, size_t *len_inout) {
     struct lg_tok_buf tmp;
     const unsigned char *p;
-    size_t n, need, cap;
+    size_t n;
+    enum llmgpu_status st;
     int first;
+    struct lg_tok_stream saved;
     if (!t || !s || !len_inout)
         return LLMGPU_ERR_INVALID_ARGUMENT;
     if (id < 0 || (uint32_t)id >= t->n_vocab)
         return LLMGPU_ERR_INVALID_TOKEN;
-    cap = out ? *len_inout : 0;
     if (t->tok_off[id] == UINT32_MAX ||
         ((s->flags & LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL) && t->is_special[id] == 1)) {
         *len_inout = 0;
@@ -584,43 +623,23 @@ enum llmgpu_status lg_tok_stream_push(const struct lg_tokenizer *t, struct lg_to
         p = (const unsigned char *)t->piece_pool + t->piece_off[id];
         n = t->piece_len[id];
     }
-    /* worst case: every byte becomes U+FFFD */
-    need = 3 * (n + s->n_pending) + 3;
-    if (!out || cap < need) {
-        lg_tok_buf_free(&tmp);
-        *len_inout = need;
-        return out ? LLMGPU_ERR_BUFFER_TOO_SMALL : LLMGPU_OK;
-    }
+    saved = *s;
     if (first && !s->stripping) {
         s->strip_left = t->strip_start;
         s->stripping = 1;
     }
-    s->n_tokens++;
-    {
-        /* pending bytes then the piece, placed at the end of out and emitted forwards:
-         * the write position never overtakes the read position (3 bytes out per byte in) */
-        size_t total = s->n_pending + n, base = cap - total;
-        memmove(out + base + s->n_pending, p, n);
-        memcpy(out + base, s->pending, s->n_pending);
-        *len_inout = stream_emit(t, s, (const unsigned char *)out + base, total, 0, out);
-    }
+    st = stream_step(t, s, n ? p : (const unsigned char *)"", n, 0, out, len_inout);
+    if (st == LLMGPU_OK && out)
+        s->n_tokens++;
+    else
+        *s = saved; /* a size query or a short buffer changes nothing */
     lg_tok_buf_free(&tmp);
-    return LLMGPU_OK;
+    return st;
 }
 
 enum llmgpu_status lg_tok_stream_flush(const struct lg_tokenizer *t, struct lg_tok_stream *s,
                                        char *out, size_t *len_inout) {
-    unsigned char pend[4];
-    size_t n, need;
     if (!t || !s || !len_inout)
         return LLMGPU_ERR_INVALID_ARGUMENT;
-    n = s->n_pending;
-    need = 3 * n;
-    if (!out || *len_inout < need) {
-        *len_inout = need;
-        return out ? LLMGPU_ERR_BUFFER_TOO_SMALL : LLMGPU_OK;
-    }
-    memcpy(pend, s->pending, n);
-    *len_inout = stream_emit(t, s, pend, n, 1, out);
-    return LLMGPU_OK;
+    return stream_step(t, s, (const unsigned char *)"", 0, 1, out, len_inout);
 }

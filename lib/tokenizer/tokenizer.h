@@ -108,11 +108,12 @@ struct lg_tok_stream {
 void lg_tok_stream_init(struct lg_tok_stream *s); /* flags 0: like decode() */
 void lg_tok_stream_init_flags(struct lg_tok_stream *s, uint32_t flags);
 /* out: room for *len_inout bytes; the bytes produced are written back to *len_inout.
- * 32 bytes plus the longest token piece always suffice; LLMGPU_ERR_BUFFER_TOO_SMALL
- * leaves the stream unchanged and writes the needed size. */
+ * out NULL asks for the size (the stream is unchanged); a short buffer gives
+ * LLMGPU_ERR_BUFFER_TOO_SMALL with the exact size needed, also leaving the stream
+ * unchanged. The output of one push is at most 3 * (piece length + 3) bytes. */
 enum llmgpu_status lg_tok_stream_push(const struct lg_tokenizer *t, struct lg_tok_stream *s,
                                       int32_t id, char *out, size_t *len_inout);
-/* Flush: bytes of an unfinished character at the end become U+FFFD. */
+/* Flush: bytes of an unfinished character at the end become U+FFFD (at most 3 bytes). */
 enum llmgpu_status lg_tok_stream_flush(const struct lg_tokenizer *t, struct lg_tok_stream *s,
                                        char *out, size_t *len_inout);
 
