@@ -8,6 +8,7 @@
  * the Parity/Stream cases that need them print a note and pass.
  */
 #include <check.h>
+#include <pthread.h>
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -736,6 +737,66 @@ START_TEST(test_long_input) {
 }
 END_TEST
 
+/* A loaded tokenizer is used by several threads at once (each checks every corpus entry
+ * against the single-threaded result). */
+struct thr_arg {
+    const struct lg_tokenizer *t;
+    const struct corpus *c;
+    struct ids *want;
+    int bad;
+};
+
+static void *thr_main(void *p) {
+    struct thr_arg *a = p;
+    int i, rep;
+    for (rep = 0; rep < 3; rep++)
+        for (i = 0; i < a->c->n; i++) {
+            size_t n = a->want[i].n + 8, dl = 0;
+            int32_t *v = malloc(n * sizeof *v);
+            if (lg_tok_encode(a->t, (char *)a->c->raw[i], a->c->len[i],
+                              LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL,
+                              v, &n) != LLMGPU_OK ||
+                n != a->want[i].n || (n && memcmp(v, a->want[i].v, n * sizeof *v)) ||
+                lg_tok_decode(a->t, v, n, 0, NULL, &dl) != LLMGPU_OK)
+                a->bad++;
+            free(v);
+        }
+    return NULL;
+}
+
+START_TEST(test_threads) {
+    struct lg_tokenizer *t = load_real("qwen3");
+    struct corpus c;
+    struct ids *want;
+    struct thr_arg args[4];
+    pthread_t th[4];
+    int i;
+    if (!t)
+        t = load_tiny("bytelevel");
+    c = corpus_load();
+    want = calloc((size_t)c.n, sizeof *want);
+    for (i = 0; i < c.n; i++)
+        want[i] = encode(t, (char *)c.raw[i], c.len[i],
+                         LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
+    for (i = 0; i < 4; i++) {
+        args[i].t = t;
+        args[i].c = &c;
+        args[i].want = want;
+        args[i].bad = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, thr_main, &args[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].bad, 0);
+    }
+    for (i = 0; i < c.n; i++)
+        free(want[i].v);
+    free(want);
+    corpus_free(&c);
+    lg_tok_free(t);
+}
+END_TEST
+
 /* ---- Errors ---- */
 static enum llmgpu_status load_str(const char *js) {
     struct lg_tokenizer *t = (struct lg_tokenizer *)(uintptr_t)1;
@@ -1026,6 +1087,7 @@ Suite *tokenizer_suite(void) {
     tcase_add_loop_test(par, test_parity, 0, 6);
     tcase_add_test(par, test_pieces_concat_llama3);
     tcase_add_loop_test(par, test_long_input, 0, 3);
+    tcase_add_test(par, test_threads);
     tcase_set_timeout(err, 120);
     tcase_add_test(err, test_malformed);
     tcase_add_test(err, test_error_logged);
