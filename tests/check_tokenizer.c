@@ -340,6 +340,19 @@ START_TEST(test_sp_v4) {
 }
 END_TEST
 
+START_TEST(test_special_tokens_map) {
+    /* special_tokens_map.json's eos_token wins over the config's; legacy=false gives
+     * Metaspace "first" under transformers 5: no prepend after an added token */
+    struct lg_tokenizer *t = load_tiny("sp_map");
+    uint32_t all = LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL;
+    ck_assert_int_eq(lg_tok_eos(t), 2);
+    ck_assert_int_eq(lg_tok_bos(t), 1);
+    EXPECT(t, "ab ab", all, 1, 264, 264, 2);
+    EXPECT(t, "<s>ab", all, 1, 1, 263, 2);
+    lg_tok_free(t);
+}
+END_TEST
+
 START_TEST(test_sp_decode) {
     struct lg_tokenizer *t = load_tiny("sp");
     static const int32_t ids[] = {1, 259, 3 + 0xC3, 3 + 0xA9, 264, 2};
@@ -1076,6 +1089,7 @@ Suite *tokenizer_suite(void) {
     tcase_add_test(core, test_bytelevel_meta);
     tcase_add_test(core, test_sp_basic);
     tcase_add_test(core, test_sp_v4);
+    tcase_add_test(core, test_special_tokens_map);
     tcase_add_test(core, test_sp_decode);
     tcase_add_test(core, test_sp_unk);
     tcase_add_test(core, test_misc_pipeline);

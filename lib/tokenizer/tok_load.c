@@ -1293,11 +1293,45 @@ enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log
     return lg_tok_load_dir_ex(a, log, dir, 0, out);
 }
 
+/* transformers' legacy path: when tokenizer_config.json has no added_tokens_decoder, the
+ * entries of special_tokens_map.json (bos_token, eos_token, ...) override it. Returns a
+ * new configuration text (cJSON's allocator) or NULL to keep cfg as it is. */
+static char *merge_special_map(const struct lg_log *log, const char *cfg, size_t cl,
+                               const char *map, size_t ml) {
+    cJSON *c = NULL, *m, *e;
+    char *res = NULL;
+    if (!map)
+        return NULL;
+    m = cJSON_ParseWithLength(map, ml);
+    if (!cJSON_IsObject(m)) {
+        lg_warn(log, "special_tokens_map.json: not a JSON object, ignored");
+        goto out;
+    }
+    c = cfg ? cJSON_ParseWithLength(cfg, cl) : cJSON_CreateObject();
+    if (!cJSON_IsObject(c) || cJSON_GetObjectItemCaseSensitive(c, "added_tokens_decoder"))
+        goto out; /* a malformed tokenizer_config.json is reported by the loader */
+    cJSON_ArrayForEach(e, m) {
+        cJSON *dup = cJSON_Duplicate(e, 1);
+        if (!dup || !e->string)
+            goto out_dup;
+        cJSON_DeleteItemFromObjectCaseSensitive(c, e->string);
+        cJSON_AddItemToObject(c, e->string, dup);
+        continue;
+    out_dup:
+        cJSON_Delete(dup);
+    }
+    res = cJSON_PrintUnformatted(c);
+out:
+    cJSON_Delete(c);
+    cJSON_Delete(m);
+    return res;
+}
+
 enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_log *log,
                                       const char *dir, uint32_t opts, struct lg_tokenizer **out) {
     char path[4096];
-    char *js = NULL, *cfg = NULL, *gen = NULL, *tpl = NULL;
-    size_t jl = 0, cl = 0, gl = 0, tl = 0;
+    char *js = NULL, *cfg = NULL, *gen = NULL, *tpl = NULL, *map = NULL, *merged;
+    size_t jl = 0, cl = 0, gl = 0, tl = 0, ml = 0;
     enum llmgpu_status st;
     if (!out)
         return LLMGPU_ERR_INVALID_ARGUMENT;
@@ -1308,9 +1342,16 @@ enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_
         return st;
     if ((st = read_opt(a, dir, "tokenizer_config.json", &cfg, &cl)) ||
         (st = read_opt(a, dir, "generation_config.json", &gen, &gl)) ||
-        (st = read_opt(a, dir, "chat_template.jinja", &tpl, &tl)))
+        (st = read_opt(a, dir, "chat_template.jinja", &tpl, &tl)) ||
+        (st = read_opt(a, dir, "special_tokens_map.json", &map, &ml)))
         goto out;
-    st = lg_tok_load_ex(a, log, js, jl, cfg, cl, gen, gl, opts, out);
+    merged = merge_special_map(log, cfg, cl, map, ml);
+    if (merged) {
+        st = lg_tok_load_ex(a, log, js, jl, merged, strlen(merged), gen, gl, opts, out);
+        cJSON_free(merged);
+    } else {
+        st = lg_tok_load_ex(a, log, js, jl, cfg, cl, gen, gl, opts, out);
+    }
     if (st == LLMGPU_OK && tpl && !(*out)->chat_template) {
         (*out)->chat_template = lg_strndup((*out)->a, tpl, tl);
         if (!(*out)->chat_template) {
@@ -1324,6 +1365,7 @@ out:
     lg_free(a, cfg);
     lg_free(a, gen);
     lg_free(a, tpl);
+    lg_free(a, map);
     return st;
 }
 
