@@ -1,9 +1,10 @@
 /*
  * tokenizer.h - internal API of the Hugging Face compatible tokenizer (lib/tokenizer/).
  *
- * Loads tokenizer.json (+ tokenizer_config.json, generation_config.json) and encodes /
- * decodes exactly like transformers' AutoTokenizer (a "fast" tokenizer backed by the Rust
- * `tokenizers` crate). Supported: BPE models (merges in "a b" or ["a","b"] form,
+ * Loads tokenizer.json (+ tokenizer_config.json, generation_config.json,
+ * special_tokens_map.json, chat_template.jinja) and encodes / decodes exactly like
+ * transformers' AutoTokenizer (backed by the Rust `tokenizers` crate; transformers 5 by
+ * default, see LG_TOK_OPT_TRANSFORMERS_V4). Supported: BPE models (merges in "a b" or ["a","b"] form,
  * byte_fallback, ignore_merges, unk/fuse_unk), normalizers NFC/NFD/NFKC/NFKD, Lowercase,
  * Prepend, Replace, Strip, Sequence; pre-tokenizers Split, ByteLevel, Metaspace, Digits,
  * Sequence; added tokens with lstrip/rstrip/single_word/normalized/special; post-processors
@@ -27,8 +28,9 @@ struct lg_tokenizer;
 
 /* Load from memory. json: tokenizer.json bytes; cfg: tokenizer_config.json bytes or NULL;
  * gen_cfg: generation_config.json or NULL (eos ids). The buffers need not be
- * NUL-terminated and are not kept. a and log are copied (a's fault-injection counter is
- * not). On failure *out is NULL.
+ * NUL-terminated and are not kept. a and log are copied: allocations of the load count down
+ * a's fault-injection counter, later ones (encode, decode) never fail by injection.
+ * On failure *out is NULL.
  * Returns LLMGPU_OK, LLMGPU_ERR_BAD_TOKENIZER, LLMGPU_ERR_OUT_OF_HOST_MEMORY,
  * LLMGPU_ERR_INVALID_ARGUMENT. */
 enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log,
