@@ -8,8 +8,8 @@
  * the Parity/Stream cases that need them print a note and pass.
  */
 #include <check.h>
-#include <pthread.h>
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +77,9 @@ static struct lg_tokenizer *load_real_opts(const char *name, uint32_t opts) {
     p = path_of(rel);
     f = fopen(p, "rb");
     if (!f) {
-        fprintf(stderr, "check_tokenizer: SKIP %s: %s absent; run tests/tools/fetch_tokenizers.sh\n",
-                name, p);
+        fprintf(stderr,
+                "check_tokenizer: SKIP %s: %s absent; run tests/tools/fetch_tokenizers.sh\n", name,
+                p);
         return NULL;
     }
     fclose(f);
@@ -242,8 +243,8 @@ START_TEST(test_bytelevel_added_flags) {
     EXPECT(t, "a<|eot|>b", ps, 97, 301, 98);
     /* without PARSE_SPECIAL the special token is text; non-special added tokens still match */
     EXPECT(t, "a<|eot|>b", 0, 97, 60, 124, 101, 111, 116, 124, 62, 98);
-    EXPECT(t, "a <L> b", 0, 97, 302, 32, 98);        /* lstrip eats the space before */
-    EXPECT(t, "a <R> b", ps, 97, 32, 303, 98);       /* rstrip eats the space after */
+    EXPECT(t, "a <L> b", 0, 97, 302, 32, 98);       /* lstrip eats the space before */
+    EXPECT(t, "a <R> b", ps, 97, 32, 303, 98);      /* rstrip eats the space after */
     EXPECT(t, "a word b", ps, 97, 32, 304, 32, 98); /* single_word at word boundaries */
     EXPECT(t, "awordb", ps, 97, 119, 111, 114, 100, 98);
     EXPECT(t, "word", ps, 304);
@@ -274,7 +275,8 @@ START_TEST(test_bytelevel_decode) {
     {
         static const int32_t bad[] = {0x80, 0x41};
         s = decode(t, bad, 2, 0, NULL);
-        ck_assert_str_eq(s, "\xEF\xBF\xBD" "A");
+        ck_assert_str_eq(s, "\xEF\xBF\xBD"
+                            "A");
         free(s);
     }
     lg_tok_free(t);
@@ -365,7 +367,8 @@ START_TEST(test_sp_decode) {
     free(s);
     /* an incomplete byte sequence becomes one U+FFFD per byte token */
     s = decode(t, lone, 3, 0, NULL);
-    ck_assert_str_eq(s, "a\xEF\xBF\xBD" "a");
+    ck_assert_str_eq(s, "a\xEF\xBF\xBD"
+                        "a");
     free(s);
     lg_tok_free(t);
 }
@@ -375,7 +378,10 @@ START_TEST(test_sp_unk) {
     struct lg_tokenizer *t = load_tiny("sp_unk");
     uint32_t all = LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL;
     EXPECT(t, "\xC3\xA9", all, 1, 259, 0);
-    EXPECT(t, "\xC3\xA9\xC3\xA9" "a", all, 1, 259, 0, 260); /* fuse_unk */
+    EXPECT(t,
+           "\xC3\xA9\xC3\xA9"
+           "a",
+           all, 1, 259, 0, 260); /* fuse_unk */
     lg_tok_free(t);
 }
 END_TEST
@@ -643,7 +649,7 @@ START_TEST(test_parity) {
         free(got.v);
         e = cJSON_GetObjectItem(r, "ids_tokenizers");
         if (cJSON_IsArray(e)) { /* the tokenizers library on the file as written */
-            if (!t0) /* the file as written */
+            if (!t0)            /* the file as written */
                 t0 = opts ? t : load_real_opts(name, LG_TOK_OPT_TRANSFORMERS_V4);
             got = encode(t0, (char *)c.raw[k], c.len[k], LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
             if (!ids_equal(e, &got)) {
@@ -683,8 +689,10 @@ START_TEST(test_parity) {
         free(got.v);
         cJSON_Delete(r);
     }
-    fprintf(stderr, "check_tokenizer: parity %s vs %s fixtures (%s mode): %d entries, %d "
-            "mismatches\n", name, kind, opts ? "transformers 4" : "transformers 5", checked, bad);
+    fprintf(stderr,
+            "check_tokenizer: parity %s vs %s fixtures (%s mode): %d entries, %d "
+            "mismatches\n",
+            name, kind, opts ? "transformers 4" : "transformers 5", checked, bad);
     ck_assert_int_ge(checked, 80);
     ck_assert_int_eq(bad, 0);
     free(txt);
@@ -820,7 +828,8 @@ static enum llmgpu_status load_str(const char *js) {
     return st;
 }
 
-#define MODEL_OK "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b\"]}"
+#define MODEL_OK                                                                                   \
+    "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b\"]}"
 
 static int log_hits;
 static char log_last[512];
@@ -837,7 +846,7 @@ START_TEST(test_malformed) {
     ck_assert_int_eq(load_str("not json"), LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(load_str("[1,2]"), LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(load_str("{" MODEL_OK), LLMGPU_ERR_BAD_TOKENIZER); /* truncated */
-    ck_assert_int_eq(load_str("{}"), LLMGPU_ERR_BAD_TOKENIZER);        /* no model */
+    ck_assert_int_eq(load_str("{}"), LLMGPU_ERR_BAD_TOKENIZER);         /* no model */
     ck_assert_int_eq(load_str("{\"model\":[]}"), LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(load_str("{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
@@ -847,28 +856,42 @@ START_TEST(test_malformed) {
                      LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1.5},\"merges\":[]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER); /* duplicate id */
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":99999999},\"merges\":[]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER); /* absurd id */
+    ck_assert_int_eq(
+        load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER); /* duplicate id */
+    ck_assert_int_eq(
+        load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":99999999},\"merges\":[]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER); /* absurd id */
     /* bad merges */
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER); /* result not in vocab */
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"ab\":1},\"merges\":[\"a b\"]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER); /* part not in vocab */
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"ab\"]}}"),
+    ck_assert_int_eq(
+        load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER); /* result not in vocab */
+    ck_assert_int_eq(
+        load_str(
+            "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"ab\":1},\"merges\":[\"a b\"]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER); /* part not in vocab */
+    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                              "\"merges\":[\"ab\"]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b c\"]}}"),
+    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                              "\"merges\":[\"a b c\"]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[[\"a\"]]}}"),
+    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                              "\"merges\":[[\"a\"]]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[7]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":{}}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[[\"a\",\"b\"]]}}"),
+    ck_assert_int_eq(
+        load_str(
+            "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[7]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        load_str(
+            "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":{}}}"),
+        LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                              "\"merges\":[[\"a\",\"b\"]]}}"),
                      LLMGPU_OK);
     /* components */
     ck_assert_int_eq(load_str("{" MODEL_OK ",\"normalizer\":{\"type\":\"Precompiled\"}}"),
@@ -896,12 +919,13 @@ START_TEST(test_malformed) {
                               "\"continuing_subword_prefix\":\"##\"}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
     /* nesting too deep is refused, not recursed */
-    ck_assert_int_eq(load_str("{" MODEL_OK ",\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":"
-                              "[{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\","
-                              "\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":[{\"type\":"
-                              "\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":"
-                              "[]}]}]}]}]}]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        load_str("{" MODEL_OK ",\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":"
+                 "[{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\","
+                 "\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":[{\"type\":"
+                 "\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":"
+                 "[]}]}]}]}]}]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER);
 }
 END_TEST
 
@@ -915,12 +939,12 @@ START_TEST(test_error_logged) {
     ck_assert_int_ge(log_hits, 1);
     ck_assert_msg(strstr(log_last, "Precompiled") != NULL, "log names the component: %s", log_last);
     /* bad side files */
-    ck_assert_int_eq(lg_tok_load(NULL, &log, "{" MODEL_OK "}", strlen("{" MODEL_OK "}"), "{", 1,
-                                 NULL, 0, &t),
-                     LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(lg_tok_load(NULL, &log, "{" MODEL_OK "}", strlen("{" MODEL_OK "}"), "{}", 2,
-                                 "[", 1, &t),
-                     LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        lg_tok_load(NULL, &log, "{" MODEL_OK "}", strlen("{" MODEL_OK "}"), "{", 1, NULL, 0, &t),
+        LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        lg_tok_load(NULL, &log, "{" MODEL_OK "}", strlen("{" MODEL_OK "}"), "{}", 2, "[", 1, &t),
+        LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(lg_tok_load(NULL, &log, NULL, 0, NULL, 0, NULL, 0, &t),
                      LLMGPU_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lg_tok_load(NULL, &log, "{}", 2, NULL, 0, NULL, 0, NULL),
@@ -1004,7 +1028,11 @@ START_TEST(test_stream_split_char) {
     ck_assert_uint_eq(push(t, &s, 3 + 0xE4, out, sizeof out), 0);
     l = push(t, &s, 260, out, sizeof out);
     ck_assert_uint_eq(l, 4);
-    ck_assert_int_eq(memcmp(out, "\xEF\xBF\xBD" "a", 4), 0);
+    ck_assert_int_eq(memcmp(out,
+                            "\xEF\xBF\xBD"
+                            "a",
+                            4),
+                     0);
     /* and one left at the end comes out on flush */
     ck_assert_uint_eq(push(t, &s, 3 + 0xE4, out, sizeof out), 0);
     l = sizeof out;
@@ -1049,8 +1077,9 @@ START_TEST(test_stream_matches_decode) {
         return;
     c = corpus_load();
     for (i = 0; i < c.n; i++) {
-        struct ids r = encode(t, (char *)c.raw[i], c.len[i],
-                              LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
+        struct ids r =
+            encode(t, (char *)c.raw[i], c.len[i],
+                   LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
         for (pass = 0; pass < 2; pass++) {
             uint32_t fl = pass ? LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL : 0;
             struct lg_tok_stream s;

@@ -36,27 +36,27 @@ struct sym {
 
 struct hent {
     uint32_t rank, pos;
-    int32_t id;       /* the merge result */
-    int32_t l, r;     /* the pair it was made for: a stale entry no longer matches */
+    int32_t id;   /* the merge result */
+    int32_t l, r; /* the pair it was made for: a stale entry no longer matches */
 };
 
 struct enc {
     const struct lg_tokenizer *t;
     const struct lg_alloc *a;
-    struct lg_tok_buf src;     /* sanitized input */
-    struct lg_tok_buf norm;    /* normalized piece */
-    struct lg_tok_buf ntmp;    /* normalizer ping-pong */
-    struct lg_tok_buf ar;      /* arena of pre-tokenized pieces */
-    struct lg_tok_buf pa, pb;  /* struct piece vectors */
-    struct lg_tok_buf spans;   /* struct span vector */
+    struct lg_tok_buf src;        /* sanitized input */
+    struct lg_tok_buf norm;       /* normalized piece */
+    struct lg_tok_buf ntmp;       /* normalizer ping-pong */
+    struct lg_tok_buf ar;         /* arena of pre-tokenized pieces */
+    struct lg_tok_buf pa, pb;     /* struct piece vectors */
+    struct lg_tok_buf spans;      /* struct span vector */
     struct lg_tok_buf seg1, seg2; /* struct aseg vectors */
-    struct lg_tok_buf ids;     /* int32_t */
-    struct lg_tok_buf syms;    /* struct sym */
-    struct lg_tok_buf heap;    /* struct hent */
+    struct lg_tok_buf ids;        /* int32_t */
+    struct lg_tok_buf syms;       /* struct sym */
+    struct lg_tok_buf heap;       /* struct hent */
     pcre2_match_data *md;
     pcre2_match_context *mc;
     pcre2_jit_stack *js;
-    int err;                   /* enum llmgpu_status of the first failure */
+    int err; /* enum llmgpu_status of the first failure */
 };
 
 #define VEC(b, T) ((T *)(void *)(b)->p)
@@ -298,8 +298,8 @@ int lg_tok_normalize(const struct lg_tokenizer *t, const char *s, size_t n,
 }
 
 /* ---- regex matching with a growable JIT stack ---- */
-static int re_match(struct enc *e, pcre2_code *re, const char *s, size_t n, size_t pos,
-                    size_t *ms, size_t *me) {
+static int re_match(struct enc *e, pcre2_code *re, const char *s, size_t n, size_t pos, size_t *ms,
+                    size_t *me) {
     int rc;
     PCRE2_SIZE *ov;
     if (!e->md && !(e->md = pcre2_match_data_create(16, e->t->gctx)))
@@ -435,7 +435,8 @@ static void span_add(struct enc *e, size_t s, size_t end, int match) {
 }
 
 /* Split piece p at the spans in e->spans per behavior (NormalizedString::split). */
-static void split_apply(struct enc *e, const struct piece *p, enum lg_split_behavior bh, int invert) {
+static void split_apply(struct enc *e, const struct piece *p, enum lg_split_behavior bh,
+                        int invert) {
     struct span *sp = VEC(&e->spans, struct span);
     size_t n = VLEN(&e->spans, struct span), i, k = 0;
     int prev = 0;
@@ -849,7 +850,8 @@ static void bpe_piece(struct enc *e, const char *s, size_t n) {
         return;
     }
     for (i = 1; i + 3 <= n; i++)
-        if (!memcmp(s + i, "\xE2\x96\x81", 3) && !(i >= 3 && !memcmp(s + i - 3, "\xE2\x96\x81", 3))) {
+        if (!memcmp(s + i, "\xE2\x96\x81", 3) &&
+            !(i >= 3 && !memcmp(s + i - 3, "\xE2\x96\x81", 3))) {
             bpe_word(e, s + start, i - start);
             start = i;
         }
@@ -898,8 +900,7 @@ static void encode_plain(struct enc *e, const char *s, size_t n, int first) {
 
 static int oom_any(const struct enc *e) {
     return e->src.oom || e->norm.oom || e->ntmp.oom || e->ar.oom || e->pa.oom || e->pb.oom ||
-           e->spans.oom || e->seg1.oom || e->seg2.oom || e->ids.oom || e->syms.oom ||
-           e->heap.oom;
+           e->spans.oom || e->seg1.oom || e->seg2.oom || e->ids.oom || e->syms.oom || e->heap.oom;
 }
 
 static void encode_text(struct enc *e, const char *s, size_t n, uint32_t flags) {

@@ -66,8 +66,8 @@ static void onig_spaces(const char *pat, size_t len, struct lg_tok_buf *out) {
 }
 
 /* NULL on failure with *st set (BAD_TOKENIZER, logged, or OUT_OF_HOST_MEMORY). */
-static pcre2_code *compile_re(struct lg_tokenizer *t, const char *pat, size_t len,
-                              const char *what, enum llmgpu_status *st) {
+static pcre2_code *compile_re(struct lg_tokenizer *t, const char *pat, size_t len, const char *what,
+                              enum llmgpu_status *st) {
     int err = 0;
     PCRE2_SIZE off = 0;
     pcre2_compile_context *cc;
@@ -213,7 +213,8 @@ static enum llmgpu_status load_vocab(struct lg_tokenizer *t, const cJSON *model,
     }
     cJSON_ArrayForEach(e, vocab) {
         if (jint(e, 0, LG_TOK_MAX_ID - 1, &v)) {
-            lg_err(&t->log, "tokenizer.json: model.vocab[\"%.40s\"]: id is not an integer in [0, %d)",
+            lg_err(&t->log,
+                   "tokenizer.json: model.vocab[\"%.40s\"]: id is not an integer in [0, %d)",
                    e->string ? e->string : "", LG_TOK_MAX_ID);
             return LLMGPU_ERR_BAD_TOKENIZER;
         }
@@ -327,8 +328,10 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
             ls = m->valuestring;
             sp = strchr(ls, ' ');
             if (!sp || strchr(sp + 1, ' ')) {
-                lg_err(&t->log, "tokenizer.json: model.merges[%zu] \"%.40s\" is not two tokens "
-                       "separated by one space", rank, ls);
+                lg_err(&t->log,
+                       "tokenizer.json: model.merges[%zu] \"%.40s\" is not two tokens "
+                       "separated by one space",
+                       rank, ls);
                 st = LLMGPU_ERR_BAD_TOKENIZER;
                 goto out;
             }
@@ -343,8 +346,8 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
             ll = strlen(ls);
             rl = strlen(rs);
         } else {
-            lg_err(&t->log, "tokenizer.json: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]",
-                   rank);
+            lg_err(&t->log,
+                   "tokenizer.json: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", rank);
             st = LLMGPU_ERR_BAD_TOKENIZER;
             goto out;
         }
@@ -359,8 +362,10 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
         }
         id = lg_tok_vocab_get(t, cat.p ? cat.p : "", cat.len);
         if (l < 0 || r < 0 || id < 0) {
-            lg_err(&t->log, "tokenizer.json: model.merges[%zu] (\"%.40s\" + \"%.40s\"): %s not in "
-                   "the vocabulary", rank, ls, rs, id < 0 && l >= 0 && r >= 0 ? "result" : "token");
+            lg_err(&t->log,
+                   "tokenizer.json: model.merges[%zu] (\"%.40s\" + \"%.40s\"): %s not in "
+                   "the vocabulary",
+                   rank, ls, rs, id < 0 && l >= 0 && r >= 0 ? "result" : "token");
             st = LLMGPU_ERR_BAD_TOKENIZER;
             goto out;
         }
@@ -425,8 +430,10 @@ static enum llmgpu_status load_model(struct lg_tokenizer *t, const cJSON *root) 
     }
     if (((s = jstr(model, "continuing_subword_prefix")) && *s) ||
         ((s = jstr(model, "end_of_word_suffix")) && *s)) {
-        lg_err(&t->log, "tokenizer.json: BPE continuing_subword_prefix/end_of_word_suffix \"%s\" "
-               "is not supported", s);
+        lg_err(&t->log,
+               "tokenizer.json: BPE continuing_subword_prefix/end_of_word_suffix \"%s\" "
+               "is not supported",
+               s);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
     t->sp_split = sp_split_safe(t);
@@ -565,7 +572,8 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
         else if (!strcmp(b, "Contiguous"))
             x->behavior = LG_SPLIT_CONTIGUOUS;
         else {
-            lg_err(&t->log, "tokenizer.json: pre_tokenizer Split behavior \"%s\" is not supported", b);
+            lg_err(&t->log, "tokenizer.json: pre_tokenizer Split behavior \"%s\" is not supported",
+                   b);
             return LLMGPU_ERR_BAD_TOKENIZER;
         }
         x->invert = jbool(n, "invert", 0);
@@ -578,8 +586,9 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
             return LLMGPU_ERR_BAD_TOKENIZER;
         }
     } else if (!strcmp(type, "ByteLevel")) {
-        static const char gpt2[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"
-                                   "\\s+(?!\\S)|\\s+";
+        static const char gpt2[] =
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"
+            "\\s+(?!\\S)|\\s+";
         x->kind = LG_PRE_BYTELEVEL;
         x->add_prefix_space = jbool(n, "add_prefix_space", 1);
         x->use_regex = jbool(n, "use_regex", 1);
@@ -665,8 +674,10 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
         }
         if (!(x->s1 = dupstr(t, c, &x->s1_len)))
             return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        x->start = jint(cJSON_GetObjectItemCaseSensitive(n, "start"), 0, 1 << 20, &v) ? 0 : (uint32_t)v;
-        x->stop = jint(cJSON_GetObjectItemCaseSensitive(n, "stop"), 0, 1 << 20, &v) ? 0 : (uint32_t)v;
+        x->start =
+            jint(cJSON_GetObjectItemCaseSensitive(n, "start"), 0, 1 << 20, &v) ? 0 : (uint32_t)v;
+        x->stop =
+            jint(cJSON_GetObjectItemCaseSensitive(n, "stop"), 0, 1 << 20, &v) ? 0 : (uint32_t)v;
     } else if (!strcmp(type, "Replace")) {
         int is_re = 0;
         const char *p = pattern_of(n, &is_re), *c = jstr(n, "content");
@@ -745,15 +756,17 @@ static enum llmgpu_status load_post(struct lg_tokenizer *t, const cJSON *n, int 
                 const cJSON *def = cJSON_GetObjectItemCaseSensitive(specials, jstr(sp, "id"));
                 const cJSON *ids = cJSON_GetObjectItemCaseSensitive(def, "ids"), *idv;
                 if (!cJSON_IsArray(ids)) {
-                    lg_err(&t->log, "tokenizer.json: TemplateProcessing special token \"%.40s\" "
-                           "not defined", jstr(sp, "id"));
+                    lg_err(&t->log,
+                           "tokenizer.json: TemplateProcessing special token \"%.40s\" "
+                           "not defined",
+                           jstr(sp, "id"));
                     return LLMGPU_ERR_BAD_TOKENIZER;
                 }
                 cJSON_ArrayForEach(idv, ids) {
                     int64_t v;
                     if (jint(idv, 0, (int64_t)t->n_vocab - 1, &v)) {
                         lg_err(&t->log, "tokenizer.json: TemplateProcessing special token id out "
-                               "of the vocabulary");
+                                        "of the vocabulary");
                         return LLMGPU_ERR_BAD_TOKENIZER;
                     }
                     if ((st = tmpl_push(t, (int32_t)v)))
@@ -761,7 +774,7 @@ static enum llmgpu_status load_post(struct lg_tokenizer *t, const cJSON *n, int 
                 }
             } else {
                 lg_err(&t->log, "tokenizer.json: TemplateProcessing item is neither SpecialToken "
-                       "nor Sequence");
+                                "nor Sequence");
                 return LLMGPU_ERR_BAD_TOKENIZER;
             }
         }
@@ -919,9 +932,9 @@ static void eog_add(struct lg_tokenizer *t, int32_t id) {
 }
 
 static int is_llama_class(const char *cls) {
-    static const char *const names[] = {"LlamaTokenizer", "LlamaTokenizerFast",
+    static const char *const names[] = {"LlamaTokenizer",     "LlamaTokenizerFast",
                                         "CodeLlamaTokenizer", "CodeLlamaTokenizerFast",
-                                        "GemmaTokenizer", "GemmaTokenizerFast"};
+                                        "GemmaTokenizer",     "GemmaTokenizerFast"};
     size_t i;
     for (i = 0; cls && i < LG_ARRAY_LEN(names); i++)
         if (!strcmp(cls, names[i]))
@@ -947,8 +960,8 @@ static enum llmgpu_status cfg_special(struct lg_tokenizer *t, const char *s, uin
 /* tokenizer_config.json "added_tokens_decoder": {"id": {"content", flags...}}. transformers
  * adds the entries whose id is not an added token yet; transformers 5 also re-adds an
  * entry whose flags differ, and the Rust side then takes the new flags. */
-static enum llmgpu_status cfg_added_decoder(struct lg_tokenizer *t, const cJSON *cfg,
-                                            uint32_t *cap, int v4) {
+static enum llmgpu_status cfg_added_decoder(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap,
+                                            int v4) {
     const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *e;
     enum llmgpu_status st;
     if (!cJSON_IsObject(dec))
@@ -987,7 +1000,8 @@ static enum llmgpu_status cfg_added_decoder(struct lg_tokenizer *t, const cJSON 
     return LLMGPU_OK;
 }
 
-static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap, int v4) {
+static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap,
+                                   int v4) {
     enum llmgpu_status st;
     t->clean_up_spaces = 0;
     if (cJSON_IsObject(cfg)) {
@@ -999,7 +1013,9 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
             return st;
         t->clean_up_spaces = jbool(cfg, "clean_up_tokenization_spaces", 0);
         /* transformers 5 ignores it for BPE models (TokenizersBackend._decode) */
-        if (!v4 && !jbool(cfg, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", 0))
+        if (!v4 &&
+            !jbool(cfg, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output",
+                   0))
             t->clean_up_spaces = 0;
         for (i = 0; i < LG_ARRAY_LEN(keys); i++) {
             st = cfg_special(t, token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i])), cap);
@@ -1030,9 +1046,9 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
 }
 
 static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen, int v4) {
-    static const char *const eog_names[] = {"<|eot_id|>", "<|eom_id|>", "<|im_end|>",
+    static const char *const eog_names[] = {"<|eot_id|>",      "<|eom_id|>",    "<|im_end|>",
                                             "<|end_of_text|>", "<|endoftext|>", "</s>",
-                                            "<end_of_turn>", "<|end|>", "<|return|>"};
+                                            "<end_of_turn>",   "<|end|>",       "<|return|>"};
     const char *bos = NULL, *eos = NULL, *cls = NULL;
     size_t i;
     int64_t v;
@@ -1075,8 +1091,8 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen,
         } else if (!jint(e, 0, (int64_t)t->n_vocab - 1, &v)) {
             t->eos_ids[t->n_eos_ids++] = (int32_t)v;
         }
-        if (t->bos_id < 0 &&
-            !jint(cJSON_GetObjectItemCaseSensitive(gen, "bos_token_id"), 0, (int64_t)t->n_vocab - 1, &v))
+        if (t->bos_id < 0 && !jint(cJSON_GetObjectItemCaseSensitive(gen, "bos_token_id"), 0,
+                                   (int64_t)t->n_vocab - 1, &v))
             t->bos_id = (int32_t)v;
     }
     if (t->n_eos_ids == 0 && t->eos_id >= 0)
@@ -1126,7 +1142,9 @@ static enum llmgpu_status v5_llama(struct lg_tokenizer *t, const cJSON *cfg) {
     p = &t->pre[t->n_pre++];
     memset(p, 0, sizeof *p);
     p->kind = LG_PRE_METASPACE;
-    p->prepend = !add_prefix_space ? LG_PREPEND_NEVER : legacy ? LG_PREPEND_ALWAYS : LG_PREPEND_FIRST;
+    p->prepend = !add_prefix_space ? LG_PREPEND_NEVER
+                 : legacy          ? LG_PREPEND_ALWAYS
+                                   : LG_PREPEND_FIRST;
     if (!(p->s1 = lg_strdup(t->a, SP_MARK)))
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     p->s1_len = 3;
@@ -1265,10 +1283,9 @@ err_free:
     return st;
 }
 
-enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log,
-                               const char *json, size_t json_len, const char *cfg,
-                               size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
-                               struct lg_tokenizer **out) {
+enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log, const char *json,
+                               size_t json_len, const char *cfg, size_t cfg_len,
+                               const char *gen_cfg, size_t gen_cfg_len, struct lg_tokenizer **out) {
     return lg_tok_load_ex(a, log, json, json_len, cfg, cfg_len, gen_cfg, gen_cfg_len, 0, out);
 }
 

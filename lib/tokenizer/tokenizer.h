@@ -4,8 +4,8 @@
  * Loads tokenizer.json (+ tokenizer_config.json, generation_config.json,
  * special_tokens_map.json, chat_template.jinja) and encodes / decodes exactly like
  * transformers' AutoTokenizer (backed by the Rust `tokenizers` crate; transformers 5 by
- * default, see LG_TOK_OPT_TRANSFORMERS_V4). Supported: BPE models (merges in "a b" or ["a","b"] form,
- * byte_fallback, ignore_merges, unk/fuse_unk), normalizers NFC/NFD/NFKC/NFKD, Lowercase,
+ * default, see LG_TOK_OPT_TRANSFORMERS_V4). Supported: BPE models (merges in "a b" or ["a","b"]
+ * form, byte_fallback, ignore_merges, unk/fuse_unk), normalizers NFC/NFD/NFKC/NFKD, Lowercase,
  * Prepend, Replace, Strip, Sequence; pre-tokenizers Split, ByteLevel, Metaspace, Digits,
  * Sequence; added tokens with lstrip/rstrip/single_word/normalized/special; post-processors
  * TemplateProcessing, ByteLevel, Sequence; decoders ByteLevel, Metaspace, ByteFallback,
@@ -33,10 +33,9 @@ struct lg_tokenizer;
  * On failure *out is NULL.
  * Returns LLMGPU_OK, LLMGPU_ERR_BAD_TOKENIZER, LLMGPU_ERR_OUT_OF_HOST_MEMORY,
  * LLMGPU_ERR_INVALID_ARGUMENT. */
-enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log,
-                               const char *json, size_t json_len, const char *cfg,
-                               size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
-                               struct lg_tokenizer **out);
+enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log, const char *json,
+                               size_t json_len, const char *cfg, size_t cfg_len,
+                               const char *gen_cfg, size_t gen_cfg_len, struct lg_tokenizer **out);
 /* Load dir/tokenizer.json, and dir/tokenizer_config.json and dir/generation_config.json
  * when present. Also LLMGPU_ERR_IO when tokenizer.json cannot be read. */
 enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log *log,
@@ -80,7 +79,8 @@ enum llmgpu_status lg_tok_piece(const struct lg_tokenizer *t, int32_t id, char *
 
 uint32_t lg_tok_n_vocab(const struct lg_tokenizer *t); /* highest id + 1, added tokens included */
 int32_t lg_tok_bos(const struct lg_tokenizer *t);      /* -1 if none */
-int32_t lg_tok_eos(const struct lg_tokenizer *t); /* generation_config first, else tokenizer's; -1 */
+int32_t
+lg_tok_eos(const struct lg_tokenizer *t); /* generation_config first, else tokenizer's; -1 */
 int lg_tok_is_eog(const struct lg_tokenizer *t, int32_t id);
 int lg_tok_is_special(const struct lg_tokenizer *t, int32_t id);
 int lg_tok_is_control(const struct lg_tokenizer *t, int32_t id); /* special or an added token */
@@ -101,10 +101,10 @@ uint32_t lg_tok_eos_ids(const struct lg_tokenizer *t, int32_t *ids, uint32_t cap
  * once the last character is complete. Fixed size, never allocates. */
 struct lg_tok_stream {
     uint32_t flags;
-    uint32_t n_tokens;    /* tokens that produced output so far (after skipping) */
-    uint32_t strip_left;  /* leading-space chars still to strip (Strip decoder) */
-    uint32_t stripping;   /* strip_left initialised */
-    uint32_t n_pending;   /* bytes of an incomplete UTF-8 character */
+    uint32_t n_tokens;   /* tokens that produced output so far (after skipping) */
+    uint32_t strip_left; /* leading-space chars still to strip (Strip decoder) */
+    uint32_t stripping;  /* strip_left initialised */
+    uint32_t n_pending;  /* bytes of an incomplete UTF-8 character */
     unsigned char pending[4];
 };
 void lg_tok_stream_init(struct lg_tok_stream *s); /* flags 0: like decode() */

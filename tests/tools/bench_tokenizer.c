@@ -18,15 +18,20 @@
 #include "tokenizer/tokenizer.h"
 
 static const char *const words[] = {
-    "the", "of", "and", "to", "in", "is", "was", "for", "that", "with", "as", "on", "by", "at",
-    "from", "his", "her", "it", "an", "were", "are", "which", "this", "be", "or", "has", "had",
-    "not", "but", "also", "first", "new", "one", "their", "after", "its", "who", "two", "they",
-    "have", "been", "other", "all", "time", "year", "city", "during", "would", "some", "there",
-    "more", "into", "school", "world", "state", "government", "between", "people", "under",
-    "these", "years", "however", "called", "most", "company", "used", "known", "number", "may",
-    "same", "only", "later", "such", "including", "while", "them", "work", "university",
-    "national", "where", "part", "many", "through", "family", "second", "when", "both", "three",
-    "because", "example", "language", "computer", "running", "quickly", "beautiful", "important"};
+    "the",        "of",       "and",     "to",        "in",       "is",      "was",
+    "for",        "that",     "with",    "as",        "on",       "by",      "at",
+    "from",       "his",      "her",     "it",        "an",       "were",    "are",
+    "which",      "this",     "be",      "or",        "has",      "had",     "not",
+    "but",        "also",     "first",   "new",       "one",      "their",   "after",
+    "its",        "who",      "two",     "they",      "have",     "been",    "other",
+    "all",        "time",     "year",    "city",      "during",   "would",   "some",
+    "there",      "more",     "into",    "school",    "world",    "state",   "government",
+    "between",    "people",   "under",   "these",     "years",    "however", "called",
+    "most",       "company",  "used",    "known",     "number",   "may",     "same",
+    "only",       "later",    "such",    "including", "while",    "them",    "work",
+    "university", "national", "where",   "part",      "many",     "through", "family",
+    "second",     "when",     "both",    "three",     "because",  "example", "language",
+    "computer",   "running",  "quickly", "beautiful", "important"};
 
 static uint64_t lcg_x;
 static uint64_t lcg(void) {
@@ -149,7 +154,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot load %s\n", argv[1]);
         return 1;
     }
-    printf("{\"tokenizer\": \"%s\", \"load_seconds\": %.3f, \"threads\": 1,\n", argv[1], now() - t0);
+    printf("{\"tokenizer\": \"%s\", \"load_seconds\": %.3f, \"threads\": 1,\n", argv[1],
+           now() - t0);
     en = gen_english(mb << 20);
     cjk = gen_cjk(mb << 20);
     if (getenv("LG_BENCH_DUMP")) { /* write the texts, to compare with the Python generator */
