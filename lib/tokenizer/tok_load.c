@@ -1045,7 +1045,8 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
     return LLMGPU_OK;
 }
 
-static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen, int v4) {
+static enum llmgpu_status load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen,
+                                   int v4) {
     static const char *const eog_names[] = {"<|eot_id|>",      "<|eom_id|>",    "<|im_end|>",
                                             "<|end_of_text|>", "<|endoftext|>", "</s>",
                                             "<end_of_turn>",   "<|end|>",       "<|return|>"};
@@ -1056,6 +1057,14 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen,
         bos = token_content(cJSON_GetObjectItemCaseSensitive(cfg, "bos_token"));
         eos = token_content(cJSON_GetObjectItemCaseSensitive(cfg, "eos_token"));
         cls = jstr(cfg, "tokenizer_class");
+    }
+    if (cJSON_IsObject(cfg)) { /* the chat template's bos_token, eos_token, ... */
+        static const char *const keys[4] = {"bos_token", "eos_token", "unk_token", "pad_token"};
+        for (i = 0; i < 4; i++) {
+            const char *str = token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i]));
+            if (str && !(t->special_str[i] = lg_strdup(t->a, str)))
+                return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        }
     }
     t->bos_id = find_token(t, bos);
     t->eos_id = find_token(t, eos);
@@ -1104,6 +1113,7 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen,
     eog_add(t, t->eos_id);
     for (i = 0; i < LG_ARRAY_LEN(eog_names); i++)
         eog_add(t, lg_tok_find(t, eog_names[i]));
+    return LLMGPU_OK;
 }
 
 /* ---- public entry points ---- */
@@ -1264,7 +1274,8 @@ enum llmgpu_status lg_tok_load_ex(const struct lg_alloc *a, const struct lg_log 
         goto err_free;
     if ((st = added_finish(t)))
         goto err_free;
-    load_ids(t, jc, jg, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0);
+    if ((st = load_ids(t, jc, jg, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0)))
+        goto err_free;
     if ((st = lg_tok_bpe_selfcheck(t)))
         goto err_free;
     if ((st = lg_tok_pieces_build(t)))
@@ -1428,6 +1439,8 @@ void lg_tok_free(struct lg_tokenizer *t) {
     lg_free(&a, t->vtok_len);
     lg_free(&a, t->is_special);
     lg_free(&a, t->chat_template);
+    for (i = 0; i < 4; i++)
+        lg_free(&a, t->special_str[i]);
     lg_free(&a, t);
 }
 
