@@ -10,7 +10,7 @@
  * Sequence; added tokens with lstrip/rstrip/single_word/normalized/special; post-processors
  * TemplateProcessing, ByteLevel, Sequence; decoders ByteLevel, Metaspace, ByteFallback,
  * Fuse, Strip, Replace, Sequence. Anything else is LLMGPU_ERR_BAD_TOKENIZER with a log
- * line naming the component.
+ * line naming the component. Chat templates are rendered by a Jinja2 subset (tok_chat.c).
  *
  * Thread safety: a loaded tokenizer is immutable; every function taking a const
  * struct lg_tokenizer * may be called from any number of threads at once.
