@@ -1483,6 +1483,14 @@ const char *lg_tok_text(const struct lg_tokenizer *t, int32_t id) {
         return NULL;
     return t->text_pool + t->tok_off[id];
 }
+const char *lg_tok_config_token(const struct lg_tokenizer *t, const char *key) {
+    static const char *const keys[4] = {"bos_token", "eos_token", "unk_token", "pad_token"};
+    size_t i;
+    for (i = 0; t && key && i < 4; i++)
+        if (!strcmp(key, keys[i]))
+            return t->special_str[i];
+    return NULL;
+}
 const char *lg_tok_chat_template(const struct lg_tokenizer *t) {
     return t ? t->chat_template : NULL;
 }

@@ -10,7 +10,8 @@
  * Sequence; added tokens with lstrip/rstrip/single_word/normalized/special; post-processors
  * TemplateProcessing, ByteLevel, Sequence; decoders ByteLevel, Metaspace, ByteFallback,
  * Fuse, Strip, Replace, Sequence. Anything else is LLMGPU_ERR_BAD_TOKENIZER with a log
- * line naming the component. Chat templates are rendered by a Jinja2 subset (tok_chat.c).
+ * line naming the component. Chat templates are lib/chat's: lg_tok_chat_template() and
+ * lg_tok_config_token() give it the template and the special-token strings.
  *
  * Thread safety: a loaded tokenizer is immutable; every function taking a const
  * struct lg_tokenizer * may be called from any number of threads at once.
@@ -92,25 +93,9 @@ const char *lg_tok_chat_template(const struct lg_tokenizer *t); /* or NULL; vali
 /* The eos ids of generation_config.json (else the tokenizer's eos); count returned. */
 uint32_t lg_tok_eos_ids(const struct lg_tokenizer *t, int32_t *ids, uint32_t cap);
 
-/* Chat templates. One message: role ("system", "user", "assistant", ...) and content,
- * both NUL-terminated UTF-8. */
-struct lg_chat_msg {
-    const char *role;
-    const char *content;
-};
-#define LG_CHAT_ADD_GENERATION_PROMPT (1u << 0) /* add_generation_prompt=True */
-#define LG_CHAT_THINKING_OFF (1u << 1)          /* enable_thinking=False (Qwen3) */
-/* Render the chat template (tmpl, or the tokenizer's when NULL) as transformers'
- * apply_chat_template(messages, tokenize=False, add_generation_prompt=...) does; bos_token,
- * eos_token, unk_token and pad_token come from tokenizer_config.json. The text is to be
- * encoded without ADD_SPECIAL (the template writes BOS itself). Two-call idiom, no NUL.
- * Returns LLMGPU_OK, LLMGPU_ERR_BUFFER_TOO_SMALL, LLMGPU_ERR_INVALID_ARGUMENT (no template,
- * the caller's template is malformed, or the template raised an exception: messages it
- * does not accept), LLMGPU_ERR_BAD_TOKENIZER (the tokenizer's template is malformed or
- * uses an unsupported feature), LLMGPU_ERR_OUT_OF_HOST_MEMORY; details go to the log. */
-enum llmgpu_status lg_tok_chat_apply(const struct lg_tokenizer *t, const char *tmpl,
-                                     const struct lg_chat_msg *msgs, size_t n, uint32_t flags,
-                                     char *out, size_t *len_inout);
+/* tokenizer_config.json's text of "bos_token", "eos_token", "unk_token" or "pad_token"
+ * (what a chat template sees under those names), or NULL. Valid as long as t. */
+const char *lg_tok_config_token(const struct lg_tokenizer *t, const char *key);
 
 /* Streaming detokenizer: push ids one at a time and get the text they add. Emits only
  * complete UTF-8 characters (a token that ends inside a character is held until the

@@ -2,9 +2,8 @@
  * fuzz_tokenizer.c - libFuzzer target for lib/tokenizer.
  *
  * The first input byte picks the mode:
- *   0 mod 4: the rest is a tokenizer.json; load it and, when it loads, encode, decode,
+ *   even: the rest is a tokenizer.json; load it and, when it loads, encode, decode,
  *         stream and piece a fixed text with it (parsing and every component).
- *   2 mod 4: the rest is a chat template, rendered for a fixed conversation.
  *   odd:  the rest is text (arbitrary bytes) for one of the real tokenizers (byte 1 picks
  *         which, byte 2 the flags); checks that decode and the stream agree and that the
  *         pieces of a byte-level tokenizer give back the (U+FFFD-repaired) text.
@@ -128,29 +127,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         load_all();
     if (size < 1)
         return 0;
-    if ((data[0] & 3) == 2) {
-        static const struct lg_chat_msg msgs[3] = {
-            {"system", "be brief"}, {"user", "Hi <s> \xC3\xA9"}, {"assistant", "<think>\nx\n</think>\n\ny"}};
-        char *tmpl = malloc(size);
-        size_t len = 0;
-        if (!toks[4] || !tmpl) {
-            free(tmpl);
-            return 0;
-        }
-        memcpy(tmpl, data + 1, size - 1);
-        tmpl[size - 1] = 0;
-        if (lg_tok_chat_apply(toks[4], tmpl, msgs, 3, data[0] >> 2 & 3, NULL, &len) == LLMGPU_OK) {
-            char *out = malloc(len + 1);
-            size_t l2 = len;
-            if (lg_tok_chat_apply(toks[4], tmpl, msgs, 3, data[0] >> 2 & 3, out, &l2) !=
-                    LLMGPU_OK ||
-                l2 != len)
-                abort();
-            free(out);
-        }
-        free(tmpl);
-        return 0;
-    }
     if (!(data[0] & 1)) {
         struct lg_tokenizer *t;
         static const char text[] =

@@ -16,14 +16,6 @@ Fixtures:
          add_special_tokens=False).ids (the file as written, whatever transformers does)}
   where text = raw_bytes.decode("utf-8", errors="replace").
 
-Chat templates (apply_chat_template(tokenize=False)):
-    python3 tests/tools/make_tokenizer_fixtures.py --chat tests/fixtures/tokenizers/npm/llama2 \
-        tests/fixtures/tokenizers/npm/llama3 tests/fixtures/tokenizers/npm/qwen3
-  writes tests/fixtures/tokenizer/chat/py/<name>.json: for every conversation of
-  chat/convs.json, {"ok": true, "text": ...} or {"ok": false, "err": ...}; <name> is each
-  tokenizer with its own template, and each template of chat/templates.json rendered with
-  the llama2 tokenizer (bos "<s>", eos "</s>").
-
 Benchmark (HF tokenizers, one thread):
     python3 tests/tools/make_tokenizer_fixtures.py --bench DIR [DIR...]
   prints one JSON line per tokenizer with MB/s on a generated English and CJK text
@@ -158,36 +150,6 @@ def make_fixtures(args):
         print("wrote %s (%d entries)" % (path, len(entries)), file=sys.stderr)
 
 
-def make_chat(args):
-    cdir = args.chat_dir
-    with open(os.path.join(cdir, "convs.json"), encoding="utf-8") as f:
-        convs = json.load(f)
-    with open(os.path.join(cdir, "templates.json"), encoding="utf-8") as f:
-        templates = json.load(f)
-    toks = {os.path.basename(os.path.normpath(d)): load(d) for d in args.dirs}
-    jobs = [(name, tok, None) for name, tok in toks.items() if tok.chat_template]
-    base = toks.get("llama2") or next(iter(toks.values()))
-    jobs += [(name, base, tpl) for name, tpl in templates.items()]
-    os.makedirs(os.path.join(cdir, "py"), exist_ok=True)
-    for name, tok, tpl in jobs:
-        out = []
-        for c in convs:
-            kw = {"tokenize": False, "add_generation_prompt": bool(c.get("agp"))}
-            if tpl is not None:
-                kw["chat_template"] = tpl
-            if c.get("no_think"):
-                kw["enable_thinking"] = False
-            try:
-                out.append({"ok": True, "text": tok.apply_chat_template(c["messages"], **kw)})
-            except Exception as e:  # raise_exception() in the template, and the like
-                out.append({"ok": False, "err": str(e)})
-        path = os.path.join(cdir, "py", name + ".json")
-        with open(path, "w", encoding="utf-8") as f:
-            json.dump(out, f, ensure_ascii=False, indent=1)
-            f.write("\n")
-        print("wrote %s" % path, file=sys.stderr)
-
-
 def bench(args):
     from tokenizers import Tokenizer
     texts = {"english": bench_english(args.bench_bytes), "cjk": bench_cjk(args.bench_bytes)}
@@ -220,15 +182,11 @@ def main():
     ap.add_argument("--corpus", default="tests/fixtures/tokenizer/corpus.jsonl")
     ap.add_argument("--out", default="tests/fixtures/tokenizer/py")
     ap.add_argument("--bench", action="store_true", help="time HF tokenizers instead")
-    ap.add_argument("--chat", action="store_true", help="render chat templates instead")
-    ap.add_argument("--chat-dir", default="tests/fixtures/tokenizer/chat")
     ap.add_argument("--bench-bytes", type=int, default=8 << 20)
     ap.add_argument("--bench-reps", type=int, default=3)
     args = ap.parse_args()
     if args.bench:
         bench(args)
-    elif args.chat:
-        make_chat(args)
     else:
         make_fixtures(args)
 
