@@ -323,10 +323,8 @@ START_TEST(test_sp_basic) {
     EXPECT(t, "<s>ab", all, 1, 1, 264, 2);
     EXPECT(t, "c <s>", all, 1, 259, 265, 259, 1, 2);
     ck_assert_str_eq(lg_tok_chat_template(t), "{{ bos_token }}{{ messages }}");
-    ck_assert_str_eq(lg_tok_config_token(t, "bos_token"), "<s>");
-    ck_assert_str_eq(lg_tok_config_token(t, "eos_token"), "</s>");
-    ck_assert_ptr_null(lg_tok_config_token(t, "unk_token"));
-    ck_assert_ptr_null(lg_tok_config_token(t, "bogus"));
+    ck_assert_str_eq(lg_tok_chat_token(t, 0), "<s>");
+    ck_assert_str_eq(lg_tok_chat_token(t, 1), "</s>");
     ck_assert_int_eq(lg_tok_bos(t), 1);
     ck_assert_int_eq(lg_tok_eos(t), 2);
     lg_tok_free(t);

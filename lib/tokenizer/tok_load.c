@@ -1028,6 +1028,12 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
                     return st;
             }
         }
+        for (i = 0; i < 2; i++) {
+            const char *tx = token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i]));
+            char **dst = i ? &t->chat_eos : &t->chat_bos;
+            if (tx && !(*dst = lg_strdup(t->a, tx)))
+                return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        }
         if (cJSON_IsString(ct)) {
             if (!(t->chat_template = lg_strdup(t->a, ct->valuestring)))
                 return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
@@ -1057,14 +1063,6 @@ static enum llmgpu_status load_ids(struct lg_tokenizer *t, const cJSON *cfg, con
         bos = token_content(cJSON_GetObjectItemCaseSensitive(cfg, "bos_token"));
         eos = token_content(cJSON_GetObjectItemCaseSensitive(cfg, "eos_token"));
         cls = jstr(cfg, "tokenizer_class");
-    }
-    if (cJSON_IsObject(cfg)) { /* the chat template's bos_token, eos_token, ... */
-        static const char *const keys[4] = {"bos_token", "eos_token", "unk_token", "pad_token"};
-        for (i = 0; i < 4; i++) {
-            const char *str = token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i]));
-            if (str && !(t->special_str[i] = lg_strdup(t->a, str)))
-                return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        }
     }
     t->bos_id = find_token(t, bos);
     t->eos_id = find_token(t, eos);
@@ -1439,8 +1437,8 @@ void lg_tok_free(struct lg_tokenizer *t) {
     lg_free(&a, t->vtok_len);
     lg_free(&a, t->is_special);
     lg_free(&a, t->chat_template);
-    for (i = 0; i < 4; i++)
-        lg_free(&a, t->special_str[i]);
+    lg_free(&a, t->chat_bos);
+    lg_free(&a, t->chat_eos);
     lg_free(&a, t);
 }
 
@@ -1483,13 +1481,8 @@ const char *lg_tok_text(const struct lg_tokenizer *t, int32_t id) {
         return NULL;
     return t->text_pool + t->tok_off[id];
 }
-const char *lg_tok_config_token(const struct lg_tokenizer *t, const char *key) {
-    static const char *const keys[4] = {"bos_token", "eos_token", "unk_token", "pad_token"};
-    size_t i;
-    for (i = 0; t && key && i < 4; i++)
-        if (!strcmp(key, keys[i]))
-            return t->special_str[i];
-    return NULL;
+const char *lg_tok_chat_token(const struct lg_tokenizer *t, int eos) {
+    return t ? (eos ? t->chat_eos : t->chat_bos) : NULL;
 }
 const char *lg_tok_chat_template(const struct lg_tokenizer *t) {
     return t ? t->chat_template : NULL;

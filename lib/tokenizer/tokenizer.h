@@ -11,7 +11,7 @@
  * TemplateProcessing, ByteLevel, Sequence; decoders ByteLevel, Metaspace, ByteFallback,
  * Fuse, Strip, Replace, Sequence. Anything else is LLMGPU_ERR_BAD_TOKENIZER with a log
  * line naming the component. Chat templates are lib/chat's: lg_tok_chat_template() and
- * lg_tok_config_token() give it the template and the special-token strings.
+ * lg_tok_chat_token() give it the template and the bos/eos strings.
  *
  * Thread safety: a loaded tokenizer is immutable; every function taking a const
  * struct lg_tokenizer * may be called from any number of threads at once.
@@ -90,12 +90,11 @@ int32_t lg_tok_find(const struct lg_tokenizer *t, const char *token_text); /* -1
  * valid as long as t; NULL for an id outside the vocabulary or a hole in it. */
 const char *lg_tok_text(const struct lg_tokenizer *t, int32_t id);
 const char *lg_tok_chat_template(const struct lg_tokenizer *t); /* or NULL; valid as long as t */
+/* tokenizer_config.json's bos_token (eos 0) or eos_token (eos 1) text as written, which is
+ * what a chat template sees (not generation_config's ids); NULL if absent. */
+const char *lg_tok_chat_token(const struct lg_tokenizer *t, int eos);
 /* The eos ids of generation_config.json (else the tokenizer's eos); count returned. */
 uint32_t lg_tok_eos_ids(const struct lg_tokenizer *t, int32_t *ids, uint32_t cap);
-
-/* tokenizer_config.json's text of "bos_token", "eos_token", "unk_token" or "pad_token"
- * (what a chat template sees under those names), or NULL. Valid as long as t. */
-const char *lg_tok_config_token(const struct lg_tokenizer *t, const char *key);
 
 /* Streaming detokenizer: push ids one at a time and get the text they add. Emits only
  * complete UTF-8 characters (a token that ends inside a character is held until the
