@@ -237,6 +237,22 @@ START_TEST(test_bytelevel_basic) {
 }
 END_TEST
 
+START_TEST(test_bytelevel_llama_class) {
+    /* a byte-level tokenizer.json whose config names LlamaTokenizer keeps its pipeline */
+    static const char cfg[] = "{\"tokenizer_class\": \"LlamaTokenizer\", \"legacy\": false}";
+    struct lg_tokenizer *t;
+    char *js;
+    size_t jl;
+    js = slurp(path_of("fixtures/tokenizer/tiny/bytelevel/tokenizer.json"), &jl);
+    ck_assert_ptr_nonnull(js);
+    ck_assert_int_eq(lg_tok_load(NULL, NULL, js, jl, cfg, sizeof cfg - 1, NULL, 0, &t), LLMGPU_OK);
+    free(js);
+    EXPECT(t, "the hello", LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL,
+           300, 116, 257, 262);
+    lg_tok_free(t);
+}
+END_TEST
+
 START_TEST(test_bytelevel_added_flags) {
     struct lg_tokenizer *t = load_tiny("bytelevel");
     uint32_t ps = LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL;
@@ -1116,6 +1132,7 @@ Suite *tokenizer_suite(void) {
     TCase *err = tcase_create("Errors"), *str = tcase_create("Stream");
     tcase_add_test(core, test_bytelevel_basic);
     tcase_add_test(core, test_bytelevel_added_flags);
+    tcase_add_test(core, test_bytelevel_llama_class);
     tcase_add_test(core, test_bytelevel_decode);
     tcase_add_test(core, test_bytelevel_meta);
     tcase_add_test(core, test_sp_basic);

@@ -1128,6 +1128,14 @@ static enum llmgpu_status v5_llama(struct lg_tokenizer *t, const cJSON *cfg) {
     const char *cls = cJSON_IsObject(cfg) ? jstr(cfg, "tokenizer_class") : NULL;
     if (!cls || (strcmp(cls, "LlamaTokenizer") && strcmp(cls, "LlamaTokenizerFast")))
         return LLMGPU_OK;
+    /* A byte-level tokenizer.json under a Llama class name (some Llama 3 derivatives) would
+     * be broken by the SentencePiece rebuild; keep it as written (a deliberate deviation). */
+    for (i = 0; i < t->n_pre; i++)
+        if (t->pre[i].kind == LG_PRE_BYTELEVEL)
+            return LLMGPU_OK;
+    for (i = 0; i < t->n_dec; i++)
+        if (t->dec[i].kind == LG_DEC_BYTELEVEL)
+            return LLMGPU_OK;
     add_prefix_space = jbool(cfg, "add_prefix_space", 1);
     legacy = jbool(cfg, "legacy", 0);
     for (i = 0; i < t->n_norm; i++) {
