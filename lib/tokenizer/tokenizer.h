@@ -46,7 +46,8 @@ enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log
  * 5.17.0 with tokenizers 0.23.2), which differs from the file as written in two ways:
  * LlamaTokenizer-class tokenizers get their pipeline rebuilt from tokenizer_config.json
  * (no normalizer, Metaspace with prepend_scheme "always" when legacy else "first",
- * split=False; decoder Replace/ByteFallback/Fuse/Strip), and clean_up_tokenization_spaces
+ * split=False; decoder Replace/ByteFallback/Fuse/Strip; not done to a byte-level
+ * tokenizer.json, which that would break), and clean_up_tokenization_spaces
  * is ignored for BPE models. The post-processor is rebuilt from add_bos_token/add_eos_token
  * only when tokenizer_config.json names one of them.
  * LG_TOK_OPT_TRANSFORMERS_V4: behave as transformers 4 and the `tokenizers` library (and
