@@ -45,7 +45,6 @@ struct enc {
     const struct lg_alloc *a;
     struct lg_tok_buf src;        /* sanitized input */
     struct lg_tok_buf norm;       /* normalized piece */
-    struct lg_tok_buf ntmp;       /* normalizer ping-pong */
     struct lg_tok_buf ar;         /* arena of pre-tokenized pieces */
     struct lg_tok_buf pa, pb;     /* struct piece vectors */
     struct lg_tok_buf spans;      /* struct span vector */
@@ -899,7 +898,7 @@ static void encode_plain(struct enc *e, const char *s, size_t n, int first) {
 }
 
 static int oom_any(const struct enc *e) {
-    return e->src.oom || e->norm.oom || e->ntmp.oom || e->ar.oom || e->pa.oom || e->pb.oom ||
+    return e->src.oom || e->norm.oom || e->ar.oom || e->pa.oom || e->pb.oom ||
            e->spans.oom || e->seg1.oom || e->seg2.oom || e->ids.oom || e->syms.oom || e->heap.oom;
 }
 
@@ -975,7 +974,6 @@ static void enc_init(struct enc *e, const struct lg_tokenizer *t) {
     e->a = t->a;
     lg_tok_buf_init(&e->src, t->a);
     lg_tok_buf_init(&e->norm, t->a);
-    lg_tok_buf_init(&e->ntmp, t->a);
     lg_tok_buf_init(&e->ar, t->a);
     lg_tok_buf_init(&e->pa, t->a);
     lg_tok_buf_init(&e->pb, t->a);
@@ -990,7 +988,6 @@ static void enc_init(struct enc *e, const struct lg_tokenizer *t) {
 static void enc_free(struct enc *e) {
     lg_tok_buf_free(&e->src);
     lg_tok_buf_free(&e->norm);
-    lg_tok_buf_free(&e->ntmp);
     lg_tok_buf_free(&e->ar);
     lg_tok_buf_free(&e->pa);
     lg_tok_buf_free(&e->pb);
