@@ -8,7 +8,16 @@
  *      -lpcre2-8 -lutf8proc -lcjson
  *   build/bench_tokenizer tests/fixtures/tokenizers/npm/llama3 [MB] [reps]
  *
- * Like the Python side, the text is encoded one paragraph (line) per call.
+ * Like the Python side, the text is encoded one paragraph (line) per call. Times are the
+ * thread's CPU time (fair on a shared machine).
+ *
+ * For a machine without libpcre2/libutf8proc/libcjson (the GPU host): link the first two
+ * statically and carry libcjson.so.1 next to the binary:
+ *   mkdir -p build/benchpkg && cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib \
+ *      -o build/benchpkg/bench_tokenizer tests/tools/bench_tokenizer.c lib/tokenizer/tok_*.c \
+ *      lib/log.c lib/alloc.c -Wl,-Bstatic -lpcre2-8 -lutf8proc -Wl,-Bdynamic -lcjson
+ *   cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 build/benchpkg/
+ *   LD_LIBRARY_PATH=build/benchpkg build/benchpkg/bench_tokenizer DIR 8 3
  */
 #include <stdio.h>
 #include <stdlib.h>
