@@ -7,16 +7,17 @@
 //   3 y float[n_tok, ld_y]; 4 (GATE_UP only) U WTYPE[n_rows, K], the up projection;
 //   5 (NORM only) nw float[K], an RMSNorm weight.
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col.
-// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0), WG_SIZE, ROWS (rows per workgroup), USE_SUBGROUP,
+// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K), WG_SIZE, ROWS (rows per workgroup),
+//   USE_SUBGROUP,
 //   HAS_BIAS, ACCUMULATE (y += result: the residual add), GATE_UP (y = silu(W.x) * (U.x)),
 //   NORM with EPS: x is first replaced by rmsnorm(x) * nw as rms_norm.comp computes it
 //   (each workgroup recomputes the row's sum of squares; that saves a dispatch and a
 //   barrier, and x is small and cached).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
 //   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16
-//   values, dequantized in registers: f16 scale times the unscaled dot product)
+//   values, 32 for q4_K, dequantized in registers: scale times the unscaled dot)
 //   and reduces each row.
-// Reference: tests/ref matvec.
+// Reference: tests/ref matvec (block types: on weights dequantized by tests/ref/quant_ref.c).
 #include "common.glsl"
 #include "quant.glsl"
 
@@ -84,22 +85,20 @@ void main() {
     float nscale = inversesqrt(wg_sum(ss) / float(K) + EPS);
 #endif
 #if WQUANT
-    // One unit of 16 values an invocation a step: x as 4 vec4s.
+    // One unit (16 values; 32 for q4_K) an invocation a step: x as QUADS vec4s.
     for (uint un = gl_LocalInvocationID.x; un < QUNITS; un += WG_SIZE) {
-        vec4 xq[4];
-        [[unroll]] for (uint i = 0; i < 4; i++) {
-            xq[i] = x[xb + un * 4 + i];
+        vec4 xq[QUADS];
+        [[unroll]] for (uint i = 0; i < QUADS; i++) {
+            xq[i] = x[xb + QX(un, i)];
 #if NORM
-            xq[i] = nw[un * 4 + i] * (xq[i] * nscale);
+            xq[i] = nw[QX(un, i)] * (xq[i] * nscale);
 #endif
         }
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
             uint r = min(r0 + j, pc.n_rows - 1);
-            acc[j] += QSCALE(wd, pc.n_rows, r, un) *
-                      qdot_unit(wq[r * QUNITS + un], xq[0], xq[1], xq[2], xq[3]);
+            acc[j] += QDOT(wq, wd, pc.n_rows, r, un, xq);
 #if GATE_UP
-            acc_u[j] += QSCALE(ud, pc.n_rows, r, un) *
-                        qdot_unit(uq[r * QUNITS + un], xq[0], xq[1], xq[2], xq[3]);
+            acc_u[j] += QDOT(uq, ud, pc.n_rows, r, un, xq);
 #endif
         }
     }

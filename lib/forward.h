@@ -21,7 +21,8 @@ enum lg_wtype {
     LG_WTYPE_F16 = 1,
     LG_WTYPE_BF16 = 2,
     LG_WTYPE_Q8_0 = 3,
-    LG_WTYPE_Q4_0 = 4
+    LG_WTYPE_Q4_0 = 4,
+    LG_WTYPE_Q4_K = 5
 };
 
 struct lg_wshard {

@@ -127,6 +127,40 @@ START_TEST(q4_0_bit_exact_with_ggml_reference) {
 }
 END_TEST
 
+/* q4_K on super-blocks of 8 awkward sub-blocks (each a fill_case), plus rows
+ * of one case repeated, plus all-positive and all-negative blocks (the min
+ * search's two sides): the bytes equal ggml's block_q4_K. */
+START_TEST(q4_k_bit_exact_with_ggml_reference) {
+    enum { NB = 24, N = NB * 256 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *yr = malloc(N * sizeof *yr);
+    uint8_t *q = malloc(NB * LG_Q4_K_BLOCK);
+    struct qref_block_q4_K *ref = malloc(NB * sizeof *ref);
+    ck_assert_uint_eq(sizeof *ref, LG_Q4_K_BLOCK);
+    for (int b = 0; b < NB; b++)
+        for (int j = 0; j < 8; j++) {
+            float *v = x + b * 256 + j * 32;
+            int c = b < 8 ? (b * 8 + j) % N_CASES : b < 16 ? b % 10 : 10 + b * 8 + j;
+            fill_case(c, v, (uint64_t)(b * 8 + j) * 13 + 1);
+            if (b >= 20)
+                for (int i = 0; i < 32; i++)
+                    v[i] = b % 2 ? fabsf(v[i]) + 0.01f : -fabsf(v[i]) - 0.01f;
+        }
+    lg_quantize_q4_k(x, N, q);
+    qref_quantize_row_q4_K(x, ref, N);
+    for (int b = 0; b < NB; b++)
+        ck_assert_msg(memcmp(q + b * LG_Q4_K_BLOCK, &ref[b], LG_Q4_K_BLOCK) == 0,
+                      "super-block %d differs from ggml's", b);
+    lg_dequantize_q4_k(q, N, y);
+    qref_dequantize_row_q4_K(ref, yr, N);
+    ck_assert_int_eq(memcmp(y, yr, N * sizeof *y), 0);
+    free(x);
+    free(y);
+    free(yr);
+    free(q);
+    free(ref);
+}
+END_TEST
+
 START_TEST(f16_conversion_agrees_with_ggml) {
     /* the scale's rounding: every f16 value, the midpoints between them and
      * their neighbours round as ggml's conversion does */
@@ -155,7 +189,7 @@ START_TEST(round_trip_error_bounds) {
     uint8_t *q4 = malloc(N / 2);
     uint16_t *d = malloc(N / 32 * sizeof *d);
     struct ref_rng rng;
-    double e8, e4;
+    double e8, e4, ek;
     ref_rng_seed(&rng, 99);
     ref_fill_normal(&rng, x, N, 0.0f, 1.0f);
     lg_quantize_q8_0(x, N, q8, d);
@@ -174,10 +208,19 @@ START_TEST(round_trip_error_bounds) {
                       (double)x[i], (double)y[i], (double)dd);
     }
     e4 = ref_nmse(y, x, N);
+    {
+        uint8_t *qk = malloc(N / 256 * LG_Q4_K_BLOCK);
+        lg_quantize_q4_k(x, N, qk);
+        lg_dequantize_q4_k(qk, N, y);
+        ek = ref_nmse(y, x, N);
+        free(qk);
+    }
     /* measured 2.87e-5 (q8_0) and 7.39e-3 (q4_0) */
     ck_assert_msg(e8 < 3.5e-5, "q8_0 round-trip NMSE %.3g", e8);
     ck_assert_msg(e4 < 9e-3, "q4_0 round-trip NMSE %.3g", e4);
-    fprintf(stderr, "# round-trip NMSE of normal data: q8_0 %.3g, q4_0 %.3g\n", e8, e4);
+    ck_assert_msg(ek < e4, "q4_K round-trip NMSE %.3g, not below q4_0's", ek);
+    fprintf(stderr, "# round-trip NMSE of normal data: q8_0 %.3g, q4_0 %.3g, q4_K %.3g\n", e8,
+            e4, ek);
     free(x);
     free(y);
     free(q8);
@@ -206,7 +249,14 @@ enum { KF_BIAS = 1, KF_ACC = 2, KF_GATE_UP = 4, KF_NORM = 8, KF_GEMM = 16 };
 static void *pack_shard(enum lg_wtype t, const float *w, uint32_t rows, uint32_t cols,
                         size_t *bytes) {
     size_t qrow = t == LG_WTYPE_Q8_0 ? cols : cols / 2, drow = cols / 32 * 2;
-    uint8_t *buf = malloc((size_t)rows * (qrow + drow));
+    uint8_t *buf;
+    if (t == LG_WTYPE_Q4_K) {
+        *bytes = (size_t)rows * (cols / 256) * LG_Q4_K_BLOCK;
+        buf = malloc(*bytes);
+        lg_quantize_q4_k(w, (size_t)rows * cols, buf);
+        return buf;
+    }
+    buf = malloc((size_t)rows * (qrow + drow));
     for (uint32_t r = 0; r < rows; r++) {
         uint16_t *d = (uint16_t *)(buf + (size_t)rows * qrow) + (size_t)r * (cols / 32);
         if (t == LG_WTYPE_Q8_0)
@@ -222,8 +272,10 @@ static void *pack_shard(enum lg_wtype t, const float *w, uint32_t rows, uint32_t
 static void ref_dequant(enum lg_wtype t, float *w, size_t n) {
     if (t == LG_WTYPE_Q8_0)
         qref_roundtrip_q8_0(w, n);
-    else
+    else if (t == LG_WTYPE_Q4_0)
         qref_roundtrip_q4_0(w, n);
+    else
+        qref_roundtrip_q4_K(w, n);
 }
 
 static struct lg_pipeline *mm_pipe(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t K,
@@ -366,20 +418,25 @@ static const struct {
 };
 #define N_MM_CASES (int)(sizeof mm_cases / sizeof mm_cases[0])
 
-/* _i: case * 2 + type. Shapes: K 96 (3 blocks, fewer units than invocations),
- * K 2048 (64 blocks: every invocation loops), odd row counts (the scales'
+static const char *wtype_name(enum lg_wtype t) {
+    return t == LG_WTYPE_Q8_0 ? "q8_0" : t == LG_WTYPE_Q4_0 ? "q4_0" : "q4_K";
+}
+
+/* _i: case * 3 + type. Shapes: K 96 (3 blocks, fewer units than invocations;
+ * 512 for q4_K), K 2048 (every invocation loops), odd row counts (the scales'
  * offset depends on the shard's row count). */
 START_TEST(kernels_match_dequantized_reference) {
-    enum lg_wtype t = (_i % 2) ? LG_WTYPE_Q4_0 : LG_WTYPE_Q8_0;
-    int c = _i / 2;
-    static const uint32_t shapes[][2] = {{37, 96}, {130, 2048}};
+    static const enum lg_wtype types[3] = {LG_WTYPE_Q8_0, LG_WTYPE_Q4_0, LG_WTYPE_Q4_K};
+    enum lg_wtype t = types[_i % 3];
+    int c = _i / 3;
+    const uint32_t shapes[][2] = {{37, t == LG_WTYPE_Q4_K ? 512 : 96}, {130, 2048}};
     for (int sh = 0; sh < 2; sh++) {
         double e = run_mm(g_ctx, t, shapes[sh][0], shapes[sh][1], mm_cases[c].n_tok,
                           mm_cases[c].flags);
-        fprintf(stderr, "# %s %s %ux%u: NMSE %.3g\n", t == LG_WTYPE_Q8_0 ? "q8_0" : "q4_0",
-                mm_cases[c].name, shapes[sh][0], shapes[sh][1], e);
-        ck_assert_msg(e <= 1e-10, "%s %s %ux%u: NMSE %.3g", t == LG_WTYPE_Q8_0 ? "q8_0" : "q4_0",
-                      mm_cases[c].name, shapes[sh][0], shapes[sh][1], e);
+        fprintf(stderr, "# %s %s %ux%u: NMSE %.3g\n", wtype_name(t), mm_cases[c].name,
+                shapes[sh][0], shapes[sh][1], e);
+        ck_assert_msg(e <= 1e-10, "%s %s %ux%u: NMSE %.3g", wtype_name(t), mm_cases[c].name,
+                      shapes[sh][0], shapes[sh][1], e);
     }
 }
 END_TEST
@@ -398,24 +455,31 @@ END_TEST
 #define QUALITY_Q4_0_NMSE 3e-2
 #define QUALITY_Q4_0_KL 0.12
 
-/* The reference's weights as a load at type t leaves them: every projection
- * matrix whose rows are a multiple of 32 long goes through quantize+dequantize. */
-static void ref_quantize_model(struct ref_model *m, enum lg_wtype t) {
+/* A matrix of rows of n_in values as a load at type wt leaves it: the rule of
+ * upload.c's pick_type (q4_K needs rows of a multiple of 256, else q4_0; the
+ * others a multiple of 32, else the matrix stays f16). */
+static void ref_quantize_matrix(enum llmgpu_weight_type wt, float *w, size_t rows, size_t n_in) {
+    if (wt == LLMGPU_WEIGHT_TYPE_Q4_K && n_in % 256 == 0)
+        ref_dequant(LG_WTYPE_Q4_K, w, rows * n_in);
+    else if (n_in % 32 == 0)
+        ref_dequant(wt == LLMGPU_WEIGHT_TYPE_Q8_0 ? LG_WTYPE_Q8_0 : LG_WTYPE_Q4_0, w,
+                    rows * n_in);
+}
+
+/* The reference's weights as a load at type wt leaves them: every projection
+ * matrix quantized and dequantized (the embedding and LM head stay f16). */
+static void ref_quantize_model(struct ref_model *m, enum llmgpu_weight_type wt) {
     const struct lg_model_config *c = &m->cfg;
     size_t E = c->n_embd, Q = (size_t)c->n_head * c->head_dim,
            KV = (size_t)c->n_kv_head * c->head_dim, F = c->n_ff;
     for (size_t l = 0; l < c->n_layer; l++) {
-        if (E % 32 == 0) {
-            ref_dequant(t, m->w.wq + l * Q * E, Q * E);
-            ref_dequant(t, m->w.wk + l * KV * E, KV * E);
-            ref_dequant(t, m->w.wv + l * KV * E, KV * E);
-            ref_dequant(t, m->w.w1 + l * F * E, F * E);
-            ref_dequant(t, m->w.w3 + l * F * E, F * E);
-        }
-        if (Q % 32 == 0)
-            ref_dequant(t, m->w.wo + l * E * Q, E * Q);
-        if (F % 32 == 0)
-            ref_dequant(t, m->w.w2 + l * E * F, E * F);
+        ref_quantize_matrix(wt, m->w.wq + l * Q * E, Q, E);
+        ref_quantize_matrix(wt, m->w.wk + l * KV * E, KV, E);
+        ref_quantize_matrix(wt, m->w.wv + l * KV * E, KV, E);
+        ref_quantize_matrix(wt, m->w.w1 + l * F * E, F, E);
+        ref_quantize_matrix(wt, m->w.w3 + l * F * E, F, E);
+        ref_quantize_matrix(wt, m->w.wo + l * E * Q, E, Q);
+        ref_quantize_matrix(wt, m->w.w2 + l * E * F, E, F);
     }
 }
 
@@ -446,8 +510,10 @@ struct fwd_case {
 };
 
 static const struct fwd_case fwd_cases[] = {
-    {"q8_0", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q8_0, 0, 7},
-    {"q4_0", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q4_0, 0, 7},
+    {"q8_0", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q8_0, 0,
+     7},
+    {"q4_0", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q4_0, 0,
+     7},
     /* 4 KiB bindings: every quantized matrix in several row shards (and a
      * smaller n_batch, so the activations fit such bindings too) */
     {"q8_0_sharded", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 32",
@@ -457,6 +523,9 @@ static const struct fwd_case fwd_cases[] = {
     /* ff 80: the down projection (rows of 80) stays f16, the rest is quantized */
     {"q4_0_mixed", "--hidden 64 --ff 80 --heads 4 --kv-heads 2 --seed 33",
      LLMGPU_WEIGHT_TYPE_Q4_0, 0, 7},
+    /* q4_K: hidden 256 (q4_K), ff 288 (the down projection becomes q4_0) */
+    {"q4_k", "--hidden 256 --ff 288 --heads 4 --kv-heads 2 --seed 35", LLMGPU_WEIGHT_TYPE_Q4_K,
+     0, 7},
     /* hidden 48: nothing can be quantized; the load is the f16 one */
     {"q8_0_unaligned", "--hidden 48 --ff 80 --heads 4 --kv-heads 1 --seed 34",
      LLMGPU_WEIGHT_TYPE_Q8_0, 0, 7},
@@ -477,7 +546,6 @@ static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
     struct llmgpu_model_params mp;
     struct llmgpu_session *s;
     struct llmgpu_session_params sp;
-    enum lg_wtype t = fc->wt == LLMGPU_WEIGHT_TYPE_Q8_0 ? LG_WTYPE_Q8_0 : LG_WTYPE_Q4_0;
     int32_t prompt[20];
     float *lg, *lq, *lf;
     size_t nv;
@@ -495,7 +563,7 @@ static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
     ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
     ck_assert_int_eq(ref_model_from_ckpt(ck, &rq), 0);
     ck_assert_int_eq(ref_model_from_ckpt(ck, &rf), 0);
-    ref_quantize_model(&rq, t);
+    ref_quantize_model(&rq, fc->wt);
     ck_assert_int_eq(ref_state_alloc(&rq, 64, &sq), 0);
     ck_assert_int_eq(ref_state_alloc(&rf, 64, &sf), 0);
     if (fc->max_binding) {
@@ -594,6 +662,7 @@ Suite *quant_suite(void) {
     TCase *cpu = tcase_create("Quantizers");
     tcase_add_test(cpu, q8_0_bit_exact_with_ggml_reference);
     tcase_add_test(cpu, q4_0_bit_exact_with_ggml_reference);
+    tcase_add_test(cpu, q4_k_bit_exact_with_ggml_reference);
     tcase_add_test(cpu, f16_conversion_agrees_with_ggml);
     tcase_add_test(cpu, round_trip_error_bounds);
     suite_add_tcase(s, cpu);
@@ -601,7 +670,7 @@ Suite *quant_suite(void) {
         TCase *k = tcase_create("Kernels");
         tcase_set_tags(k, "gpu");
         tcase_add_unchecked_fixture(k, gpu_setup, gpu_teardown);
-        tcase_add_loop_test(k, kernels_match_dequantized_reference, 0, N_MM_CASES * 2);
+        tcase_add_loop_test(k, kernels_match_dequantized_reference, 0, N_MM_CASES * 3);
         tcase_set_timeout(k, 600);
         suite_add_tcase(s, k);
     }

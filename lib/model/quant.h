@@ -36,4 +36,23 @@ void lg_dequantize_q8_0(const int8_t *qs, const uint16_t *d, size_t n, float *y)
 void lg_quantize_q4_0(const float *x, size_t n, uint8_t *qs, uint16_t *d);
 void lg_dequantize_q4_0(const uint8_t *qs, const uint16_t *d, size_t n, float *y);
 
+/*
+ * q4_K: ggml's block_q4_K, 144 bytes per super-block of 256 values, kept as
+ * ggml lays it out (so GGUF data can be copied as is): f16 d, f16 dmin,
+ * 12 bytes of 6-bit scale sc[j] and min m[j] of the 8 sub-blocks of 32
+ * (j < 4: sc = b[j] & 63, m = b[j+4] & 63; j >= 4: sc = (b[j+4] & 15) |
+ * (b[j-4] >> 6) << 4, m = (b[j+4] >> 4) | (b[j] >> 6) << 4), then 128 bytes
+ * of 4-bit values: byte 32i + l holds value 64i + l in its low nibble and
+ * 64i + 32 + l in its high nibble. x = f16(d) sc q - f16(dmin) m.
+ * Quantized as ggml's quantize_row_q4_K_ref (no importance matrix): per
+ * sub-block a weighted least-squares fit of scale and min over 21 candidate
+ * grids (make_qkx2_quants, weights rms + |x|), the 6-bit scales and mins
+ * relative to the super-block's largest, then every value requantized with
+ * the rounded scales. n % 256 == 0; blocks: n/256 * 144 bytes.
+ */
+#define LG_QK_K 256
+#define LG_Q4_K_BLOCK 144
+void lg_quantize_q4_k(const float *x, size_t n, uint8_t *blocks);
+void lg_dequantize_q4_k(const uint8_t *blocks, size_t n, float *y);
+
 #endif /* LG_QUANT_H */

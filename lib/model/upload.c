@@ -11,14 +11,15 @@
  *            otherwise become inf).
  *   F16      everything f16 (a warning counts values that overflowed to inf).
  *   BF16/F32 everything in that type.
- *   Q8_0/Q4_0  the projection matrices (Q/K/V, O, gate, up, down) quantized at
+ *   Q8_0/Q4_0/Q4_K  the projection matrices (Q/K/V, O, gate, up, down) quantized at
  *            load with ggml's block semantics (model/quant.h); the token
  *            embedding and the LM head keep the DEFAULT type. Why: the LM head
  *            writes the logits directly, so its error is not averaged away by
  *            later layers, and the embedding costs no bandwidth in decode (one
  *            row a token) while quantizing it only saves memory. A matrix whose
- *            row length is not a multiple of 32 also keeps the DEFAULT type
- *            (an INFO log line names it).
+ *            row length is not a multiple of 32 also keeps the DEFAULT type;
+ *            with Q4_K, rows not a multiple of 256 (but of 32) become q4_0, the
+ *            same 4.5 bits a weight (an INFO log line names such matrices).
  * Norm weights and biases are always f32 (they are tiny).
  *
  * Layout of a quantized shard of R rows of K values (one buffer, binding 0 of
@@ -31,7 +32,10 @@
  *         and 2j+1 in its high nibble, so 32-bit word w holds values 8w..8w+7
  *         in nibbles 0..7 (ggml's block_q4_0 pairs j with j+16 instead);
  *         then the f16 scales as for q8_0. 4.5 bits a weight.
- *   Values and scales are apart so a 16-value unit of either type is one
+ *   q4_K  ggml's block_q4_K unchanged (model/quant.h describes it): 144 bytes
+ *         a super-block of 256 values, the row's K/256 blocks in order, rows
+ *         in order; no separate scale array. 4.5 bits a weight.
+ *   q8_0/q4_0 values and scales are apart so a 16-value unit of either type is one
  *   aligned 16- or 8-byte load and the scales are aligned f16s; the scale
  *   offset R K (resp. R K/2) bytes is known to the kernel from the shard's row
  *   count (push constant n_rows).
@@ -52,7 +56,7 @@
 #define LG_QUANT_MAX_THREADS 32
 
 static int wtype_is_quant(enum lg_wtype t) {
-    return t == LG_WTYPE_Q8_0 || t == LG_WTYPE_Q4_0;
+    return t == LG_WTYPE_Q8_0 || t == LG_WTYPE_Q4_0 || t == LG_WTYPE_Q4_K;
 }
 
 /* Bytes of one row's values, and of its block scales (0 for float types). */
@@ -61,11 +65,12 @@ static uint64_t row_qs_bytes(enum lg_wtype t, uint32_t cols) {
     case LG_WTYPE_F32: return (uint64_t)cols * 4;
     case LG_WTYPE_Q8_0: return cols;
     case LG_WTYPE_Q4_0: return cols / 2;
+    case LG_WTYPE_Q4_K: return (uint64_t)cols / LG_QK_K * LG_Q4_K_BLOCK;
     default: return (uint64_t)cols * 2;
     }
 }
 static uint64_t row_d_bytes(enum lg_wtype t, uint32_t cols) {
-    return wtype_is_quant(t) ? (uint64_t)cols / LG_QK * 2 : 0;
+    return t == LG_WTYPE_Q8_0 || t == LG_WTYPE_Q4_0 ? (uint64_t)cols / LG_QK * 2 : 0;
 }
 static uint64_t row_bytes(enum lg_wtype t, uint32_t cols) {
     return row_qs_bytes(t, cols) + row_d_bytes(t, cols);
@@ -80,6 +85,16 @@ static enum lg_wtype pick_type(enum llmgpu_weight_type want, enum lg_dtype src, 
     case LLMGPU_WEIGHT_TYPE_F32: return LG_WTYPE_F32;
     case LLMGPU_WEIGHT_TYPE_BF16: return LG_WTYPE_BF16;
     case LLMGPU_WEIGHT_TYPE_F16: return LG_WTYPE_F16;
+    case LLMGPU_WEIGHT_TYPE_Q4_K:
+        if (quantizable && cols % LG_QK_K == 0)
+            return LG_WTYPE_Q4_K;
+        if (quantizable && cols % LG_QK == 0) {
+            if (log)
+                lg_info(log, "%s: rows of %u values are not a multiple of %d; q4_0 instead "
+                             "of q4_K", name, cols, LG_QK_K);
+            return LG_WTYPE_Q4_0;
+        }
+        /* fall through */
     case LLMGPU_WEIGHT_TYPE_Q8_0:
     case LLMGPU_WEIGHT_TYPE_Q4_0:
         if (quantizable && cols % LG_QK == 0)
@@ -193,8 +208,10 @@ static void *qjob_run(void *arg) {
         lg_convert_to_f32(j->dtype, j->src + (size_t)r * j->cols * es, j->row, j->cols);
         if (j->type == LG_WTYPE_Q8_0)
             lg_quantize_q8_0(j->row, j->cols, (int8_t *)q, d);
-        else
+        else if (j->type == LG_WTYPE_Q4_0)
             lg_quantize_q4_0(j->row, j->cols, q, d);
+        else
+            lg_quantize_q4_k(j->row, j->cols, q);
     }
     return NULL;
 }
@@ -279,13 +296,15 @@ static enum llmgpu_status upload_rows_quant(struct upload_state *u, struct lg_wt
             quantize_rows(u, t->type, src->dtype,
                           (const char *)src->data + (size_t)r * t->cols * es, t->cols, n, ptr,
                           u->scales);
-            st = lg_uploader_reserve(&u->up, &sh->buf,
-                                     (VkDeviceSize)sh->rows * qrow +
-                                         (VkDeviceSize)(g - sh->row_begin) * drow,
-                                     (VkDeviceSize)n * drow, &ptr);
-            if (st != LLMGPU_OK)
-                return st;
-            memcpy(ptr, u->scales, (size_t)n * drow);
+            if (drow) {
+                st = lg_uploader_reserve(&u->up, &sh->buf,
+                                         (VkDeviceSize)sh->rows * qrow +
+                                             (VkDeviceSize)(g - sh->row_begin) * drow,
+                                         (VkDeviceSize)n * drow, &ptr);
+                if (st != LLMGPU_OK)
+                    return st;
+                memcpy(ptr, u->scales, (size_t)n * drow);
+            }
             st = progress(u, (uint64_t)n * t->cols * es);
             if (st != LLMGPU_OK)
                 return st;
