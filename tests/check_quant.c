@@ -161,6 +161,59 @@ START_TEST(q4_k_bit_exact_with_ggml_reference) {
 }
 END_TEST
 
+/* Many random blocks at scales from 1e-8 to 1e4, a quarter of them snapped to
+ * half-steps of their own grid (rounding ties everywhere): all three types
+ * agree with ggml byte for byte. */
+START_TEST(random_blocks_bit_exact) {
+    enum { NB = 8192, N = NB * 32 };
+    float *x = malloc(N * sizeof *x);
+    int8_t *q8 = malloc(N);
+    uint8_t *q4 = malloc(N / 2), *qk = malloc(N / 256 * LG_Q4_K_BLOCK);
+    uint16_t *d = malloc(NB * sizeof *d);
+    struct qref_block_q8_0 *r8 = malloc(NB * sizeof *r8);
+    struct qref_block_q4_0 *r4 = malloc(NB * sizeof *r4);
+    struct qref_block_q4_K *rk = malloc(NB / 8 * sizeof *rk);
+    struct ref_rng rng;
+    ref_rng_seed(&rng, 2024);
+    for (int b = 0; b < NB; b++) {
+        float scale = powf(10.0f, -8.0f + 12.0f * ref_rng_uniform(&rng));
+        ref_fill_normal(&rng, x + b * 32, 32, b % 7 == 0 ? scale : 0.0f, scale);
+        if (b % 4 == 1) {
+            float step = scale / 4.0f;
+            for (int i = 0; i < 32; i++)
+                x[b * 32 + i] = (floorf(x[b * 32 + i] / step) + 0.5f) * step;
+        }
+    }
+    lg_quantize_q8_0(x, N, q8, d);
+    qref_quantize_row_q8_0(x, r8, N);
+    for (int b = 0; b < NB; b++)
+        ck_assert_msg(d[b] == r8[b].d && memcmp(q8 + b * 32, r8[b].qs, 32) == 0,
+                      "q8_0 block %d differs", b);
+    lg_quantize_q4_0(x, N, q4, d);
+    qref_quantize_row_q4_0(x, r4, N);
+    for (int b = 0; b < NB; b++) {
+        ck_assert_msg(d[b] == r4[b].d, "q4_0 block %d: d differs", b);
+        for (int j = 0; j < 32; j++)
+            ck_assert_msg(((q4[b * 16 + j / 2] >> (4 * (j % 2))) & 15) ==
+                              ((r4[b].qs[j % 16] >> (4 * (j / 16))) & 15),
+                          "q4_0 block %d value %d differs", b, j);
+    }
+    lg_quantize_q4_k(x, N, qk);
+    qref_quantize_row_q4_K(x, rk, N);
+    for (int b = 0; b < NB / 8; b++)
+        ck_assert_msg(memcmp(qk + b * LG_Q4_K_BLOCK, &rk[b], LG_Q4_K_BLOCK) == 0,
+                      "q4_K super-block %d differs", b);
+    free(x);
+    free(q8);
+    free(q4);
+    free(qk);
+    free(d);
+    free(r8);
+    free(r4);
+    free(rk);
+}
+END_TEST
+
 START_TEST(f16_conversion_agrees_with_ggml) {
     /* the scale's rounding: every f16 value, the midpoints between them and
      * their neighbours round as ggml's conversion does */
@@ -663,6 +716,7 @@ Suite *quant_suite(void) {
     tcase_add_test(cpu, q8_0_bit_exact_with_ggml_reference);
     tcase_add_test(cpu, q4_0_bit_exact_with_ggml_reference);
     tcase_add_test(cpu, q4_k_bit_exact_with_ggml_reference);
+    tcase_add_test(cpu, random_blocks_bit_exact);
     tcase_add_test(cpu, f16_conversion_agrees_with_ggml);
     tcase_add_test(cpu, round_trip_error_bounds);
     suite_add_tcase(s, cpu);

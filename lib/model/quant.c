@@ -15,6 +15,14 @@
 /* The float -> small integer conversions below are ggml's casts, made total:
  * a non-finite product (only when 1/d overflowed) gives 0 instead of UB. */
 
+/* roundf(v) (halves away from zero) for |v| < 2^23, inline: v - trunc(v) is
+ * exact there. */
+static float round_away(float v) {
+    float t = (float)(int32_t)v;
+    float f = v - t;
+    return t + (float)((f >= 0.5f) - (f <= -0.5f)); /* branch-free: the sign is random */
+}
+
 void lg_quantize_q8_0(const float *x, size_t n, int8_t *qs, uint16_t *d) {
     for (size_t b = 0; b < n / LG_QK; b++) {
         const float *v = x + b * LG_QK;
@@ -28,8 +36,8 @@ void lg_quantize_q8_0(const float *x, size_t n, int8_t *qs, uint16_t *d) {
             const float id = dv != 0.0f ? 1.0f / dv : 0.0f;
             d[b] = lg_f32_to_f16(dv);
             for (int j = 0; j < LG_QK; j++) {
-                float r = roundf(v[j] * id);
-                qs[b * LG_QK + j] = (int8_t)(fabsf(r) <= 127.0f ? (int)r : 0);
+                float p = v[j] * id; /* |p| <= 127 (+ rounding) unless 1/d overflowed */
+                qs[b * LG_QK + j] = (int8_t)(fabsf(p) < 128.0f ? (int)round_away(p) : 0);
             }
         }
     }

@@ -163,6 +163,7 @@ struct upload_state {
     uint32_t n_threads;   /* quantizer threads, the calling one included */
     float *rows_f32;      /* n_threads rows of scratch_cols floats */
     uint16_t *scales;     /* scales of one chunk: scratch_scales f16s */
+    float *f16_table;     /* the 65536 f16 values as f32: widening by lookup */
     size_t scratch_cols, scratch_scales;
 };
 
@@ -191,6 +192,7 @@ static void convert(struct upload_state *u, enum lg_wtype t, enum lg_dtype src, 
 struct qjob {
     enum lg_wtype type;
     enum lg_dtype dtype;
+    const float *f16_table;
     const char *src;
     uint32_t cols, r0, r1;
     uint8_t *qs;
@@ -205,7 +207,16 @@ static void *qjob_run(void *arg) {
     for (uint32_t r = j->r0; r < j->r1; r++) {
         uint8_t *q = j->qs + (size_t)r * qrow;
         uint16_t *d = j->d + (size_t)r * (j->cols / LG_QK);
-        lg_convert_to_f32(j->dtype, j->src + (size_t)r * j->cols * es, j->row, j->cols);
+        const char *in = j->src + (size_t)r * j->cols * es;
+        if (j->dtype == LG_DTYPE_F16) {
+            for (uint32_t i = 0; i < j->cols; i++) {
+                uint16_t h;
+                memcpy(&h, in + 2 * i, 2);
+                j->row[i] = j->f16_table[h];
+            }
+        } else {
+            lg_convert_to_f32(j->dtype, in, j->row, j->cols);
+        }
         if (j->type == LG_WTYPE_Q8_0)
             lg_quantize_q8_0(j->row, j->cols, (int8_t *)q, d);
         else if (j->type == LG_WTYPE_Q4_0)
@@ -230,8 +241,15 @@ static void quantize_rows(struct upload_state *u, enum lg_wtype type, enum lg_dt
     while (nt > 1 && work / nt < (1u << 18))
         nt--;
     for (uint32_t i = 0; i < nt; i++) {
-        jobs[i] = (struct qjob){type, dtype, src, cols, (uint32_t)((uint64_t)n * i / nt),
-                                (uint32_t)((uint64_t)n * (i + 1) / nt), qs, d,
+        jobs[i] = (struct qjob){type,
+                                dtype,
+                                u->f16_table,
+                                src,
+                                cols,
+                                (uint32_t)((uint64_t)n * i / nt),
+                                (uint32_t)((uint64_t)n * (i + 1) / nt),
+                                qs,
+                                d,
                                 u->rows_f32 + (size_t)i * u->scratch_cols};
     }
     for (uint32_t i = 1; i < nt; i++)
@@ -248,6 +266,13 @@ static void quantize_rows(struct upload_state *u, enum lg_wtype type, enum lg_dt
 /* Grow the quantizer's scratch to rows of cols values and nd scales. */
 static enum llmgpu_status quant_scratch(struct upload_state *u, uint32_t cols, size_t nd) {
     const struct lg_alloc *a = &u->m->ctx->alloc;
+    if (!u->f16_table) {
+        u->f16_table = lg_malloc(a, 65536 * sizeof(float));
+        if (!u->f16_table)
+            return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        for (uint32_t h = 0; h < 65536; h++)
+            u->f16_table[h] = lg_f16_to_f32((uint16_t)h);
+    }
     if (cols > u->scratch_cols) {
         lg_free(a, u->rows_f32);
         u->rows_f32 = lg_calloc(a, (size_t)u->n_threads * cols, sizeof(float));
@@ -521,6 +546,7 @@ done:
     lg_uploader_free(&u.up);
     lg_free(&ctx->alloc, u.rows_f32);
     lg_free(&ctx->alloc, u.scales);
+    lg_free(&ctx->alloc, u.f16_table);
     m->weight_bytes = atomic_load(&ctx->device_bytes) - used;
     return st;
 }
