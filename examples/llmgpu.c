@@ -153,6 +153,27 @@ static int cmd_info(int argc, char **argv) {
 
 /* ---- shared option handling ---- */
 
+static enum llmgpu_weight_type g_weight_type; /* --weight-type; DEFAULT when not given */
+
+/* --weight-type NAME; 0, or -1 for an unknown name. */
+static int parse_weight_type(const char *v) {
+    static const struct {
+        const char *name;
+        enum llmgpu_weight_type t;
+    } types[] = {{"f16", LLMGPU_WEIGHT_TYPE_F16},   {"bf16", LLMGPU_WEIGHT_TYPE_BF16},
+                 {"f32", LLMGPU_WEIGHT_TYPE_F32},   {"q8_0", LLMGPU_WEIGHT_TYPE_Q8_0},
+                 {"q4_0", LLMGPU_WEIGHT_TYPE_Q4_0}, {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K},
+                 {"default", LLMGPU_WEIGHT_TYPE_DEFAULT}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(v, types[i].name)) {
+            g_weight_type = types[i].t;
+            return 0;
+        }
+    fprintf(stderr,
+            "llmgpu: unknown weight type %s (default, f16, bf16, f32, q8_0, q4_0, q4_k)\n", v);
+    return -1;
+}
+
 struct opts {
     const char *model, *prompt, *file;
     int n_predict, n_ctx, ids_only, have_seed, top_k, top_k_set;
@@ -200,6 +221,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
             NEED_VALUE o->min_p = atof(v);
         } else if (!strcmp(a, "--repeat-penalty")) {
             NEED_VALUE o->repeat_penalty = atof(v);
+        } else if (!strcmp(a, "--weight-type")) {
+            NEED_VALUE
+            if (parse_weight_type(v))
+                return -1;
         } else if (!strcmp(a, "--ids")) {
             o->ids_only = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -279,7 +304,6 @@ struct app {
 };
 
 static uint32_t g_context_flags; /* extra context flags a command asks for */
-
 static int app_open(struct app *app, const char *model_dir, int vocab_only) {
     struct llmgpu_context_params cp;
     struct llmgpu_model_params mp;
@@ -293,6 +317,7 @@ static int app_open(struct app *app, const char *model_dir, int vocab_only) {
     if (st != LLMGPU_OK)
         return fail("creating a Vulkan context", st);
     llmgpu_model_params_init(&mp);
+    mp.weight_type = g_weight_type;
     if (vocab_only)
         mp.flags |= LLMGPU_MODEL_FLAG_VOCAB_ONLY;
     else if (isatty(2))
@@ -433,7 +458,8 @@ static char *detok_all(struct llmgpu_model *m, const int32_t *ids, size_t n, siz
 
 static int cmd_generate(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
-                      "[--top-p P] [--min-p P] [--repeat-penalty R] [--ctx N] [--ids]";
+                      "[--top-p P] [--min-p P] [--repeat-penalty R] [--ctx N] [--weight-type T] "
+                      "[--ids]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
@@ -563,7 +589,7 @@ static double log_softmax_at(const float *x, size_t n, int32_t i) {
 }
 
 static int cmd_perplexity(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu perplexity [-m DIR] -f FILE [--ctx N]";
+    const char *use = "llmgpu perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
@@ -651,7 +677,7 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
 
 static int cmd_bench(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu bench [-m DIR] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N] "
-                      "[--profile]";
+                      "[--weight-type T] [--profile]";
     struct app app;
     struct llmgpu_session_params sp;
     struct llmgpu_session *s = NULL;
@@ -683,7 +709,10 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
             reps = atoi(v);
         else if (!strcmp(argv[i], "--ctx"))
             n_ctx = atoi(v);
-        else {
+        else if (!strcmp(argv[i], "--weight-type")) {
+            if (parse_weight_type(v))
+                return 2;
+        } else {
             fprintf(stderr, "usage: %s\n", use);
             return 2;
         }
@@ -798,13 +827,17 @@ static void usage(FILE *f) {
             "commands:\n"
             "  info [--bandwidth]              list Vulkan devices and the one chosen\n"
             "  generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P]\n"
-            "           [--min-p P] [--repeat-penalty R] [--ctx N] [--ids]\n"
+            "           [--min-p P] [--repeat-penalty R] [--ctx N] [--weight-type T] [--ids]\n"
             "                                  continue a prompt, sampling on the GPU\n"
             "                                  (--temp 0: greedy)\n"
             "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"
             "  detokenize [-m DIR] ID...       print the text of token ids\n"
-            "  perplexity [-m DIR] -f FILE [--ctx N]   perplexity of a text file\n"
-            "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N]  prompt and generation tok/s\n"
+            "  perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]\n"
+            "                                  perplexity of a text file\n"
+            "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T]\n"
+            "                                  prompt and generation tok/s\n"
+            "--weight-type: default (f16; bf16 checkpoints stay bf16), f16, bf16, f32, q8_0,\n"
+            "               q4_0, q4_k (quantized at load; the embedding and LM head stay f16)\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
             "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1\n");

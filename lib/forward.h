@@ -14,8 +14,16 @@
 #include "tokenizer/tokenizer.h"
 #include "vk/vk.h"
 
-/* Element type of a weight on the GPU: the WTYPE define of the kernels. */
-enum lg_wtype { LG_WTYPE_F32 = 0, LG_WTYPE_F16 = 1, LG_WTYPE_BF16 = 2 };
+/* Element type of a weight on the GPU: the WTYPE define of the kernels. The
+ * block types' layouts are in upload.c's top comment. */
+enum lg_wtype {
+    LG_WTYPE_F32 = 0,
+    LG_WTYPE_F16 = 1,
+    LG_WTYPE_BF16 = 2,
+    LG_WTYPE_Q8_0 = 3,
+    LG_WTYPE_Q4_0 = 4,
+    LG_WTYPE_Q4_K = 5
+};
 
 struct lg_wshard {
     struct lg_buffer buf;
