@@ -199,6 +199,7 @@ struct lg_tokenizer {
     int32_t eog[LG_TOK_MAX_EOG];
     uint32_t n_eog;
     char *chat_template;
+    char *chat_bos, *chat_eos; /* tokenizer_config bos_token / eos_token text, or NULL */
 
     /* each token's bytes in the middle of a text (decoders applied, see lg_tok_piece) */
     char *piece_pool;

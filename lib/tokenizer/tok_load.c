@@ -962,6 +962,12 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
                     return st;
             }
         }
+        for (i = 0; i < 2; i++) {
+            const char *tx = token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i]));
+            char **dst = i ? &t->chat_eos : &t->chat_bos;
+            if (tx && !(*dst = lg_strdup(t->a, tx)))
+                return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        }
         if (cJSON_IsString(ct)) {
             if (!(t->chat_template = lg_strdup(t->a, ct->valuestring)))
                 return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
@@ -1316,6 +1322,8 @@ void lg_tok_free(struct lg_tokenizer *t) {
     lg_free(&a, t->vtok_len);
     lg_free(&a, t->is_special);
     lg_free(&a, t->chat_template);
+    lg_free(&a, t->chat_bos);
+    lg_free(&a, t->chat_eos);
     lg_free(&a, t);
 }
 
@@ -1357,6 +1365,9 @@ const char *lg_tok_text(const struct lg_tokenizer *t, int32_t id) {
     if (!t || id < 0 || (uint32_t)id >= t->n_vocab || t->tok_off[id] == UINT32_MAX)
         return NULL;
     return t->text_pool + t->tok_off[id];
+}
+const char *lg_tok_chat_token(const struct lg_tokenizer *t, int eos) {
+    return t ? (eos ? t->chat_eos : t->chat_bos) : NULL;
 }
 const char *lg_tok_chat_template(const struct lg_tokenizer *t) {
     return t ? t->chat_template : NULL;

@@ -87,6 +87,9 @@ int32_t lg_tok_find(const struct lg_tokenizer *t, const char *token_text); /* -1
  * valid as long as t; NULL for an id outside the vocabulary or a hole in it. */
 const char *lg_tok_text(const struct lg_tokenizer *t, int32_t id);
 const char *lg_tok_chat_template(const struct lg_tokenizer *t); /* or NULL; valid as long as t */
+/* tokenizer_config.json's bos_token (eos 0) or eos_token (eos 1) text as written, which is
+ * what a chat template sees (not generation_config's ids); NULL if absent. */
+const char *lg_tok_chat_token(const struct lg_tokenizer *t, int eos);
 /* The eos ids of generation_config.json (else the tokenizer's eos); count returned. */
 uint32_t lg_tok_eos_ids(const struct lg_tokenizer *t, int32_t *ids, uint32_t cap);
 
