@@ -1,6 +1,7 @@
 /*
- * chat.c - chat templates: the variables a template sees and the public entry point
- * llmgpu_chat_apply_template(). The Jinja interpreter itself is jinja_*.c.
+ * chat.c - chat templates: the variables a template sees (lg_chat_render). The public
+ * entry point is chat_api.c; the Jinja interpreter itself is jinja_*.c. Depends on nothing
+ * but the allocator and the log, so the fuzz target links it alone.
  *
  * Like transformers' render_jinja_template(), the template gets messages (a list of
  * {"role", "content"} dicts), add_generation_prompt, tools=None, documents=None, the
@@ -13,7 +14,6 @@
 
 #include "chat/chat.h"
 #include "chat/jinja.h"
-#include "forward.h"
 
 static struct jv func(int fn) {
     struct jv v = {0};
@@ -103,24 +103,4 @@ out:
     lg_jinja_arena_free(&c->ar);
     lg_free(a, c);
     return st;
-}
-
-enum llmgpu_status llmgpu_chat_apply_template(const struct llmgpu_model *model,
-                                              const struct llmgpu_chat_message *msgs,
-                                              size_t n_msgs, uint32_t flags, char *text,
-                                              size_t *len_inout) {
-    const char *tmpl, *bos, *eos;
-    if (!model || !len_inout || (!msgs && n_msgs))
-        return LLMGPU_ERR_INVALID_ARGUMENT;
-    tmpl = lg_tok_chat_template(model->tok);
-    if (!tmpl) {
-        lg_err(&model->ctx->log, "the model has no chat template (tokenizer_config.json "
-                                 "chat_template, or chat_template.jinja)");
-        return LLMGPU_ERR_UNSUPPORTED;
-    }
-    /* transformers passes special_tokens_map: the config's strings, not generation_config */
-    bos = lg_tok_chat_token(model->tok, 0);
-    eos = lg_tok_chat_token(model->tok, 1);
-    return lg_chat_render(&model->ctx->alloc, &model->ctx->log, tmpl, bos, eos, msgs, n_msgs,
-                          flags, NULL, text, len_inout);
 }
