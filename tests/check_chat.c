@@ -325,6 +325,18 @@ START_TEST(test_errors) {
     r1("{% for x in 3 %}{% endfor %}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
     r1("{% set x = 1 %}{% set x.y = 2 %}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
     r1("{{ nothing|tojson }}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
+    /* jinja2 behaviours checked against jinja2 itself (see also edge_quirks.jinja) */
+    r1("{% if 1 if 0 else 2 %}a{% endif %}", LLMGPU_ERR_UNSUPPORTED, NULL); /* no condexpr in if */
+    r1("{{ 1 if 2 if 3 else 4 else 5 }}", LLMGPU_ERR_UNSUPPORTED, NULL);
+    r1("{% set z = (1)[::2] %}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);      /* run-time slice */
+    r1("{{ [messages|length, (2)[1:]] }}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
+    r1("{{ messages|selectattr('role')|length }}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
+    r1("{{ 1|unique|list }}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);         /* lazy: fails when consumed */
+    ck_assert_str_eq(r1("{{ 'ok' if 1|unique }}", LLMGPU_OK, NULL), "ok"); /* never consumed */
+    r1("{{ nothing|int }}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
+    r1("{{ 0 ** -1 }}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
+    r1("{{ [1] in {'a': 1} }}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
+    r1("{{ true|indent }}", LLMGPU_ERR_INVALID_ARGUMENT, NULL);
 }
 END_TEST
 

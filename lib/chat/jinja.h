@@ -39,13 +39,17 @@ enum jt {
     JT_INT,
     JT_FLOAT,
     JT_STR, /* u.s, n bytes of UTF-8 (not NUL-terminated) */
-    JT_LIST, /* u.l; tuple marks a Python tuple (repr only) */
+    JT_LIST, /* u.l; tuple: 1 a Python tuple, JV_GEN a generator/iterator (lazy filters) */
     JT_DICT, /* u.d, insertion-ordered */
     JT_NS,   /* namespace(): a dict whose attributes may be set */
     JT_LOOP, /* u.lp: the loop variable of a for */
     JT_MACRO, /* u.m: a macro's AST node */
     JT_FUNC, /* u.i: a global function (enum jfunc) */
 };
+
+/* JT_LIST's tuple field: the value came from a lazy Jinja filter (map, select, reverse, ...),
+ * which in Python is a generator: always true, no len(), not subscriptable. */
+#define JV_GEN 2
 
 struct jlist;
 struct jdict;
@@ -137,6 +141,8 @@ struct jkw {
 
 struct jnode {
     uint8_t k, op;
+    uint8_t cflag;  /* 2: the expression root of a {{ }} */
+    uint8_t cstate; /* constant folding: 0 not tried, 1 folded (cval), 2 not constant */
     int line;
     const char *s;
     size_t n;
@@ -150,6 +156,7 @@ struct jnode {
     struct jnode **els;
     size_t nels;
     struct jv v;
+    struct jv cval;
 };
 
 /* ---- limits ---- */
@@ -180,6 +187,8 @@ struct jctx {
     struct jframe *root, *cur;
     struct jbuf *out;
     int ctrl;             /* 1: break, 2: continue pending */
+    int const_mode;       /* evaluating as jinja2's compile-time as_const */
+    jmp_buf *const_jb;    /* where a failed constant evaluation leaves to */
     int64_t now;          /* strftime_now time (seconds since the epoch); < 0: the clock */
 };
 

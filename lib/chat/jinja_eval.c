@@ -82,6 +82,8 @@ void lg_jinja_default_limits(struct jlimits *lim) {
 void lg_jinja_fail(struct jctx *c, enum llmgpu_status st, const char *fmt, ...) {
     char msg[600];
     va_list ap;
+    if (c->const_mode)
+        longjmp(*c->const_jb, 1); /* not a constant after all: evaluate at run time */
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
@@ -117,7 +119,7 @@ static void assign(struct jctx *c, const char *name, size_t n, struct jv v) {
 }
 
 /* ---- expressions ---- */
-static struct jv eval(struct jctx *c, const struct jnode *nd);
+static struct jv eval(struct jctx *c, struct jnode *nd);
 static void exec_body(struct jctx *c, struct jnode *const *body, size_t n);
 
 static void step(struct jctx *c, const struct jnode *nd) {
@@ -189,7 +191,7 @@ static struct jv call_macro(struct jctx *c, const struct jnode *m, const struct 
 }
 
 static struct jv call(struct jctx *c, const struct jnode *nd) {
-    const struct jnode *callee = nd->a;
+    struct jnode *callee = nd->a;
     struct jarg *args;
     size_t nargs;
     struct jv f;
@@ -238,14 +240,83 @@ static struct jv apply_filter(struct jctx *c, const struct jnode *nd, struct jv 
     return lg_jinja_filter(c, nd->s, nd->n, &v, args, nargs);
 }
 
-static struct jv eval(struct jctx *c, const struct jnode *nd) {
+static struct jv eval_node(struct jctx *c, const struct jnode *nd);
+
+/* Python's has_safe_repr(): what jinja2's optimizer accepts as a folded constant. */
+static int safe_const(const struct jv *v, int depth) {
+    size_t i;
+    if (depth > 64)
+        return 0;
+    switch (v->t) {
+    case JT_NONE:
+    case JT_BOOL:
+    case JT_INT:
+    case JT_FLOAT:
+    case JT_STR: return 1;
+    case JT_LIST:
+        if (v->tuple == JV_GEN)
+            return 0;
+        for (i = 0; i < v->u.l->n; i++)
+            if (!safe_const(&v->u.l->v[i], depth + 1))
+                return 0;
+        return 1;
+    case JT_DICT:
+        for (i = 0; i < v->u.d->n; i++)
+            if (!safe_const(&v->u.d->k[i], depth + 1) || !safe_const(&v->u.d->v[i], depth + 1))
+                return 0;
+        return 1;
+    default: return 0;
+    }
+}
+
+/* jinja2 folds constant expressions at compile time (the optimizer, and {{ }} roots through
+ * nodes' as_const): evaluation that touches no variable, call or context filter. It differs
+ * from run time in one way: a slice goes through environment.getitem, where a failure is
+ * undefined instead of an error. So every expression is first tried that way, once per
+ * render (the result is static); an error, a variable, or (except at a {{ }} root) a result
+ * that is no plain constant makes it an ordinary run-time expression. */
+static void try_fold(struct jctx *c, struct jnode *nd) {
+    jmp_buf jb, *saved = c->const_jb;
+    uint32_t depth = c->depth;
+    nd->cstate = 2;
+    c->const_mode = 1;
+    c->const_jb = &jb;
+    if (setjmp(jb) == 0) {
+        struct jv v = eval_node(c, nd);
+        if (nd->cflag == 2 || safe_const(&v, 0)) {
+            nd->cstate = 1;
+            nd->cval = v;
+        }
+    }
+    c->const_mode = 0;
+    c->const_jb = saved;
+    c->depth = depth;
+}
+
+static struct jv eval(struct jctx *c, struct jnode *nd) {
+    if (c->const_mode || nd->k < JN_LIT)
+        return eval_node(c, nd);
+    if (nd->cstate == 0)
+        try_fold(c, nd);
+    if (nd->cstate == 1) {
+        step(c, nd);
+        return nd->cval;
+    }
+    return eval_node(c, nd);
+}
+
+static struct jv eval_node(struct jctx *c, const struct jnode *nd) {
     struct jv a, b, r;
     size_t i;
     step(c, nd);
     enter(c);
     switch (nd->k) {
     case JN_LIT: r = nd->v; break;
-    case JN_NAME: r = lookup(c, nd->s, nd->n); break;
+    case JN_NAME:
+        if (c->const_mode)
+            lg_jinja_fail(c, LLMGPU_ERR_UNSUPPORTED, "not constant");
+        r = lookup(c, nd->s, nd->n);
+        break;
     case JN_LIST:
     case JN_TUPLE:
         r = lg_jlist_make(c, nd->nargs);
@@ -286,12 +357,36 @@ static struct jv eval(struct jctx *c, const struct jnode *nd) {
             if (nd->args[i])
                 parts[i] = eval(c, nd->args[i]);
         c->line = nd->line;
+        if (c->const_mode && a.t != JT_UNDEF) {
+            /* folded at compile time by jinja2 (environment.getitem): a failing slice is
+             * undefined, not an error */
+            int ok = (a.t == JT_STR || (a.t == JT_LIST && a.tuple != JV_GEN));
+            for (i = 0; i < 3; i++)
+                if (nd->args[i] && parts[i].t != JT_INT && parts[i].t != JT_BOOL && parts[i].t != JT_NONE)
+                    ok = 0;
+            if (nd->args[2] && (parts[2].t == JT_INT || parts[2].t == JT_BOOL) && parts[2].u.i == 0)
+                ok = 0;
+            if (!ok) {
+                r = lg_jv_undef(NULL, 0);
+                break;
+            }
+        }
         r = lg_jv_slice(c, &a, nd->args[0] ? &parts[0] : NULL, nd->args[1] ? &parts[1] : NULL,
                         nd->args[2] ? &parts[2] : NULL);
         break;
     }
-    case JN_CALL: r = call(c, nd); break;
+    case JN_CALL:
+        if (c->const_mode)
+            lg_jinja_fail(c, LLMGPU_ERR_UNSUPPORTED, "not constant");
+        r = call(c, nd);
+        break;
     case JN_FILTER:
+        /* the filters jinja2 declares pass_context are never folded */
+        if (c->const_mode && ((nd->n == 3 && !memcmp(nd->s, "map", 3)) ||
+                              (nd->n == 6 && (!memcmp(nd->s, "select", 6) || !memcmp(nd->s, "reject", 6))) ||
+                              (nd->n == 10 && (!memcmp(nd->s, "selectattr", 10) ||
+                                               !memcmp(nd->s, "rejectattr", 10)))))
+            lg_jinja_fail(c, LLMGPU_ERR_UNSUPPORTED, "not constant");
         a = eval(c, nd->a);
         r = apply_filter(c, nd, a);
         break;
@@ -395,6 +490,7 @@ static void exec_for(struct jctx *c, const struct jnode *nd) {
     struct jloop *lp;
     struct jv loopv = {0};
     size_t i;
+    int iterated = 0;
     c->line = nd->line;
     items = lg_jv_iter(c, &it);
     if (nd->c) {
@@ -431,13 +527,17 @@ static void exec_for(struct jctx *c, const struct jnode *nd) {
         assign(c, "loop", 4, loopv);
         exec_body(c, nd->body, nd->nbody);
         c->cur = outer;
+        /* Jinja sets its "iterated" flag at the end of the body, so an iteration left by
+         * break or continue does not count: the else block runs if none completed */
+        if (!c->ctrl)
+            iterated = 1;
         if (c->ctrl == 1) {
             c->ctrl = 0;
             break;
         }
         c->ctrl = 0;
     }
-    if (!items->n)
+    if (!iterated)
         exec_body(c, nd->els, nd->nels);
 }
 

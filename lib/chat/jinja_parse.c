@@ -1120,7 +1120,7 @@ static struct jnode *parse_if(struct jparser *p) {
     static const char *const ends1[] = {"endif", "elif", "else", NULL};
     static const char *const ends2[] = {"endif", NULL};
     enter(p);
-    nd->a = parse_expr(p);
+    nd->a = parse_tuple(p, 0); /* jinja2 parse_if: no conditional expression at the top */
     expect_bend(p);
     nd->body = parse_body(p, ends1, &nd->nbody);
     if (is_name(cur(p), "elif")) {
@@ -1274,6 +1274,7 @@ static struct jnode **parse_body(struct jparser *p, const char *const *ends, siz
             p->pos++;
             nd = node(p, JN_OUTPUT);
             nd->a = parse_tuple(p, 1);
+            nd->a->cflag = 2; /* jinja2 prints a constant root through as_const */
             if (cur(p)->t != T_VEND)
                 unexpected(p, "'}}'");
             p->pos++;
@@ -1310,6 +1311,7 @@ done:
 
 struct jnode **lg_jinja_parse(struct jctx *c, const char *src, size_t len, size_t *n_body) {
     struct jparser p = {0};
+    struct jnode **body;
     char *norm = lg_jinja_alloc(c, len + 1);
     size_t i, k = 0;
     /* newlines to \n, then drop one trailing newline (keep_trailing_newline=False) */
@@ -1326,5 +1328,6 @@ struct jnode **lg_jinja_parse(struct jctx *c, const char *src, size_t len, size_
         k--;
     p.c = c;
     lex(&p, norm, k);
-    return parse_body(&p, NULL, n_body);
+    body = parse_body(&p, NULL, n_body);
+    return body;
 }

@@ -71,7 +71,7 @@ const char *lg_jv_typename(const struct jv *v) {
     case JT_INT: return names[3];
     case JT_FLOAT: return "float";
     case JT_STR: return names[4];
-    case JT_LIST: return v->tuple ? "tuple" : names[5];
+    case JT_LIST: return v->tuple == JV_GEN ? "generator" : v->tuple ? "tuple" : names[5];
     case JT_DICT: return names[6];
     case JT_NS: return names[7];
     case JT_LOOP: return names[8];
@@ -225,7 +225,7 @@ int lg_jv_truthy(const struct jv *v) {
     case JT_INT: return v->u.i != 0;
     case JT_FLOAT: return v->u.f != 0.0;
     case JT_STR: return v->n > 0;
-    case JT_LIST: return v->u.l->n > 0;
+    case JT_LIST: return v->tuple == JV_GEN || v->u.l->n > 0; /* generators are always true */
     case JT_DICT: return v->u.d->n > 0;
     default: return 1;
     }
@@ -252,6 +252,8 @@ int lg_jv_eq(const struct jv *a, const struct jv *b) {
     case JT_NONE: return 1;
     case JT_STR: return a->n == b->n && memcmp(a->u.s, b->u.s, a->n) == 0;
     case JT_LIST:
+        if (a->tuple == JV_GEN || b->tuple == JV_GEN)
+            return a->u.l == b->u.l;
         if (a->tuple != b->tuple || a->u.l->n != b->u.l->n)
             return 0;
         for (i = 0; i < a->u.l->n; i++)
@@ -415,6 +417,10 @@ static void write_any(struct jctx *c, struct jbuf *b, const struct jv *v, int re
             lg_jbuf_put(c, b, v->u.s, v->n);
         break;
     case JT_LIST:
+        if (v->tuple == JV_GEN) {
+            put_s(c, b, "<generator object>"); /* Python adds an address */
+            break;
+        }
         put_s(c, b, v->tuple ? "(" : "[");
         for (i = 0; i < v->u.l->n; i++) {
             if (i)
@@ -546,6 +552,8 @@ static void json_dump(struct jctx *c, struct jbuf *b, const struct jv *v, const 
     case JT_FLOAT: write_float(c, b, v->u.f, 1); break;
     case JT_STR: json_str(c, b, v->u.s, v->n, o->ensure_ascii); break;
     case JT_LIST:
+        if (v->tuple == JV_GEN)
+            FAIL_TYPE(c, "tojson: object of type generator is not JSON serializable");
         if (!v->u.l->n) {
             put_s(c, b, "[]");
             break;
@@ -613,7 +621,10 @@ struct jlist *lg_jv_iter(struct jctx *c, const struct jv *v) {
     struct jlist *l;
     size_t i, k, n;
     switch (v->t) {
-    case JT_LIST: return v->u.l;
+    case JT_LIST:
+        if (v->tuple == JV_GEN && v->n)
+            FAIL_TYPE(c, "%.*s", (int)v->u.l->v[0].n, v->u.l->v[0].u.s);
+        return v->u.l;
     case JT_UNDEF:
         l = lg_jinja_alloc(c, sizeof *l);
         return l;
@@ -696,7 +707,8 @@ struct jv lg_jv_getitem(struct jctx *c, const struct jv *obj, const struct jv *k
         const struct jv *r = dict_find(obj->u.d, key);
         if (r)
             return *r;
-    } else if ((obj->t == JT_LIST || obj->t == JT_STR) && (key->t == JT_INT || key->t == JT_BOOL)) {
+    } else if (((obj->t == JT_LIST && obj->tuple != JV_GEN) || obj->t == JT_STR) &&
+               (key->t == JT_INT || key->t == JT_BOOL)) {
         if (obj->t == JT_LIST) {
             int64_t i = seq_index(key->u.i, obj->u.l->n);
             if (i >= 0)
@@ -728,8 +740,9 @@ struct jv lg_jv_slice(struct jctx *c, const struct jv *obj, const struct jv *sta
     struct jv r;
     if (obj->t == JT_UNDEF)
         fail_undef(c, obj);
-    if (obj->t != JT_LIST && obj->t != JT_STR)
-        return undef_attr(NULL, 0);
+    /* Jinja compiles slices to a plain Python subscript (no environment.getitem) */
+    if ((obj->t != JT_LIST && obj->t != JT_STR) || (obj->t == JT_LIST && obj->tuple == JV_GEN))
+        FAIL_TYPE(c, "'%s' object is not subscriptable", lg_jv_typename(obj));
     if (st == 0)
         FAIL_TYPE(c, "slice step cannot be zero");
     if (obj->t == JT_STR)
@@ -787,7 +800,7 @@ static int cmp_values(struct jctx *c, const struct jv *a, const struct jv *b, co
         int r = memcmp(a->u.s, b->u.s, LG_MIN(a->n, b->n));
         return r ? (r > 0) - (r < 0) : (a->n > b->n) - (a->n < b->n);
     }
-    if (a->t == JT_LIST && b->t == JT_LIST && a->tuple == b->tuple) {
+    if (a->t == JT_LIST && b->t == JT_LIST && a->tuple == b->tuple && a->tuple != JV_GEN) {
         size_t i;
         for (i = 0; i < a->u.l->n && i < b->u.l->n; i++)
             if (!lg_jv_eq(&a->u.l->v[i], &b->u.l->v[i]))
@@ -819,7 +832,10 @@ static int contains(struct jctx *c, const struct jv *hay, const struct jv *needl
                 return 1;
         return 0;
     case JT_DICT:
-    case JT_NS: return dict_find(hay->u.d, needle) != NULL;
+    case JT_NS:
+        if ((needle->t == JT_LIST && needle->tuple != 1) || needle->t == JT_DICT || needle->t == JT_NS)
+            FAIL_TYPE(c, "unhashable type: '%s'", lg_jv_typename(needle));
+        return dict_find(hay->u.d, needle) != NULL;
     case JT_UNDEF: return 0;
     default: FAIL_TYPE(c, "argument of type '%s' is not iterable", lg_jv_typename(hay));
     }
@@ -857,6 +873,21 @@ static double py_fmod(double x, double y) {
     if (m != 0 && ((m < 0) != (y < 0)))
         m += y;
     return m;
+}
+
+/* CPython's float_floor_div */
+static double py_floordiv(double vx, double wx) {
+    double mod = fmod(vx, wx), div = (vx - mod) / wx, fd;
+    if (mod != 0 && ((wx < 0) != (mod < 0)))
+        div -= 1.0;
+    if (div != 0) {
+        fd = floor(div);
+        if (div - fd > 0.5)
+            fd += 1.0;
+    } else {
+        fd = copysign(0.0, vx / wx);
+    }
+    return fd;
 }
 
 struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct jv *b) {
@@ -914,7 +945,7 @@ struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct j
             if (y == 0)
                 FAIL_TYPE(c, "integer division or modulo by zero");
             if (fl)
-                return jv_float(op == JO_MOD ? py_fmod(x, y) : floor(x / y));
+                return jv_float(op == JO_MOD ? py_fmod(x, y) : py_floordiv(x, y));
             if (i == INT64_MIN && j == -1)
                 break;
             {
@@ -937,6 +968,8 @@ struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct j
                 }
                 return lg_jv_int(acc);
             }
+            if (x == 0 && y < 0)
+                FAIL_TYPE(c, "0.0 cannot be raised to a negative power");
             return jv_float(pow(x, y));
         default: break;
         }
@@ -954,7 +987,8 @@ struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct j
         memcpy(p + a->n, b->u.s, b->n);
         return lg_jv_str(p, n);
     }
-    if (op == JO_ADD && a->t == JT_LIST && b->t == JT_LIST && a->tuple == b->tuple) {
+    if (op == JO_ADD && a->t == JT_LIST && b->t == JT_LIST && a->tuple == b->tuple &&
+        a->tuple != JV_GEN) {
         struct jv res = lg_jlist_make(c, a->u.l->n + b->u.l->n);
         res.tuple = a->tuple;
         if (a->u.l->n)
@@ -963,9 +997,11 @@ struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct j
             memcpy(res.u.l->v + a->u.l->n, b->u.l->v, b->u.l->n * sizeof *res.u.l->v);
         return res;
     }
-    if (op == JO_MUL && (a->t == JT_STR || a->t == JT_LIST) && (b->t == JT_INT || b->t == JT_BOOL))
+    if (op == JO_MUL && (a->t == JT_STR || (a->t == JT_LIST && a->tuple != JV_GEN)) &&
+        (b->t == JT_INT || b->t == JT_BOOL))
         return repeat(c, a, b->u.i);
-    if (op == JO_MUL && (b->t == JT_STR || b->t == JT_LIST) && (a->t == JT_INT || a->t == JT_BOOL))
+    if (op == JO_MUL && (b->t == JT_STR || (b->t == JT_LIST && b->tuple != JV_GEN)) &&
+        (a->t == JT_INT || a->t == JT_BOOL))
         return repeat(c, b, a->u.i);
     if (op == JO_MOD && a->t == JT_STR)
         FAIL_UNSUP(c, "unsupported: printf-style string formatting ('%%')");
@@ -1065,7 +1101,7 @@ static struct jv strip(struct jctx *c, struct jv s, const struct jv *chars, int 
 }
 
 static struct jv casemap(struct jctx *c, struct jv s, int mode) {
-    /* mode 0 lower, 1 upper, 2 capitalize, 3 title (Jinja's title filter) */
+    /* mode 0 lower, 1 upper, 2 capitalize, 3 Jinja's title filter, 4 Python's str.title() */
     struct jbuf b = {0};
     size_t i = 0;
     int word_start = 1, first = 1;
@@ -1085,7 +1121,14 @@ static struct jv casemap(struct jctx *c, struct jv s, int mode) {
             m = utf8proc_toupper(cp);
         else if (mode == 2)
             m = first ? utf8proc_toupper(cp) : utf8proc_tolower(cp);
-        else {
+        else if (mode == 4) {
+            /* Python's str.title(): a cased character after an uncased one starts a word */
+            utf8proc_category_t cat = utf8proc_category(cp);
+            int cased = cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+                        cat == UTF8PROC_CATEGORY_LT;
+            m = !cased ? cp : word_start ? utf8proc_toupper(cp) : utf8proc_tolower(cp);
+            word_start = !cased;
+        } else {
             /* jinja2.filters.do_title: words split at runs of [-\s({[<] */
             int sep = cp == '-' || cp == '(' || cp == '{' || cp == '[' || cp == '<' ||
                       lg_jinja_lspace(s.u.s + i, len) == len;
@@ -1230,7 +1273,7 @@ static struct jv split(struct jctx *c, struct jv s, const struct jv *sep, int64_
 
 static int starts_or_ends(struct jctx *c, struct jv s, const struct jv *what, int end) {
     size_t i;
-    if (what && what->t == JT_LIST && what->tuple) {
+    if (what && what->t == JT_LIST && what->tuple == 1) {
         for (i = 0; i < what->u.l->n; i++)
             if (starts_or_ends(c, s, &what->u.l->v[i], end))
                 return 1;
@@ -1334,27 +1377,34 @@ int lg_jinja_test(struct jctx *c, const char *name, size_t n, const struct jv *v
     if (NAME_IS("iterable"))
         return v->t == JT_STR || v->t == JT_LIST || v->t == JT_DICT || v->t == JT_UNDEF;
     if (NAME_IS("sequence"))
-        return v->t == JT_STR || v->t == JT_LIST || v->t == JT_DICT || v->t == JT_UNDEF;
+        return v->t == JT_STR || (v->t == JT_LIST && v->tuple != JV_GEN) || v->t == JT_DICT ||
+               v->t == JT_UNDEF;
     if (NAME_IS("callable"))
         return v->t == JT_MACRO || v->t == JT_FUNC;
-    if (NAME_IS("odd") || NAME_IS("even")) {
-        int64_t i = need_int(c, v, "odd/even");
-        return (i % 2 != 0) == NAME_IS("odd");
-    }
-    if (NAME_IS("divisibleby")) {
-        int64_t d = need_int(c, a0, "divisibleby");
-        if (!d)
-            FAIL_TYPE(c, "integer division or modulo by zero");
-        return d == -1 || need_int(c, v, "divisibleby") % d == 0;
+    if (NAME_IS("odd") || NAME_IS("even") || NAME_IS("divisibleby")) {
+        /* value % 2 == 1, value % 2 == 0, value % num == 0 with Python's operators */
+        struct jv two = lg_jv_int(2), m;
+        if (NAME_IS("divisibleby") && !a0)
+            FAIL_TYPE(c, "test 'divisibleby' needs an argument");
+        m = lg_jv_binop(c, JO_MOD, v, NAME_IS("divisibleby") ? a0 : &two);
+        two = lg_jv_int(NAME_IS("odd") ? 1 : 0);
+        return lg_jv_eq(&m, &two);
     }
     if (NAME_IS("lower") || NAME_IS("upper")) {
-        struct jv s = lg_jv_to_str(c, v), m = casemap(c, s, NAME_IS("upper"));
-        size_t i;
-        int cased = 0;
-        for (i = 0; i < s.n; i++)
-            cased |= (s.u.s[i] >= 'a' && s.u.s[i] <= 'z') || (s.u.s[i] >= 'A' && s.u.s[i] <= 'Z') ||
-                     (unsigned char)s.u.s[i] >= 0x80;
-        return cased && m.n == s.n && memcmp(m.u.s, s.u.s, s.n) == 0;
+        /* str.islower() / isupper(): some cased character and none of the other case */
+        struct jv s = lg_jv_to_str(c, v);
+        size_t i = 0;
+        int cased = 0, lower = NAME_IS("lower");
+        while (i < s.n) {
+            size_t len;
+            int32_t cp = cp_decode(s.u.s + i, s.n - i, &len);
+            utf8proc_category_t cat = cp < 0 ? UTF8PROC_CATEGORY_CN : utf8proc_category(cp);
+            if (cat == UTF8PROC_CATEGORY_LT || cat == (lower ? UTF8PROC_CATEGORY_LU : UTF8PROC_CATEGORY_LL))
+                return 0;
+            cased |= cat == UTF8PROC_CATEGORY_LL || cat == UTF8PROC_CATEGORY_LU;
+            i += len;
+        }
+        return cased;
     }
     if (!a0 && (NAME_IS("eq") || NAME_IS("equalto") || NAME_IS("==") || NAME_IS("sameas") ||
                 NAME_IS("ne") || NAME_IS("!=") || NAME_IS("lt") || NAME_IS("le") ||
@@ -1435,6 +1485,16 @@ static void sort_items(struct jctx *c, struct jsort *v, struct jsort *tmp, size_
     memcpy(v, tmp, n * sizeof *v);
 }
 
+/* A generator that raises when consumed: Jinja's lazy filters check their input only then. */
+static struct jv lazy_error(struct jctx *c, const char *msg) {
+    struct jv r = lg_jlist_make(c, 0);
+    r.tuple = JV_GEN;
+    r.n = 1; /* poisoned: u.l->v[0] (outside u.l->n) holds the message */
+    r.u.l->v = lg_jinja_alloc(c, sizeof *r.u.l->v);
+    r.u.l->v[0] = lg_jv_str(msg, strlen(msg));
+    return r;
+}
+
 struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const struct jv *v,
                           const struct jarg *args, size_t nargs) {
     const struct jv *a0 = arg(args, nargs, 0, NULL);
@@ -1447,7 +1507,10 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         check_args(c, "filter", name, n, args, nargs, 0, NULL);
         switch (v->t) {
         case JT_STR: return lg_jv_int((int64_t)cp_count(v->u.s, v->n));
-        case JT_LIST: return lg_jv_int((int64_t)v->u.l->n);
+        case JT_LIST:
+            if (v->tuple == JV_GEN)
+                FAIL_TYPE(c, "object of type 'generator' has no len()");
+            return lg_jv_int((int64_t)v->u.l->n);
         case JT_DICT: return lg_jv_int((int64_t)v->u.d->n);
         case JT_UNDEF: return lg_jv_int(0);
         default: FAIL_TYPE(c, "object of type '%s' has no len()", lg_jv_typename(v));
@@ -1504,8 +1567,8 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
     if (NAME_IS("first") || NAME_IS("last")) {
         struct jlist *l;
         check_args(c, "filter", name, n, args, nargs, 0, NULL);
-        if (NAME_IS("last") && v->t == JT_DICT)
-            FAIL_TYPE(c, "'dict' object is not reversible");
+        if (NAME_IS("last") && v->t == JT_LIST && v->tuple == JV_GEN)
+            FAIL_TYPE(c, "'%s' object is not reversible", lg_jv_typename(v));
         l = lg_jv_iter(c, v);
         if (!l->n)
             return lg_jv_undef(NAME_IS("first") ? "first item" : "last item", 9);
@@ -1532,6 +1595,7 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
             size_t i;
             for (i = 0; i < l->n; i++)
                 r.u.l->v[i] = l->v[l->n - 1 - i];
+            r.tuple = JV_GEN; /* reversed(): an iterator */
             return r;
         }
     }
@@ -1539,11 +1603,15 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         struct jv r;
         size_t i;
         check_args(c, "filter", name, n, args, nargs, 0, NULL);
-        if (v->t == JT_UNDEF)
-            return lg_jlist_make(c, 0);
+        if (v->t == JT_UNDEF) {
+            r = lg_jlist_make(c, 0);
+            r.tuple = JV_GEN;
+            return r;
+        }
         if (v->t != JT_DICT)
-            FAIL_TYPE(c, "items: expected a mapping, got %s", lg_jv_typename(v));
+            return lazy_error(c, "Can only get item pairs from a mapping.");
         r = lg_jlist_make(c, v->u.d->n);
+        r.tuple = JV_GEN;
         for (i = 0; i < v->u.d->n; i++) {
             struct jv pair = lg_jlist_make(c, 2);
             pair.tuple = 1;
@@ -1552,6 +1620,18 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
             r.u.l->v[i] = pair;
         }
         return r;
+    }
+    if ((NAME_IS("map") || NAME_IS("select") || NAME_IS("reject") || NAME_IS("selectattr") ||
+         NAME_IS("rejectattr") || NAME_IS("unique") || NAME_IS("items")) &&
+        v->t != JT_UNDEF && v->t != JT_STR && v->t != JT_LIST && v->t != JT_DICT) {
+        /* map/select/reject(attr) start with "if value:", so a false input is empty */
+        if (!lg_jv_truthy(v) && !NAME_IS("unique") && !NAME_IS("items")) {
+            struct jv r = lg_jlist_make(c, 0);
+            r.tuple = JV_GEN;
+            return r;
+        }
+        return lazy_error(c, NAME_IS("items") ? "Can only get item pairs from a mapping."
+                                              : "object is not iterable");
     }
     if (NAME_IS("map") || NAME_IS("select") || NAME_IS("reject") || NAME_IS("selectattr") ||
         NAME_IS("rejectattr")) {
@@ -1574,6 +1654,7 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
             else if (select_item(c, &l->v[i], args, nargs, by_attr) == want)
                 list_push(c, &r, &cap, l->v[i]);
         }
+        r.tuple = JV_GEN;
         return r;
     }
     if (NAME_IS("replace")) {
@@ -1590,6 +1671,8 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         double f;
         static const char *const kw[] = {"default", "base", NULL};
         check_args(c, "filter", name, n, args, nargs, 2, kw);
+        if (v->t == JT_UNDEF)
+            fail_undef(c, v); /* int(Undefined) raises */
         if (v->t == JT_INT || v->t == JT_BOOL)
             return lg_jv_int(v->u.i);
         if (v->t == JT_FLOAT && fabs(v->u.f) < 9.2e18)
@@ -1605,6 +1688,8 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         double f;
         static const char *const kw[] = {"default", NULL};
         check_args(c, "filter", name, n, args, nargs, 1, kw);
+        if (v->t == JT_UNDEF)
+            fail_undef(c, v);
         if (is_num(v))
             return jv_float(num_f(v));
         if (v->t == JT_STR && parse_float(v->u.s, v->n, &f))
@@ -1621,7 +1706,7 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
     }
     if (NAME_IS("safe")) {
         check_args(c, "filter", name, n, args, nargs, 0, NULL);
-        return *v;
+        return lg_jv_to_str(c, v); /* Markup(value) */
     }
     if (NAME_IS("escape") || NAME_IS("e") || NAME_IS("forceescape")) {
         check_args(c, "filter", name, n, args, nargs, 0, NULL);
@@ -1631,10 +1716,13 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         static const char *const kw[] = {"width", "first", "blank", NULL};
         const struct jv *w = arg(args, nargs, 0, "width"), *first = arg(args, nargs, 1, "first");
         const struct jv *blank = arg(args, nargs, 2, "blank");
-        struct jv s = lg_jv_to_str(c, v), pad;
+        struct jv s, pad;
         struct jbuf b = {0};
         size_t i = 0;
         int at_start = 1, line0 = 1;
+        if (v->t != JT_STR) /* do_indent appends "\n" to its argument */
+            FAIL_TYPE(c, "indent: unsupported operand type(s) for +=: '%s' and 'str'", lg_jv_typename(v));
+        s = *v;
         check_args(c, "filter", name, n, args, nargs, 3, kw);
         if (w && w->t == JT_STR) {
             pad = *w;
@@ -1675,6 +1763,7 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
             if (k == r.u.l->n)
                 list_push(c, &r, &cap, l->v[i]);
         }
+        r.tuple = JV_GEN;
         return r;
     }
     if (NAME_IS("sort")) {
@@ -1731,7 +1820,7 @@ struct jv lg_jinja_method(struct jctx *c, const struct jv *obj, const char *name
         if (NAME_IS("lower") || NAME_IS("upper") || NAME_IS("capitalize"))
             return casemap(c, s, NAME_IS("lower") ? 0 : NAME_IS("upper") ? 1 : 2);
         if (NAME_IS("title"))
-            return casemap(c, s, 3);
+            return casemap(c, s, 4);
         if (NAME_IS("replace"))
             return replace(c, s, need_str(c, a0, "replace"), need_str(c, a1, "replace"),
                            arg(args, nargs, 2, NULL) ? need_int(c, arg(args, nargs, 2, NULL), "replace") : -1);
@@ -1775,17 +1864,21 @@ struct jv lg_jinja_method(struct jctx *c, const struct jv *obj, const char *name
             return out;
         }
         if (NAME_IS("isdigit") || NAME_IS("isalpha") || NAME_IS("isalnum") || NAME_IS("isspace")) {
-            size_t i;
+            size_t i = 0;
             if (!s.n)
                 return lg_jv_bool(0);
-            for (i = 0; i < s.n; i++) {
-                char ch = s.u.s[i];
-                int dig = ch >= '0' && ch <= '9', alp = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z');
-                if ((unsigned char)ch >= 0x80)
-                    FAIL_UNSUP(c, "unsupported: str.%.*s() on non-ASCII text", (int)n, name);
+            while (i < s.n) {
+                size_t len;
+                int32_t cp = cp_decode(s.u.s + i, s.n - i, &len);
+                utf8proc_category_t cat = cp < 0 ? UTF8PROC_CATEGORY_CN : utf8proc_category(cp);
+                int dig = cat == UTF8PROC_CATEGORY_ND;
+                int alp = cat == UTF8PROC_CATEGORY_LU || cat == UTF8PROC_CATEGORY_LL ||
+                          cat == UTF8PROC_CATEGORY_LT || cat == UTF8PROC_CATEGORY_LM ||
+                          cat == UTF8PROC_CATEGORY_LO;
                 if (NAME_IS("isdigit") ? !dig : NAME_IS("isalpha") ? !alp
-                    : NAME_IS("isalnum") ? !(dig || alp) : !lg_jinja_lspace(&ch, 1))
+                    : NAME_IS("isalnum") ? !(dig || alp) : lg_jinja_lspace(s.u.s + i, len) != len)
                     return lg_jv_bool(0);
+                i += len;
             }
             return lg_jv_bool(1);
         }

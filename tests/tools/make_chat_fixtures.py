@@ -28,6 +28,10 @@ import datetime as _dt
 import json
 import os
 import sys
+import warnings
+
+# jinja2 compiles templates to Python; literal nonsense in the edge cases makes Python warn
+warnings.filterwarnings("ignore", category=SyntaxWarning)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
