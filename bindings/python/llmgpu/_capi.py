@@ -107,6 +107,11 @@ class DetokenizeFlag(enum.IntFlag):
     SKIP_SPECIAL = 1 << 0
 
 
+class ChatFlag(enum.IntFlag):
+    """LLMGPU_CHAT_FLAG_*."""
+    ADD_GENERATION_PROMPT = 1 << 0
+
+
 # For tests/test_header.py: header prefix -> Python class holding its members.
 ENUM_PREFIXES = {
     "enum llmgpu_status": ("LLMGPU_", Status),
@@ -120,6 +125,7 @@ FLAG_PREFIXES = {
     "LLMGPU_MODEL_FLAG_": ModelFlag,
     "LLMGPU_TOKENIZE_FLAG_": TokenizeFlag,
     "LLMGPU_DETOKENIZE_FLAG_": DetokenizeFlag,
+    "LLMGPU_CHAT_FLAG_": ChatFlag,
 }
 
 # C enums are int-sized on every ABI the library supports.
@@ -252,6 +258,13 @@ class llmgpu_sampler_params(ctypes.Structure):
     ]
 
 
+class llmgpu_chat_message(ctypes.Structure):
+    _fields_ = [
+        ("role", ctypes.c_char_p),
+        ("content", ctypes.c_char_p),
+    ]
+
+
 # struct name in the header -> mirror (for tests/test_header.py)
 STRUCTS = {
     "llmgpu_allocator": llmgpu_allocator,
@@ -262,6 +275,7 @@ STRUCTS = {
     "llmgpu_session_params": llmgpu_session_params,
     "llmgpu_profile_entry": llmgpu_profile_entry,
     "llmgpu_sampler_params": llmgpu_sampler_params,
+    "llmgpu_chat_message": llmgpu_chat_message,
 }
 
 
@@ -370,6 +384,12 @@ llmgpu_model_token_eos = _fn("llmgpu_model_token_eos", ctypes.c_int32, c_model_p
 # int llmgpu_model_token_is_eog(const struct llmgpu_model *model, int32_t token);
 llmgpu_model_token_is_eog = _fn("llmgpu_model_token_is_eog", ctypes.c_int, c_model_p,
                                 ctypes.c_int32)
+# enum llmgpu_status llmgpu_chat_apply_template(const struct llmgpu_model *model,
+#     const struct llmgpu_chat_message *msgs, size_t n_msgs, uint32_t flags, char *text,
+#     size_t *len_inout);
+llmgpu_chat_apply_template = _fn("llmgpu_chat_apply_template", c_enum, c_model_p,
+                                 _P(llmgpu_chat_message), ctypes.c_size_t, ctypes.c_uint32,
+                                 ctypes.c_char_p, _P(ctypes.c_size_t))
 
 # void llmgpu_session_params_init(struct llmgpu_session_params *params);
 llmgpu_session_params_init = _fn("llmgpu_session_params_init", None,
