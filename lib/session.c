@@ -50,6 +50,7 @@ struct llmgpu_session {
     struct lg_buffer gu;      /* (B, 2F) gate and up side by side (prefill) */
     struct lg_buffer hb;      /* (B, F) */
     struct lg_buffer logits;  /* (V) */
+    struct lg_buffer logits_host; /* (V) host-visible copy, filled on request */
     struct lg_buffer result;  /* uint32 greedy token; host-visible */
     struct lg_buffer rope;    /* (n_ctx, HD/2) of (cos, sin) */
     struct lg_buffer part;    /* (NH, n_chunks, HD + 2) flash-decoding partial states */
@@ -59,7 +60,8 @@ struct llmgpu_session {
     struct lg_dpool pool;
     struct lg_cmd decode_cmd; /* recorded once for one token */
     struct lg_cmd prefill_cmd;
-    int decode_recorded;
+    struct lg_cmd logits_cmd; /* copies logits to logits_host; recorded once */
+    int decode_recorded, logits_recorded;
     struct prof prof_decode, prof_prefill; /* with LLMGPU_CONTEXT_FLAG_PROFILE */
     uint64_t prof_ns[ST_COUNT], prof_count[ST_COUNT];
 
@@ -93,9 +95,12 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
 
 enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16 };
 
-/* Keys per workgroup of decode attention (attn_split.comp). */
+/* Keys per workgroup of decode attention (attn_split.comp), also its workgroup
+ * size: small chunks give many workgroups and keep every invocation busy when
+ * the chunk's V rows are summed (one output dim each for HD <= 64). */
 static uint32_t attn_chunk(const struct llmgpu_context *ctx) {
-    return wg_size(ctx);
+    (void)ctx;
+    return 64;
 }
 
 static void define_eps(struct lg_pipeline_desc *d, char *store, float eps) {
@@ -141,6 +146,8 @@ static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *ke
     lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
     lg_desc_define(&d, st[5], "WINDOW", c->sliding_window);
     lg_desc_define(&d, st[6], "CHUNK", attn_chunk(s->ctx));
+    if (!strcmp(kernel, "attn_split.comp")) /* its workgroup is one chunk: rewrite defines[0] */
+        snprintf(st[0], sizeof st[0], "WG_SIZE=%u", attn_chunk(s->ctx));
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
@@ -368,6 +375,7 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->gu, B * 2 * (uint64_t)c->n_ff * 4, LG_MEM_DEVICE},
         {&s->hb, B * c->n_ff * 4, LG_MEM_DEVICE},
         {&s->logits, (uint64_t)c->n_vocab * 4, LG_MEM_DEVICE},
+        {&s->logits_host, (uint64_t)c->n_vocab * 4, LG_MEM_HOST},
         {&s->result, 16, LG_MEM_HOST},
         {&s->part, (uint64_t)c->n_head * s->n_chunks * (HD + 2) * 4, LG_MEM_DEVICE},
     };
@@ -431,6 +439,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     vkDeviceWaitIdle(ctx->device);
     lg_cmd_destroy(ctx, &s->decode_cmd);
     lg_cmd_destroy(ctx, &s->prefill_cmd);
+    lg_cmd_destroy(ctx, &s->logits_cmd);
     prof_destroy(s, &s->prof_decode);
     prof_destroy(s, &s->prof_prefill);
     lg_dpool_destroy(ctx, &s->pool);
@@ -460,7 +469,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     {
         struct lg_buffer *bufs[] = {&s->step, &s->x,      &s->xb,     &s->qkv,  &s->q,
                                     &s->att,  &s->gu,     &s->hb,     &s->logits, &s->result,
-                                    &s->rope, &s->part};
+                                    &s->rope, &s->part, &s->logits_host};
         for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++)
             lg_buffer_destroy(ctx, bufs[i]);
     }
@@ -520,6 +529,8 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
         st = lg_cmd_create(ctx, &s->decode_cmd);
     if (st == LLMGPU_OK)
         st = lg_cmd_create(ctx, &s->prefill_cmd);
+    if (st == LLMGPU_OK)
+        st = lg_cmd_create(ctx, &s->logits_cmd);
     if (st == LLMGPU_OK && (ctx->flags & LLMGPU_CONTEXT_FLAG_PROFILE) && ctx->timestamp_period > 0) {
         st = prof_create(s, &s->prof_decode);
         if (st == LLMGPU_OK)
@@ -806,7 +817,32 @@ enum llmgpu_status llmgpu_session_logits(struct llmgpu_session *s, float *logits
         return LLMGPU_ERR_INVALID_ARGUMENT;
     }
     *n_inout = n;
-    return lg_buffer_download(s->ctx, &s->logits, 0, logits, n * 4);
+    if (!s->logits_recorded) {
+        VkBufferCopy region = {0, 0, n * 4};
+        enum llmgpu_status st = lg_cmd_begin(s->ctx, &s->logits_cmd, 0);
+        if (st != LLMGPU_OK)
+            return st;
+        lg_cmd_barrier_transfer(s->logits_cmd.cb);
+        vkCmdCopyBuffer(s->logits_cmd.cb, s->logits.buf, s->logits_host.buf, 1, &region);
+        {
+            VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                                  .srcAccessMask = VK_ACCESS_TRANSFER_WRITE_BIT,
+                                  .dstAccessMask = VK_ACCESS_HOST_READ_BIT};
+            vkCmdPipelineBarrier(s->logits_cmd.cb, VK_PIPELINE_STAGE_TRANSFER_BIT,
+                                 VK_PIPELINE_STAGE_HOST_BIT, 0, 1, &mb, 0, NULL, 0, NULL);
+        }
+        st = lg_cmd_end(s->ctx, &s->logits_cmd);
+        if (st != LLMGPU_OK)
+            return st;
+        s->logits_recorded = 1;
+    }
+    {
+        enum llmgpu_status st = lg_cmd_submit_wait(s->ctx, &s->logits_cmd);
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    memcpy(logits, s->logits_host.mapped, n * 4);
+    return LLMGPU_OK;
 }
 
 enum llmgpu_status llmgpu_session_sample_greedy(struct llmgpu_session *s, int32_t *token) {
