@@ -932,6 +932,8 @@ enum llmgpu_status llmgpu_session_logits(struct llmgpu_session *s, float *logits
     size_t n;
     if (!s || !n_inout)
         return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (atomic_load(&s->ctx->lost))
+        return LLMGPU_ERR_DEVICE_LOST;
     n = s->model->cfg.n_vocab;
     if (!logits) {
         *n_inout = n;
@@ -977,6 +979,8 @@ enum llmgpu_status llmgpu_session_logits(struct llmgpu_session *s, float *logits
 enum llmgpu_status llmgpu_session_sample_greedy(struct llmgpu_session *s, int32_t *token) {
     if (!s || !token)
         return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (atomic_load(&s->ctx->lost))
+        return LLMGPU_ERR_DEVICE_LOST; /* the result buffer holds garbage */
     if (!s->have_logits) {
         lg_err(&s->ctx->log, "nothing to sample: no token has been evaluated");
         return LLMGPU_ERR_INVALID_ARGUMENT;

@@ -479,13 +479,14 @@ enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint 
     struct upload_state u;
     enum llmgpu_status st;
     uint64_t need = needed_bytes(m, ck, p), used = atomic_load(&ctx->device_bytes);
+    uint64_t avail = used < ctx->device_limit ? ctx->device_limit - used : 0;
 
-    if (need + used > ctx->device_limit) {
+    if (need > avail) {
         lg_err(&ctx->log,
-               "out of device memory: the weights need %.1f MiB, %.1f MiB of %.1f MiB are free "
-               "(a quantized weight type or a smaller model would fit)",
-               (double)need / (1 << 20), (double)(ctx->device_limit - used) / (1 << 20),
-               (double)ctx->device_limit / (1 << 20));
+               "out of device memory: the weights need %llu bytes (%.1f MiB), %llu bytes "
+               "(%.1f MiB) of %llu are free (a quantized weight type or a smaller model would fit)",
+               (unsigned long long)need, (double)need / (1 << 20), (unsigned long long)avail,
+               (double)avail / (1 << 20), (unsigned long long)ctx->device_limit);
         return LLMGPU_ERR_OUT_OF_DEVICE_MEMORY;
     }
     memset(&u, 0, sizeof u);
@@ -500,7 +501,10 @@ enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint 
     m->layers = lg_calloc(&ctx->alloc, c->n_layer, sizeof *m->layers);
     if (!m->layers)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-    st = lg_uploader_init(ctx, LG_STAGING_BYTES, &u.up);
+    /* Staging is host-visible memory that counts against the device budget where it is
+     * device-local (UMA, lavapipe): never more than the weights themselves (any one row
+     * or vector fits, as each is part of them). */
+    st = lg_uploader_init(ctx, LG_MIN(LG_STAGING_BYTES, LG_MAX(need, (uint64_t)16)), &u.up);
     if (st != LLMGPU_OK)
         return st;
     st = lg_buffer_create(ctx, 256, LG_MEM_DEVICE, &m->dummy);
