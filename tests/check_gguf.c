@@ -1,0 +1,580 @@
+/*
+ * check_gguf.c - GGUF files (lib/model/gguf.c, gguf_write.c, lib/tokenizer/tok_gguf.c).
+ * CPU only. Small files are built here byte by byte (struct gb); model files come
+ * from tests/tools/mkgguf.py (a stdlib-Python GGUF writer and reader written from the
+ * spec, independent of the C code) applied to tests/tools/mkmodel.py's checkpoints.
+ * TCases: Parse (valid v2/v3 files, every accessor), Errors (each malformed input:
+ * status and log message; every truncation; allocation failures), Model (config,
+ * roles, the Q/K permutation proved against the HF tensors), Writer (round trip
+ * through the Python reader), Tokenizer (parity with tokenizer.json).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "model/gguf.h"
+#include "util/testmodel.h"
+
+/* ---- a GGUF byte builder ---- */
+
+struct gb {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static void gb_put(struct gb *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        ck_assert_ptr_nonnull(b->p);
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+static void gb_u32(struct gb *b, uint32_t v) {
+    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    gb_put(b, x, 4);
+}
+static void gb_u64(struct gb *b, uint64_t v) {
+    gb_u32(b, (uint32_t)v);
+    gb_u32(b, (uint32_t)(v >> 32));
+}
+static void gb_str(struct gb *b, const char *s) {
+    gb_u64(b, strlen(s));
+    gb_put(b, s, strlen(s));
+}
+static void gb_pad(struct gb *b, size_t align) {
+    static const unsigned char z[64];
+    while (b->len % align)
+        gb_put(b, z, 1);
+}
+static void set_u32(struct gb *b, size_t at, uint32_t v) {
+    b->p[at] = (unsigned char)v;
+    b->p[at + 1] = (unsigned char)(v >> 8);
+    b->p[at + 2] = (unsigned char)(v >> 16);
+    b->p[at + 3] = (unsigned char)(v >> 24);
+}
+static void set_u64(struct gb *b, size_t at, uint64_t v) {
+    set_u32(b, at, (uint32_t)v);
+    set_u32(b, at + 4, (uint32_t)(v >> 32));
+}
+
+/* Offsets of the fields of the reference file that the error tests patch. */
+struct ref {
+    struct gb b;
+    size_t version, n_t, n_kv;
+    size_t key0_len;      /* "general.architecture" key length */
+    size_t str0_len;      /* its value's length */
+    size_t align_type, align_val;
+    size_t arr_type, arr_n; /* tokenizer.ggml.tokens */
+    size_t bool_val;
+    size_t t0_name_len, t0_ndims, t0_ne0, t0_ne1, t0_type, t0_off;
+    size_t t1_name, t1_ne0, t1_type, t1_off;
+    size_t data;
+};
+
+/* A valid file: 5 keys (a string, general.alignment, a string array, an f32 array, a
+ * bool), tensors "a" F32 ne {4, 2} at data offset 0 and "b" Q8_0 ne {64, 3} at 32. */
+static void make_ref(struct ref *r, uint32_t version) {
+    struct gb *b = &r->b;
+    static const char *const toks[] = {"<s>", "hello", "\xe2\x96\x81world"};
+    uint32_t i;
+    float f;
+    memset(r, 0, sizeof *r);
+    gb_put(b, "GGUF", 4);
+    r->version = b->len;
+    gb_u32(b, version);
+    r->n_t = b->len;
+    gb_u64(b, 2);
+    r->n_kv = b->len;
+    gb_u64(b, 5);
+    r->key0_len = b->len;
+    gb_str(b, "general.architecture");
+    gb_u32(b, LG_GGUF_STRING);
+    r->str0_len = b->len;
+    gb_str(b, "llama");
+    gb_str(b, "general.alignment");
+    r->align_type = b->len;
+    gb_u32(b, LG_GGUF_U32);
+    r->align_val = b->len;
+    gb_u32(b, 32);
+    gb_str(b, "tokenizer.ggml.tokens");
+    gb_u32(b, LG_GGUF_ARRAY);
+    r->arr_type = b->len;
+    gb_u32(b, LG_GGUF_STRING);
+    r->arr_n = b->len;
+    gb_u64(b, 3);
+    for (i = 0; i < 3; i++)
+        gb_str(b, toks[i]);
+    gb_str(b, "tokenizer.ggml.scores");
+    gb_u32(b, LG_GGUF_ARRAY);
+    gb_u32(b, LG_GGUF_F32);
+    gb_u64(b, 3);
+    for (i = 0; i < 3; i++) {
+        uint32_t u;
+        f = -(float)i;
+        memcpy(&u, &f, 4);
+        gb_u32(b, u);
+    }
+    gb_str(b, "tokenizer.ggml.add_bos_token");
+    gb_u32(b, LG_GGUF_BOOL);
+    r->bool_val = b->len;
+    gb_put(b, "\1", 1);
+    /* tensor infos */
+    r->t0_name_len = b->len;
+    gb_str(b, "a");
+    r->t0_ndims = b->len;
+    gb_u32(b, 2);
+    r->t0_ne0 = b->len;
+    gb_u64(b, 4);
+    r->t0_ne1 = b->len;
+    gb_u64(b, 2);
+    r->t0_type = b->len;
+    gb_u32(b, LG_GGML_F32);
+    r->t0_off = b->len;
+    gb_u64(b, 0);
+    r->t1_name = b->len + 8;
+    gb_str(b, "b");
+    gb_u32(b, 2);
+    r->t1_ne0 = b->len;
+    gb_u64(b, 64);
+    gb_u64(b, 3);
+    r->t1_type = b->len;
+    gb_u32(b, LG_GGML_Q8_0);
+    r->t1_off = b->len;
+    gb_u64(b, 32);
+    gb_pad(b, 32);
+    r->data = b->len;
+    for (i = 0; i < 8; i++) {
+        uint32_t u;
+        f = (float)i + 0.5f;
+        memcpy(&u, &f, 4);
+        gb_u32(b, u);
+    }
+    for (i = 0; i < 3 * 2 * 34; i++) {
+        unsigned char c = (unsigned char)(i * 7);
+        gb_put(b, &c, 1);
+    }
+}
+
+static enum llmgpu_status parse(const struct gb *b, struct lg_gguf **g) {
+    lgt_log_reset();
+    return lg_gguf_parse(NULL, &lgt_log, "t.gguf", b->p, b->len, g);
+}
+
+/* Parsing b fails with want and the log holds every NULL-terminated substring. */
+static void expect_fail(struct gb *b, enum llmgpu_status want, const char *s1, const char *s2) {
+    struct lg_gguf *g = (struct lg_gguf *)1;
+    enum llmgpu_status st = parse(b, &g);
+    ck_assert_msg(st == want, "status %d, want %d; log:\n%s", st, want, lgt_log_text());
+    ck_assert_ptr_null(g);
+    ck_assert_msg(lgt_log_has("t.gguf", s1, s2, NULL), "log lacks \"%s\" / \"%s\":\n%s", s1,
+                  s2 ? s2 : "", lgt_log_text());
+}
+
+/* ===================================================================== Parse */
+
+static void check_ref_parsed(const struct lg_gguf *g, const struct ref *r, uint32_t version) {
+    const struct lg_gguf_kv *kv;
+    const struct lg_gguf_tensor *t;
+    const char *ptrs[3];
+    uint64_t lens[3], u;
+    double d;
+    int bl;
+    float f;
+
+    ck_assert_uint_eq(g->version, version);
+    ck_assert_uint_eq(g->alignment, 32);
+    ck_assert_uint_eq(g->n_kv, 5);
+    ck_assert_uint_eq(g->n_tensors, 2);
+    ck_assert_uint_eq(g->data_offset, r->data);
+    kv = lg_gguf_find_kv(g, "general.architecture");
+    ck_assert_ptr_nonnull(kv);
+    ck_assert_uint_eq(kv->type, LG_GGUF_STRING);
+    ck_assert_str_eq(kv->str, "llama");
+    ck_assert_uint_eq(kv->str_len, 5);
+    ck_assert_uint_eq(kv->offset, r->key0_len);
+    ck_assert_ptr_null(lg_gguf_find_kv(g, "general.name"));
+    kv = lg_gguf_find_kv(g, "general.alignment");
+    ck_assert_int_eq(lg_gguf_get_u64(kv, &u), 1);
+    ck_assert_uint_eq(u, 32);
+    ck_assert_int_eq(lg_gguf_get_f64(kv, &d), 1);
+    ck_assert_int_eq(lg_gguf_get_bool(kv, &bl), -1);
+    kv = lg_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    ck_assert_uint_eq(kv->arr_type, LG_GGUF_STRING);
+    ck_assert_uint_eq(kv->arr_n, 3);
+    ck_assert_int_eq(lg_gguf_arr_strings(kv, ptrs, lens), 0);
+    ck_assert_uint_eq(lens[1], 5);
+    ck_assert(memcmp(ptrs[1], "hello", 5) == 0);
+    ck_assert_uint_eq(lens[2], 8);
+    kv = lg_gguf_find_kv(g, "tokenizer.ggml.scores");
+    ck_assert_int_eq(lg_gguf_arr_strings(kv, ptrs, lens), -1);
+    ck_assert(lg_gguf_arr_f64(kv, 2) == -2.0);
+    ck_assert_int_eq(lg_gguf_arr_i64(kv, 1), -1);
+    kv = lg_gguf_find_kv(g, "tokenizer.ggml.add_bos_token");
+    ck_assert_int_eq(lg_gguf_get_bool(kv, &bl), 1);
+    ck_assert_int_eq(bl, 1);
+    ck_assert_int_eq(lg_gguf_get_u64(kv, &u), -1);
+
+    t = lg_gguf_find_tensor(g, "a");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(t->type, LG_GGML_F32);
+    ck_assert_uint_eq(t->n_dims, 2);
+    ck_assert_uint_eq(t->ne[0], 4);
+    ck_assert_uint_eq(t->ne[1], 2);
+    ck_assert_uint_eq(t->shape[0], 2); /* PyTorch order */
+    ck_assert_uint_eq(t->shape[1], 4);
+    ck_assert_uint_eq(t->n_rows, 2);
+    ck_assert_uint_eq(t->row_bytes, 16);
+    ck_assert_uint_eq(t->nbytes, 32);
+    ck_assert_uint_eq(t->file_offset, r->data);
+    ck_assert_ptr_eq(t->data, r->b.p + r->data);
+    memcpy(&f, (const char *)t->data + 4 * 5, 4);
+    ck_assert(f == 5.5f);
+    t = lg_gguf_find_tensor(g, "b");
+    ck_assert_uint_eq(t->type, LG_GGML_Q8_0);
+    ck_assert_uint_eq(t->n_rows, 3);
+    ck_assert_uint_eq(t->row_bytes, 2 * 34);
+    ck_assert_uint_eq(t->nbytes, 3 * 2 * 34);
+    ck_assert_uint_eq(t->file_offset, r->data + 32);
+    ck_assert_uint_eq(t->n_elements, 192);
+    ck_assert_ptr_null(lg_gguf_find_tensor(g, "c"));
+}
+
+START_TEST(test_parse_v2_v3) {
+    uint32_t v;
+    for (v = 2; v <= 3; v++) {
+        struct ref r;
+        struct lg_gguf *g = NULL;
+        make_ref(&r, v);
+        ck_assert_msg(parse(&r.b, &g) == LLMGPU_OK, "v%u: %s", v, lgt_log_text());
+        check_ref_parsed(g, &r, v);
+        lg_gguf_close(g);
+        free(r.b.p);
+    }
+}
+END_TEST
+
+START_TEST(test_type_table) {
+    ck_assert_uint_eq(lg_ggml_block_size(LG_GGML_Q4_K), 256);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_Q4_K), 144);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_Q6_K), 210);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_Q4_0), 18);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_Q8_0), 34);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_BF16), 2);
+    ck_assert_str_eq(lg_ggml_type_name(13), "Q5_K");
+    ck_assert_str_eq(lg_ggml_type_name(1000), "?");
+    ck_assert(!lg_ggml_type_supported(13));
+    ck_assert(!lg_ggml_type_supported(1000));
+}
+END_TEST
+
+/* Alignment 64 from the metadata; no tensors; a file of the header alone. */
+START_TEST(test_parse_alignment_and_empty) {
+    struct gb b = {0};
+    struct lg_gguf *g = NULL;
+    gb_put(&b, "GGUF", 4);
+    gb_u32(&b, 3);
+    gb_u64(&b, 1);
+    gb_u64(&b, 1);
+    gb_str(&b, "general.alignment");
+    gb_u32(&b, LG_GGUF_U32);
+    gb_u32(&b, 64);
+    gb_str(&b, "x");
+    gb_u32(&b, 1);
+    gb_u64(&b, 16);
+    gb_u32(&b, LG_GGML_F16);
+    gb_u64(&b, 0);
+    gb_pad(&b, 64);
+    gb_put(&b, b.p, 32); /* 32 bytes of data */
+    ck_assert_msg(parse(&b, &g) == LLMGPU_OK, "%s", lgt_log_text());
+    ck_assert_uint_eq(g->alignment, 64);
+    ck_assert_uint_eq(g->data_offset % 64, 0);
+    lg_gguf_close(g);
+    free(b.p);
+
+    memset(&b, 0, sizeof b);
+    gb_put(&b, "GGUF", 4);
+    gb_u32(&b, 3);
+    gb_u64(&b, 0);
+    gb_u64(&b, 0);
+    ck_assert_msg(parse(&b, &g) == LLMGPU_OK, "%s", lgt_log_text());
+    ck_assert_uint_eq(g->n_tensors, 0);
+    lg_gguf_close(g);
+    free(b.p);
+}
+END_TEST
+
+/* ===================================================================== Errors */
+
+START_TEST(test_err_header) {
+    struct ref r;
+    make_ref(&r, 3);
+    {
+        struct gb s = {r.b.p, 10, 0};
+        expect_fail(&s, LLMGPU_ERR_BAD_MODEL_FILE, "truncated", "24-byte");
+    }
+    r.b.p[0] = 'X';
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "bad magic", "not a GGUF file");
+    r.b.p[0] = 'G';
+    set_u32(&r.b, r.version, 1);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "version 1", NULL);
+    set_u32(&r.b, r.version, 4);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "unknown GGUF version 4", "at byte 4");
+    set_u32(&r.b, r.version, 0x03000000);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "big-endian", NULL);
+    set_u32(&r.b, r.version, 3);
+    set_u64(&r.b, r.n_kv, 1ull << 40);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "metadata_kv_count 1099511627776", "at byte 16");
+    set_u64(&r.b, r.n_kv, 5);
+    set_u64(&r.b, r.n_t, UINT64_MAX);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor_count 18446744073709551615", "at byte 8");
+    set_u64(&r.b, r.n_t, 2);
+    set_u64(&r.b, r.n_kv, 6); /* one key more than there is: reads into the tensor infos */
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "", NULL);
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_err_strings_arrays) {
+    struct ref r;
+    char msg[128];
+    make_ref(&r, 3);
+    set_u64(&r.b, r.key0_len, r.b.len);
+    snprintf(msg, sizeof msg, "metadata key at byte %zu: length %zu runs past the end", r.key0_len,
+             r.b.len);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, msg, NULL);
+    set_u64(&r.b, r.key0_len, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "is empty", NULL);
+    set_u64(&r.b, r.key0_len, 20);
+
+    set_u64(&r.b, r.str0_len, UINT64_MAX - 3);
+    snprintf(msg, sizeof msg, "string value of \"general.architecture\" at byte %zu", r.str0_len);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, msg, "runs past the end of the file");
+    set_u64(&r.b, r.str0_len, 5);
+
+    set_u64(&r.b, r.arr_n, 1ull << 61);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "key \"tokenizer.ggml.tokens\": array of",
+                "bytes are left");
+    set_u64(&r.b, r.arr_n, 4); /* one string more: swallows the next key */
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "", NULL);
+    set_u64(&r.b, r.arr_n, 3);
+
+    set_u32(&r.b, r.arr_type, LG_GGUF_ARRAY);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "nested array", "tokenizer.ggml.tokens");
+    set_u32(&r.b, r.arr_type, 13);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "unknown array element type 13", NULL);
+    set_u32(&r.b, r.arr_type, LG_GGUF_STRING);
+
+    set_u32(&r.b, r.align_type, 99);
+    snprintf(msg, sizeof msg, "unknown value type 99 at byte %zu", r.align_type);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "\"general.alignment\"", msg);
+    set_u32(&r.b, r.align_type, LG_GGUF_U32);
+
+    r.b.p[r.bool_val] = 2;
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "add_bos_token", "must be 0 or 1");
+    r.b.p[r.bool_val] = 1;
+
+    /* a key repeated: rename "tokenizer.ggml.scores" to "tokenizer.ggml.tokens" */
+    {
+        unsigned char *k = memmem(r.b.p, r.b.len, "tokenizer.ggml.scores", 21);
+        ck_assert_ptr_nonnull(k);
+        memcpy(k, "tokenizer.ggml.tokens", 21);
+        expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "\"tokenizer.ggml.tokens\" appears twice",
+                    NULL);
+        memcpy(k, "tokenizer.ggml.scores", 21);
+        k[3] = '\0';
+        expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "contains a NUL byte", NULL);
+        k[3] = 'e';
+    }
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_err_alignment) {
+    struct ref r;
+    make_ref(&r, 3);
+    set_u32(&r.b, r.align_val, 3);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "general.alignment", "power of two");
+    set_u32(&r.b, r.align_val, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "general.alignment", "power of two");
+    set_u32(&r.b, r.align_val, 16); /* valid, but the data section moves */
+    {
+        struct lg_gguf *g = NULL;
+        enum llmgpu_status st = parse(&r.b, &g);
+        /* infos end before r.data; with alignment 16 data starts earlier or at r.data */
+        if (st == LLMGPU_OK)
+            lg_gguf_close(g);
+    }
+    set_u32(&r.b, r.align_type, LG_GGUF_I32);
+    set_u32(&r.b, r.align_val, 32);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "general.alignment", "INT32");
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_err_tensors) {
+    struct ref r;
+    char msg[160];
+    make_ref(&r, 3);
+
+    set_u64(&r.b, r.t1_off, 64); /* 204 bytes at data+64: past the end */
+    snprintf(msg, sizeof msg, "at data offset 64 (file byte %zu) run past the end of the data "
+             "section", r.data + 64);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"b\"", msg);
+    set_u64(&r.b, r.t1_off, UINT64_MAX - 31);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"b\"", "run past the end");
+    set_u64(&r.b, r.t1_off, 16);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "data offset 16 is not a multiple of the "
+                "alignment 32", NULL);
+    set_u64(&r.b, r.t1_off, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensors \"", "overlap");
+    set_u64(&r.b, r.t1_off, 32);
+
+    set_u32(&r.b, r.t1_type, 13);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "tensor \"b\"", "has type Q5_K (13)");
+    set_u32(&r.b, r.t1_type, 99);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "tensor \"b\"", "unknown ggml type 99");
+    set_u32(&r.b, r.t1_type, LG_GGML_Q8_0);
+
+    set_u64(&r.b, r.t1_ne0, 48);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "ne[0] = 48 is not a multiple of Q8_0's block",
+                NULL);
+    set_u64(&r.b, r.t1_ne0, 64);
+
+    r.b.p[r.t1_name] = 'a';
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\" appears twice", NULL);
+    r.b.p[r.t1_name] = 'b';
+
+    set_u64(&r.b, r.t0_ne0, 1ull << 40);
+    set_u64(&r.b, r.t0_ne1, 1ull << 40);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\": ne[1]", "too large");
+    set_u64(&r.b, r.t0_ne1, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\": ne[1] = 0", "zero");
+    set_u64(&r.b, r.t0_ne1, 2);
+    set_u64(&r.b, r.t0_ne0, 1ull << 40); /* fits 2^62, data does not */
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\"", "run past the end");
+    set_u64(&r.b, r.t0_ne0, 4);
+
+    set_u32(&r.b, r.t0_ndims, 5);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "n_dims 5", NULL);
+    set_u32(&r.b, r.t0_ndims, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "n_dims 0", NULL);
+    set_u32(&r.b, r.t0_ndims, 2);
+
+    set_u64(&r.b, r.t0_name_len, 1u << 20);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor name", "runs past the end");
+    set_u64(&r.b, r.t0_name_len, 1);
+    free(r.b.p);
+}
+END_TEST
+
+/* Every proper prefix of a valid file is rejected (no crash, no success). */
+START_TEST(test_err_every_truncation) {
+    struct ref r;
+    size_t n;
+    make_ref(&r, 3);
+    for (n = 0; n < r.b.len; n++) {
+        struct gb s = {r.b.p, n, 0};
+        struct lg_gguf *g = NULL;
+        enum llmgpu_status st = parse(&s, &g);
+        ck_assert_msg(st == LLMGPU_ERR_BAD_MODEL_FILE, "prefix %zu: status %d", n, st);
+        ck_assert_ptr_null(g);
+        ck_assert_msg(strstr(lgt_log_text(), "t.gguf") != NULL, "prefix %zu: no message", n);
+    }
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_alloc_failures) {
+    struct ref r;
+    int64_t k;
+    make_ref(&r, 3);
+    for (k = 1; k < 100; k++) {
+        struct lg_alloc a = {{0}, k, 0};
+        struct lg_gguf *g = NULL;
+        enum llmgpu_status st = lg_gguf_parse(&a, NULL, "t.gguf", r.b.p, r.b.len, &g);
+        if (st == LLMGPU_OK) {
+            check_ref_parsed(g, &r, 3);
+            lg_gguf_close(g);
+            break;
+        }
+        ck_assert_int_eq(st, LLMGPU_ERR_OUT_OF_HOST_MEMORY);
+        ck_assert_ptr_null(g);
+    }
+    ck_assert_int_lt(k, 100);
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_open_file) {
+    struct ref r;
+    char dir[512], path[600];
+    struct lg_gguf *g = NULL;
+    make_ref(&r, 2);
+    ck_assert_int_eq(lgt_mkdtemp("gguf", dir, sizeof dir), 0);
+    ck_assert_int_eq(lgt_write(dir, "m.gguf", r.b.p, r.b.len), 0);
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    lgt_log_reset();
+    ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &g), LLMGPU_OK);
+    ck_assert(g->mapped);
+    ck_assert_uint_eq(g->n_tensors, 2);
+    lg_gguf_close(g);
+    snprintf(path, sizeof path, "%s/missing.gguf", dir);
+    ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &g), LLMGPU_ERR_IO);
+    ck_assert_ptr_null(g);
+    ck_assert(lgt_log_has("missing.gguf", "cannot open", NULL));
+    free(r.b.p);
+}
+END_TEST
+
+/* ===================================================================== Model */
+
+START_TEST(test_qk_row_maps) {
+    uint32_t hd;
+    for (hd = 2; hd <= 128; hd += 2) {
+        uint64_t r;
+        for (r = 0; r < 3ull * hd; r++) {
+            uint64_t f = lg_gguf_qk_file_row(r, hd);
+            ck_assert_uint_lt(f, 3ull * hd);
+            ck_assert_uint_eq(f / hd, r / hd);
+            ck_assert_uint_eq(lg_gguf_qk_hf_row(f, hd), r);
+        }
+    }
+    /* head_dim 8: HF rows 0..3 are the first halves of the pairs, 4..7 the second */
+    ck_assert_uint_eq(lg_gguf_qk_file_row(0, 8), 0);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(4, 8), 1);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(1, 8), 2);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(5, 8), 3);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(3, 8), 6);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(7, 8), 7);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(8 + 4, 8), 8 + 1);
+}
+END_TEST
+
+Suite *gguf_suite(void) {
+    Suite *s = suite_create("gguf");
+    TCase *tc = tcase_create("Parse");
+    tcase_add_test(tc, test_parse_v2_v3);
+    tcase_add_test(tc, test_type_table);
+    tcase_add_test(tc, test_parse_alignment_and_empty);
+    tcase_add_test(tc, test_open_file);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Errors");
+    tcase_add_test(tc, test_err_header);
+    tcase_add_test(tc, test_err_strings_arrays);
+    tcase_add_test(tc, test_err_alignment);
+    tcase_add_test(tc, test_err_tensors);
+    tcase_add_test(tc, test_err_every_truncation);
+    tcase_add_test(tc, test_alloc_failures);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Model");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_qk_row_maps);
+    suite_add_tcase(s, tc);
+    return s;
+}
