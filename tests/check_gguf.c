@@ -556,6 +556,257 @@ START_TEST(test_qk_row_maps) {
 }
 END_TEST
 
+
+/* mkmodel.py args into a fresh dir, then mkgguf.py --from-hf with gguf_args into dir/m.gguf. */
+static void mk_hf_gguf(const char *mk_args, const char *gguf_args, char *dir, size_t size) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char cmd[2048];
+    ck_assert_msg(lgt_mkmodel(mk_args, dir, size) == 0, "mkmodel %s failed", mk_args);
+    snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkgguf.py' --from-hf '%s' --out '%s/m.gguf' %s",
+             data ? data : "tests", dir, dir, gguf_args);
+    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+static struct lg_gguf *open_model(const char *dir) {
+    char path[600];
+    struct lg_gguf *g = NULL;
+    enum llmgpu_status st;
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    lgt_log_reset();
+    st = lg_gguf_open(NULL, &lgt_log, path, &g);
+    ck_assert_msg(st == LLMGPU_OK, "open %s: %d\n%s", path, st, lgt_log_text());
+    st = lg_gguf_model_config(g, &lgt_log);
+    ck_assert_msg(st == LLMGPU_OK, "config %s: %d\n%s", path, st, lgt_log_text());
+    return g;
+}
+
+/* f32 values of GGUF row `row` of t (F32/F16/BF16 directly, Q8_0 dequantized). */
+static void gguf_row_f32(const struct lg_gguf_tensor *t, uint64_t row, float *out) {
+    const unsigned char *p = (const unsigned char *)t->data + row * t->row_bytes;
+    enum lg_dtype dt;
+    uint64_t b, i;
+    if (lg_ggml_to_dtype(t->type, &dt) == 0) {
+        lg_convert_to_f32(dt, p, out, (size_t)t->ne[0]);
+        return;
+    }
+    ck_assert_uint_eq(t->type, LG_GGML_Q8_0);
+    for (b = 0; b < t->ne[0] / 32; b++, p += 34) {
+        uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+        float d = lg_f16_to_f32(h);
+        for (i = 0; i < 32; i++)
+            out[b * 32 + i] = d * (float)(int8_t)p[2 + i];
+    }
+}
+
+/*
+ * Every tensor of the HF checkpoint equals the GGUF tensor read through the inverse
+ * permutation (WQ/WK of llama files), exactly for F32 files; tol > 0 allows the
+ * quantization error of Q8_0 (relative to the row's max |x|). Returns the number of
+ * rows that differ (must be 0 unless expecting failure).
+ */
+static uint64_t compare_with_hf(const struct lg_checkpoint *c, const struct lg_gguf *g,
+                                int apply_inverse, float tol) {
+    uint32_t r, l;
+    uint64_t bad = 0, n_checked = 0;
+    for (r = 0; r < LG_T_COUNT; r++) {
+        uint32_t nl = lg_arch_is_per_layer((enum lg_tensor_role)r) ? c->cfg.n_layer : 1;
+        for (l = 0; l < nl; l++) {
+            const struct lg_tensor_src *h = lg_ckpt_tensor(c, (enum lg_tensor_role)r, l);
+            const struct lg_gguf_tensor *t = lg_gguf_tensor_role(g, (enum lg_tensor_role)r, l);
+            uint64_t rows, cols, row, i;
+            float *want, *got;
+            if (!h) {
+                ck_assert_ptr_null(t);
+                continue;
+            }
+            ck_assert_msg(t != NULL, "role %s layer %u missing in GGUF", lg_arch_role_name(r), l);
+            ck_assert_uint_eq(t->n_elements, h->n_elements);
+            rows = h->n_dims == 2 ? h->shape[0] : 1;
+            cols = h->n_elements / rows;
+            ck_assert_uint_eq(t->ne[0], cols);
+            want = malloc(h->n_elements * sizeof *want);
+            got = malloc(cols * sizeof *got);
+            lg_convert_to_f32(h->dtype, h->data, want, (size_t)h->n_elements);
+            for (row = 0; row < rows; row++) {
+                uint64_t fr = apply_inverse && lg_gguf_role_permuted(g, (enum lg_tensor_role)r)
+                                  ? lg_gguf_qk_file_row(row, g->cfg.head_dim)
+                                  : row;
+                const float *w = want + row * cols;
+                float amax = 0;
+                int ok = 1;
+                gguf_row_f32(t, fr, got);
+                for (i = 0; i < cols; i++)
+                    amax = fmaxf(amax, fabsf(w[i]));
+                for (i = 0; i < cols && ok; i++)
+                    ok = tol > 0 ? fabsf(got[i] - w[i]) <= tol * amax
+                                 : memcmp(&got[i], &w[i], 4) == 0;
+                bad += !ok;
+                n_checked++;
+            }
+            free(want);
+            free(got);
+        }
+    }
+    ck_assert_uint_gt(n_checked, 0);
+    return bad;
+}
+
+static void check_cfg_equal(const struct lg_model_config *a, const struct lg_model_config *b) {
+    ck_assert_int_eq(a->arch, b->arch);
+    ck_assert_uint_eq(a->n_vocab, b->n_vocab);
+    ck_assert_uint_eq(a->n_embd, b->n_embd);
+    ck_assert_uint_eq(a->n_ff, b->n_ff);
+    ck_assert_uint_eq(a->n_layer, b->n_layer);
+    ck_assert_uint_eq(a->n_head, b->n_head);
+    ck_assert_uint_eq(a->n_kv_head, b->n_kv_head);
+    ck_assert_uint_eq(a->head_dim, b->head_dim);
+    ck_assert_uint_eq(a->n_ctx_train, b->n_ctx_train);
+    ck_assert_uint_eq(a->sliding_window, b->sliding_window);
+    ck_assert(a->rms_norm_eps == b->rms_norm_eps);
+    ck_assert(a->rope_theta == b->rope_theta);
+    ck_assert_int_eq(a->rope_scaling, b->rope_scaling);
+    ck_assert(fabsf(a->rope_factor - b->rope_factor) <= 1e-6f * b->rope_factor);
+    ck_assert(a->rope_low_freq_factor == b->rope_low_freq_factor);
+    ck_assert(a->rope_high_freq_factor == b->rope_high_freq_factor);
+    ck_assert_uint_eq(a->rope_orig_ctx, b->rope_orig_ctx);
+    ck_assert_int_eq(a->tie_word_embeddings, b->tie_word_embeddings);
+    ck_assert_int_eq(a->qkv_bias, b->qkv_bias);
+    ck_assert_int_eq(a->bos_id, b->bos_id);
+    ck_assert_uint_ge(a->n_eos, 1);
+    ck_assert_int_eq(a->eos_ids[0], b->eos_ids[0]);
+}
+
+/* The permutation proof on several shapes: HF -> (converter's permute) -> GGUF -> our
+ * reader + inverse map == HF, bit for bit; without the inverse map (or on a file
+ * written without the permutation) rows differ, so the check has teeth. */
+static const char *const perm_variants[][2] = {
+    {"", "llama MHA"},
+    {"--kv-heads 2", "llama GQA"},
+    {"--kv-heads 1 --heads 4", "llama MQA"},
+    {"--head-dim 32 --heads 4 --kv-heads 2", "llama head_dim 32 != hidden/heads"},
+    {"--dtype bf16 --tie", "llama bf16 tied"},
+    {"--arch mistral --sliding-window 16", "mistral (llama in GGUF)"},
+    {"--arch qwen2 --kv-heads 2", "qwen2 (not permuted; biases)"},
+    {"--rope-scaling linear", "linear rope scaling"},
+    {"--rope-scaling llama3 --ctx 4096", "llama3 rope_freqs"},
+};
+
+START_TEST(test_permutation_proof) {
+    char dir[512];
+    struct lg_checkpoint *c = NULL;
+    struct lg_gguf *g;
+    uint64_t bad;
+    const char *args = perm_variants[_i][0];
+    mk_hf_gguf(args, "", dir, sizeof dir);
+    lgt_log_reset();
+    ck_assert_msg(lg_ckpt_open(NULL, &lgt_log, dir, &c) == LLMGPU_OK, "%s", lgt_log_text());
+    g = open_model(dir);
+    check_cfg_equal(&g->cfg, &c->cfg);
+    ck_assert_int_eq(g->qk_permuted, c->cfg.arch != LG_ARCH_QWEN2);
+    bad = compare_with_hf(c, g, 1, 0);
+    ck_assert_msg(bad == 0, "%s: %llu rows differ", perm_variants[_i][1], (unsigned long long)bad);
+    if (g->qk_permuted) /* teeth: reading the file rows as they are does not give HF */
+        ck_assert_uint_gt(compare_with_hf(c, g, 0, 0), 0);
+    lg_gguf_close(g);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+/* A file written WITHOUT the converter's permutation, read with the inverse: differs. */
+START_TEST(test_permutation_needed) {
+    char dir[512];
+    struct lg_checkpoint *c = NULL;
+    struct lg_gguf *g;
+    mk_hf_gguf("", "--no-permute --version 2", dir, sizeof dir);
+    ck_assert_int_eq(lg_ckpt_open(NULL, &lgt_log, dir, &c), LLMGPU_OK);
+    g = open_model(dir);
+    ck_assert_uint_eq(g->version, 2);
+    ck_assert_uint_gt(compare_with_hf(c, g, 1, 0), 0);
+    ck_assert_uint_eq(compare_with_hf(c, g, 0, 0), 0);
+    lg_gguf_close(g);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+/* Quantized rows are self-contained: the same row map works on Q8_0 (and F16) data. */
+START_TEST(test_permutation_quantized) {
+    char dir[512];
+    struct lg_checkpoint *c = NULL;
+    struct lg_gguf *g;
+    mk_hf_gguf("--kv-heads 2", "--type q8_0", dir, sizeof dir);
+    ck_assert_int_eq(lg_ckpt_open(NULL, &lgt_log, dir, &c), LLMGPU_OK);
+    g = open_model(dir);
+    ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_WQ, 0)->type, LG_GGML_Q8_0);
+    ck_assert_uint_eq(compare_with_hf(c, g, 1, 1.0f / 127 * 0.5f + 1e-3f), 0);
+    ck_assert_uint_gt(compare_with_hf(c, g, 0, 1.0f / 127 * 0.5f + 1e-3f), 0);
+    lg_gguf_close(g);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+static void model_fail(struct gb *b, enum llmgpu_status want, const char *s1, const char *s2) {
+    struct lg_gguf *g = NULL;
+    enum llmgpu_status st;
+    ck_assert_int_eq(parse(b, &g), LLMGPU_OK);
+    lgt_log_reset();
+    st = lg_gguf_model_config(g, &lgt_log);
+    ck_assert_msg(st == want, "status %d want %d\n%s", st, want, lgt_log_text());
+    ck_assert_msg(lgt_log_has(s1, s2, NULL), "log lacks %s / %s:\n%s", s1, s2 ? s2 : "",
+                  lgt_log_text());
+    lg_gguf_close(g);
+}
+
+/* Model-level errors on the fuzz seed tiny_llama.gguf, patched. */
+START_TEST(test_model_errors) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char path[512];
+    struct gb b = {0};
+    unsigned char *k;
+    FILE *f;
+    long n;
+    snprintf(path, sizeof path, "%s/fuzz/corpus/gguf/tiny_llama.gguf", data ? data : "tests");
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    b.p = malloc((size_t)n);
+    b.len = b.cap = (size_t)n;
+    ck_assert_uint_eq(fread(b.p, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    {
+        struct lg_gguf *g = NULL;
+        ck_assert_int_eq(parse(&b, &g), LLMGPU_OK);
+        ck_assert_int_eq(lg_gguf_model_config(g, &lgt_log), LLMGPU_OK);
+        ck_assert_uint_eq(g->cfg.n_vocab, 7);
+        ck_assert_uint_eq(g->cfg.n_kv_head, 1);
+        ck_assert_uint_eq(g->cfg.head_dim, 4);
+        ck_assert(g->cfg.tie_word_embeddings);
+        ck_assert_int_eq(g->cfg.bos_id, 1);
+        lg_gguf_close(g);
+    }
+    k = memmem(b.p, b.len, "\5\0\0\0\0\0\0\0llama", 13);
+    ck_assert_ptr_nonnull(k);
+    memcpy(k + 8, "gemma", 5);
+    model_fail(&b, LLMGPU_ERR_UNSUPPORTED_MODEL, "general.architecture \"gemma\"", "not supported");
+    memcpy(k + 8, "llama", 5);
+    k = memmem(b.p, b.len, "llama.block_count", 17);
+    memcpy(k, "llama.block_cnt__", 17);
+    model_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "\"llama.block_count\" is missing", NULL);
+    memcpy(k, "llama.block_count", 17);
+    k = memmem(b.p, b.len, "blk.0.ffn_up.weight", 19);
+    memcpy(k, "blk.0.ffn_uq.weight", 19);
+    model_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"blk.0.ffn_up.weight\" is missing", NULL);
+    memcpy(k, "blk.0.ffn_up.weight", 19);
+    k = memmem(b.p, b.len, "llama.attention.head_count_kv", 29);
+    memcpy(k + 29 + 4, "\3", 1); /* 3 kv heads for 2 heads */
+    model_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "head_count_kv 3 does not divide", NULL);
+    memcpy(k + 29 + 4, "\2", 1); /* 2 kv heads: attn_k has the wrong shape */
+    model_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"blk.0.attn_k.weight\"", "expected");
+    free(b.p);
+}
+END_TEST
+
 Suite *gguf_suite(void) {
     Suite *s = suite_create("gguf");
     TCase *tc = tcase_create("Parse");
@@ -575,6 +826,10 @@ Suite *gguf_suite(void) {
     tc = tcase_create("Model");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, test_qk_row_maps);
+    tcase_add_loop_test(tc, test_permutation_proof, 0, (int)LG_ARRAY_LEN(perm_variants));
+    tcase_add_test(tc, test_permutation_needed);
+    tcase_add_test(tc, test_permutation_quantized);
+    tcase_add_test(tc, test_model_errors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1029,6 +1029,16 @@ enum llmgpu_status lg_gguf_model_config(struct lg_gguf *g, const struct lg_log *
         return LLMGPU_ERR_UNSUPPORTED_MODEL;
     }
     d = lg_arch_get(cfg->arch);
+    if (cfg->arch == LG_ARCH_LLAMA) {
+        /* llama.cpp converts MistralForCausalLM as "llama"; a sliding window says Mistral */
+        uint32_t sw = 0;
+        if ((st = key_u32(&m, "attention.sliding_window", 0, 0, 0, LG_CFG_MAX_CTX, &sw)))
+            return st;
+        if (sw) {
+            cfg->arch = LG_ARCH_MISTRAL;
+            d = lg_arch_get(cfg->arch);
+        }
+    }
     snprintf(cfg->arch_name, sizeof cfg->arch_name, "%s", d->hf_class);
 
     if ((st = key_u32(&m, "embedding_length", 1, 0, 1, LG_CFG_MAX_EMBD, &cfg->n_embd)) ||

@@ -371,13 +371,34 @@ def from_hf(args):
     if cfg.get("head_dim"):
         w.add(a + ".attention.key_length", U32, hd)
         w.add(a + ".attention.value_length", U32, hd)
-    if cfg.get("sliding_window"):
+    if cls == "MistralForCausalLM" and cfg.get("sliding_window"):
         w.add(a + ".attention.sliding_window", U32, cfg["sliding_window"])
     w.add(a + ".vocab_size", U32, cfg["vocab_size"])
     rs = cfg.get("rope_scaling") or {}
     if rs.get("type", rs.get("rope_type")) == "linear":
         w.add(a + ".rope.scaling.type", STRING, "linear")
         w.add(a + ".rope.scaling.factor", F32, rs["factor"])
+    if rs.get("type", rs.get("rope_type")) == "llama3":
+        # convert_hf_to_gguf LlamaModel: per-frequency divisors as the tensor rope_freqs
+        import math
+        base = cfg.get("rope_theta", 10000.0)
+        factor = rs.get("factor", 8.0)
+        lo, hi = rs.get("low_freq_factor", 1.0), rs.get("high_freq_factor", 4.0)
+        old = rs.get("original_max_position_embeddings", 8192)
+        lw, hw = old / lo, old / hi
+        facs = []
+        for i in range(0, hd, 2):
+            freq = struct.unpack("<f", struct.pack("<f", 1.0 / base ** (struct.unpack("<f", struct.pack("<f", float(i)))[0] / hd)))[0]
+            wl = 2 * math.pi / freq
+            if wl < hw:
+                facs.append(1.0)
+            elif wl > lw:
+                facs.append(factor)
+            else:
+                sm = (old / wl - lo) / (hi - lo)
+                facs.append(1 / ((1 - sm) / factor + sm))
+        w.add_tensor("rope_freqs.weight", GGML_F32, [hd // 2], f32_bytes(facs))
+        w.add(a + ".rope.scaling.original_context_length", U32, old)
     if os.path.exists(os.path.join(args.from_hf, "tokenizer.json")):
         tokenizer_kv(w, args.from_hf)
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
