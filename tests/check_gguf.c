@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <cJSON.h>
+
 #include "model/gguf.h"
 #include "util/testmodel.h"
 
@@ -807,6 +809,127 @@ START_TEST(test_model_errors) {
 }
 END_TEST
 
+/* ===================================================================== Writer */
+
+/* Write the checkpoint in dir as dir/m.gguf with our writer (tokenizer files included). */
+static void write_gguf(const char *dir, enum lg_gguf_wtype type, struct lg_checkpoint **cout) {
+    struct lg_checkpoint *c = NULL;
+    char path[600];
+    char *tj, *tc;
+    size_t tjl = 0, tcl = 0;
+    enum llmgpu_status st;
+    lgt_log_reset();
+    ck_assert_msg(lg_ckpt_open(NULL, &lgt_log, dir, &c) == LLMGPU_OK, "%s", lgt_log_text());
+    tj = lgt_read(dir, "tokenizer.json", &tjl);
+    tc = lgt_read(dir, "tokenizer_config.json", &tcl);
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    st = lg_gguf_write(NULL, &lgt_log, c, type, tj, tjl, tc, tcl, path);
+    ck_assert_msg(st == LLMGPU_OK, "write: %d\n%s", st, lgt_log_text());
+    free(tj);
+    free(tc);
+    *cout = c;
+}
+
+/* Our writer -> our reader == HF (exact in F32; F16 within f16 rounding), for each
+ * variant; and the independent Python reader accepts the file and agrees on every
+ * tensor's type, shape and offset. */
+START_TEST(test_writer_round_trip) {
+    static const char *const variants[] = {"", "--kv-heads 2 --tie --dtype bf16",
+                                           "--arch qwen2 --kv-heads 2",
+                                           "--rope-scaling llama3 --ctx 4096",
+                                           "--arch mistral --sliding-window 32 --head-dim 32"};
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char dir[512], cmd[1400], *json;
+    size_t len;
+    uint32_t v, k;
+    for (v = 0; v < LG_ARRAY_LEN(variants); v++)
+        for (k = 0; k < 2; k++) {
+            struct lg_checkpoint *c;
+            struct lg_gguf *g;
+            cJSON *root, *tens;
+            uint64_t i;
+            ck_assert_int_eq(lgt_mkmodel(variants[v], dir, sizeof dir), 0);
+            write_gguf(dir, k ? LG_GGUF_W_F16 : LG_GGUF_W_F32, &c);
+            g = open_model(dir);
+            check_cfg_equal(&g->cfg, &c->cfg);
+            ck_assert_uint_eq(g->version, 3);
+            ck_assert_msg(compare_with_hf(c, g, 1, k ? 1e-3f : 0) == 0, "variant %s", variants[v]);
+            snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkgguf.py' --dump '%s/m.gguf' > '%s/dump.json'",
+                     data ? data : "tests", dir, dir);
+            ck_assert_msg(system(cmd) == 0, "Python reader rejects our file: %s", cmd);
+            json = lgt_read(dir, "dump.json", &len);
+            root = cJSON_Parse(json);
+            ck_assert_ptr_nonnull(root);
+            ck_assert_int_eq(cJSON_GetObjectItem(root, "version")->valueint, 3);
+            ck_assert_uint_eq(cJSON_GetObjectItem(root, "data_start")->valuedouble, g->data_offset);
+            tens = cJSON_GetObjectItem(root, "tensors");
+            ck_assert_int_eq(cJSON_GetArraySize(tens), (int)g->n_tensors);
+            for (i = 0; i < g->n_tensors; i++) {
+                const struct lg_gguf_tensor *t = &g->tensors[i];
+                cJSON *e = cJSON_GetObjectItem(tens, t->name), *ne;
+                uint32_t d;
+                ck_assert_msg(e != NULL, "%s", t->name);
+                ck_assert_uint_eq(cJSON_GetObjectItem(e, "type")->valueint, t->type);
+                ck_assert_uint_eq(cJSON_GetObjectItem(e, "offset")->valuedouble, t->file_offset);
+                ne = cJSON_GetObjectItem(e, "ne");
+                ck_assert_int_eq(cJSON_GetArraySize(ne), (int)t->n_dims);
+                for (d = 0; d < t->n_dims; d++)
+                    ck_assert_uint_eq(cJSON_GetArrayItem(ne, (int)d)->valuedouble, t->ne[d]);
+            }
+            ck_assert_ptr_nonnull(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "kv"),
+                                                      "tokenizer.huggingface.json"));
+            cJSON_Delete(root);
+            free(json);
+            lg_gguf_close(g);
+            lg_ckpt_close(c);
+        }
+}
+END_TEST
+
+/* The Python converter's file and ours hold the same tensors bit for bit (both F32). */
+START_TEST(test_writer_matches_python) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char dir[512], cmd[1400], path[600];
+    struct lg_checkpoint *c;
+    struct lg_gguf *g, *p = NULL;
+    uint64_t i;
+    ck_assert_int_eq(lgt_mkmodel("--kv-heads 2", dir, sizeof dir), 0);
+    write_gguf(dir, LG_GGUF_W_F32, &c);
+    snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkgguf.py' --from-hf '%s' --out '%s/py.gguf'",
+             data ? data : "tests", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    g = open_model(dir);
+    snprintf(path, sizeof path, "%s/py.gguf", dir);
+    ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &p), LLMGPU_OK);
+    ck_assert_uint_eq(g->n_tensors, p->n_tensors);
+    for (i = 0; i < g->n_tensors; i++) {
+        ck_assert_str_eq(g->tensors[i].name, p->tensors[i].name);
+        ck_assert_uint_eq(g->tensors[i].nbytes, p->tensors[i].nbytes);
+        ck_assert_msg(memcmp(g->tensors[i].data, p->tensors[i].data, g->tensors[i].nbytes) == 0,
+                      "%s differs", g->tensors[i].name);
+    }
+    lg_gguf_close(p);
+    lg_gguf_close(g);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+START_TEST(test_writer_errors) {
+    char dir[512], path[700];
+    struct lg_checkpoint *c;
+    ck_assert_int_eq(lgt_mkmodel("", dir, sizeof dir), 0);
+    write_gguf(dir, LG_GGUF_W_F32, &c);
+    snprintf(path, sizeof path, "%s/no/such/dir/x.gguf", dir);
+    lgt_log_reset();
+    ck_assert_int_eq(lg_gguf_write(NULL, &lgt_log, c, LG_GGUF_W_F16, NULL, 0, NULL, 0, path),
+                     LLMGPU_ERR_IO);
+    ck_assert(lgt_log_has("cannot create", NULL));
+    ck_assert_int_eq(lg_gguf_write(NULL, &lgt_log, c, (enum lg_gguf_wtype)5, NULL, 0, NULL, 0, path),
+                     LLMGPU_ERR_INVALID_ARGUMENT);
+    lg_ckpt_close(c);
+}
+END_TEST
+
 Suite *gguf_suite(void) {
     Suite *s = suite_create("gguf");
     TCase *tc = tcase_create("Parse");
@@ -830,6 +953,12 @@ Suite *gguf_suite(void) {
     tcase_add_test(tc, test_permutation_needed);
     tcase_add_test(tc, test_permutation_quantized);
     tcase_add_test(tc, test_model_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Writer");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_writer_round_trip);
+    tcase_add_test(tc, test_writer_matches_python);
+    tcase_add_test(tc, test_writer_errors);
     suite_add_tcase(s, tc);
     return s;
 }
