@@ -396,18 +396,32 @@ START_TEST(device_oom_session) {
     ctx = rel_context(0, 0);
     m = load_ok(ctx, dir);
     dev0 = atomic_load(&ctx->device_bytes);
-    /* room for the weights and 1 MiB: a 131072-position KV cache (2 x 8 MiB per
-     * layer) is refused by budget, with the bytes */
+    /* room for the weights and 1 MiB: a 131072-position session is created (the KV
+     * cache grows in pages, starting with one), and filling it is refused by budget,
+     * with the bytes, once a growth no longer fits; the session is left unchanged */
     ctx->device_limit = dev0 + (1u << 20);
     llmgpu_session_params_init(&sp);
     sp.n_ctx = 131072;
-    sp.n_batch = 64;
+    sp.n_batch = 512;
     tu_log_clear(&tlog);
     st = llmgpu_session_create(m, &sp, &s);
-    ck_assert_int_eq(st, LLMGPU_ERR_OUT_OF_DEVICE_MEMORY);
-    ck_assert_ptr_null(s);
-    ck_assert_msg(strstr(tlog.text, "out of device memory") && strstr(tlog.text, "bytes"), "%s",
-                  tlog.text);
+    ck_assert_int_eq(st, LLMGPU_OK);
+    {
+        static int32_t toks[512];
+        uint32_t pos = 0;
+        for (int i = 0; i < 256 && st == LLMGPU_OK; i++) {
+            pos = llmgpu_session_position(s);
+            st = llmgpu_session_prefill(s, toks, 512);
+        }
+        ck_assert_int_eq(st, LLMGPU_ERR_OUT_OF_DEVICE_MEMORY);
+        ck_assert_uint_eq(llmgpu_session_position(s), pos);
+        ck_assert_msg(strstr(tlog.text, "out of device memory") && strstr(tlog.text, "bytes"),
+                      "%s", tlog.text);
+        ck_assert_int_eq(llmgpu_session_reset(s), LLMGPU_OK);
+        ck_assert_int_eq(llmgpu_session_prefill(s, toks, 16), LLMGPU_OK);
+    }
+    llmgpu_session_free(s);
+    s = NULL;
     ck_assert_uint_eq(atomic_load(&ctx->device_bytes), dev0);
     /* the largest n_ctx the API accepts (2^24): refused cleanly, whatever the reason */
     sp.n_ctx = 1u << 24;
@@ -431,7 +445,9 @@ START_TEST(device_oom_session) {
         float lg[300];
         size_t nl = 300;
         int32_t t;
+        ck_assert_int_eq(lg_session_reserve(s, 131072), LLMGPU_OK);
         lg_session_set_position(s, 131070);
+        ck_assert_uint_eq(llmgpu_session_position(s), 131070);
         ck_assert_int_eq(llmgpu_session_decode(s, 17), LLMGPU_OK);
         ck_assert_int_eq(llmgpu_session_sample_greedy(s, &t), LLMGPU_OK);
         ck_assert_int_eq(llmgpu_session_decode(s, t), LLMGPU_OK);
