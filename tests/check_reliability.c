@@ -423,11 +423,16 @@ START_TEST(device_oom_session) {
     llmgpu_session_free(s);
     s = NULL;
     ck_assert_uint_eq(atomic_load(&ctx->device_bytes), dev0);
-    /* the largest n_ctx the API accepts (2^24): refused cleanly, whatever the reason */
+    /* the largest n_ctx the API accepts (2^24): refused cleanly where a KV layer of that
+     * length cannot be bound (lavapipe: 128 MiB), or created with one page where it can
+     * (the H100: 4 GiB); either way nothing is left allocated */
     sp.n_ctx = 1u << 24;
     st = llmgpu_session_create(m, &sp, &s);
-    ck_assert_msg(st == LLMGPU_ERR_OUT_OF_DEVICE_MEMORY || st == LLMGPU_ERR_UNSUPPORTED, "%s",
-                  llmgpu_status_name(st));
+    ck_assert_msg(st == LLMGPU_OK || st == LLMGPU_ERR_OUT_OF_DEVICE_MEMORY ||
+                      st == LLMGPU_ERR_UNSUPPORTED,
+                  "%s", llmgpu_status_name(st));
+    llmgpu_session_free(s);
+    s = NULL;
     ck_assert_uint_eq(atomic_load(&ctx->device_bytes), dev0);
     sp.n_ctx = (1u << 24) + 1;
     ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_ERR_INVALID_ARGUMENT);
