@@ -554,6 +554,7 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
         st = llmgpu_generate(s, ids, n_prompt, &gp, &res);
     }
     printf("\n");
+    fflush(stdout); /* before the statistics on stderr */
     if (st != LLMGPU_OK) {
         fail("generating", st);
         goto done;
