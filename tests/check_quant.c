@@ -747,6 +747,8 @@ Suite *quant_suite(void) {
     tcase_add_test(cpu, random_blocks_bit_exact);
     tcase_add_test(cpu, f16_conversion_agrees_with_ggml);
     tcase_add_test(cpu, round_trip_error_bounds);
+    /* ~0.2 s of CPU in all (q4_K's search dominates); generous for loaded machines */
+    tcase_set_timeout(cpu, 120);
     suite_add_tcase(s, cpu);
     {
         TCase *k = tcase_create("Kernels");
