@@ -299,6 +299,17 @@ LLMGPU_API enum llmgpu_status llmgpu_context_measure_bandwidth(struct llmgpu_con
 
 /* ---- Models --------------------------------------------------------------- */
 
+/**
+ * Element type of the weight matrices on the GPU (llmgpu_model_params.weight_type).
+ * DEFAULT is f16, except that a bf16 checkpoint stays bf16. Q8_0, Q4_0 and Q4_K
+ * quantize the projection matrices (attention Q/K/V/O, MLP gate/up/down) while the
+ * model loads, in ggml's block formats with its rounding (8.5, 4.5 and 4.5 bits a
+ * weight); the token embedding and the LM head keep the DEFAULT type, as does a
+ * matrix whose rows are not a multiple of 32 values (with Q4_K, rows that are a
+ * multiple of 32 but not of 256 become Q4_0). Q6_K is not supported:
+ * llmgpu_model_load returns LLMGPU_ERR_INVALID_ARGUMENT.
+ * \since 0.1.0
+ */
 enum llmgpu_weight_type {
     LLMGPU_WEIGHT_TYPE_DEFAULT = 0,  /* f16 */
     LLMGPU_WEIGHT_TYPE_F32 = 1,
