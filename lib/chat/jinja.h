@@ -108,6 +108,7 @@ enum jk {
     JN_CONTINUE,
     JN_BLOCK,    /* body only ({% generation %}) */
     JN_FILTERBLOCK, /* body, filter chain in a (JN_FILTER with a NULL operand) */
+    JN_WITH,     /* kw: name = value assignments; body (a scope of its own) */
     /* expressions */
     JN_LIT,      /* v */
     JN_NAME,     /* s */
@@ -246,5 +247,7 @@ int lg_jinja_test(struct jctx *c, const char *name, size_t n, const struct jv *v
 struct jv lg_jinja_method(struct jctx *c, const struct jv *obj, const char *name, size_t n,
                           const struct jarg *args, size_t nargs);
 struct jv lg_jinja_call_func(struct jctx *c, int fn, const struct jarg *args, size_t nargs);
+/* Python's printf-style str % args (args: a tuple, a mapping or one value). */
+struct jv lg_jv_percent(struct jctx *c, const struct jv *fmt, const struct jv *args);
 
 #endif /* LG_JINJA_H */

@@ -577,6 +577,20 @@ static void exec_body(struct jctx *c, struct jnode *const *body, size_t n) {
         case JN_BREAK: c->ctrl = 1; break;
         case JN_CONTINUE: c->ctrl = 2; break;
         case JN_BLOCK: exec_body(c, nd->body, nd->nbody); break;
+        case JN_WITH: {
+            /* values from the enclosing scope, then a scope of its own for the body */
+            struct jframe *outer = c->cur;
+            struct jv *vals = lg_jinja_alloc(c, (nd->nkw ? nd->nkw : 1) * sizeof *vals);
+            size_t k;
+            for (k = 0; k < nd->nkw; k++)
+                vals[k] = eval(c, nd->kw[k].val);
+            c->cur = push_frame(c, outer);
+            for (k = 0; k < nd->nkw; k++)
+                assign(c, nd->kw[k].name, nd->kw[k].nlen, vals[k]);
+            exec_body(c, nd->body, nd->nbody);
+            c->cur = outer;
+            break;
+        }
         case JN_FILTERBLOCK:
             v = render_to_string(c, nd->body, nd->nbody);
             v = apply_chain(c, nd->a, v);

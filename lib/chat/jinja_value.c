@@ -909,6 +909,8 @@ struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct j
     }
     default: break;
     }
+    if (op == JO_MOD && a->t == JT_STR)
+        return lg_jv_percent(c, a, b); /* str % Undefined formats '' */
     if (a->t == JT_UNDEF)
         fail_undef(c, a);
     if (b->t == JT_UNDEF)
@@ -1004,9 +1006,183 @@ struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct j
         (a->t == JT_INT || a->t == JT_BOOL))
         return repeat(c, b, a->u.i);
     if (op == JO_MOD && a->t == JT_STR)
-        FAIL_UNSUP(c, "unsupported: printf-style string formatting ('%%')");
+        return lg_jv_percent(c, a, b);
     FAIL_TYPE(c, "unsupported operand type(s) for %s: '%s' and '%s'", op_name(op),
               lg_jv_typename(a), lg_jv_typename(b));
+}
+
+/* ---- printf-style formatting (str % args) ---- */
+static void pad_put(struct jctx *c, struct jbuf *b, const char *s, size_t n, int width, int left) {
+    size_t w = cp_count(s, n), k;
+    if (!left)
+        for (k = w; (int)k < width; k++)
+            put_s(c, b, " ");
+    lg_jbuf_put(c, b, s, n);
+    if (left)
+        for (k = w; (int)k < width; k++)
+            put_s(c, b, " ");
+}
+
+struct jv lg_jv_percent(struct jctx *c, const struct jv *fmt, const struct jv *args) {
+    struct jbuf b = {0};
+    const char *s = fmt->u.s;
+    size_t n = fmt->n, i = 0, next = 0, nargs;
+    const struct jv *argv;
+    /* Python: a non-tuple argument with __getitem__ (dict, list, Undefined) counts as a
+     * mapping, which excuses unused arguments; positional specs then format it whole */
+    int mapping = args->t == JT_DICT || args->t == JT_NS || args->t == JT_UNDEF ||
+                  (args->t == JT_LIST && args->tuple != 1);
+    if (args->t == JT_LIST && args->tuple == 1) {
+        argv = args->u.l->v;
+        nargs = args->u.l->n;
+    } else {
+        argv = args;
+        nargs = 1;
+    }
+    while (i < n) {
+        const char *pc = memchr(s + i, '%', n - i);
+        size_t at = pc ? (size_t)(pc - s) : n;
+        char flags[8], spec[64], num[512], type;
+        int nf = 0, width = -1, prec = -1, left = 0;
+        struct jv v;
+        lg_jbuf_put(c, &b, s + i, at - i);
+        if (at >= n)
+            break;
+        i = at + 1;
+        if (i < n && s[i] == '%') {
+            put_s(c, &b, "%");
+            i++;
+            continue;
+        }
+        if (i < n && s[i] == '(') {
+            /* %(name)s: a key of the mapping */
+            size_t e = i + 1;
+            const struct jv *found;
+            while (e < n && s[e] != ')')
+                e++;
+            if (e >= n)
+                FAIL_TYPE(c, "incomplete format key");
+            if (args->t != JT_DICT && args->t != JT_NS)
+                FAIL_TYPE(c, "format requires a mapping");
+            found = lg_jdict_get(args->u.d, s + i + 1, e - i - 1);
+            if (!found)
+                FAIL_TYPE(c, "KeyError: '%.*s'", (int)LG_MIN(e - i - 1, 64), s + i + 1);
+            v = *found;
+            i = e + 1;
+        } else {
+            v.t = JT_UNDEF;
+        }
+        while (i < n && strchr("-+ #0", s[i]) && nf < 6) {
+            left |= s[i] == '-';
+            flags[nf++] = s[i++];
+        }
+        flags[nf] = 0;
+        if (i < n && (s[i] == '*'))
+            FAIL_UNSUP(c, "unsupported: '*' width in printf-style formatting");
+        while (i < n && s[i] >= '0' && s[i] <= '9' && width < 1000)
+            width = (width < 0 ? 0 : width * 10) + (s[i++] - '0');
+        if (i < n && s[i] == '.') {
+            prec = 0;
+            i++;
+            while (i < n && s[i] >= '0' && s[i] <= '9' && prec < 1000)
+                prec = prec * 10 + (s[i++] - '0');
+        }
+        while (i < n && (s[i] == 'l' || s[i] == 'h' || s[i] == 'L'))
+            i++;
+        if (i >= n)
+            FAIL_TYPE(c, "incomplete format");
+        type = s[i++];
+        if (s[at + 1] != '(') {
+            if (next >= nargs)
+                FAIL_TYPE(c, "not enough arguments for format string");
+            v = argv[next++];
+        }
+        switch (type) {
+        case 's':
+        case 'r':
+        case 'a': {
+            struct jbuf t = {0};
+            if (type == 's')
+                lg_jv_write_str(c, &t, &v);
+            else
+                write_repr(c, &t, &v);
+            if (prec >= 0 && t.n) {
+                size_t k = 0, cps = 0;
+                while (k < t.n && (int)cps < prec) {
+                    k += cp_len(t.p, t.n, k);
+                    cps++;
+                }
+                t.n = k;
+            }
+            pad_put(c, &b, t.p ? t.p : "", t.n, width, left);
+            break;
+        }
+        case 'd':
+        case 'i':
+        case 'u':
+        case 'x':
+        case 'X':
+        case 'o':
+        case 'c': {
+            int64_t iv;
+            if (v.t == JT_FLOAT && type != 'c' && fabs(v.u.f) < 9.2e18)
+                iv = (int64_t)v.u.f;
+            else if (v.t == JT_INT || v.t == JT_BOOL)
+                iv = v.u.i;
+            else
+                FAIL_TYPE(c, "%%%c format: a number is required, not %s", type, lg_jv_typename(&v));
+            if (type == 'c') {
+                char enc[8];
+                size_t k = 0;
+                if (iv < 0 || iv > 0x10FFFF)
+                    FAIL_TYPE(c, "%%c arg not in range(0x110000)");
+                k = (size_t)utf8proc_encode_char((int32_t)iv, (uint8_t *)enc);
+                pad_put(c, &b, enc, k, width, left);
+                break;
+            }
+            snprintf(spec, sizeof spec, "%%%s%s%sll%c", flags, width >= 0 ? "*" : "",
+                     prec >= 0 ? ".*" : "", type == 'i' || type == 'u' ? 'd' : type);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+            if (width >= 0 && prec >= 0)
+                snprintf(num, sizeof num, spec, width, prec, (long long)iv);
+            else if (width >= 0)
+                snprintf(num, sizeof num, spec, width, (long long)iv);
+            else if (prec >= 0)
+                snprintf(num, sizeof num, spec, prec, (long long)iv);
+            else
+                snprintf(num, sizeof num, spec, (long long)iv);
+#pragma GCC diagnostic pop
+            put_s(c, &b, num);
+            break;
+        }
+        case 'f':
+        case 'F':
+        case 'e':
+        case 'E':
+        case 'g':
+        case 'G': {
+            double f;
+            if (!is_num(&v))
+                FAIL_TYPE(c, "must be real number, not %s", lg_jv_typename(&v));
+            f = num_f(&v);
+            snprintf(spec, sizeof spec, "%%%s%s.*%c", flags, width >= 0 ? "*" : "", type);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+            if (width >= 0)
+                snprintf(num, sizeof num, spec, width, prec >= 0 ? prec : 6, f);
+            else
+                snprintf(num, sizeof num, spec, prec >= 0 ? prec : 6, f);
+#pragma GCC diagnostic pop
+            put_s(c, &b, num);
+            break;
+        }
+        default: FAIL_UNSUP(c, "unsupported format character '%c' in printf-style formatting", type);
+        }
+    }
+    if (!mapping && next < nargs)
+        FAIL_TYPE(c, "not all arguments converted during string formatting");
+    return buf_str(&b);
 }
 
 /* ---- arguments of filters, tests, methods and functions ---- */
@@ -1789,6 +1965,101 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         for (i = 0; i < l->n; i++)
             r.u.l->v[rev && lg_jv_truthy(rev) ? l->n - 1 - i : i] = l->v[tmp[i].idx];
         return r;
+    }
+    if (NAME_IS("format")) {
+        /* soft_str(value) % (kwargs or args) */
+        struct jv s = lg_jv_to_str(c, v), t;
+        size_t i, npos = 0, nkw = 0;
+        for (i = 0; i < nargs; i++)
+            args[i].name ? nkw++ : npos++;
+        if (npos && nkw)
+            FAIL_TYPE(c, "format: can't handle positional and keyword arguments at the same time");
+        if (nkw) {
+            t.t = JT_DICT;
+            t.u.d = lg_jdict_new(c, nkw);
+            for (i = 0; i < nargs; i++)
+                lg_jdict_set(c, t.u.d, lg_jv_str(args[i].name, args[i].nlen), args[i].v);
+        } else {
+            t = lg_jlist_make(c, npos);
+            t.tuple = 1;
+            for (i = 0; i < nargs; i++)
+                t.u.l->v[i] = args[i].v;
+        }
+        return lg_jv_percent(c, &s, &t);
+    }
+    if (NAME_IS("dictsort")) {
+        static const char *const kw[] = {"case_sensitive", "by", "reverse", NULL};
+        const struct jv *cs = arg(args, nargs, 0, "case_sensitive"), *by = arg(args, nargs, 1, "by");
+        const struct jv *rev = arg(args, nargs, 2, "reverse");
+        struct jv items, r;
+        struct jsort *tmp;
+        size_t i, k;
+        int by_value;
+        check_args(c, "filter", name, n, args, nargs, 3, kw);
+        if (v->t != JT_DICT)
+            FAIL_TYPE(c, "dictsort: expected a mapping, got %s", lg_jv_typename(v));
+        by_value = by && by->t == JT_STR && by->n == 5 && !memcmp(by->u.s, "value", 5);
+        if (by && !by_value && !(by->t == JT_STR && by->n == 3 && !memcmp(by->u.s, "key", 3)))
+            FAIL_TYPE(c, "You can only sort by either \"key\" or \"value\"");
+        items = lg_jlist_make(c, v->u.d->n);
+        tmp = lg_jinja_alloc(c, (v->u.d->n ? v->u.d->n : 1) * sizeof *tmp);
+        for (i = 0; i < v->u.d->n; i++) {
+            tmp[i].key = by_value ? v->u.d->v[i] : v->u.d->k[i];
+            if (tmp[i].key.t == JT_STR && !(cs && lg_jv_truthy(cs)))
+                tmp[i].key = casemap(c, tmp[i].key, 0);
+            tmp[i].idx = i;
+        }
+        sort_items(c, tmp, lg_jinja_alloc(c, (v->u.d->n ? v->u.d->n : 1) * sizeof *tmp), v->u.d->n);
+        r = items;
+        for (i = 0; i < v->u.d->n; i++) {
+            struct jv pair = lg_jlist_make(c, 2);
+            k = tmp[rev && lg_jv_truthy(rev) ? v->u.d->n - 1 - i : i].idx;
+            pair.tuple = 1;
+            pair.u.l->v[0] = v->u.d->k[k];
+            pair.u.l->v[1] = v->u.d->v[k];
+            r.u.l->v[i] = pair;
+        }
+        return r;
+    }
+    if (NAME_IS("sum")) {
+        static const char *const kw[] = {"attribute", "start", NULL};
+        const struct jv *at = arg(args, nargs, 0, "attribute"), *st = arg(args, nargs, 1, "start");
+        struct jlist *l;
+        struct jv acc = st ? *st : lg_jv_int(0);
+        size_t i;
+        check_args(c, "filter", name, n, args, nargs, 2, kw);
+        l = lg_jv_iter(c, v);
+        for (i = 0; i < l->n; i++) {
+            struct jv item = l->v[i];
+            if (at)
+                item = at->t == JT_STR ? lg_jv_getattr(c, &item, at->u.s, at->n) : lg_jv_getitem(c, &item, at);
+            acc = lg_jv_binop(c, JO_ADD, &acc, &item);
+        }
+        return acc;
+    }
+    if (NAME_IS("min") || NAME_IS("max")) {
+        static const char *const kw[] = {"case_sensitive", "attribute", NULL};
+        const struct jv *cs = arg(args, nargs, 0, "case_sensitive"), *at = arg(args, nargs, 1, "attribute");
+        struct jlist *l;
+        size_t i, best = 0;
+        struct jv bkey = {0};
+        check_args(c, "filter", name, n, args, nargs, 2, kw);
+        l = lg_jv_iter(c, v);
+        if (!l->n)
+            return lg_jv_undef(NAME_IS("min") ? "min of an empty sequence" : "max of an empty sequence", 24);
+        for (i = 0; i < l->n; i++) {
+            struct jv key = l->v[i];
+            if (at)
+                key = at->t == JT_STR ? lg_jv_getattr(c, &key, at->u.s, at->n) : lg_jv_getitem(c, &key, at);
+            if (key.t == JT_STR && !(cs && lg_jv_truthy(cs)))
+                key = casemap(c, key, 0);
+            if (i == 0 || (NAME_IS("min") ? cmp_values(c, &key, &bkey, "<") < 0
+                                          : cmp_values(c, &key, &bkey, ">") > 0)) {
+                best = i;
+                bkey = key;
+            }
+        }
+        return l->v[best];
     }
     FAIL_UNSUP(c, "unsupported filter '%.*s'", (int)LG_MIN(n, 64), name);
 }
