@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "chat/chat.h"
+#include "testmodel.h"
 #include "testutil.h"
 #include "tokenizer/tokenizer.h"
 
@@ -342,7 +343,7 @@ END_TEST
 
 START_TEST(test_limits) {
     struct tu_log log;
-    char *deep = malloc(200000), *p = deep;
+    char *deep = malloc(400000), *p = deep;
     int i;
     tu_log_clear(&log);
     /* deep nesting of expressions and of blocks: a clean error, no stack overflow */
@@ -411,6 +412,85 @@ START_TEST(test_alloc_failures) {
 }
 END_TEST
 
+/* ---- Model: the public entry point on a vocab-only tiny model (a Vulkan context) ---- */
+static struct tu_log glog;
+static struct llmgpu_context *g_ctx;
+static void gpu_setup(void) {
+    tu_log_clear(&glog);
+    g_ctx = tu_context(&glog, NULL);
+}
+static void gpu_teardown(void) {
+    tu_context_free(g_ctx);
+}
+
+static char *apply(struct llmgpu_model *m, const struct llmgpu_chat_message *msgs, size_t n,
+                   uint32_t flags, enum llmgpu_status *st) {
+    size_t len = 0, len2;
+    char *out;
+    *st = llmgpu_chat_apply_template(m, msgs, n, flags, NULL, &len);
+    if (*st != LLMGPU_OK)
+        return NULL;
+    out = malloc(len + 1);
+    ck_assert_ptr_nonnull(out);
+    len2 = len;
+    ck_assert_int_eq(llmgpu_chat_apply_template(m, msgs, n, flags, out, &len2), LLMGPU_OK);
+    ck_assert_uint_eq(len2, len);
+    out[len] = 0;
+    return out;
+}
+
+START_TEST(test_model_api) {
+    static const struct llmgpu_chat_message msgs[] = {{"system", "Be brief."}, {"user", "Hi"}};
+    struct llmgpu_model_params mp;
+    struct llmgpu_model *m = NULL;
+    enum llmgpu_status st;
+    char dir[1024], *out;
+    ck_assert_int_eq(lgt_mkmodel("--arch llama --dtype f32 --layers 1 --hidden 32 --heads 4 "
+                                 "--kv-heads 2 --ff 64 --vocab 300 --ctx 64 --seed 3",
+                                 dir, sizeof dir), 0);
+    llmgpu_model_params_init(&mp);
+    mp.flags = LLMGPU_MODEL_FLAG_VOCAB_ONLY;
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
+    /* tokenizer_config.json's template with its bos/eos strings */
+    out = apply(m, msgs, 2, LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT, &st);
+    ck_assert_int_eq(st, LLMGPU_OK);
+    ck_assert_str_eq(out, "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n");
+    free(out);
+    out = apply(m, msgs + 1, 1, 0, &st);
+    ck_assert_str_eq(out, "<|user|>\nHi</s>\n");
+    free(out);
+    ck_assert_int_eq(llmgpu_chat_apply_template(m, msgs, 2, 0x80, NULL, &(size_t){0}),
+                     LLMGPU_ERR_INVALID_ARGUMENT);
+    llmgpu_model_free(m);
+    /* chat_template.jinja beside a tokenizer_config.json without chat_template */
+    ck_assert_int_eq(lgt_replace(dir, "tokenizer_config.json", "\"chat_template\"", "\"unused_template\""), 0);
+    {
+        static const char tmpl[] = "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}"
+                                   "{{ raise_exception('no system role here') }}{% endif %}"
+                                   "[{{ m.role }}]{{ m.content }}{% endfor %}\n";
+        ck_assert_int_eq(lgt_write(dir, "chat_template.jinja", tmpl, sizeof tmpl - 1), 0);
+    }
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
+    out = apply(m, msgs + 1, 1, 0, &st);
+    ck_assert_str_eq(out, "<s>[user]Hi");
+    free(out);
+    tu_log_clear(&glog);
+    ck_assert_ptr_null(apply(m, msgs, 2, 0, &st));
+    ck_assert_int_eq(st, LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(glog.text, "no system role here") != NULL, "%s", glog.text);
+    llmgpu_model_free(m);
+    /* no template at all */
+    ck_assert_int_eq(remove(strcat(dir, "/chat_template.jinja")), 0);
+    dir[strlen(dir) - strlen("/chat_template.jinja")] = 0;
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
+    tu_log_clear(&glog);
+    ck_assert_ptr_null(apply(m, msgs, 2, 0, &st));
+    ck_assert_int_eq(st, LLMGPU_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(glog.text, "no chat template") != NULL, "%s", glog.text);
+    llmgpu_model_free(m);
+}
+END_TEST
+
 Suite *chat_suite(void) {
     Suite *s = suite_create("chat");
     TCase *tc = tcase_create("Parity");
@@ -426,6 +506,12 @@ Suite *chat_suite(void) {
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_alloc_failures);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Model");
+    tcase_set_tags(tc, "gpu");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, gpu_setup, gpu_teardown);
+    tcase_add_test(tc, test_model_api);
     suite_add_tcase(s, tc);
     return s;
 }
