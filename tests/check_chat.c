@@ -386,6 +386,18 @@ START_TEST(test_limits) {
        LLMGPU_ERR_UNSUPPORTED, &log);
     ck_assert_msg(strstr(log.text, "memory") != NULL, "%s", log.text);
     r1("{{ 'x' * 1000000000000 }}", LLMGPU_ERR_UNSUPPORTED, NULL);
+    /* long strings: searches are linear, repeated scans are charged to the step budget */
+    ck_assert_str_eq(r1("{% set a = 'a' * 4000000 %}{% set b = 'a' * 2000000 ~ 'b' %}"
+                        "{{ b in a }} {{ a.count(b) }} {{ a.find(b) }} {{ (a ~ b).rfind(b) }} "
+                        "{{ a.replace(b, 'x')|length }} {{ (a ~ b).split(b)|length }} "
+                        "{{ (b ~ a).rsplit(b, 1)|length }} {{ (a ~ 'x').strip('a')|length }}",
+                        LLMGPU_OK, NULL),
+                     "False 0 -1 4000000 4000000 2 2 1");
+    r1("{% set s = '\u00e9' * 1000000 %}{% for i in range(100000) %}{{ s[i] }}{% endfor %}",
+       LLMGPU_ERR_UNSUPPORTED, NULL);
+    r1("{% set ns = namespace(x=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+       "{{ ns.x == ns.x }}{{ ns.x < ns.x }}",
+       LLMGPU_ERR_UNSUPPORTED, NULL);
     r1("{{ 9223372036854775807 + 1 }}", LLMGPU_ERR_UNSUPPORTED, NULL);
 }
 END_TEST

@@ -198,6 +198,9 @@ _Noreturn void lg_jinja_fail(struct jctx *c, enum llmgpu_status st, const char *
     LG_PRINTF(3, 4);
 
 void *lg_jinja_alloc(struct jctx *c, size_t size); /* zeroed; fails the render when over */
+/* Charge work that is not a node visit (scanning long strings, quadratic filters) to the
+ * step budget: units are steps; string scans charge a step per 256 bytes. */
+void lg_jinja_work(struct jctx *c, uint64_t steps);
 char *lg_jinja_strdup(struct jctx *c, const char *s, size_t n);
 void lg_jinja_arena_free(struct jarena *ar);
 

@@ -129,6 +129,13 @@ static void step(struct jctx *c, const struct jnode *nd) {
                       (unsigned long long)c->lim.max_steps);
 }
 
+void lg_jinja_work(struct jctx *c, uint64_t steps) {
+    c->steps += steps;
+    if (c->steps > c->lim.max_steps)
+        lg_jinja_fail(c, LLMGPU_ERR_UNSUPPORTED, "template takes more than %llu steps (limit)",
+                      (unsigned long long)c->lim.max_steps);
+}
+
 static void enter(struct jctx *c) {
     if (++c->depth > c->lim.max_depth)
         lg_jinja_fail(c, LLMGPU_ERR_UNSUPPORTED, "template recursion deeper than %u (limit)",

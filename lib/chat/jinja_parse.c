@@ -1264,8 +1264,11 @@ static struct jnode *parse_statement(struct jparser *p) {
     if (is_name(t, "filter")) {
         static const char *const ends[] = {"endfilter", NULL};
         struct jnode *chain = NULL;
+        uint32_t nf = 0;
         nd = node(p, JN_FILTERBLOCK);
         for (;;) {
+            if (++nf > p->c->lim.max_depth) /* applied recursively */
+                perr(p, "template nested too deeply (limit reached)");
             chain = parse_filter(p, chain);
             if (!is_op(cur(p), "|"))
                 break;

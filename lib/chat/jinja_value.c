@@ -92,6 +92,8 @@ static _Noreturn void fail_undef(struct jctx *c, const struct jv *v) {
 void lg_jbuf_put(struct jctx *c, struct jbuf *b, const char *s, size_t n) {
     if (!n)
         return;
+    if (n >= 256)
+        lg_jinja_work(c, n >> 8);
     if (n > b->cap - b->n) {
         size_t need, cap = b->cap ? b->cap : 256;
         char *np;
@@ -204,8 +206,11 @@ static int32_t cp_decode(const char *s, size_t n, size_t *len) {
 }
 /* Code point offsets: offs[i] is the byte offset of character i, offs[count] = n. */
 static size_t *cp_offsets(struct jctx *c, const char *s, size_t n, size_t *count) {
-    size_t k = cp_count(s, n), i, j = 0;
-    size_t *offs = lg_jinja_alloc(c, (k + 1) * sizeof *offs);
+    size_t k, i, j = 0;
+    size_t *offs;
+    lg_jinja_work(c, n >> 6); /* indexing a long string repeatedly is quadratic */
+    k = cp_count(s, n);
+    offs = lg_jinja_alloc(c, (k + 1) * sizeof *offs);
     for (i = 0; i < n; i++)
         if (((unsigned char)s[i] & 0xC0) != 0x80)
             offs[j++] = i;
@@ -238,8 +243,18 @@ static double num_f(const struct jv *v) {
     return v->t == JT_FLOAT ? v->u.f : (double)v->u.i;
 }
 
+static int eq_depth(const struct jv *a, const struct jv *b, int depth);
+
 int lg_jv_eq(const struct jv *a, const struct jv *b) {
+    return eq_depth(a, b, 0);
+}
+
+/* Python's ==; nesting deeper than 200 compares unequal (Python would raise RecursionError
+ * somewhat deeper; no chat template nests values like that). */
+static int eq_depth(const struct jv *a, const struct jv *b, int depth) {
     size_t i;
+    if (depth > 200)
+        return 0;
     if (is_num(a) && is_num(b)) {
         if (a->t == JT_FLOAT || b->t == JT_FLOAT)
             return num_f(a) == num_f(b);
@@ -252,20 +267,22 @@ int lg_jv_eq(const struct jv *a, const struct jv *b) {
     case JT_NONE: return 1;
     case JT_STR: return a->n == b->n && memcmp(a->u.s, b->u.s, a->n) == 0;
     case JT_LIST:
-        if (a->tuple == JV_GEN || b->tuple == JV_GEN)
-            return a->u.l == b->u.l;
+        if (a->tuple == JV_GEN || b->tuple == JV_GEN || a->u.l == b->u.l)
+            return a->u.l == b->u.l && a->tuple == b->tuple; /* identity first, as Python */
         if (a->tuple != b->tuple || a->u.l->n != b->u.l->n)
             return 0;
         for (i = 0; i < a->u.l->n; i++)
-            if (!lg_jv_eq(&a->u.l->v[i], &b->u.l->v[i]))
+            if (!eq_depth(&a->u.l->v[i], &b->u.l->v[i], depth + 1))
                 return 0;
         return 1;
     case JT_DICT:
+        if (a->u.d == b->u.d)
+            return 1;
         if (a->u.d->n != b->u.d->n)
             return 0;
         for (i = 0; i < a->u.d->n; i++) {
             const struct jv *o = dict_find(b->u.d, &a->u.d->k[i]);
-            if (!o || !lg_jv_eq(&a->u.d->v[i], o))
+            if (!o || !eq_depth(&a->u.d->v[i], o, depth + 1))
                 return 0;
         }
         return 1;
@@ -634,6 +651,7 @@ struct jlist *lg_jv_iter(struct jctx *c, const struct jv *v) {
         l->v = v->u.d->k;
         return l;
     case JT_STR:
+        lg_jinja_work(c, v->n >> 4);
         n = cp_count(v->u.s, v->n);
         l = lg_jinja_alloc(c, sizeof *l);
         l->v = lg_jinja_alloc(c, (n ? n : 1) * sizeof *l->v);
@@ -803,12 +821,46 @@ static int cmp_values(struct jctx *c, const struct jv *a, const struct jv *b, co
     if (a->t == JT_LIST && b->t == JT_LIST && a->tuple == b->tuple && a->tuple != JV_GEN) {
         size_t i;
         for (i = 0; i < a->u.l->n && i < b->u.l->n; i++)
-            if (!lg_jv_eq(&a->u.l->v[i], &b->u.l->v[i]))
-                return cmp_values(c, &a->u.l->v[i], &b->u.l->v[i], op);
+            if (!lg_jv_eq(&a->u.l->v[i], &b->u.l->v[i])) {
+                int r;
+                if (++c->depth > c->lim.max_depth)
+                    FAIL_UNSUP(c, "value nested too deeply to compare");
+                r = cmp_values(c, &a->u.l->v[i], &b->u.l->v[i], op);
+                c->depth--;
+                return r;
+            }
         return (a->u.l->n > b->u.l->n) - (a->u.l->n < b->u.l->n);
     }
     FAIL_TYPE(c, "'%s' not supported between instances of '%s' and '%s'", op, lg_jv_typename(a),
               lg_jv_typename(b));
+}
+
+/* First occurrence of nd[0..m) in hay[from..n), or SIZE_MAX: linear (memmem), charged. */
+static size_t find_at(struct jctx *c, const char *hay, size_t n, size_t from, const char *nd, size_t m) {
+    const char *p;
+    if (from > n || m > n - from)
+        return SIZE_MAX;
+    if (!m)
+        return from;
+    p = memmem(hay + from, n - from, nd, m);
+    lg_jinja_work(c, ((p ? (size_t)(p - hay) + m : n) - from) >> 8);
+    return p ? (size_t)(p - hay) : SIZE_MAX;
+}
+
+static char *reversed(struct jctx *c, const char *s, size_t n) {
+    char *r = lg_jinja_alloc(c, n + 1);
+    size_t i;
+    for (i = 0; i < n; i++)
+        r[i] = s[n - 1 - i];
+    return r;
+}
+
+/* Last occurrence of a needle ending at or before end, searched forward in the reversed
+ * text rev (length n) for the reversed needle rnd (length m). */
+static size_t rfind_before(struct jctx *c, const char *rev, size_t n, size_t end, const char *rnd,
+                           size_t m) {
+    size_t q = find_at(c, rev, n, n - end, rnd, m);
+    return q == SIZE_MAX ? SIZE_MAX : n - q - m;
 }
 
 static int contains(struct jctx *c, const struct jv *hay, const struct jv *needle) {
@@ -820,12 +872,7 @@ static int contains(struct jctx *c, const struct jv *hay, const struct jv *needl
         if (needle->t != JT_STR)
             FAIL_TYPE(c, "'in <string>' requires string as left operand, not %s",
                       lg_jv_typename(needle));
-        if (!needle->n)
-            return 1;
-        for (i = 0; i + needle->n <= hay->n; i++)
-            if (memcmp(hay->u.s + i, needle->u.s, needle->n) == 0)
-                return 1;
-        return 0;
+        return find_at(c, hay->u.s, hay->n, 0, needle->u.s, needle->n) != SIZE_MAX;
     case JT_LIST:
         for (i = 0; i < hay->u.l->n; i++)
             if (lg_jv_eq(&hay->u.l->v[i], needle))
@@ -1234,15 +1281,19 @@ static int64_t need_int(struct jctx *c, const struct jv *v, const char *what) {
 }
 
 /* ---- string operations ---- */
-static int in_chars(const struct jv *chars, const char *s, size_t len) {
+static int in_chars(struct jctx *c, const struct jv *chars, const char *s, size_t len) {
     size_t i = 0;
+    int found = 0;
     while (i < chars->n) {
         size_t l = cp_len(chars->u.s, chars->n, i);
-        if (l == len && memcmp(chars->u.s + i, s, len) == 0)
-            return 1;
+        if (l == len && memcmp(chars->u.s + i, s, len) == 0) {
+            found = 1;
+            break;
+        }
         i += l;
     }
-    return 0;
+    lg_jinja_work(c, i >> 6);
+    return found;
 }
 
 /* str.strip / lstrip / rstrip (which: 1 left, 2 right, 3 both), chars NULL/None: whitespace. */
@@ -1254,7 +1305,7 @@ static struct jv strip(struct jctx *c, struct jv s, const struct jv *chars, int 
         if (which & 1)
             while (a < z) {
                 size_t l = cp_len(p, z, a);
-                if (!in_chars(chars, p + a, l))
+                if (!in_chars(c, chars, p + a, l))
                     break;
                 a += l;
             }
@@ -1263,7 +1314,7 @@ static struct jv strip(struct jctx *c, struct jv s, const struct jv *chars, int 
                 size_t st = z - 1;
                 while (st > a && ((unsigned char)p[st] & 0xC0) == 0x80)
                     st--;
-                if (!in_chars(chars, p + st, z - st))
+                if (!in_chars(c, chars, p + st, z - st))
                     break;
                 z = st;
             }
@@ -1343,14 +1394,15 @@ static struct jv replace(struct jctx *c, struct jv s, struct jv old, struct jv r
         return buf_str(&b);
     }
     while (i < s.n) {
-        if ((count < 0 || done < count) && i + old.n <= s.n && memcmp(s.u.s + i, old.u.s, old.n) == 0) {
-            lg_jbuf_put(c, &b, rep.u.s, rep.n);
-            i += old.n;
-            done++;
-        } else {
-            lg_jbuf_put(c, &b, s.u.s + i, 1);
-            i++;
+        size_t pos = count < 0 || done < count ? find_at(c, s.u.s, s.n, i, old.u.s, old.n) : SIZE_MAX;
+        if (pos == SIZE_MAX) {
+            lg_jbuf_put(c, &b, s.u.s + i, s.n - i);
+            break;
         }
+        lg_jbuf_put(c, &b, s.u.s + i, pos - i);
+        lg_jbuf_put(c, &b, rep.u.s, rep.n);
+        i = pos + old.n;
+        done++;
     }
     return buf_str(&b);
 }
@@ -1404,18 +1456,15 @@ static struct jv split(struct jctx *c, struct jv s, const struct jv *sep, int64_
     if (!sep->n)
         FAIL_TYPE(c, "empty separator");
     if (from_right) {
-        size_t end = s.n, k;
+        size_t end = s.n;
         struct jv tmp = lg_jlist_make(c, 0);
         size_t tcap = 0;
         int64_t j;
+        char *rs = reversed(c, s.u.s, s.n), *rsep = reversed(c, sep->u.s, sep->n);
         for (;;) {
             size_t pos = SIZE_MAX;
             if (maxsplit < 0 || done < maxsplit)
-                for (k = end; k >= sep->n; k--)
-                    if (memcmp(s.u.s + k - sep->n, sep->u.s, sep->n) == 0) {
-                        pos = k - sep->n;
-                        break;
-                    }
+                pos = rfind_before(c, rs, s.n, end, rsep, sep->n);
             if (pos == SIZE_MAX) {
                 list_push(c, &tmp, &tcap, lg_jv_str(s.u.s, end));
                 break;
@@ -1429,13 +1478,9 @@ static struct jv split(struct jctx *c, struct jv s, const struct jv *sep, int64_
         return out;
     }
     for (;;) {
-        size_t k, pos = SIZE_MAX;
+        size_t pos = SIZE_MAX;
         if (maxsplit < 0 || done < maxsplit)
-            for (k = i; k + sep->n <= s.n; k++)
-                if (memcmp(s.u.s + k, sep->u.s, sep->n) == 0) {
-                    pos = k;
-                    break;
-                }
+            pos = find_at(c, s.u.s, s.n, i, sep->u.s, sep->n);
         if (pos == SIZE_MAX) {
             list_push(c, &out, &cap, lg_jv_str(s.u.s + i, s.n - i));
             break;
@@ -1933,6 +1978,7 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         size_t i, k, cap = 0;
         check_args(c, "filter", name, n, args, nargs, 0, NULL);
         for (i = 0; i < l->n; i++) {
+            lg_jinja_work(c, 1 + (r.u.l->n >> 4));
             for (k = 0; k < r.u.l->n; k++)
                 if (lg_jv_eq(&r.u.l->v[k], &l->v[i]))
                     break;
@@ -2097,18 +2143,22 @@ struct jv lg_jinja_method(struct jctx *c, const struct jv *obj, const char *name
                            arg(args, nargs, 2, NULL) ? need_int(c, arg(args, nargs, 2, NULL), "replace") : -1);
         if (NAME_IS("find") || NAME_IS("rfind") || NAME_IS("count") || NAME_IS("index")) {
             struct jv sub = need_str(c, a0, "find");
-            size_t i, offs_n, *offs;
+            size_t offs_n, *offs, pos;
             int64_t found = -1, cnt = 0;
-            for (i = 0; i + sub.n <= s.n; i++)
-                if (memcmp(s.u.s + i, sub.u.s, sub.n) == 0) {
-                    if (found < 0 || NAME_IS("rfind"))
-                        found = (int64_t)i;
+            if (NAME_IS("count")) {
+                if (!sub.n)
+                    return lg_jv_int((int64_t)cp_count(s.u.s, s.n) + 1);
+                for (pos = 0; (pos = find_at(c, s.u.s, s.n, pos, sub.u.s, sub.n)) != SIZE_MAX; pos += sub.n)
                     cnt++;
-                    if (NAME_IS("count") && sub.n)
-                        i += sub.n - 1;
-                }
-            if (NAME_IS("count"))
-                return lg_jv_int(sub.n ? cnt : (int64_t)cp_count(s.u.s, s.n) + 1);
+                return lg_jv_int(cnt);
+            }
+            if (NAME_IS("rfind")) {
+                pos = rfind_before(c, reversed(c, s.u.s, s.n), s.n, s.n, reversed(c, sub.u.s, sub.n), sub.n);
+            } else {
+                pos = find_at(c, s.u.s, s.n, 0, sub.u.s, sub.n);
+            }
+            if (pos != SIZE_MAX)
+                found = (int64_t)pos;
             if (found < 0) {
                 if (NAME_IS("index"))
                     FAIL_TYPE(c, "substring not found");
