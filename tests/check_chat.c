@@ -395,8 +395,8 @@ START_TEST(test_limits) {
                      "False 0 -1 4000000 4000000 2 2 1");
     r1("{% set s = '\u00e9' * 1000000 %}{% for i in range(100000) %}{{ s[i] }}{% endfor %}",
        LLMGPU_ERR_UNSUPPORTED, NULL);
-    r1("{% set ns = namespace(x=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}"
-       "{{ ns.x == ns.x }}{{ ns.x < ns.x }}",
+    r1("{% set ns = namespace(x=[], y=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}"
+       "{% set ns.y = [ns.y] %}{% endfor %}{{ ns.x == ns.x }}{{ ns.x == ns.y }}{{ ns.x < ns.y }}",
        LLMGPU_ERR_UNSUPPORTED, NULL);
     r1("{{ 9223372036854775807 + 1 }}", LLMGPU_ERR_UNSUPPORTED, NULL);
 }
