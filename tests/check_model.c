@@ -430,6 +430,56 @@ START_TEST(test_alloc_failures) {
 }
 END_TEST
 
+/* A caller's allocator sees every allocation of a load and gets all of them back. */
+struct counting {
+    long live, total;
+};
+
+static void *count_alloc(size_t size, void *user) {
+    struct counting *c = user;
+    size_t *p = malloc(size + 16);
+    if (!p)
+        return NULL;
+    p[0] = 0xA110Cu;
+    c->live++;
+    c->total++;
+    return (char *)p + 16;
+}
+
+static void count_free(void *ptr, void *user) {
+    struct counting *c = user;
+    size_t *p = (size_t *)(void *)((char *)ptr - 16);
+    ck_assert_uint_eq(p[0], 0xA110Cu); /* only pointers this allocator gave out */
+    p[0] = 0;
+    c->live--;
+    free(p);
+}
+
+START_TEST(test_user_allocator) {
+    char dir[512];
+    struct counting cnt = {0, 0};
+    struct lg_alloc a;
+    struct lg_checkpoint *c = NULL;
+    memset(&a, 0, sizeof a);
+    a.user.alloc = count_alloc;
+    a.user.free = count_free;
+    a.user.user = &cnt;
+    ck_assert_int_eq(lgt_mkmodel("--shards 3 --arch qwen2", dir, sizeof dir), 0);
+    lgt_log_reset();
+    ck_assert_int_eq(lg_ckpt_open(&a, &lgt_log, dir, &c), LLMGPU_OK);
+    ck_assert_int_gt(cnt.live, 0);
+    check_all_roles(c);
+    lg_ckpt_close(c);
+    ck_assert_int_eq(cnt.live, 0);
+    ck_assert_int_gt(cnt.total, 20);
+    /* failures free everything too */
+    ck_assert_int_eq(lgt_replace(dir, "config.json", "\"num_hidden_layers\": 2",
+                                 "\"num_hidden_layers\": 3"), 0);
+    ck_assert_int_eq(lg_ckpt_open(&a, &lgt_log, dir, &c), LLMGPU_ERR_BAD_MODEL_FILE);
+    ck_assert_int_eq(cnt.live, 0);
+}
+END_TEST
+
 /* ================================================================= Variants */
 
 START_TEST(test_sharded) {
@@ -600,6 +650,22 @@ START_TEST(test_generation_config_eos) {
 }
 END_TEST
 
+/* The generator's defaults give clear greedy decisions (mkmodel.py fails with
+ * --check-margins when a top-1 margin is under 1e-3). */
+START_TEST(test_generator_margins) {
+    static const char *const args[] = {
+        "--check-margins 16",
+        "--check-margins 16 --tie --kv-heads 2 --dtype bf16 --rope-scaling llama3",
+        "--check-margins 16 --arch qwen2 --tie --kv-heads 1",
+        "--check-margins 16 --arch mistral --sliding-window 5 --kv-heads 2",
+    };
+    char dir[512];
+    size_t i;
+    for (i = 0; i < LG_ARRAY_LEN(args); i++)
+        ck_assert_msg(lgt_mkmodel(args[i], dir, sizeof dir) == 0, "mkmodel %s", args[i]);
+}
+END_TEST
+
 /* Hugging Face hub cache: snapshots/<rev>/ holds symlinks into ../../blobs/. */
 START_TEST(test_hub_cache_layout) {
     char dir[512], repo[512], cmd[4096];
@@ -617,6 +683,83 @@ START_TEST(test_hub_cache_layout) {
     c = open_ok(snap);
     ck_assert_uint_eq(c->n_files, 2);
     lg_ckpt_close(c);
+}
+END_TEST
+
+/* Checkpoints written by transformers' save_pretrained (tests/fixtures/golden,
+ * made by tests/tools/make_golden.py on a machine with transformers; absent on
+ * branches without them). Each must open, every tensor in its files must be
+ * one the architecture uses, and the hyper-parameters must be the ones the
+ * fixture README lists. */
+START_TEST(test_transformers_checkpoints) {
+    static const struct {
+        const char *name;
+        enum lg_arch arch;
+        uint32_t n_embd, n_layer, n_head, n_kv_head, head_dim, sliding_window, single_file;
+        int tie, bias;
+        enum lg_rope_scaling rope;
+        float rope_theta;
+    } want[] = {
+        {"llama_gqa", LG_ARCH_LLAMA, 64, 2, 8, 2, 8, 0, 1, 0, 0, LG_ROPE_SCALING_NONE, 1e4f},
+        {"llama_mqa", LG_ARCH_LLAMA, 64, 2, 4, 1, 16, 0, 1, 0, 0, LG_ROPE_SCALING_NONE, 1e4f},
+        {"llama3_tied_bf16", LG_ARCH_LLAMA, 64, 2, 4, 2, 16, 0, 1, 1, 0, LG_ROPE_SCALING_LLAMA3,
+         1e4f},
+        {"llama_sharded_f32", LG_ARCH_LLAMA, 96, 3, 6, 3, 16, 0, 0, 0, 0, LG_ROPE_SCALING_LINEAR,
+         1e4f},
+        {"mistral_sw", LG_ARCH_MISTRAL, 64, 2, 4, 2, 16, 8, 1, 0, 0, LG_ROPE_SCALING_NONE, 1e4f},
+        {"qwen2_bias", LG_ARCH_QWEN2, 64, 2, 4, 2, 16, 0, 1, 1, 1, LG_ROPE_SCALING_NONE, 1e6f},
+        {"llama_headdim", LG_ARCH_LLAMA, 64, 2, 4, 2, 32, 0, 1, 0, 0, LG_ROPE_SCALING_NONE, 1e4f},
+    };
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char dir[1024], probe[1100];
+    size_t i;
+    uint32_t k;
+    int found = 0;
+    for (i = 0; i < LG_ARRAY_LEN(want); i++) {
+        struct lg_checkpoint *c;
+        uint64_t total = 0;
+        snprintf(dir, sizeof dir, "%s/fixtures/golden/%s", data && *data ? data : "tests",
+                 want[i].name);
+        snprintf(probe, sizeof probe, "%s/config.json", dir);
+        if (access(probe, R_OK) != 0)
+            continue;
+        found++;
+        c = open_ok(dir);
+        ck_assert_int_eq(c->cfg.arch, want[i].arch);
+        ck_assert_uint_eq(c->cfg.n_vocab, 384);
+        ck_assert_uint_eq(c->cfg.n_embd, want[i].n_embd);
+        ck_assert_uint_eq(c->cfg.n_layer, want[i].n_layer);
+        ck_assert_uint_eq(c->cfg.n_head, want[i].n_head);
+        ck_assert_uint_eq(c->cfg.n_kv_head, want[i].n_kv_head);
+        ck_assert_uint_eq(c->cfg.head_dim, want[i].head_dim);
+        ck_assert_uint_eq(c->cfg.sliding_window, want[i].sliding_window);
+        ck_assert_int_eq(c->cfg.tie_word_embeddings, want[i].tie);
+        ck_assert_int_eq(c->cfg.qkv_bias, want[i].bias);
+        ck_assert_int_eq(c->cfg.rope_scaling, want[i].rope);
+        ck_assert_float_eq(c->cfg.rope_theta, want[i].rope_theta);
+        if (want[i].single_file)
+            ck_assert_uint_eq(c->n_files, 1);
+        else
+            ck_assert_uint_gt(c->n_files, 1);
+        ck_assert_uint_eq(c->cfg.n_ff, 128);
+        ck_assert_uint_eq(c->cfg.n_ctx_train, 128);
+        if (want[i].rope == LG_ROPE_SCALING_LLAMA3) {
+            ck_assert_float_eq(c->cfg.rope_factor, 8.0f);
+            ck_assert_float_eq(c->cfg.rope_low_freq_factor, 1.0f);
+            ck_assert_float_eq(c->cfg.rope_high_freq_factor, 4.0f);
+            ck_assert_uint_eq(c->cfg.rope_orig_ctx, 32);
+        } else if (want[i].rope == LG_ROPE_SCALING_LINEAR) {
+            ck_assert_float_eq(c->cfg.rope_factor, 2.0f);
+        }
+        check_all_roles(c);
+        for (k = 0; k < c->tensors.n; k++)
+            total += c->tensors.v[k].n_elements;
+        ck_assert_msg(total == c->n_params, "%s: %llu elements in the files, %llu used", dir,
+                      (unsigned long long)total, (unsigned long long)c->n_params);
+        lg_ckpt_close(c);
+    }
+    if (!found)
+        fprintf(stderr, "test_transformers_checkpoints: no tests/fixtures/golden here; skipped\n");
 }
 END_TEST
 
@@ -897,6 +1040,14 @@ START_TEST(test_safetensors_ok) {
     ck_assert_uint_eq(tab.v[3].n_elements, 0);
     ck_assert_uint_eq(tab.v[4].n_dims, 0);
     ck_assert_uint_eq(tab.v[4].n_elements, 1);
+    lg_tensor_table_free(NULL, &tab);
+    /* a gap between tensors and trailing bytes are accepted */
+    n = st_build(buf, sizeof buf,
+                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]},"
+                 "\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[12,14]}}",
+                 20);
+    ck_assert_int_eq(st_parse(buf, n, &tab), LLMGPU_OK);
+    ck_assert_uint_eq(tab.n, 2);
     lg_tensor_table_free(NULL, &tab);
     /* header only, no tensors */
     n = st_build(buf, sizeof buf, "{}", 0);
@@ -1232,6 +1383,7 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_convert_f16_bulk);
     tcase_add_test(tc, test_convert_arrays);
     tcase_add_test(tc, test_alloc_failures);
+    tcase_add_test(tc, test_user_allocator);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("Variants");
@@ -1248,6 +1400,8 @@ Suite *model_suite(void) {
     tcase_add_test(tc, test_rope_scaling_files);
     tcase_add_test(tc, test_generation_config_eos);
     tcase_add_test(tc, test_hub_cache_layout);
+    tcase_add_test(tc, test_generator_margins);
+    tcase_add_test(tc, test_transformers_checkpoints);
     tcase_add_test(tc, test_config_dialects);
     tcase_add_test(tc, test_safetensors_ok);
     suite_add_tcase(s, tc);

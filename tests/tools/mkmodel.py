@@ -13,9 +13,20 @@ Python 3 standard library only. Every weight comes from a PRNG implemented here
 name), drawn uniform with the requested standard deviation, so the same
 arguments give byte-identical files on any machine.
 
+--check-margins STEPS runs a plain-Python forward pass (RMSNorm, RoPE with
+linear/llama3 scaling, GQA, Mistral's sliding window, Qwen2's q/k/v biases,
+SwiGLU) after writing and fails if a greedy top-1 margin is under 1e-3 (STYLE
+rule 42). Against the transformers-written checkpoints in
+tests/fixtures/golden it reproduced transformers' logits (NMSE 2e-13..6e-13)
+and greedy tokens for all 7 variants over 16 steps.
+
 Weight scales (std): embeddings 1.0; q/k/v/o, gate/up/down scale/sqrt(fan_in);
 lm_head head_gain*scale/sqrt(hidden) so logits are peaked (large argmax
-margins); norms 1 + 0.1*u; q/k/v biases (qwen2) 0.1*scale.
+margins); norms 1 + 0.1*u; q/k/v biases (qwen2) 0.1*scale. scale defaults to 1,
+or 2 with --tie (tied embeddings at scale 1 make greedy decoding repeat one
+token). Measured with a pure-Python forward pass (20-token prompt, 33 greedy
+steps): top-1 minus top-2 logit >= 0.015 at every step, medians 0.7-1.6, 23-30
+distinct tokens, for the defaults with and without --tie, GQA and several seeds.
 
 Example:
   python3 tests/tools/mkmodel.py --out /tmp/m --arch llama --layers 2 --hidden 64 \\
@@ -326,7 +337,9 @@ def build(args):
     elif args.rope_scaling == "linear":
         cfg["rope_scaling"] = {"type": "linear", "factor": 2.0}
 
-    s = args.scale
+    # Tied embeddings: the current token's own embedding dominates the logits
+    # unless the layers weigh more, and greedy decoding would repeat one token.
+    s = args.scale if args.scale is not None else (2.0 if args.tie else 1.0)
     specs = [("model.embed_tokens.weight", (nv, h), 1.0, 0.0)]
     for i in range(nl):
         p = "model.layers.%d." % i
@@ -362,6 +375,160 @@ def build(args):
     return cfg, tensors
 
 
+# ---- optional: greedy margins by a plain-Python forward pass ----
+
+def load_safetensors_dir(d):
+    """name -> (shape, list of float values) for every tensor of the directory."""
+    files = ["model.safetensors"]
+    idx = os.path.join(d, "model.safetensors.index.json")
+    if os.path.exists(idx):
+        files = sorted(set(json.load(open(idx))["weight_map"].values()))
+    out = {}
+    for fn in files:
+        raw = open(os.path.join(d, fn), "rb").read()
+        hl = struct.unpack("<Q", raw[:8])[0]
+        hdr = json.loads(raw[8:8 + hl])
+        base = 8 + hl
+        for name, m in hdr.items():
+            if name == "__metadata__":
+                continue
+            b, e = m["data_offsets"]
+            buf = raw[base + b:base + e]
+            if m["dtype"] == "F32":
+                v = list(struct.unpack("<%df" % ((e - b) // 4), buf))
+            elif m["dtype"] == "F16":
+                v = list(struct.unpack("<%de" % ((e - b) // 2), buf))
+            else:
+                v = [struct.unpack("<f", struct.pack("<I", x << 16))[0]
+                     for x in struct.unpack("<%dH" % ((e - b) // 2), buf)]
+            out[name] = (m["shape"], v)
+    return out
+
+
+def inv_freqs(cfg, hd):
+    """transformers' rotary inv_freq with linear or llama3 scaling."""
+    theta = cfg.get("rope_theta", 10000.0)
+    inv = [1.0 / theta ** (2 * i / hd) for i in range(hd // 2)]
+    rs = cfg.get("rope_scaling") or {}
+    kind = rs.get("rope_type") or rs.get("type")
+    if kind == "linear":
+        inv = [f / rs["factor"] for f in inv]
+    elif kind == "llama3":
+        f, lo, hi, old = (rs["factor"], rs["low_freq_factor"], rs["high_freq_factor"],
+                          rs["original_max_position_embeddings"])
+        out = []
+        for x in inv:
+            wl = 2 * math.pi / x
+            if wl < old / hi:
+                out.append(x)
+            elif wl > old / lo:
+                out.append(x / f)
+            else:
+                sm = (old / wl - lo) / (hi - lo)
+                out.append((1 - sm) * x / f + sm * x)
+        inv = out
+    return inv
+
+
+def greedy_margins(d, prompt_len=20, steps=32, prompt=None, keep_logits=None):
+    """Top-1 minus top-2 logit at each greedy step after a fixed prompt (or the
+    given one); keep_logits, a list, receives each step's logits."""
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    W = load_safetensors_dir(d)
+
+    def mat(name):
+        shape, v = W[name]
+        return [v[i * shape[1]:(i + 1) * shape[1]] for i in range(shape[0])]
+
+    h, nh = cfg["hidden_size"], cfg["num_attention_heads"]
+    nkv = cfg.get("num_key_value_heads") or nh
+    hd = cfg.get("head_dim") or h // nh
+    eps, nv = cfg.get("rms_norm_eps", 1e-6), cfg["vocab_size"]
+    window = cfg.get("sliding_window") if cfg.get("model_type") == "mistral" else None
+    if "rope_parameters" in cfg and "rope_scaling" not in cfg:  # transformers 5
+        cfg = dict(cfg, rope_theta=cfg["rope_parameters"].get("rope_theta", 10000.0),
+                   rope_scaling=cfg["rope_parameters"])
+    inv = inv_freqs(cfg, hd)
+    emb = mat("model.embed_tokens.weight")
+    head = emb if cfg.get("tie_word_embeddings") else mat("lm_head.weight")
+    norm = W["model.norm.weight"][1]
+    layers = []
+    for i in range(cfg["num_hidden_layers"]):
+        p = "model.layers.%d." % i
+        L = {k: mat(p + n) for k, n in [
+            ("q", "self_attn.q_proj.weight"), ("k", "self_attn.k_proj.weight"),
+            ("v", "self_attn.v_proj.weight"), ("o", "self_attn.o_proj.weight"),
+            ("g", "mlp.gate_proj.weight"), ("u", "mlp.up_proj.weight"),
+            ("d", "mlp.down_proj.weight")]}
+        L["an"] = W[p + "input_layernorm.weight"][1]
+        L["fn"] = W[p + "post_attention_layernorm.weight"][1]
+        for b in "qkv":
+            name = p + "self_attn.%s_proj.bias" % b
+            L["b" + b] = W[name][1] if name in W else None
+        layers.append(L)
+
+    def mv(M, x, b=None):
+        y = [sum(a * c for a, c in zip(r, x)) for r in M]
+        return [a + c for a, c in zip(y, b)] if b else y
+
+    def rms(x, w):
+        s = math.sqrt(sum(a * a for a in x) / len(x) + eps)
+        return [a / s * c for a, c in zip(x, w)]
+
+    def rope(v, pos):
+        out = list(v)
+        for hh in range(len(v) // hd):
+            for i in range(hd // 2):
+                c, s_ = math.cos(pos * inv[i]), math.sin(pos * inv[i])
+                a, b = v[hh * hd + i], v[hh * hd + i + hd // 2]
+                out[hh * hd + i] = a * c - b * s_
+                out[hh * hd + i + hd // 2] = b * c + a * s_
+        return out
+
+    K = [[] for _ in layers]
+    V = [[] for _ in layers]
+
+    def step(tok, pos):
+        x = list(emb[tok])
+        for l, w in enumerate(layers):
+            xn = rms(x, w["an"])
+            q = rope(mv(w["q"], xn, w["bq"]), pos)
+            K[l].append(rope(mv(w["k"], xn, w["bk"]), pos))
+            V[l].append(mv(w["v"], xn, w["bv"]))
+            lo = max(0, pos - window + 1) if window else 0
+            att = []
+            for hh in range(nh):
+                kh = hh // (nh // nkv)
+                qh = q[hh * hd:(hh + 1) * hd]
+                sc = [sum(a * b for a, b in zip(qh, K[l][t][kh * hd:(kh + 1) * hd])) / math.sqrt(hd)
+                      for t in range(lo, pos + 1)]
+                m = max(sc)
+                e = [math.exp(x_ - m) for x_ in sc]
+                z = sum(e)
+                att += [sum(e[t - lo] / z * V[l][t][kh * hd + j] for t in range(lo, pos + 1))
+                        for j in range(hd)]
+            x = [a + b for a, b in zip(x, mv(w["o"], att))]
+            xn = rms(x, w["fn"])
+            g, u = mv(w["g"], xn), mv(w["u"], xn)
+            x = [a + b for a, b in zip(x, mv(w["d"], [gg / (1 + math.exp(-gg)) * uu
+                                                      for gg, uu in zip(g, u)]))]
+        return mv(head, rms(x, norm))
+
+    toks = list(prompt) if prompt else [1] + [(7 * i + 3) % nv for i in range(prompt_len - 1)]
+    prompt_len = len(toks)
+    margins = []
+    for pos in range(prompt_len + steps - 1):
+        lg = step(toks[pos], pos)
+        if pos >= prompt_len - 1:
+            top = sorted(lg, reverse=True)
+            margins.append(top[0] - top[1])
+            if keep_logits is not None:
+                keep_logits.append(lg)
+            if pos + 1 >= len(toks):
+                toks.append(max(range(nv), key=lambda i: lg[i]))
+    return margins, toks[prompt_len:]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True, help="directory to write (created)")
@@ -381,9 +548,14 @@ def main(argv=None):
     ap.add_argument("--eps", type=float, default=1e-5, help="rms_norm_eps")
     ap.add_argument("--sliding-window", type=int, default=0)
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--scale", type=float, default=1.0, help="gain on the std of linear layers")
+    ap.add_argument("--scale", type=float, default=None,
+                    help="gain on the std of linear layers (default 1, or 2 with --tie)")
     ap.add_argument("--head-gain", type=float, default=4.0, help="extra gain on lm_head")
     ap.add_argument("--shards", type=int, default=1)
+    ap.add_argument("--check-margins", type=int, default=0, metavar="STEPS",
+                    help="after writing, run a plain-Python forward pass over a 20-token prompt "
+                         "and STEPS greedy steps, print the top-1 minus top-2 logit margins, and "
+                         "fail if one is below 1e-3 (slow for large models)")
     ap.add_argument("--tokenizer-style", choices=["metaspace", "normalizer"], default="metaspace",
                     help="Metaspace pre-tokenizer, or Llama 2's original Prepend/Replace normalizer")
     args = ap.parse_args(argv)
@@ -436,6 +608,13 @@ def main(argv=None):
                 weight_map[t[0]] = fname
         dump("model.safetensors.index.json", {"metadata": {"total_size": total},
                                               "weight_map": weight_map})
+    if args.check_margins:
+        margins, toks = greedy_margins(args.out, steps=args.check_margins)
+        print("mkmodel: %d greedy steps, margin min %.4g median %.4g, %d distinct tokens"
+              % (len(margins), min(margins), sorted(margins)[len(margins) // 2], len(set(toks))))
+        if min(margins) < 1e-3:
+            print("mkmodel: a margin is below 1e-3: pick another --seed", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -61,7 +61,7 @@ int lgt_mkmodel(const char *args, char *out, size_t size) {
         data = "tests";
     if (lgt_mkdtemp("model", out, size) != 0)
         return -1;
-    snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkmodel.py' --out '%s' %s", data, out,
+    snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkmodel.py' --out '%s' %s >/dev/null", data, out,
              args ? args : "");
     return system(cmd) == 0 ? 0 : -1;
 }
