@@ -43,7 +43,7 @@ enum jt {
     JT_DICT, /* u.d, insertion-ordered */
     JT_NS,   /* namespace(): a dict whose attributes may be set */
     JT_LOOP, /* u.lp: the loop variable of a for */
-    JT_MACRO, /* u.m: a macro's AST node */
+    JT_MACRO, /* u.mc: a macro's AST node and the scope it was defined in */
     JT_FUNC, /* u.i: a global function (enum jfunc) */
 };
 
@@ -55,6 +55,12 @@ struct jlist;
 struct jdict;
 struct jloop;
 struct jnode;
+struct jframe;
+
+struct jmacro {
+    const struct jnode *m;
+    struct jframe *env; /* a macro is a closure over the scope it is defined in */
+};
 
 struct jv {
     uint8_t t;
@@ -67,7 +73,7 @@ struct jv {
         struct jlist *l;
         struct jdict *d;
         struct jloop *lp;
-        const struct jnode *m;
+        const struct jmacro *mc;
     } u;
 };
 

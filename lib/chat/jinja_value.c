@@ -288,7 +288,7 @@ static int eq_depth(const struct jv *a, const struct jv *b, int depth) {
         return 1;
     case JT_NS: return a->u.d == b->u.d;
     case JT_LOOP: return a->u.lp == b->u.lp;
-    case JT_MACRO: return a->u.m == b->u.m;
+    case JT_MACRO: return a->u.mc == b->u.mc;
     case JT_FUNC: return a->u.i == b->u.i;
     default: return 0;
     }
@@ -464,7 +464,7 @@ static void write_any(struct jctx *c, struct jbuf *b, const struct jv *v, int re
         break;
     case JT_MACRO:
         put_s(c, b, "<Macro '");
-        lg_jbuf_put(c, b, v->u.m->s, v->u.m->n);
+        lg_jbuf_put(c, b, v->u.mc->m->s, v->u.mc->m->n);
         put_s(c, b, "'>");
         break;
     default: put_s(c, b, "<function>"); break;
