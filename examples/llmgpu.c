@@ -462,6 +462,30 @@ static int print_token(int32_t token, const char *text, size_t len, void *user) 
     return 0;
 }
 
+/* The figures of issue 6 on stderr: load and kernel-compile time, prompt and
+ * decode speed, time to first token, device memory by weights, KV cache and
+ * scratch. */
+static void print_telemetry(const struct app *app, const struct llmgpu_session_params *sp,
+                            const struct llmgpu_generate_result *res) {
+    struct llmgpu_model_info mi = {.struct_size = sizeof mi};
+    struct llmgpu_session_memory mem = {.struct_size = sizeof mem};
+    struct llmgpu_context_stats cs = {.struct_size = sizeof cs};
+    llmgpu_model_info(app->model, &mi);
+    llmgpu_session_memory(app->model, sp, &mem);
+    llmgpu_context_stats(app->ctx, &cs);
+    fprintf(stderr,
+            "llmgpu: load %.2f s (kernels: %llu compiled in %.0f ms, %llu from cache)\n"
+            "llmgpu: prompt %u tokens, %.1f tok/s | generated %u tokens, %.1f tok/s | "
+            "first token %.1f ms\n"
+            "llmgpu: GPU memory: weights %.1f MiB, KV cache %.1f MiB, scratch %.1f MiB\n",
+            app->t_load, (unsigned long long)cs.kernels_compiled, cs.kernel_compile_ms,
+            (unsigned long long)cs.kernel_cache_hits, res->n_prompt,
+            res->prompt_ms > 0 ? res->n_prompt / (res->prompt_ms * 1e-3) : 0.0, res->n_generated,
+            res->decode_ms > 0 ? res->n_generated / (res->decode_ms * 1e-3) : 0.0, res->ttft_ms,
+            (double)mi.weight_bytes / (1 << 20), (double)mem.kv_bytes / (1 << 20),
+            (double)mem.scratch_bytes / (1 << 20));
+}
+
 static int cmd_generate(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
                       "[--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N] "
@@ -525,16 +549,12 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
         st = llmgpu_generate(s, ids, n_prompt, &gp, &res);
     }
     printf("\n");
+    fflush(stdout);
     if (st != LLMGPU_OK) {
         fail("generating", st);
         goto done;
     }
-    fprintf(stderr,
-            "llmgpu: load %.2f s | prompt %zu tokens, %.1f tok/s | generated %u tokens, "
-            "%.1f tok/s | first token %.1f ms\n",
-            app.t_load, n_prompt, res.prompt_ms > 0 ? n_prompt / (res.prompt_ms * 1e-3) : 0.0,
-            res.n_generated, res.decode_ms > 0 ? res.n_generated / (res.decode_ms * 1e-3) : 0.0,
-            res.ttft_ms);
+    print_telemetry(&app, &sp, &res);
     rc = 0;
 done:
     free(ids);

@@ -395,6 +395,45 @@ START_TEST(truncate) {
 }
 END_TEST
 
+START_TEST(memory_and_context_stats) {
+    struct llmgpu_session_params sp;
+    struct llmgpu_session_memory mem = {.struct_size = sizeof mem};
+    struct llmgpu_context_stats before = {.struct_size = sizeof before}, after = before;
+    struct llmgpu_model_info mi = {.struct_size = sizeof mi};
+    struct llmgpu_session *s;
+    uint64_t delta, est;
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 96;
+    sp.n_batch = 16;
+    ck_assert_int_eq(llmgpu_model_info(g_model, &mi), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_memory(g_model, &sp, &mem), LLMGPU_OK);
+    ck_assert_uint_eq(mem.kv_bytes, 2ull * mi.n_layer * 96 * mi.n_kv_head * mi.head_dim * 2);
+    ck_assert_int_eq(llmgpu_context_stats(g_ctx, &before), LLMGPU_OK);
+    ck_assert_uint_ge(before.device_bytes, mi.weight_bytes);
+    ck_assert_uint_gt(before.kernels_compiled + before.kernel_cache_hits, 0);
+    ck_assert_int_eq(llmgpu_session_create(g_model, &sp, &s), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_context_stats(g_ctx, &after), LLMGPU_OK);
+    /* what the session allocated on the device, within alignment of the formula
+     * (the step and result buffers are host-visible, device-local or not) */
+    delta = after.device_bytes - before.device_bytes;
+    est = mem.kv_bytes + mem.scratch_bytes;
+    ck_assert_msg(delta + 16 + 4 * 16 + 16 + 4ull * mi.n_vocab >= est &&
+                      delta <= est + (14 + 2ull * mi.n_layer) * 256,
+                  "session took %llu device bytes, the formula says %llu",
+                  (unsigned long long)delta, (unsigned long long)est);
+    llmgpu_session_free(s);
+    ck_assert_int_eq(llmgpu_context_stats(g_ctx, &after), LLMGPU_OK);
+    ck_assert_uint_eq(after.device_bytes, before.device_bytes);
+    /* defaults and errors */
+    ck_assert_int_eq(llmgpu_session_memory(g_model, NULL, &mem), LLMGPU_OK);
+    ck_assert_uint_eq(mem.kv_bytes, 2ull * mi.n_layer * LG_TEST_MIN(mi.n_ctx_train, 4096) *
+                                        mi.n_kv_head * mi.head_dim * 2);
+    mem.struct_size = 0;
+    ck_assert_int_eq(llmgpu_session_memory(g_model, NULL, &mem), LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(llmgpu_context_stats(NULL, &after), LLMGPU_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
 Suite *generate_suite(void) {
     Suite *s = suite_create("generate");
     TCase *core = tcase_create("Core");
@@ -409,6 +448,7 @@ Suite *generate_suite(void) {
     tcase_add_test(core, context_full);
     tcase_add_test(core, bad_arguments);
     tcase_add_test(core, truncate);
+    tcase_add_test(core, memory_and_context_stats);
     tcase_set_timeout(core, 600);
     suite_add_tcase(s, core);
     return s;

@@ -298,6 +298,24 @@ class llmgpu_generate_result(ctypes.Structure):
     ]
 
 
+class llmgpu_session_memory(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("kv_bytes", ctypes.c_uint64),
+        ("scratch_bytes", ctypes.c_uint64),
+    ]
+
+
+class llmgpu_context_stats(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("device_bytes", ctypes.c_uint64),
+        ("kernels_compiled", ctypes.c_uint64),
+        ("kernel_cache_hits", ctypes.c_uint64),
+        ("kernel_compile_ms", ctypes.c_double),
+    ]
+
+
 # struct name in the header -> mirror (for tests/test_header.py)
 STRUCTS = {
     "llmgpu_allocator": llmgpu_allocator,
@@ -310,6 +328,8 @@ STRUCTS = {
     "llmgpu_sampler_params": llmgpu_sampler_params,
     "llmgpu_generate_params": llmgpu_generate_params,
     "llmgpu_generate_result": llmgpu_generate_result,
+    "llmgpu_session_memory": llmgpu_session_memory,
+    "llmgpu_context_stats": llmgpu_context_stats,
 }
 
 
@@ -479,6 +499,15 @@ llmgpu_session_truncate = _fn("llmgpu_session_truncate", c_enum, c_session_p, ct
 llmgpu_session_save = _fn("llmgpu_session_save", c_enum, c_session_p, ctypes.c_char_p)
 # enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *path);
 llmgpu_session_load = _fn("llmgpu_session_load", c_enum, c_session_p, ctypes.c_char_p)
+
+# enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
+#                                          const struct llmgpu_session_params *params,
+#                                          struct llmgpu_session_memory *out);
+llmgpu_session_memory_fn = _fn("llmgpu_session_memory", c_enum, c_model_p,
+                               _P(llmgpu_session_params), _P(llmgpu_session_memory))
+# enum llmgpu_status llmgpu_context_stats(const struct llmgpu_context *ctx,
+#                                         struct llmgpu_context_stats *out);
+llmgpu_context_stats_fn = _fn("llmgpu_context_stats", c_enum, c_ctx_p, _P(llmgpu_context_stats))
 
 _built_major = llmgpu_version_number() // 10000
 if _built_major != VERSION_MAJOR:
