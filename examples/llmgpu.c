@@ -6,6 +6,7 @@
  *   LLMGPU_CACHE_DIR  kernel cache directory
  *   LLMGPU_LOG        debug|info|warn|error (default warn)
  *   LLMGPU_VALIDATE   1: enable the Vulkan validation layer
+ *   LLMGPU_COOPMAT    1: cooperative-matrix (tensor-core) prefill kernels
  */
 #include <errno.h>
 #include <math.h>
@@ -58,6 +59,8 @@ static void context_params_from_env(struct llmgpu_context_params *cp) {
     }
     if (val && !strcmp(val, "1"))
         cp->flags |= LLMGPU_CONTEXT_FLAG_VALIDATION;
+    if (getenv("LLMGPU_COOPMAT") && !strcmp(getenv("LLMGPU_COOPMAT"), "1"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_COOPMAT;
 }
 
 static int fail(const char *what, enum llmgpu_status st) {
@@ -150,6 +153,27 @@ static int cmd_info(int argc, char **argv) {
 
 /* ---- shared option handling ---- */
 
+static enum llmgpu_weight_type g_weight_type; /* --weight-type; DEFAULT when not given */
+
+/* --weight-type NAME; 0, or -1 for an unknown name. */
+static int parse_weight_type(const char *v) {
+    static const struct {
+        const char *name;
+        enum llmgpu_weight_type t;
+    } types[] = {{"f16", LLMGPU_WEIGHT_TYPE_F16},   {"bf16", LLMGPU_WEIGHT_TYPE_BF16},
+                 {"f32", LLMGPU_WEIGHT_TYPE_F32},   {"q8_0", LLMGPU_WEIGHT_TYPE_Q8_0},
+                 {"q4_0", LLMGPU_WEIGHT_TYPE_Q4_0}, {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K},
+                 {"default", LLMGPU_WEIGHT_TYPE_DEFAULT}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(v, types[i].name)) {
+            g_weight_type = types[i].t;
+            return 0;
+        }
+    fprintf(stderr,
+            "llmgpu: unknown weight type %s (default, f16, bf16, f32, q8_0, q4_0, q4_k)\n", v);
+    return -1;
+}
+
 struct opts {
     const char *model, *prompt, *file;
     int n_predict, n_ctx, ids_only, have_seed, top_k, top_k_set;
@@ -206,6 +230,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
                 return -1;
             }
             o->stop[o->n_stop++] = v;
+        } else if (!strcmp(a, "--weight-type")) {
+            NEED_VALUE
+            if (parse_weight_type(v))
+                return -1;
         } else if (!strcmp(a, "--ids")) {
             o->ids_only = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -285,7 +313,6 @@ struct app {
 };
 
 static uint32_t g_context_flags; /* extra context flags a command asks for */
-
 static int app_open(struct app *app, const char *model_dir, int vocab_only) {
     struct llmgpu_context_params cp;
     struct llmgpu_model_params mp;
@@ -299,6 +326,7 @@ static int app_open(struct app *app, const char *model_dir, int vocab_only) {
     if (st != LLMGPU_OK)
         return fail("creating a Vulkan context", st);
     llmgpu_model_params_init(&mp);
+    mp.weight_type = g_weight_type;
     if (vocab_only)
         mp.flags |= LLMGPU_MODEL_FLAG_VOCAB_ONLY;
     else if (isatty(2))
@@ -489,6 +517,7 @@ static void print_telemetry(const struct app *app, const struct llmgpu_session_p
 static int cmd_generate(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
                       "[--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N] "
+                      "[--weight-type T] "
                       "[--ids]";
     struct opts o;
     struct app app;
@@ -574,7 +603,7 @@ static double log_softmax_at(const float *x, size_t n, int32_t i) {
 }
 
 static int cmd_perplexity(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu perplexity [-m DIR] -f FILE [--ctx N]";
+    const char *use = "llmgpu perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
@@ -662,7 +691,7 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
 
 static int cmd_bench(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu bench [-m DIR] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N] "
-                      "[--profile]";
+                      "[--weight-type T] [--profile]";
     struct app app;
     struct llmgpu_session_params sp;
     struct llmgpu_session *s = NULL;
@@ -694,7 +723,10 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
             reps = atoi(v);
         else if (!strcmp(argv[i], "--ctx"))
             n_ctx = atoi(v);
-        else {
+        else if (!strcmp(argv[i], "--weight-type")) {
+            if (parse_weight_type(v))
+                return 2;
+        } else {
             fprintf(stderr, "usage: %s\n", use);
             return 2;
         }
@@ -721,8 +753,9 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
     /* warm-up: compiles every kernel and brings the clocks up */
     for (t0 = now_s(); st == LLMGPU_OK && now_s() - t0 < 0.5;) {
         llmgpu_session_reset(s);
-        st = llmgpu_session_prefill(s, toks, (size_t)LG_MIN_SZ(n_prompt, 64));
-        for (int i = 0; st == LLMGPU_OK && i < 16; i++)
+        size_t warm = LG_MIN_SZ((size_t)n_prompt, 64);
+        st = llmgpu_session_prefill(s, toks, warm);
+        for (size_t i = 0; st == LLMGPU_OK && i < 16 && warm + i < sp.n_ctx; i++)
             st = llmgpu_session_decode(s, 1);
     }
     for (int r = 0; st == LLMGPU_OK && r < reps; r++) {
@@ -760,7 +793,19 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         uint64_t total = 0;
         int32_t tok = 0;
         llmgpu_session_reset(s);
+        llmgpu_session_profile_reset(s);
         llmgpu_session_prefill(s, toks, (size_t)n_prompt);
+        if (llmgpu_session_profile(s, pe, &np) == LLMGPU_OK) {
+            for (uint32_t i = 0; i < np; i++)
+                total += pe[i].ns;
+            printf("prefill profile (GPU time of a %d-token prompt):\n", n_prompt);
+            for (uint32_t i = 0; i < np; i++)
+                printf("  %-22s %9.3f ms  %5.1f %%\n", pe[i].name, (double)pe[i].ns / 1e6,
+                       100.0 * (double)pe[i].ns / (double)LG_MAX_SZ(total, 1));
+            printf("  %-22s %9.3f ms of GPU time\n", "total", (double)total / 1e6);
+        }
+        total = 0;
+        np = 32;
         llmgpu_session_profile_reset(s);
         for (int i = 0; i < n_gen; i++) {
             llmgpu_session_sample_greedy(s, &tok);
@@ -796,16 +841,21 @@ static void usage(FILE *f) {
             "commands:\n"
             "  info [--bandwidth]              list Vulkan devices and the one chosen\n"
             "  generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P]\n"
-            "           [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N] [--ids]\n"
+            "           [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N]\n"
+            "           [--weight-type T] [--ids]\n"
             "                                  continue a prompt, sampling on the GPU\n"
             "                                  (--temp 0: greedy)\n"
             "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"
             "  detokenize [-m DIR] ID...       print the text of token ids\n"
-            "  perplexity [-m DIR] -f FILE [--ctx N]   perplexity of a text file\n"
-            "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N]  prompt and generation tok/s\n"
+            "  perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]\n"
+            "                                  perplexity of a text file\n"
+            "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T]\n"
+            "                                  prompt and generation tok/s\n"
+            "--weight-type: default (f16; bf16 checkpoints stay bf16), f16, bf16, f32, q8_0,\n"
+            "               q4_0, q4_k (quantized at load; the embedding and LM head stay f16)\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
-            "             LLMGPU_VALIDATE=1\n");
+            "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1\n");
 }
 
 int main(int argc, char **argv) {

@@ -226,6 +226,11 @@ struct llmgpu_device_info {
 #define LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE (1u << 1)
 /** Record GPU timestamps per kernel (see llmgpu_session_profile). */
 #define LLMGPU_CONTEXT_FLAG_PROFILE (1u << 2)
+/** Use cooperative-matrix (tensor-core) kernels for prefill where the device has
+ * VK_NV_cooperative_matrix (f16 weights). Off by default: the current kernel is
+ * correct but slower than the portable tiled GEMM on the H100 (bench/RESULTS.md).
+ * \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_COOPMAT (1u << 3)
 
 /** Parameters of llmgpu_context_create(). \since 0.1.0 */
 struct llmgpu_context_params {
@@ -427,6 +432,17 @@ LLMGPU_API int32_t llmgpu_model_token_eos(const struct llmgpu_model *model);
 /** Whether a token ends generation (any of generation_config.json's eos ids,
  * the tokenizer's eos, or an end-of-turn token). \since 0.1.0 */
 LLMGPU_API int llmgpu_model_token_is_eog(const struct llmgpu_model *model, int32_t token);
+
+/* ---- Chat templates ---- */
+/** One message of a conversation, OpenAI style. \since 0.1.0 */
+struct llmgpu_chat_message { const char *role; const char *content; };
+/** End the rendered text with the template's prompt for the assistant's turn. */
+#define LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT (1u << 0)
+/** Render a conversation with the model's chat template (tokenizer_config.json's chat_template, or chat_template.jinja beside it) as transformers' apply_chat_template(messages, tokenize=False) does.
+ * \param[out] text room for *len_inout bytes (no NUL written), or NULL to ask.
+ * \returns LLMGPU_OK, LLMGPU_ERR_BUFFER_TOO_SMALL, LLMGPU_ERR_UNSUPPORTED (no template, or a construct this renderer lacks; the log names it), LLMGPU_ERR_INVALID_ARGUMENT (also raise_exception in the template: the log has its message).
+ * \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API enum llmgpu_status llmgpu_chat_apply_template(const struct llmgpu_model *model, const struct llmgpu_chat_message *msgs, size_t n_msgs, uint32_t flags, char *text, size_t *len_inout);
 
 /* ---- Sessions ------------------------------------------------------------- */
 

@@ -88,6 +88,7 @@ class ContextFlag(enum.IntFlag):
     VALIDATION = 1 << 0
     NO_DISK_CACHE = 1 << 1
     PROFILE = 1 << 2
+    COOPMAT = 1 << 3
 
 
 class ModelFlag(enum.IntFlag):
@@ -120,6 +121,9 @@ class GenerateFlag(enum.IntFlag):
     """LLMGPU_GENERATE_FLAG_*."""
     IGNORE_EOG = 1 << 0
     SPECIAL_TEXT = 1 << 1
+class ChatFlag(enum.IntFlag):
+    """LLMGPU_CHAT_FLAG_*."""
+    ADD_GENERATION_PROMPT = 1 << 0
 
 
 # For tests/test_header.py: header prefix -> Python class holding its members.
@@ -137,6 +141,7 @@ FLAG_PREFIXES = {
     "LLMGPU_TOKENIZE_FLAG_": TokenizeFlag,
     "LLMGPU_DETOKENIZE_FLAG_": DetokenizeFlag,
     "LLMGPU_GENERATE_FLAG_": GenerateFlag,
+    "LLMGPU_CHAT_FLAG_": ChatFlag,
 }
 
 # C enums are int-sized on every ABI the library supports.
@@ -316,6 +321,13 @@ class llmgpu_context_stats(ctypes.Structure):
     ]
 
 
+class llmgpu_chat_message(ctypes.Structure):
+    _fields_ = [
+        ("role", ctypes.c_char_p),
+        ("content", ctypes.c_char_p),
+    ]
+
+
 # struct name in the header -> mirror (for tests/test_header.py)
 STRUCTS = {
     "llmgpu_allocator": llmgpu_allocator,
@@ -330,6 +342,7 @@ STRUCTS = {
     "llmgpu_generate_result": llmgpu_generate_result,
     "llmgpu_session_memory": llmgpu_session_memory,
     "llmgpu_context_stats": llmgpu_context_stats,
+    "llmgpu_chat_message": llmgpu_chat_message,
 }
 
 
@@ -438,6 +451,12 @@ llmgpu_model_token_eos = _fn("llmgpu_model_token_eos", ctypes.c_int32, c_model_p
 # int llmgpu_model_token_is_eog(const struct llmgpu_model *model, int32_t token);
 llmgpu_model_token_is_eog = _fn("llmgpu_model_token_is_eog", ctypes.c_int, c_model_p,
                                 ctypes.c_int32)
+# enum llmgpu_status llmgpu_chat_apply_template(const struct llmgpu_model *model,
+#     const struct llmgpu_chat_message *msgs, size_t n_msgs, uint32_t flags, char *text,
+#     size_t *len_inout);
+llmgpu_chat_apply_template = _fn("llmgpu_chat_apply_template", c_enum, c_model_p,
+                                 _P(llmgpu_chat_message), ctypes.c_size_t, ctypes.c_uint32,
+                                 ctypes.c_char_p, _P(ctypes.c_size_t))
 
 # void llmgpu_session_params_init(struct llmgpu_session_params *params);
 llmgpu_session_params_init = _fn("llmgpu_session_params_init", None,
