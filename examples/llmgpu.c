@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -927,6 +928,14 @@ static int32_t *chat_render(struct chat *c, size_t *n) {
     return ids;
 }
 
+/* Ctrl-C during an answer stops it (the callback returns non-zero); at the
+ * prompt it abandons the line. */
+static volatile sig_atomic_t g_interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
 static int chat_on_token(int32_t token, const char *text, size_t len, void *user) {
     struct chat *c = user;
     c->held[c->n_held++] = token;
@@ -942,7 +951,7 @@ static int chat_on_token(int32_t token, const char *text, size_t len, void *user
     c->answer_len += len;
     fwrite(text, 1, len, stdout);
     fflush(stdout);
-    return 0;
+    return g_interrupted;
 }
 
 /* One user turn: render the whole conversation, keep the part of the KV cache
@@ -996,6 +1005,7 @@ static void chat_turn(struct chat *c, const char *line, size_t len) {
     gp.on_token = chat_on_token;
     gp.user = c;
     c->answer_len = 0;
+    g_interrupted = 0;
     st = llmgpu_generate(c->s, ids + k, n - k, &gp, &res);
     free(ids);
     printf("\n");
@@ -1015,6 +1025,8 @@ static void chat_turn(struct chat *c, const char *line, size_t len) {
             res.ttft_ms, res.n_prompt, k,
             res.prompt_ms > 0 ? res.n_prompt / (res.prompt_ms * 1e-3) : 0.0,
             llmgpu_session_position(c->s), c->n_ctx);
+    if (res.stop_reason == LLMGPU_STOP_REASON_CALLBACK)
+        fprintf(stderr, "llmgpu: interrupted\n");
     if (res.stop_reason == LLMGPU_STOP_REASON_CONTEXT_FULL)
         fprintf(stderr, "llmgpu: the context is full; the answer was cut (/reset, or start "
                         "with --drop-oldest)\n");
@@ -1151,14 +1163,29 @@ static int cmd_chat(int argc, char **argv, const char *argv0) {
         free(ids);
     }
     if (tty)
-        fprintf(stderr, "llmgpu chat: type a message; /reset, /save FILE, /load FILE, /quit\n");
+        fprintf(stderr, "llmgpu chat: type a message; /reset, /save FILE, /load FILE, /quit; "
+                        "Ctrl-C stops an answer\n");
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint; /* no SA_RESTART: Ctrl-C interrupts the prompt's read */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+    }
     for (;;) {
         if (tty) {
             printf("> ");
             fflush(stdout);
         }
-        if ((len = getline(&line, &cap, stdin)) < 0)
+        g_interrupted = 0;
+        if ((len = getline(&line, &cap, stdin)) < 0) {
+            if (errno == EINTR && g_interrupted) {
+                clearerr(stdin);
+                printf("\n");
+                continue;
+            }
             break;
+        }
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
             line[--len] = 0;
         if (len == 0)

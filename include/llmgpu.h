@@ -13,6 +13,15 @@
  *                          conversation; used by one thread at a time.
  * A context must outlive its models, a model must outlive its sessions.
  *
+ * Threads
+ *   A context and its loaded models may be used by any number of threads at
+ *   once. Each session is used by one thread at a time (calls on one session
+ *   must not overlap); different sessions of one model may prefill, decode,
+ *   sample and generate concurrently from different threads, with the results
+ *   they would give one after another (tests/check_threads.c). To stop a
+ *   generation from another thread, have its token callback read a flag that
+ *   thread sets.
+ *
  * Usage (error handling shortened):
  *
  *   struct llmgpu_context_params cp;

@@ -71,5 +71,13 @@ printf "$turns/quit\n" | chat "$T/chat5.txt" --ctx 112 --drop-oldest
 check "chat: --drop-oldest drops turns and answers every one" \
   sh -c "grep -q 'dropped the oldest turn' $T/chat5.txt && [ \$(grep -c '^\[6 tokens' $T/chat5.txt) -eq 5 ]"
 
+# Ctrl-C (typed into the terminal) stops an answer, not the program.
+( printf 'hello\n'
+  i=0; until grep -q 'type a message' "$T/chat6.txt" 2>/dev/null || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
+  sleep 2; printf '\003'; sleep 1; printf '/quit\n' ) | chat "$T/chat6.txt" -n 0 --ctx 4096
+rc=$?
+check "chat: Ctrl-C stops the answer and the chat goes on" \
+  sh -c "[ $rc -eq 0 ] && grep -q 'interrupted' $T/chat6.txt && grep -q '^\[[0-9]* tokens' $T/chat6.txt"
+
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]
