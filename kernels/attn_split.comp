@@ -8,6 +8,7 @@
 // Bindings: 0 step readonly; 1 q float[NH HD] readonly; 2 k cache f16[n_ctx, NKV HD] readonly;
 //   3 v cache f16 readonly; 4 part float[NH, n_chunks, HD + 2] writeonly (acc, then m, l).
 // Defines: HD, NH, NKV, WINDOW, CHUNK (keys per workgroup = WG_SIZE), WG_SIZE, USE_SUBGROUP.
+//   K rows are read as f16vec4 when HD % 4 == 0 (NKV HD is then a multiple of 4 too).
 // Geometry: grid (NH, n_chunks) with n_chunks = CEIL_DIV(n_ctx, CHUNK) fixed at record
 //   time; chunks past pos0 (or before the window) write m = -inf, l = 0 and return.
 // Reference: tests/ref attention (the combination equals one softmax over all keys).
@@ -16,14 +17,22 @@
 layout(local_size_x = WG_SIZE) in;
 STEP_BLOCK(0)
 layout(std430, set = 0, binding = 1) readonly buffer Q { float q[]; };
+#if HD % 4 == 0
+layout(std430, set = 0, binding = 2) readonly buffer KC { f16vec4 kc4[]; };
+#else
 layout(std430, set = 0, binding = 2) readonly buffer KC { float16_t kc[]; };
+#endif
 layout(std430, set = 0, binding = 3) readonly buffer VC { float16_t vc[]; };
 layout(std430, set = 0, binding = 4) writeonly buffer Part { float part[]; };
 
 #define KV_W (NKV * HD)
 #define PW (HD + 2)
 
+#if HD % 4 == 0
+shared vec4 qs4[HD / 4];
+#else
 shared float qs[HD];
+#endif
 shared float pr[WG_SIZE];
 shared float scratch[WG_SIZE];
 WG_REDUCE(wg_sum, subgroupAdd, LG_ADD)
@@ -46,8 +55,14 @@ void main() {
         }
         return;
     }
+#if HD % 4 == 0
+    for (uint d = tid; d < HD / 4; d += WG_SIZE)
+        qs4[d] = vec4(q[h * HD + 4 * d], q[h * HD + 4 * d + 1], q[h * HD + 4 * d + 2],
+                      q[h * HD + 4 * d + 3]);
+#else
     for (uint d = tid; d < HD; d += WG_SIZE)
         qs[d] = q[h * HD + d];
+#endif
     barrier();
     uint j = j0 + tid;
     bool live = j <= p && j >= lo;
@@ -55,8 +70,13 @@ void main() {
     if (live) {
         uint kb = j * KV_W + g * HD;
         float a = 0.0;
+#if HD % 4 == 0
+        [[unroll]] for (uint d = 0; d < HD / 4; d++)
+            a += dot(qs4[d], vec4(kc4[kb / 4 + d]));
+#else
         for (uint d = 0; d < HD; d++)
             a += qs[d] * float(kc[kb + d]);
+#endif
         s = a * (1.0 / sqrt(float(HD)));
     }
     float m = wg_max(s);

@@ -47,7 +47,7 @@ struct lg_log {
 void lg_logf(const struct lg_log *log, enum llmgpu_log_level level, const char *fmt, ...)
     LG_PRINTF(3, 4);
 void lg_vlogf(const struct lg_log *log, enum llmgpu_log_level level, const char *fmt,
-              va_list ap);
+              va_list ap) LG_PRINTF(3, 0);
 #define lg_err(log, ...) lg_logf((log), LLMGPU_LOG_LEVEL_ERROR, __VA_ARGS__)
 #define lg_warn(log, ...) lg_logf((log), LLMGPU_LOG_LEVEL_WARN, __VA_ARGS__)
 #define lg_info(log, ...) lg_logf((log), LLMGPU_LOG_LEVEL_INFO, __VA_ARGS__)

@@ -3,11 +3,13 @@
  * (tests/ref/forward.c) on tiny generated models of every architecture
  * variant: prefill logits, then greedy decode steps, through sessions.
  *
- * Tolerance: normalised MSE of the logits against the reference below 1e-6
- * for every variant. The reference widens the same f16/bf16 values the GPU
- * reads, so what differs is the GPU's f16 KV cache and summation order:
- * measured 2e-8 .. 8.4e-8 on lavapipe. A RoPE base off by 1.5x gives 2e-4, a
- * missing sliding window 0.28.
+ * Tolerance: normalised MSE of the logits against the reference below 1e-5
+ * for every variant (as check_golden against transformers). The reference
+ * widens the same f16/bf16 values the GPU reads, so what differs is the GPU's
+ * f16 KV cache and summation order: measured 2e-8 .. 8.4e-8 on lavapipe for the
+ * untied variants and up to 2.4e-6 for the tied ones, whose weights mkmodel
+ * scales by 2 (peakier logits). A RoPE base off by 1.5x gives 2e-4, a missing
+ * sliding window 0.28.
  * Greedy tokens must agree wherever the reference's top-2 margin is >= 0.05.
  * Tagged "gpu".
  */
@@ -32,27 +34,27 @@ struct variant {
 static const struct variant variants[] = {
     {"llama_gqa_f32", "--arch llama --dtype f32 --layers 2 --hidden 64 --heads 8 --kv-heads 2 "
                       "--ff 96 --vocab 300 --ctx 128 --seed 11",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-6},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
     {"llama_mqa_f16", "--arch llama --dtype f16 --layers 2 --hidden 48 --heads 4 --kv-heads 1 "
                       "--ff 80 --vocab 277 --ctx 128 --seed 12",
-     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-6},
+     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5},
     {"llama3_tied_bf16", "--arch llama --dtype bf16 --layers 2 --hidden 64 --heads 4 "
                          "--kv-heads 2 --ff 128 --vocab 320 --ctx 256 --tie "
                          "--rope-scaling llama3 --seed 13",
-     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-6},
+     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5},
     {"llama_sharded_linear", "--arch llama --dtype f32 --layers 3 --hidden 32 --heads 4 "
                              "--kv-heads 4 --ff 64 --vocab 259 --ctx 128 --shards 3 "
                              "--rope-scaling linear --seed 14",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-6},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
     {"mistral_window", "--arch mistral --dtype f32 --layers 2 --hidden 64 --heads 4 --kv-heads 2 "
                        "--ff 96 --vocab 300 --ctx 128 --sliding-window 6 --seed 15",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-6},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
     {"qwen2_bias", "--arch qwen2 --dtype f32 --layers 2 --hidden 64 --heads 4 --kv-heads 2 "
                    "--ff 96 --vocab 300 --ctx 128 --tie --seed 16",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-6},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
     {"head_dim_odd", "--arch llama --dtype f32 --layers 1 --hidden 36 --heads 3 --kv-heads 1 "
                      "--head-dim 20 --ff 52 --vocab 263 --ctx 64 --seed 17",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-6},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
 };
 
 static void make_model(const struct variant *v, char *dir, size_t size) {
@@ -176,7 +178,7 @@ START_TEST(sharded_weights_match) {
         const struct variant v = {"sharded_binding", "--arch llama --dtype f32 --layers 1 "
                                   "--hidden 32 --heads 4 --kv-heads 2 --ff 48 --vocab 300 "
                                   "--ctx 64 --seed 21",
-                                  LLMGPU_WEIGHT_TYPE_F32, 1e-6};
+                                  LLMGPU_WEIGHT_TYPE_F32, 1e-5};
         compare(ctx, &v, 5);
     }
     llmgpu_context_free(ctx);
@@ -233,6 +235,61 @@ START_TEST(context_full_and_bad_tokens) {
 }
 END_TEST
 
+START_TEST(kv_cache_grows_in_pages) {
+    /* A 1024-position session starts with one 256-position page: a 300-token
+     * prefill grows it, decoding past 512 grows it again; logits stay equal to
+     * the reference, and device memory follows the pages, not n_ctx. */
+    const struct variant v = {"kv_pages", "--arch llama --dtype f32 --layers 1 --hidden 32 "
+                              "--heads 4 --kv-heads 2 --ff 48 --vocab 300 --ctx 1024 --seed 31",
+                              LLMGPU_WEIGHT_TYPE_F32, 1e-5};
+    char dir[512];
+    struct lg_checkpoint *ck = NULL;
+    struct ref_model rm;
+    struct ref_state rs;
+    struct llmgpu_model *m;
+    struct llmgpu_session *s;
+    struct llmgpu_session_params sp;
+    int32_t toks[600];
+    float lg[300], lr[300];
+    uint64_t b0, b1, b2;
+    size_t n = 300;
+    make_model(&v, dir, sizeof dir);
+    ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
+    ck_assert_int_eq(ref_model_from_ckpt(ck, &rm), 0);
+    ck_assert_int_eq(ref_state_alloc(&rm, 1024, &rs), 0);
+    m = load(g_ctx, dir, LLMGPU_WEIGHT_TYPE_F32, 0);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 1024;
+    sp.n_batch = 128;
+    b0 = atomic_load(&g_ctx->device_bytes);
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_OK);
+    b1 = atomic_load(&g_ctx->device_bytes);
+    for (int i = 0; i < 600; i++)
+        toks[i] = (int32_t)((i * 7919 + 13) % 300);
+    ck_assert_int_eq(llmgpu_session_prefill(s, toks, 300), LLMGPU_OK);
+    for (int i = 0; i < 300; i++)
+        ref_forward(&rm, &rs, toks[i], i, lr);
+    ck_assert_int_eq(llmgpu_session_logits(s, lg, &n), LLMGPU_OK);
+    ck_assert_msg(tu_nmse(lg, lr, 300) < 1e-5, "after 300: %.3g", tu_nmse(lg, lr, 300));
+    for (int i = 300; i < 600; i++) {
+        ck_assert_int_eq(llmgpu_session_decode(s, toks[i]), LLMGPU_OK);
+        ref_forward(&rm, &rs, toks[i], i, lr);
+    }
+    ck_assert_int_eq(llmgpu_session_logits(s, lg, &n), LLMGPU_OK);
+    ck_assert_msg(tu_nmse(lg, lr, 300) < 1e-5, "after 600: %.3g", tu_nmse(lg, lr, 300));
+    b2 = atomic_load(&g_ctx->device_bytes);
+    /* one layer, 2 KV heads x head_dim 8 x f16 = 32 bytes per position for K and for
+     * V: the pages grew from 256 to 1024 positions after the session was created */
+    ck_assert_uint_ge(b2 - b1, (uint64_t)(1024 - 256) * 32 * 2);
+    llmgpu_session_free(s);
+    ck_assert_uint_eq(atomic_load(&g_ctx->device_bytes), b0);
+    llmgpu_model_free(m);
+    ref_state_free(&rs);
+    ref_model_free(&rm);
+    lg_ckpt_close(ck);
+}
+END_TEST
+
 Suite *forward_suite(void) {
     Suite *s = suite_create("forward");
     TCase *core = tcase_create("Core");
@@ -246,6 +303,7 @@ Suite *forward_suite(void) {
     tcase_add_test(core, single_token_prefill_path);
     tcase_add_test(limits, sharded_weights_match);
     tcase_add_test(limits, context_full_and_bad_tokens);
+    tcase_add_test(limits, kv_cache_grows_in_pages);
     tcase_set_timeout(core, 600);
     suite_add_tcase(s, core);
     suite_add_tcase(s, limits);

@@ -1,0 +1,964 @@
+/*
+ * check_gguf.c - GGUF files (lib/model/gguf.c, gguf_write.c, lib/tokenizer/tok_gguf.c).
+ * CPU only. Small files are built here byte by byte (struct gb); model files come
+ * from tests/tools/mkgguf.py (a stdlib-Python GGUF writer and reader written from the
+ * spec, independent of the C code) applied to tests/tools/mkmodel.py's checkpoints.
+ * TCases: Parse (valid v2/v3 files, every accessor), Errors (each malformed input:
+ * status and log message; every truncation; allocation failures), Model (config,
+ * roles, the Q/K permutation proved against the HF tensors), Writer (round trip
+ * through the Python reader), Tokenizer (parity with tokenizer.json).
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cJSON.h>
+
+#include "model/gguf.h"
+#include "util/testmodel.h"
+
+/* ---- a GGUF byte builder ---- */
+
+struct gb {
+    unsigned char *p;
+    size_t len, cap;
+};
+
+static void gb_put(struct gb *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2 + 64;
+        b->p = realloc(b->p, b->cap);
+        ck_assert_ptr_nonnull(b->p);
+    }
+    memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+static void gb_u32(struct gb *b, uint32_t v) {
+    unsigned char x[4] = {(unsigned char)v, (unsigned char)(v >> 8), (unsigned char)(v >> 16),
+                          (unsigned char)(v >> 24)};
+    gb_put(b, x, 4);
+}
+static void gb_u64(struct gb *b, uint64_t v) {
+    gb_u32(b, (uint32_t)v);
+    gb_u32(b, (uint32_t)(v >> 32));
+}
+static void gb_str(struct gb *b, const char *s) {
+    gb_u64(b, strlen(s));
+    gb_put(b, s, strlen(s));
+}
+static void gb_pad(struct gb *b, size_t align) {
+    static const unsigned char z[64];
+    while (b->len % align)
+        gb_put(b, z, 1);
+}
+static void set_u32(struct gb *b, size_t at, uint32_t v) {
+    b->p[at] = (unsigned char)v;
+    b->p[at + 1] = (unsigned char)(v >> 8);
+    b->p[at + 2] = (unsigned char)(v >> 16);
+    b->p[at + 3] = (unsigned char)(v >> 24);
+}
+static void set_u64(struct gb *b, size_t at, uint64_t v) {
+    set_u32(b, at, (uint32_t)v);
+    set_u32(b, at + 4, (uint32_t)(v >> 32));
+}
+
+/* Offsets of the fields of the reference file that the error tests patch. */
+struct ref {
+    struct gb b;
+    size_t version, n_t, n_kv;
+    size_t key0_len;      /* "general.architecture" key length */
+    size_t str0_len;      /* its value's length */
+    size_t align_type, align_val;
+    size_t arr_type, arr_n; /* tokenizer.ggml.tokens */
+    size_t bool_val;
+    size_t t0_name_len, t0_ndims, t0_ne0, t0_ne1, t0_type, t0_off;
+    size_t t1_name, t1_ne0, t1_type, t1_off;
+    size_t data;
+};
+
+/* A valid file: 5 keys (a string, general.alignment, a string array, an f32 array, a
+ * bool), tensors "a" F32 ne {4, 2} at data offset 0 and "b" Q8_0 ne {64, 3} at 32. */
+static void make_ref(struct ref *r, uint32_t version) {
+    struct gb *b = &r->b;
+    static const char *const toks[] = {"<s>", "hello", "\xe2\x96\x81world"};
+    uint32_t i;
+    float f;
+    memset(r, 0, sizeof *r);
+    gb_put(b, "GGUF", 4);
+    r->version = b->len;
+    gb_u32(b, version);
+    r->n_t = b->len;
+    gb_u64(b, 2);
+    r->n_kv = b->len;
+    gb_u64(b, 5);
+    r->key0_len = b->len;
+    gb_str(b, "general.architecture");
+    gb_u32(b, LG_GGUF_STRING);
+    r->str0_len = b->len;
+    gb_str(b, "llama");
+    gb_str(b, "general.alignment");
+    r->align_type = b->len;
+    gb_u32(b, LG_GGUF_U32);
+    r->align_val = b->len;
+    gb_u32(b, 32);
+    gb_str(b, "tokenizer.ggml.tokens");
+    gb_u32(b, LG_GGUF_ARRAY);
+    r->arr_type = b->len;
+    gb_u32(b, LG_GGUF_STRING);
+    r->arr_n = b->len;
+    gb_u64(b, 3);
+    for (i = 0; i < 3; i++)
+        gb_str(b, toks[i]);
+    gb_str(b, "tokenizer.ggml.scores");
+    gb_u32(b, LG_GGUF_ARRAY);
+    gb_u32(b, LG_GGUF_F32);
+    gb_u64(b, 3);
+    for (i = 0; i < 3; i++) {
+        uint32_t u;
+        f = -(float)i;
+        memcpy(&u, &f, 4);
+        gb_u32(b, u);
+    }
+    gb_str(b, "tokenizer.ggml.add_bos_token");
+    gb_u32(b, LG_GGUF_BOOL);
+    r->bool_val = b->len;
+    gb_put(b, "\1", 1);
+    /* tensor infos */
+    r->t0_name_len = b->len;
+    gb_str(b, "a");
+    r->t0_ndims = b->len;
+    gb_u32(b, 2);
+    r->t0_ne0 = b->len;
+    gb_u64(b, 4);
+    r->t0_ne1 = b->len;
+    gb_u64(b, 2);
+    r->t0_type = b->len;
+    gb_u32(b, LG_GGML_F32);
+    r->t0_off = b->len;
+    gb_u64(b, 0);
+    r->t1_name = b->len + 8;
+    gb_str(b, "b");
+    gb_u32(b, 2);
+    r->t1_ne0 = b->len;
+    gb_u64(b, 64);
+    gb_u64(b, 3);
+    r->t1_type = b->len;
+    gb_u32(b, LG_GGML_Q8_0);
+    r->t1_off = b->len;
+    gb_u64(b, 32);
+    gb_pad(b, 32);
+    r->data = b->len;
+    for (i = 0; i < 8; i++) {
+        uint32_t u;
+        f = (float)i + 0.5f;
+        memcpy(&u, &f, 4);
+        gb_u32(b, u);
+    }
+    for (i = 0; i < 3 * 2 * 34; i++) {
+        unsigned char c = (unsigned char)(i * 7);
+        gb_put(b, &c, 1);
+    }
+}
+
+static enum llmgpu_status parse(const struct gb *b, struct lg_gguf **g) {
+    lgt_log_reset();
+    return lg_gguf_parse(NULL, &lgt_log, "t.gguf", b->p, b->len, g);
+}
+
+/* Parsing b fails with want and the log holds every NULL-terminated substring. */
+static void expect_fail(struct gb *b, enum llmgpu_status want, const char *s1, const char *s2) {
+    struct lg_gguf *g = (struct lg_gguf *)1;
+    enum llmgpu_status st = parse(b, &g);
+    ck_assert_msg(st == want, "status %d, want %d; log:\n%s", st, want, lgt_log_text());
+    ck_assert_ptr_null(g);
+    ck_assert_msg(lgt_log_has("t.gguf", s1, s2, NULL), "log lacks \"%s\" / \"%s\":\n%s", s1,
+                  s2 ? s2 : "", lgt_log_text());
+}
+
+/* ===================================================================== Parse */
+
+static void check_ref_parsed(const struct lg_gguf *g, const struct ref *r, uint32_t version) {
+    const struct lg_gguf_kv *kv;
+    const struct lg_gguf_tensor *t;
+    const char *ptrs[3];
+    uint64_t lens[3], u;
+    double d;
+    int bl;
+    float f;
+
+    ck_assert_uint_eq(g->version, version);
+    ck_assert_uint_eq(g->alignment, 32);
+    ck_assert_uint_eq(g->n_kv, 5);
+    ck_assert_uint_eq(g->n_tensors, 2);
+    ck_assert_uint_eq(g->data_offset, r->data);
+    kv = lg_gguf_find_kv(g, "general.architecture");
+    ck_assert_ptr_nonnull(kv);
+    ck_assert_uint_eq(kv->type, LG_GGUF_STRING);
+    ck_assert_str_eq(kv->str, "llama");
+    ck_assert_uint_eq(kv->str_len, 5);
+    ck_assert_uint_eq(kv->offset, r->key0_len);
+    ck_assert_ptr_null(lg_gguf_find_kv(g, "general.name"));
+    kv = lg_gguf_find_kv(g, "general.alignment");
+    ck_assert_int_eq(lg_gguf_get_u64(kv, &u), 1);
+    ck_assert_uint_eq(u, 32);
+    ck_assert_int_eq(lg_gguf_get_f64(kv, &d), 1);
+    ck_assert_int_eq(lg_gguf_get_bool(kv, &bl), -1);
+    kv = lg_gguf_find_kv(g, "tokenizer.ggml.tokens");
+    ck_assert_uint_eq(kv->arr_type, LG_GGUF_STRING);
+    ck_assert_uint_eq(kv->arr_n, 3);
+    ck_assert_int_eq(lg_gguf_arr_strings(kv, ptrs, lens), 0);
+    ck_assert_uint_eq(lens[1], 5);
+    ck_assert(memcmp(ptrs[1], "hello", 5) == 0);
+    ck_assert_uint_eq(lens[2], 8);
+    kv = lg_gguf_find_kv(g, "tokenizer.ggml.scores");
+    ck_assert_int_eq(lg_gguf_arr_strings(kv, ptrs, lens), -1);
+    ck_assert(lg_gguf_arr_f64(kv, 2) == -2.0);
+    ck_assert_int_eq(lg_gguf_arr_i64(kv, 1), -1);
+    kv = lg_gguf_find_kv(g, "tokenizer.ggml.add_bos_token");
+    ck_assert_int_eq(lg_gguf_get_bool(kv, &bl), 1);
+    ck_assert_int_eq(bl, 1);
+    ck_assert_int_eq(lg_gguf_get_u64(kv, &u), -1);
+
+    t = lg_gguf_find_tensor(g, "a");
+    ck_assert_ptr_nonnull(t);
+    ck_assert_uint_eq(t->type, LG_GGML_F32);
+    ck_assert_uint_eq(t->n_dims, 2);
+    ck_assert_uint_eq(t->ne[0], 4);
+    ck_assert_uint_eq(t->ne[1], 2);
+    ck_assert_uint_eq(t->shape[0], 2); /* PyTorch order */
+    ck_assert_uint_eq(t->shape[1], 4);
+    ck_assert_uint_eq(t->n_rows, 2);
+    ck_assert_uint_eq(t->row_bytes, 16);
+    ck_assert_uint_eq(t->nbytes, 32);
+    ck_assert_uint_eq(t->file_offset, r->data);
+    ck_assert_ptr_eq(t->data, r->b.p + r->data);
+    memcpy(&f, (const char *)t->data + 4 * 5, 4);
+    ck_assert(f == 5.5f);
+    t = lg_gguf_find_tensor(g, "b");
+    ck_assert_uint_eq(t->type, LG_GGML_Q8_0);
+    ck_assert_uint_eq(t->n_rows, 3);
+    ck_assert_uint_eq(t->row_bytes, 2 * 34);
+    ck_assert_uint_eq(t->nbytes, 3 * 2 * 34);
+    ck_assert_uint_eq(t->file_offset, r->data + 32);
+    ck_assert_uint_eq(t->n_elements, 192);
+    ck_assert_ptr_null(lg_gguf_find_tensor(g, "c"));
+}
+
+START_TEST(test_parse_v2_v3) {
+    uint32_t v;
+    for (v = 2; v <= 3; v++) {
+        struct ref r;
+        struct lg_gguf *g = NULL;
+        make_ref(&r, v);
+        ck_assert_msg(parse(&r.b, &g) == LLMGPU_OK, "v%u: %s", v, lgt_log_text());
+        check_ref_parsed(g, &r, v);
+        lg_gguf_close(g);
+        free(r.b.p);
+    }
+}
+END_TEST
+
+START_TEST(test_type_table) {
+    ck_assert_uint_eq(lg_ggml_block_size(LG_GGML_Q4_K), 256);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_Q4_K), 144);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_Q6_K), 210);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_Q4_0), 18);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_Q8_0), 34);
+    ck_assert_uint_eq(lg_ggml_type_size(LG_GGML_BF16), 2);
+    ck_assert_str_eq(lg_ggml_type_name(13), "Q5_K");
+    ck_assert_str_eq(lg_ggml_type_name(1000), "?");
+    ck_assert(!lg_ggml_type_supported(13));
+    ck_assert(!lg_ggml_type_supported(1000));
+}
+END_TEST
+
+/* Alignment 64 from the metadata; no tensors; a file of the header alone. */
+START_TEST(test_parse_alignment_and_empty) {
+    struct gb b = {0};
+    struct lg_gguf *g = NULL;
+    gb_put(&b, "GGUF", 4);
+    gb_u32(&b, 3);
+    gb_u64(&b, 1);
+    gb_u64(&b, 1);
+    gb_str(&b, "general.alignment");
+    gb_u32(&b, LG_GGUF_U32);
+    gb_u32(&b, 64);
+    gb_str(&b, "x");
+    gb_u32(&b, 1);
+    gb_u64(&b, 16);
+    gb_u32(&b, LG_GGML_F16);
+    gb_u64(&b, 0);
+    gb_pad(&b, 64);
+    gb_put(&b, b.p, 32); /* 32 bytes of data */
+    ck_assert_msg(parse(&b, &g) == LLMGPU_OK, "%s", lgt_log_text());
+    ck_assert_uint_eq(g->alignment, 64);
+    ck_assert_uint_eq(g->data_offset % 64, 0);
+    lg_gguf_close(g);
+    free(b.p);
+
+    memset(&b, 0, sizeof b);
+    gb_put(&b, "GGUF", 4);
+    gb_u32(&b, 3);
+    gb_u64(&b, 0);
+    gb_u64(&b, 0);
+    ck_assert_msg(parse(&b, &g) == LLMGPU_OK, "%s", lgt_log_text());
+    ck_assert_uint_eq(g->n_tensors, 0);
+    lg_gguf_close(g);
+    free(b.p);
+}
+END_TEST
+
+/* ===================================================================== Errors */
+
+START_TEST(test_err_header) {
+    struct ref r;
+    make_ref(&r, 3);
+    {
+        struct gb s = {r.b.p, 10, 0};
+        expect_fail(&s, LLMGPU_ERR_BAD_MODEL_FILE, "truncated", "24-byte");
+    }
+    r.b.p[0] = 'X';
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "bad magic", "not a GGUF file");
+    r.b.p[0] = 'G';
+    set_u32(&r.b, r.version, 1);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "version 1", NULL);
+    set_u32(&r.b, r.version, 4);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "unknown GGUF version 4", "at byte 4");
+    set_u32(&r.b, r.version, 0x03000000);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "big-endian", NULL);
+    set_u32(&r.b, r.version, 3);
+    set_u64(&r.b, r.n_kv, 1ull << 40);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "metadata_kv_count 1099511627776", "at byte 16");
+    set_u64(&r.b, r.n_kv, 5);
+    set_u64(&r.b, r.n_t, UINT64_MAX);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor_count 18446744073709551615", "at byte 8");
+    set_u64(&r.b, r.n_t, 2);
+    set_u64(&r.b, r.n_kv, 6); /* one key more than there is: reads into the tensor infos */
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "", NULL);
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_err_strings_arrays) {
+    struct ref r;
+    char msg[128];
+    make_ref(&r, 3);
+    set_u64(&r.b, r.key0_len, r.b.len);
+    snprintf(msg, sizeof msg, "metadata key at byte %zu: length %zu runs past the end", r.key0_len,
+             r.b.len);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, msg, NULL);
+    set_u64(&r.b, r.key0_len, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "is empty", NULL);
+    set_u64(&r.b, r.key0_len, 20);
+
+    set_u64(&r.b, r.str0_len, UINT64_MAX - 3);
+    snprintf(msg, sizeof msg, "string value of \"general.architecture\" at byte %zu", r.str0_len);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, msg, "runs past the end of the file");
+    set_u64(&r.b, r.str0_len, 5);
+
+    set_u64(&r.b, r.arr_n, 1ull << 61);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "key \"tokenizer.ggml.tokens\": array of",
+                "bytes are left");
+    set_u64(&r.b, r.arr_n, 4); /* one string more: swallows the next key */
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "", NULL);
+    set_u64(&r.b, r.arr_n, 3);
+
+    set_u32(&r.b, r.arr_type, LG_GGUF_ARRAY);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "nested array", "tokenizer.ggml.tokens");
+    set_u32(&r.b, r.arr_type, 13);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "unknown array element type 13", NULL);
+    set_u32(&r.b, r.arr_type, LG_GGUF_STRING);
+
+    set_u32(&r.b, r.align_type, 99);
+    snprintf(msg, sizeof msg, "unknown value type 99 at byte %zu", r.align_type);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "\"general.alignment\"", msg);
+    set_u32(&r.b, r.align_type, LG_GGUF_U32);
+
+    r.b.p[r.bool_val] = 2;
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "add_bos_token", "must be 0 or 1");
+    r.b.p[r.bool_val] = 1;
+
+    /* a key repeated: rename "tokenizer.ggml.scores" to "tokenizer.ggml.tokens" */
+    {
+        unsigned char *k = memmem(r.b.p, r.b.len, "tokenizer.ggml.scores", 21);
+        ck_assert_ptr_nonnull(k);
+        memcpy(k, "tokenizer.ggml.tokens", 21);
+        expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "\"tokenizer.ggml.tokens\" appears twice",
+                    NULL);
+        memcpy(k, "tokenizer.ggml.scores", 21);
+        k[3] = '\0';
+        expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "contains a NUL byte", NULL);
+        k[3] = 'e';
+    }
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_err_alignment) {
+    struct ref r;
+    make_ref(&r, 3);
+    set_u32(&r.b, r.align_val, 3);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "general.alignment", "power of two");
+    set_u32(&r.b, r.align_val, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "general.alignment", "power of two");
+    set_u32(&r.b, r.align_val, 16); /* valid, but the data section moves */
+    {
+        struct lg_gguf *g = NULL;
+        enum llmgpu_status st = parse(&r.b, &g);
+        /* infos end before r.data; with alignment 16 data starts earlier or at r.data */
+        if (st == LLMGPU_OK)
+            lg_gguf_close(g);
+    }
+    set_u32(&r.b, r.align_type, LG_GGUF_I32);
+    set_u32(&r.b, r.align_val, 32);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "general.alignment", "INT32");
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_err_tensors) {
+    struct ref r;
+    char msg[160];
+    make_ref(&r, 3);
+
+    set_u64(&r.b, r.t1_off, 64); /* 204 bytes at data+64: past the end */
+    snprintf(msg, sizeof msg, "at data offset 64 (file byte %zu) run past the end of the data "
+             "section", r.data + 64);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"b\"", msg);
+    set_u64(&r.b, r.t1_off, UINT64_MAX - 31);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"b\"", "run past the end");
+    set_u64(&r.b, r.t1_off, 16);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "data offset 16 is not a multiple of the "
+                "alignment 32", NULL);
+    set_u64(&r.b, r.t1_off, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensors \"", "overlap");
+    set_u64(&r.b, r.t1_off, 32);
+
+    set_u32(&r.b, r.t1_type, 13);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "tensor \"b\"", "has type Q5_K (13)");
+    set_u32(&r.b, r.t1_type, 99);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "tensor \"b\"", "unknown ggml type 99");
+    set_u32(&r.b, r.t1_type, LG_GGML_Q8_0);
+
+    set_u64(&r.b, r.t1_ne0, 48);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "ne[0] = 48 is not a multiple of Q8_0's block",
+                NULL);
+    set_u64(&r.b, r.t1_ne0, 64);
+
+    r.b.p[r.t1_name] = 'a';
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\" appears twice", NULL);
+    r.b.p[r.t1_name] = 'b';
+
+    set_u64(&r.b, r.t0_ne0, 1ull << 40);
+    set_u64(&r.b, r.t0_ne1, 1ull << 40);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\": ne[1]", "too large");
+    set_u64(&r.b, r.t0_ne1, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\": ne[1] = 0", "zero");
+    set_u64(&r.b, r.t0_ne1, 2);
+    set_u64(&r.b, r.t0_ne0, 1ull << 40); /* fits 2^62, data does not */
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\"", "run past the end");
+    set_u64(&r.b, r.t0_ne0, 4);
+
+    set_u32(&r.b, r.t0_ndims, 5);
+    expect_fail(&r.b, LLMGPU_ERR_UNSUPPORTED_MODEL, "n_dims 5", NULL);
+    set_u32(&r.b, r.t0_ndims, 0);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "n_dims 0", NULL);
+    set_u32(&r.b, r.t0_ndims, 2);
+
+    set_u64(&r.b, r.t0_name_len, 1u << 20);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor name", "runs past the end");
+    set_u64(&r.b, r.t0_name_len, 1);
+    free(r.b.p);
+}
+END_TEST
+
+/* Every proper prefix of a valid file is rejected (no crash, no success). */
+START_TEST(test_err_every_truncation) {
+    struct ref r;
+    size_t n;
+    make_ref(&r, 3);
+    for (n = 0; n < r.b.len; n++) {
+        struct gb s = {r.b.p, n, 0};
+        struct lg_gguf *g = NULL;
+        enum llmgpu_status st = parse(&s, &g);
+        ck_assert_msg(st == LLMGPU_ERR_BAD_MODEL_FILE, "prefix %zu: status %d", n, st);
+        ck_assert_ptr_null(g);
+        ck_assert_msg(strstr(lgt_log_text(), "t.gguf") != NULL, "prefix %zu: no message", n);
+    }
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_alloc_failures) {
+    struct ref r;
+    int64_t k;
+    make_ref(&r, 3);
+    for (k = 1; k < 100; k++) {
+        struct lg_alloc a = {{0}, k, 0};
+        struct lg_gguf *g = NULL;
+        enum llmgpu_status st = lg_gguf_parse(&a, NULL, "t.gguf", r.b.p, r.b.len, &g);
+        if (st == LLMGPU_OK) {
+            check_ref_parsed(g, &r, 3);
+            lg_gguf_close(g);
+            break;
+        }
+        ck_assert_int_eq(st, LLMGPU_ERR_OUT_OF_HOST_MEMORY);
+        ck_assert_ptr_null(g);
+    }
+    ck_assert_int_lt(k, 100);
+    free(r.b.p);
+}
+END_TEST
+
+START_TEST(test_open_file) {
+    struct ref r;
+    char dir[512], path[600];
+    struct lg_gguf *g = NULL;
+    make_ref(&r, 2);
+    ck_assert_int_eq(lgt_mkdtemp("gguf", dir, sizeof dir), 0);
+    ck_assert_int_eq(lgt_write(dir, "m.gguf", r.b.p, r.b.len), 0);
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    lgt_log_reset();
+    ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &g), LLMGPU_OK);
+    ck_assert(g->mapped);
+    ck_assert_uint_eq(g->n_tensors, 2);
+    lg_gguf_close(g);
+    snprintf(path, sizeof path, "%s/missing.gguf", dir);
+    ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &g), LLMGPU_ERR_IO);
+    ck_assert_ptr_null(g);
+    ck_assert(lgt_log_has("missing.gguf", "cannot open", NULL));
+    free(r.b.p);
+}
+END_TEST
+
+/* ===================================================================== Model */
+
+START_TEST(test_qk_row_maps) {
+    uint32_t hd;
+    for (hd = 2; hd <= 128; hd += 2) {
+        uint64_t r;
+        for (r = 0; r < 3ull * hd; r++) {
+            uint64_t f = lg_gguf_qk_file_row(r, hd);
+            ck_assert_uint_lt(f, 3ull * hd);
+            ck_assert_uint_eq(f / hd, r / hd);
+            ck_assert_uint_eq(lg_gguf_qk_hf_row(f, hd), r);
+        }
+    }
+    /* head_dim 8: HF rows 0..3 are the first halves of the pairs, 4..7 the second */
+    ck_assert_uint_eq(lg_gguf_qk_file_row(0, 8), 0);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(4, 8), 1);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(1, 8), 2);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(5, 8), 3);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(3, 8), 6);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(7, 8), 7);
+    ck_assert_uint_eq(lg_gguf_qk_file_row(8 + 4, 8), 8 + 1);
+}
+END_TEST
+
+
+/* mkmodel.py args into a fresh dir, then mkgguf.py --from-hf with gguf_args into dir/m.gguf. */
+static void mk_hf_gguf(const char *mk_args, const char *gguf_args, char *dir, size_t size) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char cmd[2048];
+    ck_assert_msg(lgt_mkmodel(mk_args, dir, size) == 0, "mkmodel %s failed", mk_args);
+    snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkgguf.py' --from-hf '%s' --out '%s/m.gguf' %s",
+             data ? data : "tests", dir, dir, gguf_args);
+    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+static struct lg_gguf *open_model(const char *dir) {
+    char path[600];
+    struct lg_gguf *g = NULL;
+    enum llmgpu_status st;
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    lgt_log_reset();
+    st = lg_gguf_open(NULL, &lgt_log, path, &g);
+    ck_assert_msg(st == LLMGPU_OK, "open %s: %d\n%s", path, st, lgt_log_text());
+    st = lg_gguf_model_config(g, &lgt_log);
+    ck_assert_msg(st == LLMGPU_OK, "config %s: %d\n%s", path, st, lgt_log_text());
+    return g;
+}
+
+/* f32 values of GGUF row `row` of t (F32/F16/BF16 directly, Q8_0 dequantized). */
+static void gguf_row_f32(const struct lg_gguf_tensor *t, uint64_t row, float *out) {
+    const unsigned char *p = (const unsigned char *)t->data + row * t->row_bytes;
+    enum lg_dtype dt;
+    uint64_t b, i;
+    if (lg_ggml_to_dtype(t->type, &dt) == 0) {
+        lg_convert_to_f32(dt, p, out, (size_t)t->ne[0]);
+        return;
+    }
+    ck_assert_uint_eq(t->type, LG_GGML_Q8_0);
+    for (b = 0; b < t->ne[0] / 32; b++, p += 34) {
+        uint16_t h = (uint16_t)(p[0] | p[1] << 8);
+        float d = lg_f16_to_f32(h);
+        for (i = 0; i < 32; i++)
+            out[b * 32 + i] = d * (float)(int8_t)p[2 + i];
+    }
+}
+
+/*
+ * Every tensor of the HF checkpoint equals the GGUF tensor read through the inverse
+ * permutation (WQ/WK of llama files), exactly for F32 files; tol > 0 allows the
+ * quantization error of Q8_0 (relative to the row's max |x|). Returns the number of
+ * rows that differ (must be 0 unless expecting failure).
+ */
+static uint64_t compare_with_hf(const struct lg_checkpoint *c, const struct lg_gguf *g,
+                                int apply_inverse, float tol) {
+    uint32_t r, l;
+    uint64_t bad = 0, n_checked = 0;
+    for (r = 0; r < LG_T_COUNT; r++) {
+        uint32_t nl = lg_arch_is_per_layer((enum lg_tensor_role)r) ? c->cfg.n_layer : 1;
+        for (l = 0; l < nl; l++) {
+            const struct lg_tensor_src *h = lg_ckpt_tensor(c, (enum lg_tensor_role)r, l);
+            const struct lg_gguf_tensor *t = lg_gguf_tensor_role(g, (enum lg_tensor_role)r, l);
+            uint64_t rows, cols, row, i;
+            float *want, *got;
+            if (!h) {
+                ck_assert_ptr_null(t);
+                continue;
+            }
+            ck_assert_msg(t != NULL, "role %s layer %u missing in GGUF", lg_arch_role_name(r), l);
+            ck_assert_uint_eq(t->n_elements, h->n_elements);
+            rows = h->n_dims == 2 ? h->shape[0] : 1;
+            cols = h->n_elements / rows;
+            ck_assert_uint_eq(t->ne[0], cols);
+            want = malloc(h->n_elements * sizeof *want);
+            got = malloc(cols * sizeof *got);
+            lg_convert_to_f32(h->dtype, h->data, want, (size_t)h->n_elements);
+            for (row = 0; row < rows; row++) {
+                uint64_t fr = apply_inverse && lg_gguf_role_permuted(g, (enum lg_tensor_role)r)
+                                  ? lg_gguf_qk_file_row(row, g->cfg.head_dim)
+                                  : row;
+                const float *w = want + row * cols;
+                float amax = 0;
+                int ok = 1;
+                gguf_row_f32(t, fr, got);
+                for (i = 0; i < cols; i++)
+                    amax = fmaxf(amax, fabsf(w[i]));
+                for (i = 0; i < cols && ok; i++)
+                    ok = tol > 0 ? fabsf(got[i] - w[i]) <= tol * amax
+                                 : memcmp(&got[i], &w[i], 4) == 0;
+                bad += !ok;
+                n_checked++;
+            }
+            free(want);
+            free(got);
+        }
+    }
+    ck_assert_uint_gt(n_checked, 0);
+    return bad;
+}
+
+static void check_cfg_equal(const struct lg_model_config *a, const struct lg_model_config *b) {
+    ck_assert_int_eq(a->arch, b->arch);
+    ck_assert_uint_eq(a->n_vocab, b->n_vocab);
+    ck_assert_uint_eq(a->n_embd, b->n_embd);
+    ck_assert_uint_eq(a->n_ff, b->n_ff);
+    ck_assert_uint_eq(a->n_layer, b->n_layer);
+    ck_assert_uint_eq(a->n_head, b->n_head);
+    ck_assert_uint_eq(a->n_kv_head, b->n_kv_head);
+    ck_assert_uint_eq(a->head_dim, b->head_dim);
+    ck_assert_uint_eq(a->n_ctx_train, b->n_ctx_train);
+    ck_assert_uint_eq(a->sliding_window, b->sliding_window);
+    ck_assert(a->rms_norm_eps == b->rms_norm_eps);
+    ck_assert(a->rope_theta == b->rope_theta);
+    ck_assert_int_eq(a->rope_scaling, b->rope_scaling);
+    ck_assert(fabsf(a->rope_factor - b->rope_factor) <= 1e-6f * b->rope_factor);
+    ck_assert(a->rope_low_freq_factor == b->rope_low_freq_factor);
+    ck_assert(a->rope_high_freq_factor == b->rope_high_freq_factor);
+    ck_assert_uint_eq(a->rope_orig_ctx, b->rope_orig_ctx);
+    ck_assert_int_eq(a->tie_word_embeddings, b->tie_word_embeddings);
+    ck_assert_int_eq(a->qkv_bias, b->qkv_bias);
+    ck_assert_int_eq(a->bos_id, b->bos_id);
+    ck_assert_uint_ge(a->n_eos, 1);
+    ck_assert_int_eq(a->eos_ids[0], b->eos_ids[0]);
+}
+
+/* The permutation proof on several shapes: HF -> (converter's permute) -> GGUF -> our
+ * reader + inverse map == HF, bit for bit; without the inverse map (or on a file
+ * written without the permutation) rows differ, so the check has teeth. */
+static const char *const perm_variants[][2] = {
+    {"", "llama MHA"},
+    {"--kv-heads 2", "llama GQA"},
+    {"--kv-heads 1 --heads 4", "llama MQA"},
+    {"--head-dim 32 --heads 4 --kv-heads 2", "llama head_dim 32 != hidden/heads"},
+    {"--dtype bf16 --tie", "llama bf16 tied"},
+    {"--arch mistral --sliding-window 16", "mistral (llama in GGUF)"},
+    {"--arch qwen2 --kv-heads 2", "qwen2 (not permuted; biases)"},
+    {"--rope-scaling linear", "linear rope scaling"},
+    {"--rope-scaling llama3 --ctx 4096", "llama3 rope_freqs"},
+};
+
+START_TEST(test_permutation_proof) {
+    char dir[512];
+    struct lg_checkpoint *c = NULL;
+    struct lg_gguf *g;
+    uint64_t bad;
+    const char *args = perm_variants[_i][0];
+    mk_hf_gguf(args, "", dir, sizeof dir);
+    lgt_log_reset();
+    ck_assert_msg(lg_ckpt_open(NULL, &lgt_log, dir, &c) == LLMGPU_OK, "%s", lgt_log_text());
+    g = open_model(dir);
+    check_cfg_equal(&g->cfg, &c->cfg);
+    ck_assert_int_eq(g->qk_permuted, c->cfg.arch != LG_ARCH_QWEN2);
+    bad = compare_with_hf(c, g, 1, 0);
+    ck_assert_msg(bad == 0, "%s: %llu rows differ", perm_variants[_i][1], (unsigned long long)bad);
+    if (g->qk_permuted) /* teeth: reading the file rows as they are does not give HF */
+        ck_assert_uint_gt(compare_with_hf(c, g, 0, 0), 0);
+    lg_gguf_close(g);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+/* A file written WITHOUT the converter's permutation, read with the inverse: differs. */
+START_TEST(test_permutation_needed) {
+    char dir[512];
+    struct lg_checkpoint *c = NULL;
+    struct lg_gguf *g;
+    mk_hf_gguf("", "--no-permute --version 2", dir, sizeof dir);
+    ck_assert_int_eq(lg_ckpt_open(NULL, &lgt_log, dir, &c), LLMGPU_OK);
+    g = open_model(dir);
+    ck_assert_uint_eq(g->version, 2);
+    ck_assert_uint_gt(compare_with_hf(c, g, 1, 0), 0);
+    ck_assert_uint_eq(compare_with_hf(c, g, 0, 0), 0);
+    lg_gguf_close(g);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+/* Quantized rows are self-contained: the same row map works on Q8_0 (and F16) data. */
+START_TEST(test_permutation_quantized) {
+    char dir[512];
+    struct lg_checkpoint *c = NULL;
+    struct lg_gguf *g;
+    mk_hf_gguf("--kv-heads 2", "--type q8_0", dir, sizeof dir);
+    ck_assert_int_eq(lg_ckpt_open(NULL, &lgt_log, dir, &c), LLMGPU_OK);
+    g = open_model(dir);
+    ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_WQ, 0)->type, LG_GGML_Q8_0);
+    ck_assert_uint_eq(compare_with_hf(c, g, 1, 1.0f / 127 * 0.5f + 1e-3f), 0);
+    ck_assert_uint_gt(compare_with_hf(c, g, 0, 1.0f / 127 * 0.5f + 1e-3f), 0);
+    lg_gguf_close(g);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+static void model_fail(struct gb *b, enum llmgpu_status want, const char *s1, const char *s2) {
+    struct lg_gguf *g = NULL;
+    enum llmgpu_status st;
+    ck_assert_int_eq(parse(b, &g), LLMGPU_OK);
+    lgt_log_reset();
+    st = lg_gguf_model_config(g, &lgt_log);
+    ck_assert_msg(st == want, "status %d want %d\n%s", st, want, lgt_log_text());
+    ck_assert_msg(lgt_log_has(s1, s2, NULL), "log lacks %s / %s:\n%s", s1, s2 ? s2 : "",
+                  lgt_log_text());
+    lg_gguf_close(g);
+}
+
+/* Model-level errors on the fuzz seed tiny_llama.gguf, patched. */
+START_TEST(test_model_errors) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char path[512];
+    struct gb b = {0};
+    unsigned char *k;
+    FILE *f;
+    long n;
+    snprintf(path, sizeof path, "%s/fuzz/corpus/gguf/tiny_llama.gguf", data ? data : "tests");
+    f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    n = ftell(f);
+    rewind(f);
+    b.p = malloc((size_t)n);
+    b.len = b.cap = (size_t)n;
+    ck_assert_uint_eq(fread(b.p, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    {
+        struct lg_gguf *g = NULL;
+        ck_assert_int_eq(parse(&b, &g), LLMGPU_OK);
+        ck_assert_int_eq(lg_gguf_model_config(g, &lgt_log), LLMGPU_OK);
+        ck_assert_uint_eq(g->cfg.n_vocab, 7);
+        ck_assert_uint_eq(g->cfg.n_kv_head, 1);
+        ck_assert_uint_eq(g->cfg.head_dim, 4);
+        ck_assert(g->cfg.tie_word_embeddings);
+        ck_assert_int_eq(g->cfg.bos_id, 1);
+        lg_gguf_close(g);
+    }
+    k = memmem(b.p, b.len, "\5\0\0\0\0\0\0\0llama", 13);
+    ck_assert_ptr_nonnull(k);
+    memcpy(k + 8, "gemma", 5);
+    model_fail(&b, LLMGPU_ERR_UNSUPPORTED_MODEL, "general.architecture \"gemma\"", "not supported");
+    memcpy(k + 8, "llama", 5);
+    k = memmem(b.p, b.len, "llama.block_count", 17);
+    memcpy(k, "llama.block_cnt__", 17);
+    model_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "\"llama.block_count\" is missing", NULL);
+    memcpy(k, "llama.block_count", 17);
+    k = memmem(b.p, b.len, "blk.0.ffn_up.weight", 19);
+    memcpy(k, "blk.0.ffn_uq.weight", 19);
+    model_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"blk.0.ffn_up.weight\" is missing", NULL);
+    memcpy(k, "blk.0.ffn_up.weight", 19);
+    k = memmem(b.p, b.len, "llama.attention.head_count_kv", 29);
+    memcpy(k + 29 + 4, "\3", 1); /* 3 kv heads for 2 heads */
+    model_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "head_count_kv 3 does not divide", NULL);
+    memcpy(k + 29 + 4, "\2", 1); /* 2 kv heads: attn_k has the wrong shape */
+    model_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"blk.0.attn_k.weight\"", "expected");
+    free(b.p);
+}
+END_TEST
+
+/* ===================================================================== Writer */
+
+/* Write the checkpoint in dir as dir/m.gguf with our writer (tokenizer files included). */
+static void write_gguf(const char *dir, enum lg_gguf_wtype type, struct lg_checkpoint **cout) {
+    struct lg_checkpoint *c = NULL;
+    char path[600];
+    char *tj, *tc;
+    size_t tjl = 0, tcl = 0;
+    enum llmgpu_status st;
+    lgt_log_reset();
+    ck_assert_msg(lg_ckpt_open(NULL, &lgt_log, dir, &c) == LLMGPU_OK, "%s", lgt_log_text());
+    tj = lgt_read(dir, "tokenizer.json", &tjl);
+    tc = lgt_read(dir, "tokenizer_config.json", &tcl);
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    st = lg_gguf_write(NULL, &lgt_log, c, type, tj, tjl, tc, tcl, path);
+    ck_assert_msg(st == LLMGPU_OK, "write: %d\n%s", st, lgt_log_text());
+    free(tj);
+    free(tc);
+    *cout = c;
+}
+
+/* Our writer -> our reader == HF (exact in F32; F16 within f16 rounding), for each
+ * variant; and the independent Python reader accepts the file and agrees on every
+ * tensor's type, shape and offset. */
+START_TEST(test_writer_round_trip) {
+    static const char *const variants[] = {"", "--kv-heads 2 --tie --dtype bf16",
+                                           "--arch qwen2 --kv-heads 2",
+                                           "--rope-scaling llama3 --ctx 4096",
+                                           "--arch mistral --sliding-window 32 --head-dim 32"};
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char dir[512], cmd[1400], *json;
+    size_t len;
+    uint32_t v, k;
+    for (v = 0; v < LG_ARRAY_LEN(variants); v++)
+        for (k = 0; k < 2; k++) {
+            struct lg_checkpoint *c;
+            struct lg_gguf *g;
+            cJSON *root, *tens;
+            uint64_t i;
+            ck_assert_int_eq(lgt_mkmodel(variants[v], dir, sizeof dir), 0);
+            write_gguf(dir, k ? LG_GGUF_W_F16 : LG_GGUF_W_F32, &c);
+            g = open_model(dir);
+            check_cfg_equal(&g->cfg, &c->cfg);
+            ck_assert_uint_eq(g->version, 3);
+            ck_assert_msg(compare_with_hf(c, g, 1, k ? 1e-3f : 0) == 0, "variant %s", variants[v]);
+            snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkgguf.py' --dump '%s/m.gguf' > '%s/dump.json'",
+                     data ? data : "tests", dir, dir);
+            ck_assert_msg(system(cmd) == 0, "Python reader rejects our file: %s", cmd);
+            json = lgt_read(dir, "dump.json", &len);
+            root = cJSON_Parse(json);
+            ck_assert_ptr_nonnull(root);
+            ck_assert_int_eq(cJSON_GetObjectItem(root, "version")->valueint, 3);
+            ck_assert_uint_eq(cJSON_GetObjectItem(root, "data_start")->valuedouble, g->data_offset);
+            tens = cJSON_GetObjectItem(root, "tensors");
+            ck_assert_int_eq(cJSON_GetArraySize(tens), (int)g->n_tensors);
+            for (i = 0; i < g->n_tensors; i++) {
+                const struct lg_gguf_tensor *t = &g->tensors[i];
+                cJSON *e = cJSON_GetObjectItem(tens, t->name), *ne;
+                uint32_t d;
+                ck_assert_msg(e != NULL, "%s", t->name);
+                ck_assert_uint_eq(cJSON_GetObjectItem(e, "type")->valueint, t->type);
+                ck_assert_uint_eq(cJSON_GetObjectItem(e, "offset")->valuedouble, t->file_offset);
+                ne = cJSON_GetObjectItem(e, "ne");
+                ck_assert_int_eq(cJSON_GetArraySize(ne), (int)t->n_dims);
+                for (d = 0; d < t->n_dims; d++)
+                    ck_assert_uint_eq(cJSON_GetArrayItem(ne, (int)d)->valuedouble, t->ne[d]);
+            }
+            ck_assert_ptr_nonnull(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "kv"),
+                                                      "tokenizer.huggingface.json"));
+            cJSON_Delete(root);
+            free(json);
+            lg_gguf_close(g);
+            lg_ckpt_close(c);
+        }
+}
+END_TEST
+
+/* The Python converter's file and ours hold the same tensors bit for bit (both F32). */
+START_TEST(test_writer_matches_python) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char dir[512], cmd[1400], path[600];
+    struct lg_checkpoint *c;
+    struct lg_gguf *g, *p = NULL;
+    uint64_t i;
+    ck_assert_int_eq(lgt_mkmodel("--kv-heads 2", dir, sizeof dir), 0);
+    write_gguf(dir, LG_GGUF_W_F32, &c);
+    snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkgguf.py' --from-hf '%s' --out '%s/py.gguf'",
+             data ? data : "tests", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    g = open_model(dir);
+    snprintf(path, sizeof path, "%s/py.gguf", dir);
+    ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &p), LLMGPU_OK);
+    ck_assert_uint_eq(g->n_tensors, p->n_tensors);
+    for (i = 0; i < g->n_tensors; i++) {
+        ck_assert_str_eq(g->tensors[i].name, p->tensors[i].name);
+        ck_assert_uint_eq(g->tensors[i].nbytes, p->tensors[i].nbytes);
+        ck_assert_msg(memcmp(g->tensors[i].data, p->tensors[i].data, g->tensors[i].nbytes) == 0,
+                      "%s differs", g->tensors[i].name);
+    }
+    lg_gguf_close(p);
+    lg_gguf_close(g);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+START_TEST(test_writer_errors) {
+    char dir[512], path[700];
+    struct lg_checkpoint *c;
+    ck_assert_int_eq(lgt_mkmodel("", dir, sizeof dir), 0);
+    write_gguf(dir, LG_GGUF_W_F32, &c);
+    snprintf(path, sizeof path, "%s/no/such/dir/x.gguf", dir);
+    lgt_log_reset();
+    ck_assert_int_eq(lg_gguf_write(NULL, &lgt_log, c, LG_GGUF_W_F16, NULL, 0, NULL, 0, path),
+                     LLMGPU_ERR_IO);
+    ck_assert(lgt_log_has("cannot create", NULL));
+    ck_assert_int_eq(lg_gguf_write(NULL, &lgt_log, c, (enum lg_gguf_wtype)5, NULL, 0, NULL, 0, path),
+                     LLMGPU_ERR_INVALID_ARGUMENT);
+    lg_ckpt_close(c);
+}
+END_TEST
+
+Suite *gguf_suite(void) {
+    Suite *s = suite_create("gguf");
+    TCase *tc = tcase_create("Parse");
+    tcase_add_test(tc, test_parse_v2_v3);
+    tcase_add_test(tc, test_type_table);
+    tcase_add_test(tc, test_parse_alignment_and_empty);
+    tcase_add_test(tc, test_open_file);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Errors");
+    tcase_add_test(tc, test_err_header);
+    tcase_add_test(tc, test_err_strings_arrays);
+    tcase_add_test(tc, test_err_alignment);
+    tcase_add_test(tc, test_err_tensors);
+    tcase_add_test(tc, test_err_every_truncation);
+    tcase_add_test(tc, test_alloc_failures);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Model");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_qk_row_maps);
+    tcase_add_loop_test(tc, test_permutation_proof, 0, (int)LG_ARRAY_LEN(perm_variants));
+    tcase_add_test(tc, test_permutation_needed);
+    tcase_add_test(tc, test_permutation_quantized);
+    tcase_add_test(tc, test_model_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Writer");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_writer_round_trip);
+    tcase_add_test(tc, test_writer_matches_python);
+    tcase_add_test(tc, test_writer_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,440 @@
+/*
+ * check_kernels.c - each forward-pass kernel alone against its plain C
+ * reference (tests/ref/ops.c), at awkward sizes: 1 row, 1 token, dimensions
+ * that are not multiples of the tiles or of 4, odd vocabularies, contexts that
+ * cross attention chunks and sliding windows. Inputs come from a fixed-seed
+ * generator; f16/bf16 inputs are rounded on the host first so the reference
+ * sees exactly what the GPU reads.
+ *
+ * Tolerances (NMSE against the reference): 1e-10 for f32 arithmetic kernels
+ * (only summation order differs), 1e-6 for attention (its K/V cache is f16 on
+ * both sides, but the GPU's online softmax orders sums differently), exact for
+ * argmax. Tagged "gpu".
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "ref/ref.h"
+#include "testutil.h"
+
+static struct tu_log tlog;
+static struct llmgpu_context *ctx;
+
+static void setup(void) {
+    tu_log_clear(&tlog);
+    ctx = tu_context(&tlog, NULL);
+}
+static void teardown(void) {
+    tu_context_free(ctx);
+}
+
+/* ---- harness ---- */
+
+static struct lg_buffer buf_f32(const float *x, size_t n) {
+    struct lg_buffer b;
+    ck_assert_int_eq(lg_buffer_create(ctx, LG_MAX(n, 1) * 4, LG_MEM_DEVICE, &b), LLMGPU_OK);
+    if (x && n)
+        ck_assert_int_eq(lg_buffer_upload(ctx, &b, 0, x, n * 4), LLMGPU_OK);
+    return b;
+}
+
+/* Round x to the weight type in place and upload it in that type. */
+static struct lg_buffer buf_w(float *x, size_t n, enum lg_wtype t) {
+    struct lg_buffer b;
+    uint16_t *h;
+    if (t == LG_WTYPE_F32)
+        return buf_f32(x, n);
+    h = malloc(LG_MAX(n, 1) * 2);
+    for (size_t i = 0; i < n; i++) {
+        h[i] = t == LG_WTYPE_F16 ? lg_f32_to_f16(x[i]) : lg_f32_to_bf16(x[i]);
+        x[i] = t == LG_WTYPE_F16 ? lg_f16_to_f32(h[i]) : lg_bf16_to_f32(h[i]);
+    }
+    ck_assert_int_eq(lg_buffer_create(ctx, LG_MAX(n, 2) * 2, LG_MEM_DEVICE, &b), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &b, 0, h, n * 2), LLMGPU_OK);
+    free(h);
+    return b;
+}
+
+static void fetch(const struct lg_buffer *b, float *out, size_t n) {
+    ck_assert_int_eq(lg_buffer_download(ctx, b, 0, out, n * 4), LLMGPU_OK);
+}
+
+/* One dispatch of a kernel with storage-buffer bindings, then wait. */
+static void run(struct lg_pipeline_desc *d, const struct lg_binding *b, uint32_t n,
+                const void *push, uint32_t gx, uint32_t gy) {
+    struct lg_pipeline *p;
+    struct lg_dpool pool;
+    struct lg_cmd cmd;
+    VkDescriptorSet set;
+    d->n_bindings = n;
+    ck_assert_msg(lg_pipeline_get(ctx, d, &p) == LLMGPU_OK, "%s: %s", d->kernel, tlog.text);
+    ck_assert_int_eq(lg_dpool_create(ctx, 1, &pool), LLMGPU_OK);
+    ck_assert_int_eq(lg_dset_create(ctx, &pool, p, b, n, &set), LLMGPU_OK);
+    ck_assert_int_eq(lg_cmd_create(ctx, &cmd), LLMGPU_OK);
+    ck_assert_int_eq(lg_cmd_begin(ctx, &cmd, 1), LLMGPU_OK);
+    lg_cmd_barrier_transfer(cmd.cb);
+    lg_cmd_dispatch(cmd.cb, p, set, push, gx, gy, 1);
+    lg_cmd_barrier_transfer(cmd.cb);
+    ck_assert_int_eq(lg_cmd_end(ctx, &cmd), LLMGPU_OK);
+    ck_assert_int_eq(lg_cmd_submit_wait(ctx, &cmd), LLMGPU_OK);
+    lg_cmd_destroy(ctx, &cmd);
+    lg_dpool_destroy(ctx, &pool);
+}
+
+static uint32_t wg(void) {
+    return ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ? 64 : 256;
+}
+
+static void base(struct lg_pipeline_desc *d, char st[][48], const char *kernel, uint32_t push) {
+    memset(d, 0, sizeof *d);
+    d->kernel = kernel;
+    d->push_size = push;
+    lg_desc_define(d, st[0], "WG_SIZE", wg());
+    lg_desc_define(d, st[1], "USE_SUBGROUP", ctx->caps.subgroup_arith ? 1 : 0);
+}
+
+/* ---- mat-vec (decode) and GEMM (prefill) ---- */
+
+enum { F_BIAS = 1, F_ACC = 2, F_NORM = 4, F_GATE_UP = 8 };
+
+static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint32_t T,
+                     unsigned flags) {
+    const float eps = 1e-5f;
+    struct ref_rng rng;
+    size_t nw = (size_t)rows * K;
+    float *w = malloc(LG_MAX(nw, 1) * 4), *u = malloc(LG_MAX(nw, 1) * 4);
+    float *x = malloc((size_t)T * K * 4), *xn = malloc((size_t)T * K * 4);
+    float *nw8 = malloc(K * 4), *bias = malloc(rows * 4);
+    float *y0 = malloc((size_t)T * rows * 4), *y = malloc((size_t)T * rows * 4);
+    float *ref = malloc((size_t)T * rows * 4), *ru = malloc(rows * 4);
+    struct lg_buffer bw, bx, bb, by, bu, bn;
+    struct lg_pipeline_desc d;
+    char st[10][48], epsdef[48];
+    struct lg_mm_push pc = {0, rows, rows, T, 0, 0};
+    double e;
+
+    ref_rng_seed(&rng, K * 131 + rows * 7 + T + flags * 1000 + (unsigned)t * 17 + gemm);
+    ref_fill_normal(&rng, w, nw, 0, 1.0f / sqrtf((float)K));
+    ref_fill_normal(&rng, u, nw, 0, 1.0f / sqrtf((float)K));
+    ref_fill_normal(&rng, x, (size_t)T * K, 0, 1);
+    if (gemm == 2) /* the tensor-core kernel rounds x to f16: so does the reference */
+        for (size_t i = 0; i < (size_t)T * K; i++)
+            x[i] = lg_f16_to_f32(lg_f32_to_f16(x[i]));
+    ref_fill_normal(&rng, nw8, K, 1, 0.25f);
+    ref_fill_normal(&rng, bias, rows, 0, 0.5f);
+    ref_fill_normal(&rng, y0, (size_t)T * rows, 0, 1);
+    bw = buf_w(w, nw, t);
+    bu = buf_w(u, nw, t);
+    bx = buf_f32(x, (size_t)T * K);
+    bb = buf_f32(bias, rows);
+    by = buf_f32(y0, (size_t)T * rows);
+    bn = buf_f32(nw8, K);
+
+    base(&d, st, gemm == 2 ? "matmul_cm.comp" : gemm ? "matmul.comp" : "matvec.comp", sizeof pc);
+    if (gemm == 2)
+        d.required_subgroup_size = 32;
+    lg_desc_define(&d, st[2], "K", K);
+    lg_desc_define(&d, st[3], "WTYPE", t);
+    lg_desc_define(&d, st[4], "HAS_BIAS", (flags & F_BIAS) != 0);
+    lg_desc_define(&d, st[5], "ACCUMULATE", (flags & F_ACC) != 0);
+    lg_desc_define(&d, st[6], "GATE_UP", (flags & F_GATE_UP) != 0);
+    lg_desc_define(&d, st[7], "ROWS", 2);
+    lg_desc_define(&d, st[8], "NORM", (flags & F_NORM) != 0);
+    snprintf(epsdef, sizeof epsdef, "EPS=%.9e", (double)eps);
+    d.defines[d.n_defines++] = epsdef;
+    {
+        struct lg_binding b[6] = {{&bw, 0, 0}, {&bx, 0, 0}, {&bb, 0, 0},
+                                  {&by, 0, 0}, {&bu, 0, 0}, {&bn, 0, 0}};
+        uint32_t nb = (flags & F_NORM) ? 6 : (flags & F_GATE_UP) ? 5 : 4;
+        if (gemm)
+            run(&d, b, nb, &pc, (rows + 63) / 64, (T + 63) / 64);
+        else
+            run(&d, b, nb, &pc, (rows + 1) / 2, T);
+    }
+    fetch(&by, y, (size_t)T * rows);
+
+    for (uint32_t tt = 0; tt < T; tt++) {
+        const float *xr = x + (size_t)tt * K;
+        if (flags & F_NORM) {
+            ref_rmsnorm(xn + (size_t)tt * K, xr, nw8, (int)K, eps);
+            xr = xn + (size_t)tt * K;
+        }
+        ref_matvec(ref + (size_t)tt * rows, xr, w, (flags & F_BIAS) ? bias : NULL, (int)K,
+                   (int)rows);
+        if (flags & F_GATE_UP) {
+            ref_matvec(ru, xr, u, NULL, (int)K, (int)rows);
+            ref_silu_mul(ref + (size_t)tt * rows, ref + (size_t)tt * rows, ru, (int)rows);
+        }
+        if (flags & F_ACC)
+            ref_add(ref + (size_t)tt * rows, y0 + (size_t)tt * rows, (int)rows);
+    }
+    e = ref_nmse(y, ref, (size_t)T * rows);
+    ck_assert_msg(e < (gemm == 2 ? 1e-9 : 1e-10), "%s wtype %d K %u rows %u T %u flags %u: NMSE %.3g",
+                  gemm == 2 ? "matmul_cm" : gemm ? "matmul" : "matvec", t, K, rows, T, flags, e);
+    lg_buffer_destroy(ctx, &bw);
+    lg_buffer_destroy(ctx, &bu);
+    lg_buffer_destroy(ctx, &bx);
+    lg_buffer_destroy(ctx, &bb);
+    lg_buffer_destroy(ctx, &by);
+    lg_buffer_destroy(ctx, &bn);
+    free(w);
+    free(u);
+    free(x);
+    free(xn);
+    free(nw8);
+    free(bias);
+    free(y0);
+    free(y);
+    free(ref);
+    free(ru);
+}
+
+START_TEST(matvec_awkward) {
+    static const uint32_t shapes[][2] = {{1, 1}, {3, 5}, {63, 17}, {64, 129}, {260, 33}};
+    static const unsigned flag_sets[] = {0, F_BIAS, F_ACC, F_NORM, F_GATE_UP | F_NORM,
+                                         F_BIAS | F_NORM | F_ACC};
+    /* every flag set for f32; f16 and bf16 (the same code after the load) with two */
+    for (int t = 0; t < 3; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (size_t f = 0; f < sizeof flag_sets / sizeof flag_sets[0]; f++)
+                if (t == 0 || f == 0 || f == 4)
+                    check_mm(0, (enum lg_wtype)t, shapes[s][0], shapes[s][1], s == 2 ? 3 : 1,
+                             flag_sets[f]);
+}
+END_TEST
+
+START_TEST(matmul_awkward) {
+    static const uint32_t shapes[][3] = {{1, 1, 2}, {3, 5, 2}, {70, 63, 65}, {64, 129, 130},
+                                         {17, 200, 7}};
+    static const unsigned flag_sets[] = {0, F_BIAS, F_ACC, F_BIAS | F_ACC};
+    for (int t = 0; t < 3; t++)
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (size_t f = 0; f < sizeof flag_sets / sizeof flag_sets[0]; f++)
+                if (t == 0 || f == 3)
+                    check_mm(1, (enum lg_wtype)t, shapes[s][0], shapes[s][1], shapes[s][2],
+                             flag_sets[f]);
+}
+END_TEST
+
+START_TEST(matmul_coopmat_awkward) {
+    /* Runs where the device has NV cooperative matrices (the H100), as the session
+     * would select it; lavapipe has none and skips. */
+    static const uint32_t shapes[][3] = {{16, 16, 16}, {3, 5, 2}, {70, 63, 65}, {64, 129, 130},
+                                         {200, 17, 7}, {2048, 96, 77}};
+    if (!(ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.subgroup_size == 32)) {
+        fprintf(stderr, "check_kernels: no VK_NV_cooperative_matrix here: matmul_cm.comp not run\n");
+        return;
+    }
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (unsigned f = 0; f < 4; f++)
+            check_mm(2, LG_WTYPE_F16, shapes[s][0], shapes[s][1], shapes[s][2], f);
+}
+END_TEST
+
+/* ---- RMSNorm ---- */
+
+START_TEST(rms_norm_awkward) {
+    static const uint32_t ns[] = {1, 7, 64, 2048, 4099};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        uint32_t N = ns[k], T = 3;
+        struct ref_rng rng;
+        float *x = malloc((size_t)T * N * 4), *w = malloc(N * 4), *y = malloc((size_t)T * N * 4),
+              *ref = malloc((size_t)T * N * 4);
+        struct lg_buffer bx, bw, by;
+        struct lg_pipeline_desc d;
+        char st[4][48];
+        uint32_t rows[2] = {0, 0};
+        ref_rng_seed(&rng, N);
+        ref_fill_normal(&rng, x, (size_t)T * N, 0.3f, 2);
+        ref_fill_normal(&rng, w, N, 1, 0.3f);
+        bx = buf_f32(x, (size_t)T * N);
+        bw = buf_f32(w, N);
+        by = buf_f32(NULL, (size_t)T * N);
+        base(&d, st, "rms_norm.comp", 8);
+        lg_desc_define(&d, st[2], "N", N);
+        snprintf(st[3], 48, "EPS=%.9e", 1e-6);
+        d.defines[d.n_defines++] = st[3];
+        {
+            struct lg_binding b[3] = {{&bx, 0, 0}, {&bw, 0, 0}, {&by, 0, 0}};
+            run(&d, b, 3, rows, T, 1);
+        }
+        fetch(&by, y, (size_t)T * N);
+        for (uint32_t t = 0; t < T; t++)
+            ref_rmsnorm(ref + (size_t)t * N, x + (size_t)t * N, w, (int)N, 1e-6f);
+        ck_assert_msg(ref_nmse(y, ref, (size_t)T * N) < 1e-10, "rms_norm N %u: %.3g", N,
+                      ref_nmse(y, ref, (size_t)T * N));
+        lg_buffer_destroy(ctx, &bx);
+        lg_buffer_destroy(ctx, &bw);
+        lg_buffer_destroy(ctx, &by);
+        free(x);
+        free(w);
+        free(y);
+        free(ref);
+    }
+}
+END_TEST
+
+/* ---- attention: decode (split + reduce) and prefill (one pass) ---- */
+
+static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t window,
+                            uint32_t pos0, uint32_t T, int decode) {
+    const uint32_t n_ctx = 320, chunk = 64, n_chunks = (n_ctx + chunk - 1) / chunk;
+    size_t kvn = (size_t)n_ctx * NKV * HD, qn = (size_t)T * NH * HD;
+    struct ref_rng rng;
+    float *k = malloc(kvn * 4), *v = malloc(kvn * 4), *q = malloc(qn * 4), *o = malloc(qn * 4);
+    float *ref = malloc(qn * 4), *att = malloc((size_t)NH * n_ctx * 4);
+    uint16_t *kh = malloc(kvn * 2), *vh = malloc(kvn * 2);
+    struct lg_buffer bstep, bq, bk, bv, bo, bpart;
+    struct lg_pipeline_desc d;
+    char st[8][48];
+    struct lg_step step = {pos0, T, {0, 0}};
+    double e;
+
+    ref_rng_seed(&rng, HD * 1000 + NH * 100 + NKV * 10 + window + pos0 * 7 + T + decode);
+    ref_fill_normal(&rng, k, kvn, 0, 1);
+    ref_fill_normal(&rng, v, kvn, 0, 1);
+    ref_fill_normal(&rng, q, qn, 0, 1);
+    for (size_t i = 0; i < kvn; i++) {
+        kh[i] = lg_f32_to_f16(k[i]);
+        vh[i] = lg_f32_to_f16(v[i]);
+        k[i] = lg_f16_to_f32(kh[i]);
+        v[i] = lg_f16_to_f32(vh[i]);
+    }
+    ck_assert_int_eq(lg_buffer_create(ctx, sizeof step + 64, LG_MEM_UPLOAD, &bstep), LLMGPU_OK);
+    memcpy(bstep.mapped, &step, sizeof step);
+    ck_assert_int_eq(lg_buffer_create(ctx, kvn * 2, LG_MEM_DEVICE, &bk), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_create(ctx, kvn * 2, LG_MEM_DEVICE, &bv), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &bk, 0, kh, kvn * 2), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &bv, 0, vh, kvn * 2), LLMGPU_OK);
+    bq = buf_f32(q, qn);
+    bo = buf_f32(NULL, qn);
+    bpart = buf_f32(NULL, (size_t)NH * n_chunks * (HD + 2));
+
+    base(&d, st, decode ? "attn_split.comp" : "attn.comp", 0);
+    lg_desc_define(&d, st[2], "HD", HD);
+    lg_desc_define(&d, st[3], "NH", NH);
+    lg_desc_define(&d, st[4], "NKV", NKV);
+    lg_desc_define(&d, st[5], "WINDOW", window);
+    lg_desc_define(&d, st[6], "CHUNK", chunk);
+    if (decode) {
+        snprintf(st[0], 48, "WG_SIZE=%u", chunk);
+        struct lg_binding b[5] = {{&bstep, 0, 0}, {&bq, 0, 0}, {&bk, 0, 0}, {&bv, 0, 0},
+                                  {&bpart, 0, 0}};
+        run(&d, b, 5, NULL, NH, n_chunks);
+        {
+            struct lg_pipeline_desc d2;
+            char st2[8][48];
+            uint32_t nc = n_chunks;
+            struct lg_binding b2[2] = {{&bpart, 0, 0}, {&bo, 0, 0}};
+            base(&d2, st2, "attn_reduce.comp", 4);
+            lg_desc_define(&d2, st2[2], "HD", HD);
+            lg_desc_define(&d2, st2[3], "NH", NH);
+            lg_desc_define(&d2, st2[4], "NKV", NKV);
+            lg_desc_define(&d2, st2[5], "WINDOW", window);
+            lg_desc_define(&d2, st2[6], "CHUNK", chunk);
+            run(&d2, b2, 2, &nc, NH, 1);
+        }
+    } else {
+        struct lg_binding b[5] = {{&bstep, 0, 0}, {&bq, 0, 0}, {&bk, 0, 0}, {&bv, 0, 0},
+                                  {&bo, 0, 0}};
+        run(&d, b, 5, NULL, NH, T);
+    }
+    fetch(&bo, o, qn);
+    for (uint32_t t = 0; t < T; t++)
+        ref_attention(ref + (size_t)t * NH * HD, q + (size_t)t * NH * HD, k, v, att, (int)n_ctx,
+                      (int)NH, (int)NKV, (int)HD, (int)(pos0 + t), (int)window);
+    e = ref_nmse(o, ref, qn);
+    ck_assert_msg(e < 1e-6, "%s HD %u NH %u NKV %u window %u pos0 %u T %u: NMSE %.3g",
+                  decode ? "attn_split+reduce" : "attn", HD, NH, NKV, window, pos0, T, e);
+    lg_buffer_destroy(ctx, &bstep);
+    lg_buffer_destroy(ctx, &bq);
+    lg_buffer_destroy(ctx, &bk);
+    lg_buffer_destroy(ctx, &bv);
+    lg_buffer_destroy(ctx, &bo);
+    lg_buffer_destroy(ctx, &bpart);
+    free(k);
+    free(v);
+    free(q);
+    free(o);
+    free(ref);
+    free(att);
+    free(kh);
+    free(vh);
+}
+
+START_TEST(attention_decode_chunks) {
+    /* positions before, at and across the 64-key chunk boundaries and windows */
+    static const uint32_t pos[] = {0, 1, 63, 64, 65, 200, 319};
+    static const uint32_t hd[][3] = {{16, 4, 2}, {20, 4, 1}, {64, 8, 8}};
+    for (size_t h = 0; h < 3; h++)
+        for (size_t p = 0; p < sizeof pos / sizeof pos[0]; p++) {
+            check_attention(hd[h][0], hd[h][1], hd[h][2], 0, pos[p], 1, 1);
+            check_attention(hd[h][0], hd[h][1], hd[h][2], 8, pos[p], 1, 1);
+            check_attention(hd[h][0], hd[h][1], hd[h][2], 70, pos[p], 1, 1);
+        }
+}
+END_TEST
+
+START_TEST(attention_prefill) {
+    static const uint32_t cases[][3] = {{0, 1, 0}, {0, 70, 0}, {5, 33, 8}, {100, 130, 0},
+                                        {60, 70, 64}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        check_attention(16, 4, 2, cases[c][2], cases[c][0], cases[c][1], 0);
+        check_attention(20, 3, 1, cases[c][2], cases[c][0], cases[c][1], 0);
+    }
+}
+END_TEST
+
+/* ---- argmax ---- */
+
+START_TEST(argmax_odd_vocab) {
+    static const uint32_t ns[] = {1, 7, 259, 32000, 151937};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++) {
+        uint32_t n = ns[k], got = 0;
+        struct ref_rng rng;
+        float *x = malloc(n * 4);
+        struct lg_buffer bx, bo;
+        struct lg_pipeline_desc d;
+        char st[2][48];
+        ref_rng_seed(&rng, n);
+        ref_fill_normal(&rng, x, n, 0, 1);
+        if (n > 10) { /* a tie for the maximum: the lowest index wins */
+            x[n / 3] = 100;
+            x[n - 1] = 100;
+            x[n / 2] = 100;
+        }
+        bx = buf_f32(x, n);
+        bo = buf_f32(NULL, 4);
+        base(&d, st, "argmax.comp", 4);
+        {
+            struct lg_binding b[2] = {{&bx, 0, 0}, {&bo, 0, 0}};
+            run(&d, b, 2, &n, 1, 1);
+        }
+        ck_assert_int_eq(lg_buffer_download(ctx, &bo, 0, &got, 4), LLMGPU_OK);
+        ck_assert_int_eq((int)got, ref_argmax(x, (int)n));
+        lg_buffer_destroy(ctx, &bx);
+        lg_buffer_destroy(ctx, &bo);
+        free(x);
+    }
+}
+END_TEST
+
+Suite *kernels_suite(void) {
+    Suite *s = suite_create("kernels");
+    TCase *tc = tcase_create("Reference");
+    tcase_set_tags(tc, "gpu");
+    tcase_add_unchecked_fixture(tc, setup, teardown);
+    tcase_add_test(tc, matvec_awkward);
+    tcase_add_test(tc, matmul_awkward);
+    tcase_add_test(tc, matmul_coopmat_awkward);
+    tcase_add_test(tc, rms_norm_awkward);
+    tcase_add_test(tc, attention_decode_chunks);
+    tcase_add_test(tc, attention_prefill);
+    tcase_add_test(tc, argmax_odd_vocab);
+    suite_add_tcase(s, tc);
+    return s;
+}
