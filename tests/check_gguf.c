@@ -931,6 +931,44 @@ START_TEST(test_writer_errors) {
 }
 END_TEST
 
+/* The public entry point behind `llmgpu quantize`. */
+START_TEST(test_public_quantize) {
+    char dir[512], out[600];
+    struct llmgpu_quantize_params qp;
+    struct lg_checkpoint *c = NULL;
+    struct lg_gguf *g;
+    enum llmgpu_status st;
+    ck_assert_int_eq(lgt_mkmodel("--kv-heads 2", dir, sizeof dir), 0);
+    snprintf(out, sizeof out, "%s/m.gguf", dir);
+    llmgpu_quantize_params_init(&qp);
+    ck_assert_int_eq(llmgpu_quantize(dir, out, &qp), LLMGPU_OK); /* default: f16 */
+    g = open_model(dir);
+    ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_WQ, 0)->type, LG_GGML_F16);
+    ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_ATTN_NORM, 1)->type, LG_GGML_F32);
+    ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &c), LLMGPU_OK);
+    ck_assert_uint_eq(compare_with_hf(c, g, 1, 1e-3f), 0);
+    lg_gguf_close(g);
+    qp.weight_type = LLMGPU_WEIGHT_TYPE_Q8_0;
+    st = llmgpu_quantize(dir, out, &qp);
+    if (st == LLMGPU_OK) { /* once the quantizers are wired in */
+        g = open_model(dir);
+        ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_WQ, 0)->type, LG_GGML_Q8_0);
+        ck_assert_uint_eq(compare_with_hf(c, g, 1, 1.0f / 127 * 0.5f + 1e-3f), 0);
+        lg_gguf_close(g);
+    } else {
+        ck_assert_int_eq(st, LLMGPU_ERR_UNSUPPORTED_MODEL);
+    }
+    lg_ckpt_close(c);
+    qp.weight_type = LLMGPU_WEIGHT_TYPE_BF16;
+    ck_assert_int_eq(llmgpu_quantize(dir, out, &qp), LLMGPU_ERR_INVALID_ARGUMENT);
+    qp.struct_size = 0;
+    ck_assert_int_eq(llmgpu_quantize(dir, out, &qp), LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(llmgpu_quantize(NULL, out, NULL), LLMGPU_ERR_INVALID_ARGUMENT);
+    snprintf(out, sizeof out, "%s/missing", dir);
+    ck_assert_int_eq(llmgpu_quantize(out, out, NULL), LLMGPU_ERR_IO);
+}
+END_TEST
+
 /* ===================================================================== Tokenizer */
 
 static size_t b64dec(const char *in, unsigned char *out) {
@@ -1170,6 +1208,7 @@ Suite *gguf_suite(void) {
     tcase_add_test(tc, test_writer_round_trip);
     tcase_add_test(tc, test_writer_matches_python);
     tcase_add_test(tc, test_writer_errors);
+    tcase_add_test(tc, test_public_quantize);
     suite_add_tcase(s, tc);
     tc = tcase_create("Tokenizer");
     tcase_set_timeout(tc, 300);

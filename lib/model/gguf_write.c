@@ -409,3 +409,84 @@ done:
     lg_free(a, chat_template);
     return st;
 }
+
+/* ---- public entry point (llmgpu.h) ---- */
+
+LLMGPU_API void llmgpu_quantize_params_init(struct llmgpu_quantize_params *p) {
+    if (!p)
+        return;
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+    p->weight_type = LLMGPU_WEIGHT_TYPE_DEFAULT;
+    p->log_level = LLMGPU_LOG_LEVEL_WARN;
+}
+
+/* Read dir/name when it exists (NULL, 0 otherwise); IO errors other than absence fail. */
+static enum llmgpu_status read_opt(const struct lg_alloc *a, const struct lg_log *log,
+                                   const char *dir, const char *name, char **data, size_t *len) {
+    char path[4096];
+    FILE *f;
+    *data = NULL;
+    *len = 0;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (!(f = fopen(path, "rb")))
+        return LLMGPU_OK;
+    fclose(f);
+    return lg_read_file(a, log, path, data, len);
+}
+
+LLMGPU_API enum llmgpu_status llmgpu_quantize(const char *in_dir, const char *out_path,
+                                              const struct llmgpu_quantize_params *params) {
+    struct llmgpu_quantize_params p;
+    struct lg_alloc alloc;
+    struct lg_log log;
+    struct lg_checkpoint *c = NULL;
+    enum lg_gguf_wtype type;
+    enum llmgpu_status st;
+    char *tj = NULL, *tc = NULL;
+    size_t tjl = 0, tcl = 0;
+
+    llmgpu_quantize_params_init(&p);
+    if (params) {
+        if (params->struct_size == 0)
+            return LLMGPU_ERR_INVALID_ARGUMENT;
+        memcpy(&p, params, LG_MIN(params->struct_size, (uint32_t)sizeof p));
+        p.struct_size = sizeof p;
+    }
+    memset(&alloc, 0, sizeof alloc);
+    if (p.allocator)
+        alloc.user = *p.allocator;
+    log.fn = p.log_fn;
+    log.user = p.log_user;
+    log.min = p.log_level;
+    if (!in_dir || !out_path || !in_dir[0] || !out_path[0]) {
+        lg_err(&log, "llmgpu_quantize: input directory and output path are required");
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    switch (p.weight_type) {
+    case LLMGPU_WEIGHT_TYPE_F32: type = LG_GGUF_W_F32; break;
+    case LLMGPU_WEIGHT_TYPE_DEFAULT:
+    case LLMGPU_WEIGHT_TYPE_F16: type = LG_GGUF_W_F16; break;
+    case LLMGPU_WEIGHT_TYPE_Q8_0: type = LG_GGUF_W_Q8_0; break;
+    case LLMGPU_WEIGHT_TYPE_Q4_0: type = LG_GGUF_W_Q4_0; break;
+    case LLMGPU_WEIGHT_TYPE_Q4_K: type = LG_GGUF_W_Q4_K; break;
+    default:
+        lg_err(&log, "llmgpu_quantize: weight type %d cannot be written (F32, F16, Q8_0, Q4_0, "
+               "Q4_K)", (int)p.weight_type);
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    if ((st = lg_ckpt_open(&alloc, &log, in_dir, &c)) != LLMGPU_OK)
+        return st;
+    if ((st = read_opt(&alloc, &log, in_dir, "tokenizer.json", &tj, &tjl)) != LLMGPU_OK ||
+        (st = read_opt(&alloc, &log, in_dir, "tokenizer_config.json", &tc, &tcl)) != LLMGPU_OK)
+        goto out;
+    if (!tj)
+        lg_warn(&log, "%s: no tokenizer.json; the GGUF file will have no tokenizer", in_dir);
+    st = lg_gguf_write(&alloc, &log, c, type, tj, tjl, tc, tcl, out_path);
+out:
+    lg_free(&alloc, tj);
+    lg_free(&alloc, tc);
+    lg_ckpt_close(c);
+    return st;
+}
