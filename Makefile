@@ -6,6 +6,9 @@
 #   make demo       build and generate from the bundled model
 #   make deps       install the Debian packages (as root) or print the apt-get line
 #   make SANITIZE=1 check   the same under ASan+UBSan (into build-san/)
+#   make fuzz       every tests/fuzz/*.c under libFuzzer+ASan+UBSan for FUZZ_SECONDS each
+#                   (into build-fuzz/); make check runs a few seconds each when clang works
+#   make check-valgrind     the CPU-only suites under valgrind --leak-check=full
 
 CC      ?= cc
 CXX     ?= c++
@@ -70,7 +73,7 @@ TEST_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(TEST_SRCS))
 TEST_BIN  := $(B)/tests/check_all
 DEPS_STAMP := $(B)/.deps-ok
 
-.PHONY: all lib examples fixtures check check-install check-cpu check-gpu check-symbols check-header check-python \
+.PHONY: all lib examples fixtures check fuzz-smoke fuzz-build check-valgrind check-install check-cpu check-gpu check-symbols check-header check-python \
         demo deps install install-pc uninstall clean golden format tidy fuzz
 
 all: lib examples
@@ -98,7 +101,10 @@ $(DEPS_STAMP):
 
 # Installs with apt-get as root, through sudo when there is one, else prints the line.
 # npm only where there is none (a non-Debian nodejs conflicts with Debian's npm).
+# clang + libclang-rt-dev (bookworm: libclang-rt-14-dev, which ships libclang_rt.fuzzer)
+# for make fuzz; valgrind for make check-valgrind.
 DEB_ALL = $(DEB_PACKAGES) vulkan-validationlayers python3 ca-certificates \
+          clang libclang-rt-dev valgrind \
           $(if $(shell command -v npm),,npm)
 deps:
 	@if [ "$$(id -u)" = 0 ]; then apt-get update && DEBIAN_FRONTEND=noninteractive \
@@ -167,6 +173,8 @@ check: all $(TEST_BIN) check-symbols check-header fixtures
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
 	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
 	$(MAKE) --no-print-directory check-examples check-install
+	@if $(FUZZ_WORKS); then $(MAKE) --no-print-directory fuzz-smoke; \
+	else echo "fuzz-smoke: skipped (no clang with libFuzzer here; 'make deps' installs it)"; fi
 	@if [ -d bindings/python/tests ]; then $(MAKE) --no-print-directory check-python; fi
 check-cpu: $(TEST_BIN)
 	@mkdir -p $(B)/tmp
@@ -207,6 +215,72 @@ check-header:
 	$(CC) -std=c99 -Wall -Wextra -Wpedantic -Werror -Iinclude -fsyntax-only $(B)/hdr.c
 	$(CXX) -x c++ -std=c++11 -Wall -Wextra -Wpedantic -Werror -Iinclude -fsyntax-only $(B)/hdr.c
 
+# ---- fuzzing: every tests/fuzz/<name>.c is a libFuzzer target ----
+# The library is compiled once with -fsanitize=fuzzer-no-link into an archive; each
+# target links what it uses from it. Seeds: tests/fuzz/corpus/<name> or
+# tests/fuzz/corpus_<name> (read only); new inputs go to build-fuzz/corpus/<name>,
+# crashes to build-fuzz/artifacts/. Dictionary: tests/fuzz/<name>.dict, else
+# FUZZ_DICT_<name>. FUZZ_SECONDS per target (make fuzz), FUZZ_SMOKE_SECONDS (make check).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 300
+FUZZ_SMOKE_SECONDS ?= 4
+FB := build-fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS := -g -O1 -std=c11 -D_GNU_SOURCE -DLLMGPU_BUILD -Iinclude -Ilib -I$(FB)/gen \
+               -DLG_SHADERC_VERSION='"$(SHADERC_VERSION)"' $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/*.c))
+FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRCS))
+FUZZ_BINS := $(patsubst %,$(FB)/fuzz_%,$(FUZZ_NAMES))
+FUZZ_LIB_OBJS := $(patsubst %.c,$(FB)/obj/%.o,$(LIB_SRCS)) $(FB)/obj/gen/kernels_embedded.o
+FUZZ_DICT_checkpoint := tests/fuzz/config.dict
+# Does $(FUZZ_CC) link a libFuzzer target with ASan+UBSan? (Debian: clang, libclang-rt-dev)
+FUZZ_WORKS = printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n);\nint LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n) { (void)d; return (int)(n & 0); }\n' \
+  | $(FUZZ_CC) -x c -fsanitize=fuzzer,address,undefined -o /dev/null - >/dev/null 2>&1
+fuzz_seeds = $(wildcard tests/fuzz/corpus/$(1) tests/fuzz/corpus_$(1))
+fuzz_dict = $(firstword $(wildcard tests/fuzz/$(1).dict) $(FUZZ_DICT_$(1)))
+# $(call fuzz_run,name,seconds): one bounded run, non-zero on any finding
+fuzz_run = mkdir -p $(FB)/corpus/$(1) $(FB)/artifacts && \
+  TMPDIR=$${FUZZ_TMPDIR:-$$([ -w /dev/shm ] && echo /dev/shm || echo /tmp)} ASAN_OPTIONS=detect_leaks=1 $(FB)/fuzz_$(1) -max_total_time=$(2) \
+  -max_len=8192 -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+  -artifact_prefix=$(FB)/artifacts/$(1)- $(if $(call fuzz_dict,$(1)),-dict=$(call fuzz_dict,$(1))) \
+  $(FB)/corpus/$(1) $(call fuzz_seeds,$(1))
+
+$(FB)/gen/kernels_embedded.c: $(KERNELS) $(B)/tools/embed
+	@mkdir -p $(@D)
+	$(B)/tools/embed $@ $(KERNELS)
+$(FB)/obj/%.o: %.c $(DEPS_STAMP)
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(FUZZ_SAN) -MMD -MP -c -o $@ $<
+$(FB)/obj/gen/%.o: $(FB)/gen/%.c
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+$(FB)/libllmgpu-fuzz.a: $(FUZZ_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(FB)/fuzz_%: tests/fuzz/fuzz_%.c $(FB)/libllmgpu-fuzz.a
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $< $(FB)/libllmgpu-fuzz.a \
+	  $(SHADERC_LINK) $(DEP_LIBS)
+fuzz-build: $(FUZZ_BINS)
+fuzz: fuzz-build
+	@fail=0; $(foreach n,$(FUZZ_NAMES),echo "fuzz: $(n) for $(FUZZ_SECONDS) s"; \
+	  ( $(call fuzz_run,$(n),$(FUZZ_SECONDS)) ) > $(FB)/fuzz_$(n).log 2>&1 \
+	    || { fail=1; echo "fuzz_$(n): FINDING, see $(FB)/fuzz_$(n).log and $(FB)/artifacts/"; }; \
+	  grep -E '^stat::number_of_executed_units|^Done' $(FB)/fuzz_$(n).log | tail -1;) \
+	exit $$fail
+# Every target briefly over its seeds (CI): a crash on a seed or soon after fails check.
+fuzz-smoke: fuzz-build
+	@fail=0; $(foreach n,$(FUZZ_NAMES),\
+	  ( $(call fuzz_run,$(n),$(FUZZ_SMOKE_SECONDS)) ) > $(FB)/fuzz_$(n).log 2>&1 \
+	    && echo "fuzz-smoke: $(n) ok ($$(sed -n 's/^stat::number_of_executed_units: *//p' $(FB)/fuzz_$(n).log) runs)" \
+	    || { fail=1; echo "fuzz-smoke: $(n) FAILED, see $(FB)/fuzz_$(n).log"; tail -30 $(FB)/fuzz_$(n).log; };) \
+	exit $$fail
+
+# ---- valgrind: the CPU-only suites, unforked (valgrind cannot follow lavapipe's JIT) ----
+VALGRIND ?= valgrind
+check-valgrind: $(TEST_BIN) fixtures
+	@mkdir -p $(B)/tmp
+	$(LG_TEST_ENV) CK_FORK=no CK_EXCLUDE_TAGS=gpu $(VALGRIND) --leak-check=full --errors-for-leak-kinds=definite,indirect \
+	  --show-leak-kinds=definite,indirect --error-exitcode=1 --track-origins=yes $(TEST_BIN)
+
 # Regenerate the transformers golden fixtures (needs torch + transformers: the GPU machine).
 golden:
 	python3 tests/tools/make_golden.py --out tests/fixtures/golden
@@ -234,9 +308,10 @@ uninstall:
 	      $(DESTDIR)$(INCLUDEDIR)/llmgpu.h $(DESTDIR)$(BINDIR)/llmgpu $(DESTDIR)$(PKGCONFIGDIR)/llmgpu.pc
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(FB)/obj -name '*.d' 2>/dev/null)

@@ -28,6 +28,10 @@ for step in "$@"; do
       echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5 --profile"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5 --profile
       echo "== $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --profile"; $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --profile
     } > "$OUT/bench.txt" 2>&1 ;;
+  cm)
+    { echo "== LLMGPU_COOPMAT=1 $L bench -m /tmp/tinyllama -p 512 -n 16 -r 3"; LLMGPU_COOPMAT=1 $L bench -m /tmp/tinyllama -p 512 -n 16 -r 3
+      echo "== LLMGPU_COOPMAT=1 $L bench -m /tmp/llama2-7b -p 512 -n 16 -r 3"; LLMGPU_COOPMAT=1 $L bench -m /tmp/llama2-7b -p 512 -n 16 -r 3
+    } > "$OUT/cm.txt" 2>&1 ;;
   ctx2048)
     echo "== $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048" > "$OUT/ctx2048.txt"
     $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048 >> "$OUT/ctx2048.txt" 2>&1 ;;

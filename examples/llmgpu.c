@@ -6,6 +6,7 @@
  *   LLMGPU_CACHE_DIR  kernel cache directory
  *   LLMGPU_LOG        debug|info|warn|error (default warn)
  *   LLMGPU_VALIDATE   1: enable the Vulkan validation layer
+ *   LLMGPU_COOPMAT    1: cooperative-matrix (tensor-core) prefill kernels
  */
 #include <errno.h>
 #include <math.h>
@@ -59,6 +60,8 @@ static void context_params_from_env(struct llmgpu_context_params *cp) {
     }
     if (val && !strcmp(val, "1"))
         cp->flags |= LLMGPU_CONTEXT_FLAG_VALIDATION;
+    if (getenv("LLMGPU_COOPMAT") && !strcmp(getenv("LLMGPU_COOPMAT"), "1"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_COOPMAT;
 }
 
 static int fail(const char *what, enum llmgpu_status st) {
@@ -151,11 +154,34 @@ static int cmd_info(int argc, char **argv) {
 
 /* ---- shared option handling ---- */
 
+static enum llmgpu_weight_type g_weight_type; /* --weight-type; DEFAULT when not given */
+
+/* --weight-type NAME; 0, or -1 for an unknown name. */
+static int parse_weight_type(const char *v) {
+    static const struct {
+        const char *name;
+        enum llmgpu_weight_type t;
+    } types[] = {{"f16", LLMGPU_WEIGHT_TYPE_F16},   {"bf16", LLMGPU_WEIGHT_TYPE_BF16},
+                 {"f32", LLMGPU_WEIGHT_TYPE_F32},   {"q8_0", LLMGPU_WEIGHT_TYPE_Q8_0},
+                 {"q4_0", LLMGPU_WEIGHT_TYPE_Q4_0}, {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K},
+                 {"default", LLMGPU_WEIGHT_TYPE_DEFAULT}};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        if (!strcmp(v, types[i].name)) {
+            g_weight_type = types[i].t;
+            return 0;
+        }
+    fprintf(stderr,
+            "llmgpu: unknown weight type %s (default, f16, bf16, f32, q8_0, q4_0, q4_k)\n", v);
+    return -1;
+}
+
 struct opts {
     const char *model, *prompt, *file;
     int n_predict, n_ctx, ids_only, have_seed, top_k, top_k_set;
     double temp, top_p, min_p, repeat_penalty;
     uint64_t seed;
+    const char *stop[16];
+    uint32_t n_stop;
     char **rest;
     int n_rest;
 };
@@ -198,6 +224,17 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
             NEED_VALUE o->min_p = atof(v);
         } else if (!strcmp(a, "--repeat-penalty")) {
             NEED_VALUE o->repeat_penalty = atof(v);
+        } else if (!strcmp(a, "--weight-type")) {
+            NEED_VALUE
+            if (parse_weight_type(v))
+                return -1;
+        } else if (!strcmp(a, "--stop")) {
+            NEED_VALUE
+            if (o->n_stop == sizeof o->stop / sizeof o->stop[0] || !*v) {
+                fprintf(stderr, "llmgpu: at most 16 non-empty --stop strings\n");
+                return -1;
+            }
+            o->stop[o->n_stop++] = v;
         } else if (!strcmp(a, "--ids")) {
             o->ids_only = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -277,7 +314,6 @@ struct app {
 };
 
 static uint32_t g_context_flags; /* extra context flags a command asks for */
-
 static int app_open(struct app *app, const char *model_dir, int vocab_only) {
     struct llmgpu_context_params cp;
     struct llmgpu_model_params mp;
@@ -291,6 +327,7 @@ static int app_open(struct app *app, const char *model_dir, int vocab_only) {
     if (st != LLMGPU_OK)
         return fail("creating a Vulkan context", st);
     llmgpu_model_params_init(&mp);
+    mp.weight_type = g_weight_type;
     if (vocab_only)
         mp.flags |= LLMGPU_MODEL_FLAG_VOCAB_ONLY;
     else if (isatty(2))
@@ -405,17 +442,7 @@ static int cmd_detokenize(int argc, char **argv, const char *argv0) {
     return st == LLMGPU_OK ? 0 : fail("detokenizing", st);
 }
 
-/* Length of the prefix of s (n bytes) that ends on a complete UTF-8 character
- * that is not a trailing U+FFFD (which may still become a real character). */
-static size_t complete_utf8(const char *s, size_t n) {
-    size_t i = n;
-    while (i >= 3 && (unsigned char)s[i - 3] == 0xEF && (unsigned char)s[i - 2] == 0xBF &&
-           (unsigned char)s[i - 1] == 0xBD)
-        i -= 3;
-    return i;
-}
-
-/* Text of ids[0..n) (the prompt plus what was generated). */
+/* Text of ids[0..n) (special tokens skipped). */
 static char *detok_all(struct llmgpu_model *m, const int32_t *ids, size_t n, size_t *len) {
     char *t;
     *len = 0;
@@ -429,20 +456,59 @@ static char *detok_all(struct llmgpu_model *m, const int32_t *ids, size_t n, siz
     return t;
 }
 
+/* Sampler params from the command line; NULL for greedy (--temp 0). */
+static const struct llmgpu_sampler_params *sampler_from_opts(const struct opts *o,
+                                                             struct llmgpu_sampler_params *smp) {
+    llmgpu_sampler_params_init(smp);
+    smp->temperature = (float)o->temp;
+    smp->seed = o->have_seed ? o->seed : (uint64_t)time(NULL);
+    if (o->top_k_set)
+        smp->top_k = o->top_k;
+    if (o->top_p >= 0)
+        smp->top_p = (float)o->top_p;
+    if (o->min_p >= 0)
+        smp->min_p = (float)o->min_p;
+    if (o->repeat_penalty > 0)
+        smp->repeat_penalty = (float)o->repeat_penalty;
+    return o->temp > 0 ? smp : NULL;
+}
+
+struct stream_out {
+    struct llmgpu_model *model;
+    int ids_only, n;
+};
+
+/* llmgpu_generate's callback: print text as it becomes final (or ids). */
+static int print_token(int32_t token, const char *text, size_t len, void *user) {
+    struct stream_out *so = user;
+    if (so->ids_only) {
+        if (!llmgpu_model_token_is_eog(so->model, token))
+            printf("%s%d", so->n++ ? " " : "", token);
+    } else {
+        fwrite(text, 1, len, stdout);
+    }
+    fflush(stdout);
+    return 0;
+}
+
 static int cmd_generate(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
-                      "[--top-p P] [--min-p P] [--repeat-penalty R] [--ctx N] [--ids]";
+                      "[--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N] "
+                      "[--weight-type T] "
+                      "[--ids]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
     struct llmgpu_session *s = NULL;
+    struct llmgpu_sampler_params smp;
+    struct llmgpu_generate_params gp;
+    struct llmgpu_generate_result res = {.struct_size = sizeof res};
+    struct stream_out so = {0};
     char mbuf[4096];
     int32_t *ids = NULL;
-    size_t n_prompt = 0, n_total, printed = 0;
-    struct llmgpu_sampler_params smp;
+    size_t n_prompt = 0;
     enum llmgpu_status st = LLMGPU_OK;
-    double t0, t_prompt = 0, t_gen = 0;
-    int n_gen = 0, rc = 1;
+    int rc = 1;
     int r = parse_opts(argc, argv, &o, use);
     if (r)
         return r < 0 ? 2 : 0;
@@ -450,17 +516,6 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
         fprintf(stderr, "usage: %s\n", use);
         return 2;
     }
-    llmgpu_sampler_params_init(&smp);
-    smp.temperature = (float)o.temp;
-    smp.seed = o.have_seed ? o.seed : (uint64_t)time(NULL);
-    if (o.top_k_set)
-        smp.top_k = o.top_k;
-    if (o.top_p >= 0)
-        smp.top_p = (float)o.top_p;
-    if (o.min_p >= 0)
-        smp.min_p = (float)o.min_p;
-    if (o.repeat_penalty > 0)
-        smp.repeat_penalty = (float)o.repeat_penalty;
     if (app_open(&app, o.model ? o.model : default_model(mbuf, sizeof mbuf, argv0), 0))
         return 1;
     ids = tokenize(app.model, o.prompt, strlen(o.prompt), &n_prompt);
@@ -474,74 +529,42 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
         fail("creating a session", st);
         goto done;
     }
-    if (n_prompt + (size_t)(o.n_predict > 0 ? o.n_predict : 0) > llmgpu_session_n_ctx(s))
-        o.n_predict = (int)(llmgpu_session_n_ctx(s) - LG_MIN_SZ(n_prompt, llmgpu_session_n_ctx(s)));
-    {
-        int32_t *grown = realloc(ids, (n_prompt + (size_t)o.n_predict + 1) * sizeof *ids);
-        if (!grown)
-            goto done;
-        ids = grown;
-    }
-    n_total = n_prompt;
-    t0 = now_s();
-    st = llmgpu_session_prefill(s, ids, n_prompt);
-    t_prompt = now_s() - t0;
-    if (st != LLMGPU_OK) {
-        fail("evaluating the prompt", st);
-        goto done;
-    }
     if (!o.ids_only) {
         size_t len;
         char *text = detok_all(app.model, ids, n_prompt, &len);
-        printed = len;
         if (text)
             fwrite(text, 1, len, stdout);
         fflush(stdout);
         free(text);
     }
-    t0 = now_s();
-    for (n_gen = 0; n_gen < o.n_predict; n_gen++) {
-        int32_t tok;
-        if (o.temp > 0) {
-            smp.recent = ids;
-            smp.n_recent = (uint32_t)n_total;
-            st = llmgpu_session_sample(s, &smp, &tok);
-        } else {
-            st = llmgpu_session_sample_greedy(s, &tok);
-        }
-        if (st != LLMGPU_OK)
-            break;
-        if (llmgpu_model_token_is_eog(app.model, tok))
-            break;
-        ids[n_total++] = tok;
-        if (o.ids_only) {
-            printf("%s%d", n_gen ? " " : "", tok);
-        } else {
-            size_t len, keep;
-            char *text = detok_all(app.model, ids, n_total, &len);
-            if (text) {
-                keep = complete_utf8(text, len);
-                if (keep > printed)
-                    fwrite(text + printed, 1, keep - printed, stdout);
-                printed = LG_MAX_SZ(printed, keep);
-                free(text);
-            }
-        }
-        fflush(stdout);
-        if (n_gen + 1 < o.n_predict && (st = llmgpu_session_decode(s, tok)) != LLMGPU_OK)
-            break;
+    llmgpu_generate_params_init(&gp);
+    gp.sampler = sampler_from_opts(&o, &smp);
+    gp.max_tokens = o.n_predict > 0 ? (uint32_t)o.n_predict : 0;
+    gp.stop = o.stop;
+    gp.n_stop = o.n_stop;
+    gp.on_token = print_token;
+    gp.user = &so;
+    so.model = app.model;
+    so.ids_only = o.ids_only;
+    if (o.n_predict == 0) {
+        double t0 = now_s();
+        st = llmgpu_session_prefill(s, ids, n_prompt);
+        res.n_prompt = (uint32_t)n_prompt;
+        res.prompt_ms = (now_s() - t0) * 1e3;
+    } else {
+        st = llmgpu_generate(s, ids, n_prompt, &gp, &res);
     }
-    t_gen = now_s() - t0;
     printf("\n");
     if (st != LLMGPU_OK) {
         fail("generating", st);
         goto done;
     }
     fprintf(stderr,
-            "llmgpu: load %.2f s | prompt %zu tokens, %.1f tok/s | generated %d tokens, "
-            "%.1f tok/s\n",
-            app.t_load, n_prompt, t_prompt > 0 ? (double)n_prompt / t_prompt : 0.0, n_gen,
-            t_gen > 0 ? n_gen / t_gen : 0.0);
+            "llmgpu: load %.2f s | prompt %zu tokens, %.1f tok/s | generated %u tokens, "
+            "%.1f tok/s | first token %.1f ms\n",
+            app.t_load, n_prompt, res.prompt_ms > 0 ? n_prompt / (res.prompt_ms * 1e-3) : 0.0,
+            res.n_generated, res.decode_ms > 0 ? res.n_generated / (res.decode_ms * 1e-3) : 0.0,
+            res.ttft_ms);
     rc = 0;
 done:
     free(ids);
@@ -561,7 +584,7 @@ static double log_softmax_at(const float *x, size_t n, int32_t i) {
 }
 
 static int cmd_perplexity(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu perplexity [-m DIR] -f FILE [--ctx N]";
+    const char *use = "llmgpu perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
@@ -649,7 +672,7 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
 
 static int cmd_bench(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu bench [-m DIR] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N] "
-                      "[--profile]";
+                      "[--weight-type T] [--profile]";
     struct app app;
     struct llmgpu_session_params sp;
     struct llmgpu_session *s = NULL;
@@ -681,7 +704,10 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
             reps = atoi(v);
         else if (!strcmp(argv[i], "--ctx"))
             n_ctx = atoi(v);
-        else {
+        else if (!strcmp(argv[i], "--weight-type")) {
+            if (parse_weight_type(v))
+                return 2;
+        } else {
             fprintf(stderr, "usage: %s\n", use);
             return 2;
         }
@@ -708,8 +734,9 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
     /* warm-up: compiles every kernel and brings the clocks up */
     for (t0 = now_s(); st == LLMGPU_OK && now_s() - t0 < 0.5;) {
         llmgpu_session_reset(s);
-        st = llmgpu_session_prefill(s, toks, (size_t)LG_MIN_SZ(n_prompt, 64));
-        for (int i = 0; st == LLMGPU_OK && i < 16; i++)
+        size_t warm = LG_MIN_SZ((size_t)n_prompt, 64);
+        st = llmgpu_session_prefill(s, toks, warm);
+        for (size_t i = 0; st == LLMGPU_OK && i < 16 && warm + i < sp.n_ctx; i++)
             st = llmgpu_session_decode(s, 1);
     }
     for (int r = 0; st == LLMGPU_OK && r < reps; r++) {
@@ -747,7 +774,19 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         uint64_t total = 0;
         int32_t tok = 0;
         llmgpu_session_reset(s);
+        llmgpu_session_profile_reset(s);
         llmgpu_session_prefill(s, toks, (size_t)n_prompt);
+        if (llmgpu_session_profile(s, pe, &np) == LLMGPU_OK) {
+            for (uint32_t i = 0; i < np; i++)
+                total += pe[i].ns;
+            printf("prefill profile (GPU time of a %d-token prompt):\n", n_prompt);
+            for (uint32_t i = 0; i < np; i++)
+                printf("  %-22s %9.3f ms  %5.1f %%\n", pe[i].name, (double)pe[i].ns / 1e6,
+                       100.0 * (double)pe[i].ns / (double)LG_MAX_SZ(total, 1));
+            printf("  %-22s %9.3f ms of GPU time\n", "total", (double)total / 1e6);
+        }
+        total = 0;
+        np = 32;
         llmgpu_session_profile_reset(s);
         for (int i = 0; i < n_gen; i++) {
             llmgpu_session_sample_greedy(s, &tok);
@@ -843,18 +882,23 @@ static void usage(FILE *f) {
             "commands:\n"
             "  info [--bandwidth]              list Vulkan devices and the one chosen\n"
             "  generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P]\n"
-            "           [--min-p P] [--repeat-penalty R] [--ctx N] [--ids]\n"
+            "           [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N]\n"
+            "           [--weight-type T] [--ids]\n"
             "                                  continue a prompt, sampling on the GPU\n"
             "                                  (--temp 0: greedy)\n"
             "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"
             "  detokenize [-m DIR] ID...       print the text of token ids\n"
-            "  perplexity [-m DIR] -f FILE [--ctx N]   perplexity of a text file\n"
-            "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N]  prompt and generation tok/s\n"
+            "  perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]\n"
+            "                                  perplexity of a text file\n"
+            "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T]\n"
+            "                                  prompt and generation tok/s\n"
             "  quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k]\n"
             "                                  write a Hugging Face model as GGUF (no GPU)\n"
+            "--weight-type: default (f16; bf16 checkpoints stay bf16), f16, bf16, f32, q8_0,\n"
+            "               q4_0, q4_k (quantized at load; the embedding and LM head stay f16)\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
-            "             LLMGPU_VALIDATE=1\n");
+            "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1\n");
 }
 
 int main(int argc, char **argv) {

@@ -226,6 +226,11 @@ struct llmgpu_device_info {
 #define LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE (1u << 1)
 /** Record GPU timestamps per kernel (see llmgpu_session_profile). */
 #define LLMGPU_CONTEXT_FLAG_PROFILE (1u << 2)
+/** Use cooperative-matrix (tensor-core) kernels for prefill where the device has
+ * VK_NV_cooperative_matrix (f16 weights). Off by default: the current kernel is
+ * correct but slower than the portable tiled GEMM on the H100 (bench/RESULTS.md).
+ * \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_COOPMAT (1u << 3)
 
 /** Parameters of llmgpu_context_create(). \since 0.1.0 */
 struct llmgpu_context_params {
@@ -457,6 +462,17 @@ LLMGPU_API int32_t llmgpu_model_token_eos(const struct llmgpu_model *model);
  * the tokenizer's eos, or an end-of-turn token). \since 0.1.0 */
 LLMGPU_API int llmgpu_model_token_is_eog(const struct llmgpu_model *model, int32_t token);
 
+/* ---- Chat templates ---- */
+/** One message of a conversation, OpenAI style. \since 0.1.0 */
+struct llmgpu_chat_message { const char *role; const char *content; };
+/** End the rendered text with the template's prompt for the assistant's turn. */
+#define LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT (1u << 0)
+/** Render a conversation with the model's chat template (tokenizer_config.json's chat_template, or chat_template.jinja beside it) as transformers' apply_chat_template(messages, tokenize=False) does.
+ * \param[out] text room for *len_inout bytes (no NUL written), or NULL to ask.
+ * \returns LLMGPU_OK, LLMGPU_ERR_BUFFER_TOO_SMALL, LLMGPU_ERR_UNSUPPORTED (no template, or a construct this renderer lacks; the log names it), LLMGPU_ERR_INVALID_ARGUMENT (also raise_exception in the template: the log has its message).
+ * \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API enum llmgpu_status llmgpu_chat_apply_template(const struct llmgpu_model *model, const struct llmgpu_chat_message *msgs, size_t n_msgs, uint32_t flags, char *text, size_t *len_inout);
+
 /* ---- Sessions ------------------------------------------------------------- */
 
 /** Parameters of llmgpu_session_create(). \since 0.1.0 */
@@ -622,6 +638,159 @@ LLMGPU_API void llmgpu_sampler_params_init(struct llmgpu_sampler_params *params)
 LLMGPU_API enum llmgpu_status llmgpu_session_sample(struct llmgpu_session *s,
                                                     const struct llmgpu_sampler_params *params,
                                                     int32_t *token);
+
+/* ---- Generation ----------------------------------------------------------- */
+
+/** Why llmgpu_generate() stopped. Callers must accept values they do not know.
+ * \since 0.1.0 */
+enum llmgpu_stop_reason {
+    LLMGPU_STOP_REASON_NONE = 0,         /* it did not stop normally: an error was returned */
+    LLMGPU_STOP_REASON_MAX_TOKENS = 1,   /* max_tokens were generated */
+    LLMGPU_STOP_REASON_EOG = 2,          /* an end-of-generation token (llmgpu_model_token_is_eog) */
+    LLMGPU_STOP_REASON_STOP_STRING = 3,  /* the text contains one of the stop strings */
+    LLMGPU_STOP_REASON_CALLBACK = 4,     /* the token callback returned non-zero */
+    LLMGPU_STOP_REASON_CONTEXT_FULL = 5, /* the session's context is full */
+    LLMGPU_STOP_REASON_MAX_ENUM = 0x7FFFFFFF
+};
+
+/**
+ * Receives each generated token and the text that became final with it: len
+ * bytes of complete UTF-8 characters (not NUL-terminated; len may be 0), valid
+ * only during the call. The text of a token may come with a later token's call:
+ * a character split across tokens waits for its last byte, and text that could
+ * begin a stop string waits until it cannot (the call of the token that ends
+ * generation carries everything left). Text from a stop string on is never
+ * passed. Return 0 to go on, non-zero to stop after this token
+ * (LLMGPU_STOP_REASON_CALLBACK; text still held back is dropped). Called on the
+ * generating thread; it may read the session (position) and the model but must
+ * not prefill, decode, sample, reset or free the session.
+ */
+typedef int (*llmgpu_token_fn)(int32_t token, const char *text, size_t len, void *user);
+
+/* Flags of llmgpu_generate_params.flags. */
+/** Do not stop at end-of-generation tokens (they are generated like others). */
+#define LLMGPU_GENERATE_FLAG_IGNORE_EOG (1u << 0)
+/** Include the text of special tokens (e.g. "<|im_start|>") in the callback's
+ * text and the stop-string search; by default it is skipped, as
+ * LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL does. */
+#define LLMGPU_GENERATE_FLAG_SPECIAL_TEXT (1u << 1)
+
+/** Parameters of llmgpu_generate(). \since 0.1.0 */
+struct llmgpu_generate_params {
+    uint32_t struct_size;
+    uint32_t flags;          /* LLMGPU_GENERATE_FLAG_*; default 0 */
+    uint32_t max_tokens;     /* most tokens to generate; default 0: no limit but the context */
+    /* How to choose each token; NULL (default): greedy (llmgpu_session_sample_greedy).
+     * Its recent tokens are taken as history before this call's prompt: the
+     * penalties see them, the prompt and the tokens generated so far. Read
+     * during the call only. */
+    const struct llmgpu_sampler_params *sampler;
+    /* Stop strings (NUL-terminated UTF-8, none empty): generation stops as soon
+     * as the generated text contains one. Read during the call only. */
+    const char *const *stop;
+    uint32_t n_stop;
+    llmgpu_token_fn on_token; /* default NULL: no streaming */
+    void *user;              /* passed to on_token */
+};
+
+/** Fill *params with defaults and struct_size. \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API void llmgpu_generate_params_init(struct llmgpu_generate_params *params);
+
+/** What one llmgpu_generate() did. The caller sets struct_size. \since 0.1.0 */
+struct llmgpu_generate_result {
+    uint32_t struct_size;
+    enum llmgpu_stop_reason stop_reason;
+    uint32_t n_prompt;       /* prompt tokens evaluated */
+    uint32_t n_generated;    /* tokens sampled, the end-of-generation token included */
+    double prompt_ms;        /* the prefill of the prompt */
+    double ttft_ms;          /* from the call to the first generated token's id */
+    /* From the first token to the end: n_generated decode steps and the samples
+     * between them, callback time excluded; decode tokens/s is
+     * n_generated / decode_ms * 1000. */
+    double decode_ms;
+};
+
+/**
+ * Generate text: evaluate prompt after the tokens the session already holds
+ * (the KV cache is reused, so a chat prefills only its new turn), then sample
+ * token after token until max_tokens, an end-of-generation token, a stop string,
+ * the callback, or a full context ends it.
+ * Every sampled token is evaluated before the call returns: the session then
+ * holds the prompt and all n_generated tokens (the end-of-generation token and
+ * the one that completed a stop string included) and has logits, so a further
+ * call with n_prompt 0 continues the text, and llmgpu_session_truncate() removes
+ * tokens a caller does not want kept.
+ * The streamed text is what the generated tokens add after the tokens before
+ * them (no leading space is stripped from the first one), special tokens
+ * skipped unless LLMGPU_GENERATE_FLAG_SPECIAL_TEXT.
+ * \param prompt  n_prompt tokens; n_prompt may be 0 when the session has logits
+ *                (after a prefill, decode or generate).
+ * \param params  NULL: the defaults of llmgpu_generate_params_init().
+ * \param[out] result  may be NULL; filled (up to its struct_size) on success and
+ *                     on failure, with stop_reason LLMGPU_STOP_REASON_NONE then.
+ * \returns LLMGPU_OK (whatever stopped it, the callback included),
+ *          LLMGPU_ERR_CONTEXT_FULL (the prompt does not fit; nothing was run),
+ *          LLMGPU_ERR_INVALID_ARGUMENT (no prompt and no logits, a struct_size of
+ *          0, unknown flags, a NULL or empty stop string), LLMGPU_ERR_INVALID_TOKEN,
+ *          the errors of llmgpu_session_sample and llmgpu_session_decode.
+ * \threadsafety one thread at a time per session; sessions of one model may
+ *               generate concurrently from different threads. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_generate(struct llmgpu_session *s, const int32_t *prompt,
+                                              size_t n_prompt,
+                                              const struct llmgpu_generate_params *params,
+                                              struct llmgpu_generate_result *result);
+
+/**
+ * Forget the tokens from position on; the KV cache of [0, position) is kept, so
+ * the next prefill continues from there (multi-turn chat with a changed tail).
+ * The session has no logits afterwards unless position equals its position
+ * (then nothing changes).
+ * \returns LLMGPU_OK, LLMGPU_ERR_INVALID_ARGUMENT (position beyond the session's).
+ * \threadsafety one thread at a time per session. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_truncate(struct llmgpu_session *s,
+                                                      uint32_t position);
+
+/* ---- Session state (prompt cache) ----------------------------------------- */
+
+/**
+ * Write the session's KV cache (positions [0, position)) to a file, so that a
+ * long prompt evaluated once can be loaded into other sessions of the same model
+ * later. The file (format in lib/state.c) starts with a header: magic, format
+ * version, library version, the model's identity (a hash of its hyper-parameters,
+ * weight type and some of its weights as on the GPU), n_layer, n_kv_head,
+ * head_dim, the KV element type, n_ctx and position; then the rows of every
+ * layer and an XXH3-64 checksum of all of it. It is written to "<path>.tmp" and
+ * renamed over path, so path is either the old file or the complete new one.
+ * The logits are not saved (see llmgpu_session_load).
+ * \returns LLMGPU_OK, LLMGPU_ERR_IO (the log has the reason), LLMGPU_ERR_INVALID_ARGUMENT,
+ *          LLMGPU_ERR_OUT_OF_HOST_MEMORY, LLMGPU_ERR_OUT_OF_DEVICE_MEMORY,
+ *          LLMGPU_ERR_DEVICE_LOST, LLMGPU_ERR_VULKAN.
+ * \threadsafety one thread at a time per session. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_save(struct llmgpu_session *s, const char *path);
+/**
+ * Replace the session's tokens with those of a file written by
+ * llmgpu_session_save() for the same model; the session's n_ctx may differ but
+ * must hold the saved positions. The whole file is read and checked (header,
+ * model identity, size, checksum) before the session is touched: a file that
+ * fails a check is refused, the session unchanged.
+ * After a load the session's position is the saved one but it has no logits:
+ * evaluate at least one token before sampling, e.g. llmgpu_generate() with the
+ * next turn as its prompt. (To cache a whole prompt, save after all but its
+ * last token and pass that token as the prompt of the first generate.)
+ * Continuing a loaded session gives the same tokens as continuing the session
+ * that saved it, on the same device.
+ * \returns LLMGPU_OK, LLMGPU_ERR_IO (cannot open or read), LLMGPU_ERR_BAD_MODEL_FILE (not a
+ *          state file, another format version, another model or dimensions, a wrong
+ *          size, a bad checksum; the log says which, with the offset),
+ *          LLMGPU_ERR_CONTEXT_FULL (more positions than the session's n_ctx),
+ *          LLMGPU_ERR_INVALID_ARGUMENT, LLMGPU_ERR_OUT_OF_HOST_MEMORY, LLMGPU_ERR_DEVICE_LOST,
+ *          LLMGPU_ERR_VULKAN (then the session is reset to position 0).
+ * \threadsafety one thread at a time per session. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *path);
 
 #ifdef __cplusplus
 }

@@ -14,8 +14,16 @@
 #include "tokenizer/tokenizer.h"
 #include "vk/vk.h"
 
-/* Element type of a weight on the GPU: the WTYPE define of the kernels. */
-enum lg_wtype { LG_WTYPE_F32 = 0, LG_WTYPE_F16 = 1, LG_WTYPE_BF16 = 2 };
+/* Element type of a weight on the GPU: the WTYPE define of the kernels. The
+ * block types' layouts are in upload.c's top comment. */
+enum lg_wtype {
+    LG_WTYPE_F32 = 0,
+    LG_WTYPE_F16 = 1,
+    LG_WTYPE_BF16 = 2,
+    LG_WTYPE_Q8_0 = 3,
+    LG_WTYPE_Q4_0 = 4,
+    LG_WTYPE_Q4_K = 5
+};
 
 struct lg_wshard {
     struct lg_buffer buf;
@@ -80,6 +88,9 @@ int lg_session_has_logits(const struct llmgpu_session *s);
 /* The f16 KV cache of layer l: (n_ctx, NKV HD) each; positions [0, position) are valid. */
 const struct lg_buffer *lg_session_kcache(const struct llmgpu_session *s, uint32_t l);
 const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32_t l);
+/* Make the KV cache hold at least n positions (it grows in pages up to n_ctx);
+ * call before writing rows through lg_session_kcache/vcache. */
+enum llmgpu_status lg_session_reserve(struct llmgpu_session *s, uint32_t n);
 /* Set the position after the caller filled the KV cache (state load); the
  * session then has no logits until the next step. pos <= n_ctx. */
 void lg_session_set_position(struct llmgpu_session *s, uint32_t pos);

@@ -330,6 +330,8 @@ enum llmgpu_status llmgpu_session_sample(struct llmgpu_session *s,
     if (!s || !token)
         return LLMGPU_ERR_INVALID_ARGUMENT;
     ctx = lg_session_context(s);
+    if (atomic_load(&ctx->lost))
+        return LLMGPU_ERR_DEVICE_LOST; /* before the logits check: loss outranks misuse */
     if (!lg_session_has_logits(s)) {
         lg_err(&ctx->log, "nothing to sample: no token has been evaluated");
         return LLMGPU_ERR_INVALID_ARGUMENT;

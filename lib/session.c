@@ -54,7 +54,9 @@ struct llmgpu_session {
     struct lg_buffer result;  /* uint32 greedy token; host-visible */
     struct lg_buffer rope;    /* (n_ctx, HD/2) of (cos, sin) */
     struct lg_buffer part;    /* (NH, n_chunks, HD + 2) flash-decoding partial states */
-    uint32_t n_chunks;        /* key chunks of decode attention: CEIL_DIV(n_ctx, chunk) */
+    uint32_t n_chunks;        /* key chunks of decode attention: CEIL_DIV(kv_cap, chunk) */
+    uint32_t kv_cap;          /* positions the KV cache, rope table and part hold now */
+    int sets_ok;              /* descriptor sets match the current buffers */
     struct lg_buffer *kc, *vc; /* per layer (n_ctx, NKV HD) f16 */
 
     struct lg_dpool pool;
@@ -108,12 +110,25 @@ static void define_eps(struct lg_pipeline_desc *d, char *store, float eps) {
     d->defines[d->n_defines++] = store;
 }
 
+/* Prefill GEMMs on tensor cores when asked (LLMGPU_CONTEXT_FLAG_COOPMAT): NV
+ * cooperative matrices, f16 weights, 32-wide subgroups (matmul_cm.comp);
+ * matmul.comp otherwise. */
+static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
+    return ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
+           ctx->caps.subgroup_size == 32 && w->type == LG_WTYPE_F16 &&
+           (ctx->flags & LLMGPU_CONTEXT_FLAG_COOPMAT);
+}
+
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
     char st[10][48];
     struct lg_pipeline_desc d;
-    base_desc(s->ctx, &d, st, (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
+    int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
+    base_desc(s->ctx, &d, st,
+              cm ? "matmul_cm.comp" : (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
               (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4, sizeof(struct lg_mm_push));
+    if (cm)
+        d.required_subgroup_size = 32;
     lg_desc_define(&d, st[2], "K", w->cols);
     lg_desc_define(&d, st[3], "WTYPE", w->type);
     lg_desc_define(&d, st[4], "HAS_BIAS", (flags & MM_BIAS) != 0);
@@ -207,21 +222,28 @@ static void rope_inv_freq(const struct lg_model_config *c, float *inv) {
 static enum llmgpu_status make_rope_table(struct llmgpu_session *s) {
     const struct lg_model_config *c = &s->model->cfg;
     uint32_t half = c->head_dim / 2;
-    size_t n = (size_t)s->n_ctx * half;
+    size_t n = (size_t)s->kv_cap * half;
     float *inv = lg_malloc(&s->ctx->alloc, half * sizeof(float));
     float *tab = lg_malloc(&s->ctx->alloc, n * 2 * sizeof(float));
     enum llmgpu_status st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     if (inv && tab) {
         rope_inv_freq(c, inv);
-        for (uint32_t p = 0; p < s->n_ctx; p++)
+        for (uint32_t p = 0; p < s->kv_cap; p++)
             for (uint32_t i = 0; i < half; i++) {
                 float ang = (float)p * inv[i];
                 tab[((size_t)p * half + i) * 2] = (float)cos((double)ang);
                 tab[((size_t)p * half + i) * 2 + 1] = (float)sin((double)ang);
             }
-        st = lg_buffer_create(s->ctx, n * 8, LG_MEM_DEVICE, &s->rope);
+        struct lg_buffer nb;
+        st = lg_buffer_create(s->ctx, n * 8, LG_MEM_DEVICE, &nb);
         if (st == LLMGPU_OK)
-            st = lg_buffer_upload(s->ctx, &s->rope, 0, tab, n * 8);
+            st = lg_buffer_upload(s->ctx, &nb, 0, tab, n * 8);
+        if (st == LLMGPU_OK) {
+            lg_buffer_destroy(s->ctx, &s->rope);
+            s->rope = nb;
+        } else {
+            lg_buffer_destroy(s->ctx, &nb);
+        }
     }
     lg_free(&s->ctx->alloc, inv);
     lg_free(&s->ctx->alloc, tab);
@@ -229,6 +251,8 @@ static enum llmgpu_status make_rope_table(struct llmgpu_session *s) {
 }
 
 /* ---- creation ---- */
+
+#define LG_KV_PAGE 256u /* positions per KV-cache page */
 
 void llmgpu_session_params_init(struct llmgpu_session_params *p) {
     if (!p)
@@ -355,6 +379,123 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
     return LLMGPU_OK;
 }
 
+/* Free the descriptor sets (the pool and the per-shard arrays). */
+static void destroy_sets(struct llmgpu_session *s) {
+    const struct lg_alloc *a = &s->ctx->alloc;
+    lg_dpool_destroy(s->ctx, &s->pool);
+    if (s->ls) {
+        for (uint32_t l = 0; l < s->model->cfg.n_layer; l++) {
+            struct layer_sets *S = &s->ls[l];
+            lg_free(a, S->qkv);
+            lg_free(a, S->wo);
+            lg_free(a, S->gate);
+            lg_free(a, S->up);
+            lg_free(a, S->gate_up);
+            lg_free(a, S->qkv_dec);
+            lg_free(a, S->down);
+        }
+        lg_free(a, s->ls);
+    }
+    lg_free(a, s->embed_sets);
+    lg_free(a, s->lm_sets);
+    s->ls = NULL;
+    s->embed_sets = s->lm_sets = NULL;
+    s->sets_ok = 0;
+}
+
+/*
+ * The KV cache grows in pages of LG_KV_PAGE positions, doubling, up to n_ctx:
+ * a session costs what it uses. Growing allocates the new per-layer buffers
+ * (and the rope table and attention partials sized by capacity), copies the
+ * valid rows [0, pos), then frees the old ones; descriptor sets are remade and
+ * the decode command buffer re-recorded. On failure the session keeps its old
+ * buffers and stays usable.
+ */
+static enum llmgpu_status grow_kv(struct llmgpu_session *s, uint32_t need) {
+    const struct lg_model_config *c = &s->model->cfg;
+    struct llmgpu_context *ctx = s->ctx;
+    uint64_t row = (uint64_t)c->n_kv_head * c->head_dim * 2;
+    uint32_t cap = s->kv_cap ? s->kv_cap : LG_KV_PAGE, old_cap = s->kv_cap;
+    struct lg_buffer *nk = NULL, *nv = NULL, part = {0};
+    enum llmgpu_status st = LLMGPU_OK;
+    uint32_t chunks;
+
+    if (need <= s->kv_cap)
+        return LLMGPU_OK;
+    while (cap < need)
+        cap *= 2;
+    cap = LG_MIN(LG_ALIGN_UP(cap, LG_KV_PAGE), s->n_ctx);
+    chunks = (cap + attn_chunk(ctx) - 1) / attn_chunk(ctx);
+    nk = lg_calloc(&ctx->alloc, c->n_layer, sizeof *nk);
+    nv = lg_calloc(&ctx->alloc, c->n_layer, sizeof *nv);
+    if (!nk || !nv) {
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto fail;
+    }
+    for (uint32_t l = 0; l < c->n_layer && st == LLMGPU_OK; l++) {
+        st = lg_buffer_create(ctx, cap * row, LG_MEM_DEVICE, &nk[l]);
+        if (st == LLMGPU_OK)
+            st = lg_buffer_create(ctx, cap * row, LG_MEM_DEVICE, &nv[l]);
+    }
+    if (st == LLMGPU_OK)
+        st = lg_buffer_create(ctx, (uint64_t)c->n_head * chunks * (c->head_dim + 2) * 4,
+                              LG_MEM_DEVICE, &part);
+    if (st != LLMGPU_OK)
+        goto fail;
+    if (s->pos > 0) {
+        struct lg_cmd cmd;
+        VkBufferCopy region = {0, 0, s->pos * row};
+        st = lg_cmd_create(ctx, &cmd);
+        if (st == LLMGPU_OK)
+            st = lg_cmd_begin(ctx, &cmd, 1);
+        if (st == LLMGPU_OK) {
+            lg_cmd_barrier_transfer(cmd.cb);
+            for (uint32_t l = 0; l < c->n_layer; l++) {
+                vkCmdCopyBuffer(cmd.cb, s->kc[l].buf, nk[l].buf, 1, &region);
+                vkCmdCopyBuffer(cmd.cb, s->vc[l].buf, nv[l].buf, 1, &region);
+            }
+            lg_cmd_barrier_transfer(cmd.cb);
+            st = lg_cmd_end(ctx, &cmd);
+        }
+        if (st == LLMGPU_OK)
+            st = lg_cmd_submit_wait(ctx, &cmd);
+        lg_cmd_destroy(ctx, &cmd);
+        if (st != LLMGPU_OK)
+            goto fail;
+    }
+    s->kv_cap = cap;
+    st = make_rope_table(s); /* replaces the table only on success */
+    if (st != LLMGPU_OK) {
+        s->kv_cap = old_cap;
+        goto fail;
+    }
+    vkDeviceWaitIdle(ctx->device); /* nothing may still use the old buffers */
+    destroy_sets(s);
+    for (uint32_t l = 0; l < c->n_layer; l++) {
+        lg_buffer_destroy(ctx, &s->kc[l]);
+        lg_buffer_destroy(ctx, &s->vc[l]);
+        s->kc[l] = nk[l];
+        s->vc[l] = nv[l];
+    }
+    lg_buffer_destroy(ctx, &s->part);
+    s->part = part;
+    s->n_chunks = chunks;
+    s->decode_recorded = 0;
+    lg_free(&ctx->alloc, nk);
+    lg_free(&ctx->alloc, nv);
+    lg_dbg(&ctx->log, "KV cache grown to %u of %u positions", cap, s->n_ctx);
+    return LLMGPU_OK;
+fail:
+    for (uint32_t l = 0; nk && nv && l < c->n_layer; l++) {
+        lg_buffer_destroy(ctx, &nk[l]);
+        lg_buffer_destroy(ctx, &nv[l]);
+    }
+    lg_buffer_destroy(ctx, &part);
+    lg_free(&ctx->alloc, nk);
+    lg_free(&ctx->alloc, nv);
+    return st;
+}
+
 static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
     const struct lg_model_config *c = &s->model->cfg;
     uint64_t B = s->n_batch, E = c->n_embd, HD = c->head_dim;
@@ -377,7 +518,6 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->logits, (uint64_t)c->n_vocab * 4, LG_MEM_DEVICE},
         {&s->logits_host, (uint64_t)c->n_vocab * 4, LG_MEM_HOST},
         {&s->result, 16, LG_MEM_HOST},
-        {&s->part, (uint64_t)c->n_head * s->n_chunks * (HD + 2) * 4, LG_MEM_DEVICE},
     };
     for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++) {
         if (bufs[i].bytes > s->ctx->max_binding) {
@@ -400,14 +540,7 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
     s->vc = lg_calloc(&s->ctx->alloc, c->n_layer, sizeof *s->vc);
     if (!s->kc || !s->vc)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-    for (uint32_t l = 0; l < c->n_layer; l++) {
-        st = lg_buffer_create(s->ctx, kv_bytes, LG_MEM_DEVICE, &s->kc[l]);
-        if (st == LLMGPU_OK)
-            st = lg_buffer_create(s->ctx, kv_bytes, LG_MEM_DEVICE, &s->vc[l]);
-        if (st != LLMGPU_OK)
-            return st;
-    }
-    return make_rope_table(s);
+    return grow_kv(s, LG_MIN(s->n_ctx, LG_KV_PAGE));
 }
 
 static enum llmgpu_status prof_create(struct llmgpu_session *s, struct prof *pf) {
@@ -442,22 +575,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     lg_cmd_destroy(ctx, &s->logits_cmd);
     prof_destroy(s, &s->prof_decode);
     prof_destroy(s, &s->prof_prefill);
-    lg_dpool_destroy(ctx, &s->pool);
-    if (s->ls) {
-        for (uint32_t l = 0; l < s->model->cfg.n_layer; l++) {
-            struct layer_sets *S = &s->ls[l];
-            lg_free(a, S->qkv);
-            lg_free(a, S->wo);
-            lg_free(a, S->gate);
-            lg_free(a, S->up);
-            lg_free(a, S->gate_up);
-            lg_free(a, S->qkv_dec);
-            lg_free(a, S->down);
-        }
-        lg_free(a, s->ls);
-    }
-    lg_free(a, s->embed_sets);
-    lg_free(a, s->lm_sets);
+    destroy_sets(s);
     for (uint32_t l = 0; l < s->model->cfg.n_layer; l++) {
         if (s->kc)
             lg_buffer_destroy(ctx, &s->kc[l]);
@@ -520,11 +638,12 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
     s->ctx = ctx;
     s->n_ctx = p.n_ctx;
     s->n_batch = LG_MIN(p.n_batch, p.n_ctx);
-    s->n_chunks = (s->n_ctx + attn_chunk(ctx) - 1) / attn_chunk(ctx);
     atomic_fetch_add(&model->n_sessions, 1);
     st = create_buffers(s);
     if (st == LLMGPU_OK)
         st = create_sets(s);
+    if (st == LLMGPU_OK)
+        s->sets_ok = 1;
     if (st == LLMGPU_OK)
         st = lg_cmd_create(ctx, &s->decode_cmd);
     if (st == LLMGPU_OK)
@@ -785,6 +904,16 @@ enum llmgpu_status llmgpu_session_prefill(struct llmgpu_session *s, const int32_
     st = check_tokens(s, tokens, n);
     if (st != LLMGPU_OK)
         return st;
+    st = grow_kv(s, s->pos + (uint32_t)n);
+    if (st != LLMGPU_OK)
+        return st;
+    if (!s->sets_ok) {
+        destroy_sets(s);
+        st = create_sets(s);
+        if (st != LLMGPU_OK)
+            return st;
+        s->sets_ok = 1;
+    }
     for (size_t i = 0; i < n; i += s->n_batch) {
         uint32_t k = (uint32_t)LG_MIN((size_t)s->n_batch, n - i);
         st = run_chunk(s, tokens + i, k);
@@ -803,6 +932,8 @@ enum llmgpu_status llmgpu_session_logits(struct llmgpu_session *s, float *logits
     size_t n;
     if (!s || !n_inout)
         return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (atomic_load(&s->ctx->lost))
+        return LLMGPU_ERR_DEVICE_LOST;
     n = s->model->cfg.n_vocab;
     if (!logits) {
         *n_inout = n;
@@ -848,6 +979,8 @@ enum llmgpu_status llmgpu_session_logits(struct llmgpu_session *s, float *logits
 enum llmgpu_status llmgpu_session_sample_greedy(struct llmgpu_session *s, int32_t *token) {
     if (!s || !token)
         return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (atomic_load(&s->ctx->lost))
+        return LLMGPU_ERR_DEVICE_LOST; /* the result buffer holds garbage */
     if (!s->have_logits) {
         lg_err(&s->ctx->log, "nothing to sample: no token has been evaluated");
         return LLMGPU_ERR_INVALID_ARGUMENT;
@@ -927,4 +1060,10 @@ const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32
 void lg_session_set_position(struct llmgpu_session *s, uint32_t pos) {
     s->pos = LG_MIN(pos, s->n_ctx);
     s->have_logits = 0;
+}
+
+enum llmgpu_status lg_session_reserve(struct llmgpu_session *s, uint32_t n) {
+    if (n > s->n_ctx)
+        return LLMGPU_ERR_CONTEXT_FULL;
+    return grow_kv(s, n);
 }

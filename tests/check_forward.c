@@ -235,6 +235,61 @@ START_TEST(context_full_and_bad_tokens) {
 }
 END_TEST
 
+START_TEST(kv_cache_grows_in_pages) {
+    /* A 1024-position session starts with one 256-position page: a 300-token
+     * prefill grows it, decoding past 512 grows it again; logits stay equal to
+     * the reference, and device memory follows the pages, not n_ctx. */
+    const struct variant v = {"kv_pages", "--arch llama --dtype f32 --layers 1 --hidden 32 "
+                              "--heads 4 --kv-heads 2 --ff 48 --vocab 300 --ctx 1024 --seed 31",
+                              LLMGPU_WEIGHT_TYPE_F32, 1e-5};
+    char dir[512];
+    struct lg_checkpoint *ck = NULL;
+    struct ref_model rm;
+    struct ref_state rs;
+    struct llmgpu_model *m;
+    struct llmgpu_session *s;
+    struct llmgpu_session_params sp;
+    int32_t toks[600];
+    float lg[300], lr[300];
+    uint64_t b0, b1, b2;
+    size_t n = 300;
+    make_model(&v, dir, sizeof dir);
+    ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
+    ck_assert_int_eq(ref_model_from_ckpt(ck, &rm), 0);
+    ck_assert_int_eq(ref_state_alloc(&rm, 1024, &rs), 0);
+    m = load(g_ctx, dir, LLMGPU_WEIGHT_TYPE_F32, 0);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 1024;
+    sp.n_batch = 128;
+    b0 = atomic_load(&g_ctx->device_bytes);
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_OK);
+    b1 = atomic_load(&g_ctx->device_bytes);
+    for (int i = 0; i < 600; i++)
+        toks[i] = (int32_t)((i * 7919 + 13) % 300);
+    ck_assert_int_eq(llmgpu_session_prefill(s, toks, 300), LLMGPU_OK);
+    for (int i = 0; i < 300; i++)
+        ref_forward(&rm, &rs, toks[i], i, lr);
+    ck_assert_int_eq(llmgpu_session_logits(s, lg, &n), LLMGPU_OK);
+    ck_assert_msg(tu_nmse(lg, lr, 300) < 1e-5, "after 300: %.3g", tu_nmse(lg, lr, 300));
+    for (int i = 300; i < 600; i++) {
+        ck_assert_int_eq(llmgpu_session_decode(s, toks[i]), LLMGPU_OK);
+        ref_forward(&rm, &rs, toks[i], i, lr);
+    }
+    ck_assert_int_eq(llmgpu_session_logits(s, lg, &n), LLMGPU_OK);
+    ck_assert_msg(tu_nmse(lg, lr, 300) < 1e-5, "after 600: %.3g", tu_nmse(lg, lr, 300));
+    b2 = atomic_load(&g_ctx->device_bytes);
+    /* one layer, 2 KV heads x head_dim 8 x f16 = 32 bytes per position for K and for
+     * V: the pages grew from 256 to 1024 positions after the session was created */
+    ck_assert_uint_ge(b2 - b1, (uint64_t)(1024 - 256) * 32 * 2);
+    llmgpu_session_free(s);
+    ck_assert_uint_eq(atomic_load(&g_ctx->device_bytes), b0);
+    llmgpu_model_free(m);
+    ref_state_free(&rs);
+    ref_model_free(&rm);
+    lg_ckpt_close(ck);
+}
+END_TEST
+
 Suite *forward_suite(void) {
     Suite *s = suite_create("forward");
     TCase *core = tcase_create("Core");
@@ -248,6 +303,7 @@ Suite *forward_suite(void) {
     tcase_add_test(core, single_token_prefill_path);
     tcase_add_test(limits, sharded_weights_match);
     tcase_add_test(limits, context_full_and_bad_tokens);
+    tcase_add_test(limits, kv_cache_grows_in_pages);
     tcase_set_timeout(core, 600);
     suite_add_tcase(s, core);
     suite_add_tcase(s, limits);

@@ -9,6 +9,7 @@
  */
 #include <check.h>
 #include <cjson/cJSON.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,8 +77,9 @@ static struct lg_tokenizer *load_real_opts(const char *name, uint32_t opts) {
     p = path_of(rel);
     f = fopen(p, "rb");
     if (!f) {
-        fprintf(stderr, "check_tokenizer: SKIP %s: %s absent; run tests/tools/fetch_tokenizers.sh\n",
-                name, p);
+        fprintf(stderr,
+                "check_tokenizer: SKIP %s: %s absent; run tests/tools/fetch_tokenizers.sh\n", name,
+                p);
         return NULL;
     }
     fclose(f);
@@ -235,14 +237,30 @@ START_TEST(test_bytelevel_basic) {
 }
 END_TEST
 
+START_TEST(test_bytelevel_llama_class) {
+    /* a byte-level tokenizer.json whose config names LlamaTokenizer keeps its pipeline */
+    static const char cfg[] = "{\"tokenizer_class\": \"LlamaTokenizer\", \"legacy\": false}";
+    struct lg_tokenizer *t;
+    char *js;
+    size_t jl;
+    js = slurp(path_of("fixtures/tokenizer/tiny/bytelevel/tokenizer.json"), &jl);
+    ck_assert_ptr_nonnull(js);
+    ck_assert_int_eq(lg_tok_load(NULL, NULL, js, jl, cfg, sizeof cfg - 1, NULL, 0, &t), LLMGPU_OK);
+    free(js);
+    EXPECT(t, "the hello", LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL,
+           300, 116, 257, 262);
+    lg_tok_free(t);
+}
+END_TEST
+
 START_TEST(test_bytelevel_added_flags) {
     struct lg_tokenizer *t = load_tiny("bytelevel");
     uint32_t ps = LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL;
     EXPECT(t, "a<|eot|>b", ps, 97, 301, 98);
     /* without PARSE_SPECIAL the special token is text; non-special added tokens still match */
     EXPECT(t, "a<|eot|>b", 0, 97, 60, 124, 101, 111, 116, 124, 62, 98);
-    EXPECT(t, "a <L> b", 0, 97, 302, 32, 98);        /* lstrip eats the space before */
-    EXPECT(t, "a <R> b", ps, 97, 32, 303, 98);       /* rstrip eats the space after */
+    EXPECT(t, "a <L> b", 0, 97, 302, 32, 98);       /* lstrip eats the space before */
+    EXPECT(t, "a <R> b", ps, 97, 32, 303, 98);      /* rstrip eats the space after */
     EXPECT(t, "a word b", ps, 97, 32, 304, 32, 98); /* single_word at word boundaries */
     EXPECT(t, "awordb", ps, 97, 119, 111, 114, 100, 98);
     EXPECT(t, "word", ps, 304);
@@ -273,7 +291,8 @@ START_TEST(test_bytelevel_decode) {
     {
         static const int32_t bad[] = {0x80, 0x41};
         s = decode(t, bad, 2, 0, NULL);
-        ck_assert_str_eq(s, "\xEF\xBF\xBD" "A");
+        ck_assert_str_eq(s, "\xEF\xBF\xBD"
+                            "A");
         free(s);
     }
     lg_tok_free(t);
@@ -320,6 +339,8 @@ START_TEST(test_sp_basic) {
     EXPECT(t, "<s>ab", all, 1, 1, 264, 2);
     EXPECT(t, "c <s>", all, 1, 259, 265, 259, 1, 2);
     ck_assert_str_eq(lg_tok_chat_template(t), "{{ bos_token }}{{ messages }}");
+    ck_assert_str_eq(lg_tok_chat_token(t, 0), "<s>");
+    ck_assert_str_eq(lg_tok_chat_token(t, 1), "</s>");
     ck_assert_int_eq(lg_tok_bos(t), 1);
     ck_assert_int_eq(lg_tok_eos(t), 2);
     lg_tok_free(t);
@@ -339,6 +360,19 @@ START_TEST(test_sp_v4) {
 }
 END_TEST
 
+START_TEST(test_special_tokens_map) {
+    /* special_tokens_map.json's eos_token wins over the config's; legacy=false gives
+     * Metaspace "first" under transformers 5: no prepend after an added token */
+    struct lg_tokenizer *t = load_tiny("sp_map");
+    uint32_t all = LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL;
+    ck_assert_int_eq(lg_tok_eos(t), 2);
+    ck_assert_int_eq(lg_tok_bos(t), 1);
+    EXPECT(t, "ab ab", all, 1, 264, 264, 2);
+    EXPECT(t, "<s>ab", all, 1, 1, 263, 2);
+    lg_tok_free(t);
+}
+END_TEST
+
 START_TEST(test_sp_decode) {
     struct lg_tokenizer *t = load_tiny("sp");
     static const int32_t ids[] = {1, 259, 3 + 0xC3, 3 + 0xA9, 264, 2};
@@ -351,7 +385,8 @@ START_TEST(test_sp_decode) {
     free(s);
     /* an incomplete byte sequence becomes one U+FFFD per byte token */
     s = decode(t, lone, 3, 0, NULL);
-    ck_assert_str_eq(s, "a\xEF\xBF\xBD" "a");
+    ck_assert_str_eq(s, "a\xEF\xBF\xBD"
+                        "a");
     free(s);
     lg_tok_free(t);
 }
@@ -361,7 +396,10 @@ START_TEST(test_sp_unk) {
     struct lg_tokenizer *t = load_tiny("sp_unk");
     uint32_t all = LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL;
     EXPECT(t, "\xC3\xA9", all, 1, 259, 0);
-    EXPECT(t, "\xC3\xA9\xC3\xA9" "a", all, 1, 259, 0, 260); /* fuse_unk */
+    EXPECT(t,
+           "\xC3\xA9\xC3\xA9"
+           "a",
+           all, 1, 259, 0, 260); /* fuse_unk */
     lg_tok_free(t);
 }
 END_TEST
@@ -376,6 +414,28 @@ START_TEST(test_misc_pipeline) {
     s = decode(t, ids, 3, 0, NULL); /* no decoder: tokens joined by spaces */
     ck_assert_str_eq(s, "ab 1 2");
     free(s);
+    lg_tok_free(t);
+}
+END_TEST
+
+START_TEST(test_config_added_tokens) {
+    /* tokenizer_config.json's added_tokens_decoder adds tokens tokenizer.json lacks, and
+     * its special tokens named by eos_token become special added tokens */
+    static const char js[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,"
+                             "\"<x>\":2,\"</e>\":3},\"merges\":[]}}";
+    static const char cfg[] = "{\"added_tokens_decoder\":{\"2\":{\"content\":\"<x>\","
+                              "\"special\":true,\"lstrip\":false,\"rstrip\":false,"
+                              "\"normalized\":false,\"single_word\":false}},"
+                              "\"eos_token\":\"</e>\"}";
+    struct lg_tokenizer *t;
+    ck_assert_int_eq(lg_tok_load(NULL, NULL, js, sizeof js - 1, cfg, sizeof cfg - 1, NULL, 0, &t),
+                     LLMGPU_OK);
+    EXPECT(t, "a<x>b</e>", LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL, 0, 2, 1, 3);
+    EXPECT(t, "a<x>b", 0, 0, 1); /* split: '<', 'x', '>' are not in the vocabulary */
+    ck_assert(lg_tok_is_special(t, 2));
+    ck_assert(lg_tok_is_special(t, 3));
+    ck_assert_int_eq(lg_tok_eos(t), 3);
+    ck_assert(lg_tok_is_eog(t, 3));
     lg_tok_free(t);
 }
 END_TEST
@@ -607,7 +667,7 @@ START_TEST(test_parity) {
         free(got.v);
         e = cJSON_GetObjectItem(r, "ids_tokenizers");
         if (cJSON_IsArray(e)) { /* the tokenizers library on the file as written */
-            if (!t0) /* the file as written */
+            if (!t0)            /* the file as written */
                 t0 = opts ? t : load_real_opts(name, LG_TOK_OPT_TRANSFORMERS_V4);
             got = encode(t0, (char *)c.raw[k], c.len[k], LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
             if (!ids_equal(e, &got)) {
@@ -647,8 +707,10 @@ START_TEST(test_parity) {
         free(got.v);
         cJSON_Delete(r);
     }
-    fprintf(stderr, "check_tokenizer: parity %s vs %s fixtures (%s mode): %d entries, %d "
-            "mismatches\n", name, kind, opts ? "transformers 4" : "transformers 5", checked, bad);
+    fprintf(stderr,
+            "check_tokenizer: parity %s vs %s fixtures (%s mode): %d entries, %d "
+            "mismatches\n",
+            name, kind, opts ? "transformers 4" : "transformers 5", checked, bad);
     ck_assert_int_ge(checked, 80);
     ck_assert_int_eq(bad, 0);
     free(txt);
@@ -714,6 +776,66 @@ START_TEST(test_long_input) {
 }
 END_TEST
 
+/* A loaded tokenizer is used by several threads at once (each checks every corpus entry
+ * against the single-threaded result). */
+struct thr_arg {
+    const struct lg_tokenizer *t;
+    const struct corpus *c;
+    struct ids *want;
+    int bad;
+};
+
+static void *thr_main(void *p) {
+    struct thr_arg *a = p;
+    int i, rep;
+    for (rep = 0; rep < 3; rep++)
+        for (i = 0; i < a->c->n; i++) {
+            size_t n = a->want[i].n + 8, dl = 0;
+            int32_t *v = malloc(n * sizeof *v);
+            if (lg_tok_encode(a->t, (char *)a->c->raw[i], a->c->len[i],
+                              LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL,
+                              v, &n) != LLMGPU_OK ||
+                n != a->want[i].n || (n && memcmp(v, a->want[i].v, n * sizeof *v)) ||
+                lg_tok_decode(a->t, v, n, 0, NULL, &dl) != LLMGPU_OK)
+                a->bad++;
+            free(v);
+        }
+    return NULL;
+}
+
+START_TEST(test_threads) {
+    struct lg_tokenizer *t = load_real("qwen3");
+    struct corpus c;
+    struct ids *want;
+    struct thr_arg args[4];
+    pthread_t th[4];
+    int i;
+    if (!t)
+        t = load_tiny("bytelevel");
+    c = corpus_load();
+    want = calloc((size_t)c.n, sizeof *want);
+    for (i = 0; i < c.n; i++)
+        want[i] = encode(t, (char *)c.raw[i], c.len[i],
+                         LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
+    for (i = 0; i < 4; i++) {
+        args[i].t = t;
+        args[i].c = &c;
+        args[i].want = want;
+        args[i].bad = 0;
+        ck_assert_int_eq(pthread_create(&th[i], NULL, thr_main, &args[i]), 0);
+    }
+    for (i = 0; i < 4; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(args[i].bad, 0);
+    }
+    for (i = 0; i < c.n; i++)
+        free(want[i].v);
+    free(want);
+    corpus_free(&c);
+    lg_tok_free(t);
+}
+END_TEST
+
 /* ---- Errors ---- */
 static enum llmgpu_status load_str(const char *js) {
     struct lg_tokenizer *t = (struct lg_tokenizer *)(uintptr_t)1;
@@ -724,7 +846,8 @@ static enum llmgpu_status load_str(const char *js) {
     return st;
 }
 
-#define MODEL_OK "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b\"]}"
+#define MODEL_OK                                                                                   \
+    "\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b\"]}"
 
 static int log_hits;
 static char log_last[512];
@@ -741,7 +864,7 @@ START_TEST(test_malformed) {
     ck_assert_int_eq(load_str("not json"), LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(load_str("[1,2]"), LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(load_str("{" MODEL_OK), LLMGPU_ERR_BAD_TOKENIZER); /* truncated */
-    ck_assert_int_eq(load_str("{}"), LLMGPU_ERR_BAD_TOKENIZER);        /* no model */
+    ck_assert_int_eq(load_str("{}"), LLMGPU_ERR_BAD_TOKENIZER);         /* no model */
     ck_assert_int_eq(load_str("{\"model\":[]}"), LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(load_str("{\"model\":{\"type\":\"Unigram\",\"vocab\":[]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
@@ -751,28 +874,42 @@ START_TEST(test_malformed) {
                      LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":1.5},\"merges\":[]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER); /* duplicate id */
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":99999999},\"merges\":[]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER); /* absurd id */
+    ck_assert_int_eq(
+        load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":\"0\"},\"merges\":[]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":0},\"merges\":[]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER); /* duplicate id */
+    ck_assert_int_eq(
+        load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":99999999},\"merges\":[]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER); /* absurd id */
     /* bad merges */
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER); /* result not in vocab */
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"ab\":1},\"merges\":[\"a b\"]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER); /* part not in vocab */
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"ab\"]}}"),
+    ck_assert_int_eq(
+        load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1},\"merges\":[\"a b\"]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER); /* result not in vocab */
+    ck_assert_int_eq(
+        load_str(
+            "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"ab\":1},\"merges\":[\"a b\"]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER); /* part not in vocab */
+    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                              "\"merges\":[\"ab\"]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[\"a b c\"]}}"),
+    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                              "\"merges\":[\"a b c\"]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[[\"a\"]]}}"),
+    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                              "\"merges\":[[\"a\"]]}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[7]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":{}}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[[\"a\",\"b\"]]}}"),
+    ck_assert_int_eq(
+        load_str(
+            "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":[7]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        load_str(
+            "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},\"merges\":{}}}"),
+        LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(load_str("{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,\"ab\":2},"
+                              "\"merges\":[[\"a\",\"b\"]]}}"),
                      LLMGPU_OK);
     /* components */
     ck_assert_int_eq(load_str("{" MODEL_OK ",\"normalizer\":{\"type\":\"Precompiled\"}}"),
@@ -800,12 +937,13 @@ START_TEST(test_malformed) {
                               "\"continuing_subword_prefix\":\"##\"}}"),
                      LLMGPU_ERR_BAD_TOKENIZER);
     /* nesting too deep is refused, not recursed */
-    ck_assert_int_eq(load_str("{" MODEL_OK ",\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":"
-                              "[{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\","
-                              "\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":[{\"type\":"
-                              "\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":"
-                              "[]}]}]}]}]}]}}"),
-                     LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        load_str("{" MODEL_OK ",\"normalizer\":{\"type\":\"Sequence\",\"normalizers\":"
+                 "[{\"type\":\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\","
+                 "\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":[{\"type\":"
+                 "\"Sequence\",\"normalizers\":[{\"type\":\"Sequence\",\"normalizers\":"
+                 "[]}]}]}]}]}]}}"),
+        LLMGPU_ERR_BAD_TOKENIZER);
 }
 END_TEST
 
@@ -819,12 +957,12 @@ START_TEST(test_error_logged) {
     ck_assert_int_ge(log_hits, 1);
     ck_assert_msg(strstr(log_last, "Precompiled") != NULL, "log names the component: %s", log_last);
     /* bad side files */
-    ck_assert_int_eq(lg_tok_load(NULL, &log, "{" MODEL_OK "}", strlen("{" MODEL_OK "}"), "{", 1,
-                                 NULL, 0, &t),
-                     LLMGPU_ERR_BAD_TOKENIZER);
-    ck_assert_int_eq(lg_tok_load(NULL, &log, "{" MODEL_OK "}", strlen("{" MODEL_OK "}"), "{}", 2,
-                                 "[", 1, &t),
-                     LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        lg_tok_load(NULL, &log, "{" MODEL_OK "}", strlen("{" MODEL_OK "}"), "{", 1, NULL, 0, &t),
+        LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(
+        lg_tok_load(NULL, &log, "{" MODEL_OK "}", strlen("{" MODEL_OK "}"), "{}", 2, "[", 1, &t),
+        LLMGPU_ERR_BAD_TOKENIZER);
     ck_assert_int_eq(lg_tok_load(NULL, &log, NULL, 0, NULL, 0, NULL, 0, &t),
                      LLMGPU_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(lg_tok_load(NULL, &log, "{}", 2, NULL, 0, NULL, 0, NULL),
@@ -908,7 +1046,11 @@ START_TEST(test_stream_split_char) {
     ck_assert_uint_eq(push(t, &s, 3 + 0xE4, out, sizeof out), 0);
     l = push(t, &s, 260, out, sizeof out);
     ck_assert_uint_eq(l, 4);
-    ck_assert_int_eq(memcmp(out, "\xEF\xBF\xBD" "a", 4), 0);
+    ck_assert_int_eq(memcmp(out,
+                            "\xEF\xBF\xBD"
+                            "a",
+                            4),
+                     0);
     /* and one left at the end comes out on flush */
     ck_assert_uint_eq(push(t, &s, 3 + 0xE4, out, sizeof out), 0);
     l = sizeof out;
@@ -953,8 +1095,9 @@ START_TEST(test_stream_matches_decode) {
         return;
     c = corpus_load();
     for (i = 0; i < c.n; i++) {
-        struct ids r = encode(t, (char *)c.raw[i], c.len[i],
-                              LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
+        struct ids r =
+            encode(t, (char *)c.raw[i], c.len[i],
+                   LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
         for (pass = 0; pass < 2; pass++) {
             uint32_t fl = pass ? LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL : 0;
             struct lg_tok_stream s;
@@ -989,13 +1132,16 @@ Suite *tokenizer_suite(void) {
     TCase *err = tcase_create("Errors"), *str = tcase_create("Stream");
     tcase_add_test(core, test_bytelevel_basic);
     tcase_add_test(core, test_bytelevel_added_flags);
+    tcase_add_test(core, test_bytelevel_llama_class);
     tcase_add_test(core, test_bytelevel_decode);
     tcase_add_test(core, test_bytelevel_meta);
     tcase_add_test(core, test_sp_basic);
     tcase_add_test(core, test_sp_v4);
+    tcase_add_test(core, test_special_tokens_map);
     tcase_add_test(core, test_sp_decode);
     tcase_add_test(core, test_sp_unk);
     tcase_add_test(core, test_misc_pipeline);
+    tcase_add_test(core, test_config_added_tokens);
     tcase_add_test(core, test_two_call);
     tcase_add_test(core, test_invalid_utf8_input);
     tcase_add_test(core, test_roundtrip_bytelevel);
@@ -1003,6 +1149,7 @@ Suite *tokenizer_suite(void) {
     tcase_add_loop_test(par, test_parity, 0, 6);
     tcase_add_test(par, test_pieces_concat_llama3);
     tcase_add_loop_test(par, test_long_input, 0, 3);
+    tcase_add_test(par, test_threads);
     tcase_set_timeout(err, 120);
     tcase_add_test(err, test_malformed);
     tcase_add_test(err, test_error_logged);

@@ -28,6 +28,15 @@ check "greedy generation is deterministic" [ "$ids" = "$ids2" ]
 s1=$("$L" generate -m "$T/m" -p "hello" -n 8 --seed 7 --ids 2>/dev/null)
 s2=$("$L" generate -m "$T/m" -p "hello" -n 8 --seed 7 --ids 2>/dev/null)
 check "seeded sampling is reproducible" [ "$s1" = "$s2" ]
+D=models/demo
+full=$("$L" generate -m "$D" -p "Once upon a time" -n 24 --temp 0 2>/dev/null)
+cut=$("$L" generate -m "$D" -p "Once upon a time" -n 24 --temp 0 --stop "." --stop "zzz" 2>/dev/null)
+stop_ok() {
+  case $full in *.*) ;; *) return 1;; esac
+  case $cut in *.*|'') return 1;; esac
+  [ "${full#"$cut"}" != "$full" ]
+}
+check "generate --stop ends the text before the stop string" stop_ok
 "$L" generate -m "$T/nothing" -p x >/dev/null 2>"$T/err"; rc=$?
 check "missing model: exit 1 and a message" sh -c "[ $rc -eq 1 ] && grep -q 'cannot load' $T/err"
 printf 'hello world, hello again' > "$T/p.txt"

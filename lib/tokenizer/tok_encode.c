@@ -36,27 +36,26 @@ struct sym {
 
 struct hent {
     uint32_t rank, pos;
-    int32_t id;       /* the merge result */
-    int32_t l, r;     /* the pair it was made for: a stale entry no longer matches */
+    int32_t id;   /* the merge result */
+    int32_t l, r; /* the pair it was made for: a stale entry no longer matches */
 };
 
 struct enc {
     const struct lg_tokenizer *t;
     const struct lg_alloc *a;
-    struct lg_tok_buf src;     /* sanitized input */
-    struct lg_tok_buf norm;    /* normalized piece */
-    struct lg_tok_buf ntmp;    /* normalizer ping-pong */
-    struct lg_tok_buf ar;      /* arena of pre-tokenized pieces */
-    struct lg_tok_buf pa, pb;  /* struct piece vectors */
-    struct lg_tok_buf spans;   /* struct span vector */
+    struct lg_tok_buf src;        /* sanitized input */
+    struct lg_tok_buf norm;       /* normalized piece */
+    struct lg_tok_buf ar;         /* arena of pre-tokenized pieces */
+    struct lg_tok_buf pa, pb;     /* struct piece vectors */
+    struct lg_tok_buf spans;      /* struct span vector */
     struct lg_tok_buf seg1, seg2; /* struct aseg vectors */
-    struct lg_tok_buf ids;     /* int32_t */
-    struct lg_tok_buf syms;    /* struct sym */
-    struct lg_tok_buf heap;    /* struct hent */
+    struct lg_tok_buf ids;        /* int32_t */
+    struct lg_tok_buf syms;       /* struct sym */
+    struct lg_tok_buf heap;       /* struct hent */
     pcre2_match_data *md;
     pcre2_match_context *mc;
     pcre2_jit_stack *js;
-    int err;                   /* enum llmgpu_status of the first failure */
+    int err; /* enum llmgpu_status of the first failure */
 };
 
 #define VEC(b, T) ((T *)(void *)(b)->p)
@@ -298,8 +297,8 @@ int lg_tok_normalize(const struct lg_tokenizer *t, const char *s, size_t n,
 }
 
 /* ---- regex matching with a growable JIT stack ---- */
-static int re_match(struct enc *e, pcre2_code *re, const char *s, size_t n, size_t pos,
-                    size_t *ms, size_t *me) {
+static int re_match(struct enc *e, pcre2_code *re, const char *s, size_t n, size_t pos, size_t *ms,
+                    size_t *me) {
     int rc;
     PCRE2_SIZE *ov;
     if (!e->md && !(e->md = pcre2_match_data_create(16, e->t->gctx)))
@@ -435,7 +434,8 @@ static void span_add(struct enc *e, size_t s, size_t end, int match) {
 }
 
 /* Split piece p at the spans in e->spans per behavior (NormalizedString::split). */
-static void split_apply(struct enc *e, const struct piece *p, enum lg_split_behavior bh, int invert) {
+static void split_apply(struct enc *e, const struct piece *p, enum lg_split_behavior bh,
+                        int invert) {
     struct span *sp = VEC(&e->spans, struct span);
     size_t n = VLEN(&e->spans, struct span), i, k = 0;
     int prev = 0;
@@ -759,7 +759,11 @@ static void bpe_word(struct enc *e, const char *w, size_t n) {
     uint32_t rank;
     if (n == 0)
         return;
-    if (t->ignore_merges && (id = lg_tok_vocab_get(t, w, n)) >= 0) {
+    /* a word that is a vocabulary token: with ignore_merges it is that token; otherwise
+     * it is when BPE of the token's own string gives it back, which lg_tok_bpe_selfcheck
+     * determined at load (an exact shortcut, like a cache that never misses) */
+    if ((t->ignore_merges || t->self_merging) && (id = lg_tok_vocab_get(t, w, n)) >= 0 &&
+        (t->ignore_merges || (t->self_merging[id >> 3] >> (id & 7) & 1))) {
         emit(e, id);
         return;
     }
@@ -834,6 +838,25 @@ static void bpe_word(struct enc *e, const char *w, size_t n) {
         emit(e, sy[i].id);
 }
 
+/* BPE of one pre-tokenized piece. When no vocabulary string has U+2581 after another
+ * character (t->sp_split), no merge can cross a boundary before a run of U+2581, so the
+ * piece is cut there into independent words: exact, and fast for SentencePiece texts
+ * that arrive as one long piece. */
+static void bpe_piece(struct enc *e, const char *s, size_t n) {
+    size_t i, start = 0;
+    if (!e->t->sp_split || n < 6) {
+        bpe_word(e, s, n);
+        return;
+    }
+    for (i = 1; i + 3 <= n; i++)
+        if (!memcmp(s + i, "\xE2\x96\x81", 3) &&
+            !(i >= 3 && !memcmp(s + i - 3, "\xE2\x96\x81", 3))) {
+            bpe_word(e, s + start, i - start);
+            start = i;
+        }
+    bpe_word(e, s + start, n - start);
+}
+
 /* ---- one plain-text piece: pre-tokenize and run the model ---- */
 static void encode_plain(struct enc *e, const char *s, size_t n, int first) {
     const struct lg_tokenizer *t = e->t;
@@ -843,18 +866,7 @@ static void encode_plain(struct enc *e, const char *s, size_t n, int first) {
     if (n == 0)
         return;
     if (t->n_pre == 0) {
-        size_t start = 0;
-        if (!t->sp_split) {
-            bpe_word(e, s, n);
-            return;
-        }
-        for (i = 1; i + 3 <= n; i++) /* cut before each run of U+2581 */
-            if (!memcmp(s + i, "\xE2\x96\x81", 3) &&
-                !(i >= 3 && !memcmp(s + i - 3, "\xE2\x96\x81", 3))) {
-                bpe_word(e, s + start, i - start);
-                start = i;
-            }
-        bpe_word(e, s + start, n - start);
+        bpe_piece(e, s, n);
         return;
     }
     e->ar.len = 0;
@@ -881,14 +893,13 @@ static void encode_plain(struct enc *e, const char *s, size_t n, int first) {
     np = VLEN(&e->pa, struct piece);
     for (i = 0; i < np && !e->err; i++) {
         p = VEC(&e->pa, struct piece)[i];
-        bpe_word(e, e->ar.p + p.off, p.len);
+        bpe_piece(e, e->ar.p + p.off, p.len);
     }
 }
 
 static int oom_any(const struct enc *e) {
-    return e->src.oom || e->norm.oom || e->ntmp.oom || e->ar.oom || e->pa.oom || e->pb.oom ||
-           e->spans.oom || e->seg1.oom || e->seg2.oom || e->ids.oom || e->syms.oom ||
-           e->heap.oom;
+    return e->src.oom || e->norm.oom || e->ar.oom || e->pa.oom || e->pb.oom ||
+           e->spans.oom || e->seg1.oom || e->seg2.oom || e->ids.oom || e->syms.oom || e->heap.oom;
 }
 
 static void encode_text(struct enc *e, const char *s, size_t n, uint32_t flags) {
@@ -922,13 +933,47 @@ static void encode_text(struct enc *e, const char *s, size_t n, uint32_t flags) 
     }
 }
 
+static void enc_init(struct enc *e, const struct lg_tokenizer *t);
+static void enc_free(struct enc *e);
+
+enum llmgpu_status lg_tok_bpe_selfcheck(struct lg_tokenizer *t) {
+    struct enc e;
+    uint32_t id;
+    uint8_t *bits;
+    enum llmgpu_status st = LLMGPU_OK;
+    if (t->ignore_merges)
+        return LLMGPU_OK;
+    bits = lg_calloc(t->a, (t->n_vocab + 7) / 8, 1);
+    if (!bits)
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    enc_init(&e, t);
+    for (id = 0; id < t->n_vocab; id++) {
+        if (t->vtok_off[id] == UINT32_MAX || t->vtok_len[id] < 2)
+            continue;
+        e.ids.len = 0;
+        bpe_word(&e, t->text_pool + t->vtok_off[id], t->vtok_len[id]);
+        if (oom_any(&e)) {
+            st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+            break;
+        }
+        if (e.ids.len == sizeof(int32_t) && VEC(&e.ids, int32_t)[0] == (int32_t)id)
+            bits[id >> 3] |= (uint8_t)(1u << (id & 7));
+    }
+    enc_free(&e);
+    if (st) {
+        lg_free(t->a, bits);
+        return st;
+    }
+    t->self_merging = bits;
+    return LLMGPU_OK;
+}
+
 static void enc_init(struct enc *e, const struct lg_tokenizer *t) {
     memset(e, 0, sizeof *e);
     e->t = t;
     e->a = t->a;
     lg_tok_buf_init(&e->src, t->a);
     lg_tok_buf_init(&e->norm, t->a);
-    lg_tok_buf_init(&e->ntmp, t->a);
     lg_tok_buf_init(&e->ar, t->a);
     lg_tok_buf_init(&e->pa, t->a);
     lg_tok_buf_init(&e->pb, t->a);
@@ -943,7 +988,6 @@ static void enc_init(struct enc *e, const struct lg_tokenizer *t) {
 static void enc_free(struct enc *e) {
     lg_tok_buf_free(&e->src);
     lg_tok_buf_free(&e->norm);
-    lg_tok_buf_free(&e->ntmp);
     lg_tok_buf_free(&e->ar);
     lg_tok_buf_free(&e->pa);
     lg_tok_buf_free(&e->pb);

@@ -60,12 +60,12 @@ enum lg_norm_kind {
 
 struct lg_norm {
     enum lg_norm_kind kind;
-    char *s1;              /* Prepend: prefix; Replace: literal pattern (re NULL) */
+    char *s1; /* Prepend: prefix; Replace: literal pattern (re NULL) */
     size_t s1_len;
-    char *s2;              /* Replace: content */
+    char *s2; /* Replace: content */
     size_t s2_len;
-    pcre2_code *re;        /* Replace with a Regex pattern */
-    int left, right;       /* Strip */
+    pcre2_code *re;  /* Replace with a Regex pattern */
+    int left, right; /* Strip */
 };
 
 enum lg_split_behavior {
@@ -77,11 +77,11 @@ enum lg_split_behavior {
 };
 
 enum lg_pre_kind {
-    LG_PRE_SPLIT,       /* regex (re) or literal (s1) */
+    LG_PRE_SPLIT, /* regex (re) or literal (s1) */
     LG_PRE_BYTELEVEL,
     LG_PRE_METASPACE,
     LG_PRE_DIGITS,
-    LG_PRE_WSPLIT,      /* WhitespaceSplit */
+    LG_PRE_WSPLIT, /* WhitespaceSplit */
 };
 
 enum lg_prepend_scheme { LG_PREPEND_ALWAYS, LG_PREPEND_FIRST, LG_PREPEND_NEVER };
@@ -89,15 +89,15 @@ enum lg_prepend_scheme { LG_PREPEND_ALWAYS, LG_PREPEND_FIRST, LG_PREPEND_NEVER }
 struct lg_pre {
     enum lg_pre_kind kind;
     pcre2_code *re;
-    char *s1;                   /* Split literal; Metaspace replacement (UTF-8) */
+    char *s1; /* Split literal; Metaspace replacement (UTF-8) */
     size_t s1_len;
     enum lg_split_behavior behavior;
     int invert;
-    int add_prefix_space;       /* ByteLevel */
-    int use_regex;              /* ByteLevel */
+    int add_prefix_space;           /* ByteLevel */
+    int use_regex;                  /* ByteLevel */
     enum lg_prepend_scheme prepend; /* Metaspace */
-    int split;                  /* Metaspace */
-    int individual_digits;      /* Digits */
+    int split;                      /* Metaspace */
+    int individual_digits;          /* Digits */
 };
 
 enum lg_dec_kind {
@@ -111,19 +111,19 @@ enum lg_dec_kind {
 
 struct lg_dec {
     enum lg_dec_kind kind;
-    char *s1;          /* Replace pattern / Metaspace replacement / Strip content (UTF-8) */
+    char *s1; /* Replace pattern / Metaspace replacement / Strip content (UTF-8) */
     size_t s1_len;
-    char *s2;          /* Replace content */
+    char *s2; /* Replace content */
     size_t s2_len;
-    pcre2_code *re;    /* Replace with a Regex pattern */
+    pcre2_code *re; /* Replace with a Regex pattern */
     enum lg_prepend_scheme prepend;
     uint32_t start, stop; /* Strip */
 };
 
 struct lg_added {
-    char *content;     /* as in tokenizer.json */
+    char *content; /* as in tokenizer.json */
     size_t len;
-    char *match;       /* what is searched: content, or its normalized form */
+    char *match; /* what is searched: content, or its normalized form */
     size_t match_len;
     int32_t id;
     unsigned special : 1, lstrip : 1, rstrip : 1, single_word : 1, normalized : 1;
@@ -131,7 +131,7 @@ struct lg_added {
 
 /* One merge: (left id, right id) -> rank, result id. */
 struct lg_merge_slot {
-    uint64_t key;      /* (left << 32 | right) + 1; 0 = empty */
+    uint64_t key; /* (left << 32 | right) + 1; 0 = empty */
     uint32_t rank;
     int32_t id;
 };
@@ -143,42 +143,45 @@ struct lg_merge_slot {
 #define LG_TOK_MAX_EOG 32
 
 struct lg_tokenizer {
-    struct lg_alloc alloc;   /* copy, fault injection off */
+    struct lg_alloc alloc;    /* copy, fault injection off */
     const struct lg_alloc *a; /* &alloc */
     struct lg_log log;
 
     /* vocabulary: id -> string (NUL-terminated, in text_pool), string -> id */
-    uint32_t n_vocab;        /* highest id + 1 */
-    uint32_t *tok_off;       /* (n_vocab) offset into text_pool, UINT32_MAX: hole */
-    uint32_t *tok_len;       /* (n_vocab) */
-    uint32_t *vtok_off;      /* (n_vocab) the model vocabulary's own string of each id */
-    uint32_t *vtok_len;      /* (n_vocab) */
+    uint32_t n_vocab;   /* highest id + 1 */
+    uint32_t *tok_off;  /* (n_vocab) offset into text_pool, UINT32_MAX: hole */
+    uint32_t *tok_len;  /* (n_vocab) */
+    uint32_t *vtok_off; /* (n_vocab) the model vocabulary's own string of each id */
+    uint32_t *vtok_len; /* (n_vocab) */
     char *text_pool;
     size_t text_pool_len;
-    int32_t *vmap;           /* open addressing: vocab ids, -1 empty */
-    size_t vmap_cap;         /* power of two */
-    int32_t *amap;           /* added-token content -> added index, same scheme */
+    int32_t *vmap;   /* open addressing: vocab ids, -1 empty */
+    size_t vmap_cap; /* power of two */
+    int32_t *amap;   /* added-token content -> added index, same scheme */
     size_t amap_cap;
-    int32_t char_id[0x800];  /* vocab id of each code point < 0x800 as a 1-char token, or -1 */
-    int32_t byte_id[256];    /* <0xNN> tokens, -1 when absent */
-    int32_t sp_id;           /* the token U+2581 alone, or -1 */
+    int32_t char_id[0x800]; /* vocab id of each code point < 0x800 as a 1-char token, or -1 */
+    int32_t byte_id[256];   /* <0xNN> tokens, -1 when absent */
+    int32_t sp_id;          /* the token U+2581 alone, or -1 */
 
     /* model: BPE */
     struct lg_merge_slot *merges;
-    size_t merges_cap;       /* power of two */
-    uint8_t *merge_side;     /* (n_vocab) bit 0: left part of some merge, bit 1: right part */
+    size_t merges_cap;   /* power of two */
+    uint8_t *merge_side; /* (n_vocab) bit 0: left part of some merge, bit 1: right part */
     int byte_fallback, ignore_merges, fuse_unk;
     /* No vocabulary string has U+2581 right after another character: a text without
      * pre-tokenizer can then be cut before each run of U+2581 into independent words. */
     int sp_split;
-    int32_t unk_id;          /* -1: none */
+    int32_t unk_id; /* -1: none */
+    /* bit per id: BPE of the token's own string gives exactly that token (NULL until
+     * computed at load, and with ignore_merges) */
+    uint8_t *self_merging;
 
     /* added tokens, and a first-byte filter for matching them */
     struct lg_added *added;
     uint32_t n_added;
-    uint8_t added_first_raw[256];   /* some non-normalized token starts with this byte */
+    uint8_t added_first_raw[256]; /* some non-normalized token starts with this byte */
     uint8_t added_first_norm[256];
-    unsigned char *is_special;      /* (n_vocab) 1: special added token, 2: plain added token */
+    unsigned char *is_special; /* (n_vocab) 1: special added token, 2: plain added token */
 
     struct lg_norm norm[LG_TOK_MAX_NORM];
     uint32_t n_norm;
@@ -195,18 +198,19 @@ struct lg_tokenizer {
     int clean_up_spaces;
     int32_t bos_id, eos_id;
     int32_t eos_ids[LG_TOK_MAX_EOG];
-    uint32_t n_eos_ids;      /* generation_config eos ids (or eos_id) */
+    uint32_t n_eos_ids; /* generation_config eos ids (or eos_id) */
     int32_t eog[LG_TOK_MAX_EOG];
     uint32_t n_eog;
     char *chat_template;
+    char *chat_bos, *chat_eos; /* tokenizer_config bos_token / eos_token text, or NULL */
 
     /* each token's bytes in the middle of a text (decoders applied, see lg_tok_piece) */
     char *piece_pool;
-    uint32_t *piece_off;     /* (n_vocab) */
-    uint32_t *piece_len;     /* (n_vocab) */
-    int dec_first_differs;   /* a Metaspace decoder treats the first token differently */
-    uint32_t strip_start;    /* a Strip decoder's start count (stream-level) */
-    uint32_t strip_cp;       /* and its content character */
+    uint32_t *piece_off;   /* (n_vocab) */
+    uint32_t *piece_len;   /* (n_vocab) */
+    int dec_first_differs; /* a Metaspace decoder treats the first token differently */
+    uint32_t strip_start;  /* a Strip decoder's start count (stream-level) */
+    uint32_t strip_cp;     /* and its content character */
 
     pcre2_general_context *gctx;
 };
@@ -215,8 +219,9 @@ struct lg_tokenizer {
 int32_t lg_tok_vocab_get(const struct lg_tokenizer *t, const char *s, size_t n);
 int32_t lg_tok_added_get(const struct lg_tokenizer *t, const char *s, size_t n);
 /* Apply the normalizer chain to s (valid UTF-8), appending the result to out. 0 ok. */
-int lg_tok_normalize(const struct lg_tokenizer *t, const char *s, size_t n,
-                     struct lg_tok_buf *out);
+int lg_tok_normalize(const struct lg_tokenizer *t, const char *s, size_t n, struct lg_tok_buf *out);
+/* Fill t->self_merging (after the model and merges are loaded). */
+enum llmgpu_status lg_tok_bpe_selfcheck(struct lg_tokenizer *t);
 
 /* tok_decode.c */
 enum llmgpu_status lg_tok_pieces_build(struct lg_tokenizer *t);

@@ -7,6 +7,7 @@
  */
 #include <cjson/cJSON.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer/tok_internal.h"
@@ -65,8 +66,8 @@ static void onig_spaces(const char *pat, size_t len, struct lg_tok_buf *out) {
 }
 
 /* NULL on failure with *st set (BAD_TOKENIZER, logged, or OUT_OF_HOST_MEMORY). */
-static pcre2_code *compile_re(struct lg_tokenizer *t, const char *pat, size_t len,
-                              const char *what, enum llmgpu_status *st) {
+static pcre2_code *compile_re(struct lg_tokenizer *t, const char *pat, size_t len, const char *what,
+                              enum llmgpu_status *st) {
     int err = 0;
     PCRE2_SIZE off = 0;
     pcre2_compile_context *cc;
@@ -212,7 +213,8 @@ static enum llmgpu_status load_vocab(struct lg_tokenizer *t, const cJSON *model,
     }
     cJSON_ArrayForEach(e, vocab) {
         if (jint(e, 0, LG_TOK_MAX_ID - 1, &v)) {
-            lg_err(&t->log, "tokenizer.json: model.vocab[\"%.40s\"]: id is not an integer in [0, %d)",
+            lg_err(&t->log,
+                   "tokenizer.json: model.vocab[\"%.40s\"]: id is not an integer in [0, %d)",
                    e->string ? e->string : "", LG_TOK_MAX_ID);
             return LLMGPU_ERR_BAD_TOKENIZER;
         }
@@ -231,6 +233,10 @@ static enum llmgpu_status load_vocab(struct lg_tokenizer *t, const cJSON *model,
     }
     if (maxid < 0) {
         lg_err(&t->log, "tokenizer.json: empty vocabulary");
+        return LLMGPU_ERR_BAD_TOKENIZER;
+    }
+    if (pool >= UINT32_MAX / 2) { /* offsets are 32-bit */
+        lg_err(&t->log, "tokenizer.json: vocabulary strings too large (%zu bytes)", pool);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
     t->n_vocab = (uint32_t)maxid + 1;
@@ -322,8 +328,10 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
             ls = m->valuestring;
             sp = strchr(ls, ' ');
             if (!sp || strchr(sp + 1, ' ')) {
-                lg_err(&t->log, "tokenizer.json: model.merges[%zu] \"%.40s\" is not two tokens "
-                       "separated by one space", rank, ls);
+                lg_err(&t->log,
+                       "tokenizer.json: model.merges[%zu] \"%.40s\" is not two tokens "
+                       "separated by one space",
+                       rank, ls);
                 st = LLMGPU_ERR_BAD_TOKENIZER;
                 goto out;
             }
@@ -338,8 +346,8 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
             ll = strlen(ls);
             rl = strlen(rs);
         } else {
-            lg_err(&t->log, "tokenizer.json: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]",
-                   rank);
+            lg_err(&t->log,
+                   "tokenizer.json: model.merges[%zu] is neither \"a b\" nor [\"a\", \"b\"]", rank);
             st = LLMGPU_ERR_BAD_TOKENIZER;
             goto out;
         }
@@ -354,8 +362,10 @@ static enum llmgpu_status load_merges(struct lg_tokenizer *t, const cJSON *model
         }
         id = lg_tok_vocab_get(t, cat.p ? cat.p : "", cat.len);
         if (l < 0 || r < 0 || id < 0) {
-            lg_err(&t->log, "tokenizer.json: model.merges[%zu] (\"%.40s\" + \"%.40s\"): %s not in "
-                   "the vocabulary", rank, ls, rs, id < 0 && l >= 0 && r >= 0 ? "result" : "token");
+            lg_err(&t->log,
+                   "tokenizer.json: model.merges[%zu] (\"%.40s\" + \"%.40s\"): %s not in "
+                   "the vocabulary",
+                   rank, ls, rs, id < 0 && l >= 0 && r >= 0 ? "result" : "token");
             st = LLMGPU_ERR_BAD_TOKENIZER;
             goto out;
         }
@@ -420,8 +430,10 @@ static enum llmgpu_status load_model(struct lg_tokenizer *t, const cJSON *root) 
     }
     if (((s = jstr(model, "continuing_subword_prefix")) && *s) ||
         ((s = jstr(model, "end_of_word_suffix")) && *s)) {
-        lg_err(&t->log, "tokenizer.json: BPE continuing_subword_prefix/end_of_word_suffix \"%s\" "
-               "is not supported", s);
+        lg_err(&t->log,
+               "tokenizer.json: BPE continuing_subword_prefix/end_of_word_suffix \"%s\" "
+               "is not supported",
+               s);
         return LLMGPU_ERR_BAD_TOKENIZER;
     }
     t->sp_split = sp_split_safe(t);
@@ -560,7 +572,8 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
         else if (!strcmp(b, "Contiguous"))
             x->behavior = LG_SPLIT_CONTIGUOUS;
         else {
-            lg_err(&t->log, "tokenizer.json: pre_tokenizer Split behavior \"%s\" is not supported", b);
+            lg_err(&t->log, "tokenizer.json: pre_tokenizer Split behavior \"%s\" is not supported",
+                   b);
             return LLMGPU_ERR_BAD_TOKENIZER;
         }
         x->invert = jbool(n, "invert", 0);
@@ -573,8 +586,9 @@ static enum llmgpu_status load_pre(struct lg_tokenizer *t, const cJSON *n, int d
             return LLMGPU_ERR_BAD_TOKENIZER;
         }
     } else if (!strcmp(type, "ByteLevel")) {
-        static const char gpt2[] = "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"
-                                   "\\s+(?!\\S)|\\s+";
+        static const char gpt2[] =
+            "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|"
+            "\\s+(?!\\S)|\\s+";
         x->kind = LG_PRE_BYTELEVEL;
         x->add_prefix_space = jbool(n, "add_prefix_space", 1);
         x->use_regex = jbool(n, "use_regex", 1);
@@ -660,8 +674,10 @@ static enum llmgpu_status load_dec(struct lg_tokenizer *t, const cJSON *n, int d
         }
         if (!(x->s1 = dupstr(t, c, &x->s1_len)))
             return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-        x->start = jint(cJSON_GetObjectItemCaseSensitive(n, "start"), 0, 1 << 20, &v) ? 0 : (uint32_t)v;
-        x->stop = jint(cJSON_GetObjectItemCaseSensitive(n, "stop"), 0, 1 << 20, &v) ? 0 : (uint32_t)v;
+        x->start =
+            jint(cJSON_GetObjectItemCaseSensitive(n, "start"), 0, 1 << 20, &v) ? 0 : (uint32_t)v;
+        x->stop =
+            jint(cJSON_GetObjectItemCaseSensitive(n, "stop"), 0, 1 << 20, &v) ? 0 : (uint32_t)v;
     } else if (!strcmp(type, "Replace")) {
         int is_re = 0;
         const char *p = pattern_of(n, &is_re), *c = jstr(n, "content");
@@ -740,15 +756,17 @@ static enum llmgpu_status load_post(struct lg_tokenizer *t, const cJSON *n, int 
                 const cJSON *def = cJSON_GetObjectItemCaseSensitive(specials, jstr(sp, "id"));
                 const cJSON *ids = cJSON_GetObjectItemCaseSensitive(def, "ids"), *idv;
                 if (!cJSON_IsArray(ids)) {
-                    lg_err(&t->log, "tokenizer.json: TemplateProcessing special token \"%.40s\" "
-                           "not defined", jstr(sp, "id"));
+                    lg_err(&t->log,
+                           "tokenizer.json: TemplateProcessing special token \"%.40s\" "
+                           "not defined",
+                           jstr(sp, "id"));
                     return LLMGPU_ERR_BAD_TOKENIZER;
                 }
                 cJSON_ArrayForEach(idv, ids) {
                     int64_t v;
                     if (jint(idv, 0, (int64_t)t->n_vocab - 1, &v)) {
                         lg_err(&t->log, "tokenizer.json: TemplateProcessing special token id out "
-                               "of the vocabulary");
+                                        "of the vocabulary");
                         return LLMGPU_ERR_BAD_TOKENIZER;
                     }
                     if ((st = tmpl_push(t, (int32_t)v)))
@@ -756,7 +774,7 @@ static enum llmgpu_status load_post(struct lg_tokenizer *t, const cJSON *n, int 
                 }
             } else {
                 lg_err(&t->log, "tokenizer.json: TemplateProcessing item is neither SpecialToken "
-                       "nor Sequence");
+                                "nor Sequence");
                 return LLMGPU_ERR_BAD_TOKENIZER;
             }
         }
@@ -914,9 +932,9 @@ static void eog_add(struct lg_tokenizer *t, int32_t id) {
 }
 
 static int is_llama_class(const char *cls) {
-    static const char *const names[] = {"LlamaTokenizer", "LlamaTokenizerFast",
+    static const char *const names[] = {"LlamaTokenizer",     "LlamaTokenizerFast",
                                         "CodeLlamaTokenizer", "CodeLlamaTokenizerFast",
-                                        "GemmaTokenizer", "GemmaTokenizerFast"};
+                                        "GemmaTokenizer",     "GemmaTokenizerFast"};
     size_t i;
     for (i = 0; cls && i < LG_ARRAY_LEN(names); i++)
         if (!strcmp(cls, names[i]))
@@ -939,7 +957,51 @@ static enum llmgpu_status cfg_special(struct lg_tokenizer *t, const char *s, uin
     return amap_add(t);
 }
 
-static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap, int v4) {
+/* tokenizer_config.json "added_tokens_decoder": {"id": {"content", flags...}}. transformers
+ * adds the entries whose id is not an added token yet; transformers 5 also re-adds an
+ * entry whose flags differ, and the Rust side then takes the new flags. */
+static enum llmgpu_status cfg_added_decoder(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap,
+                                            int v4) {
+    const cJSON *dec = cJSON_GetObjectItemCaseSensitive(cfg, "added_tokens_decoder"), *e;
+    enum llmgpu_status st;
+    if (!cJSON_IsObject(dec))
+        return LLMGPU_OK;
+    cJSON_ArrayForEach(e, dec) {
+        const char *c = jstr(e, "content");
+        char *end = NULL;
+        long id = e->string ? strtol(e->string, &end, 10) : -1;
+        int special = jbool(e, "special", 0);
+        int32_t k;
+        uint32_t i;
+        if (!c || !*c || !end || *end || id < 0 || (uint64_t)id >= t->n_vocab)
+            continue;
+        k = lg_tok_added_get(t, c, strlen(c));
+        if (k >= 0) {
+            struct lg_added *x = &t->added[k];
+            if (!v4 && x->id == (int32_t)id) {
+                x->special = special != 0;
+                x->lstrip = jbool(e, "lstrip", 0) != 0;
+                x->rstrip = jbool(e, "rstrip", 0) != 0;
+                x->single_word = jbool(e, "single_word", 0) != 0;
+                x->normalized = jbool(e, "normalized", !special) != 0;
+            }
+            continue;
+        }
+        for (i = 0; i < t->n_added && t->added[i].id != (int32_t)id; i++)
+            ;
+        if (i < t->n_added)
+            continue; /* that id is already an added token with other content */
+        if ((st = added_push(t, c, (int32_t)id, special, jbool(e, "lstrip", 0),
+                             jbool(e, "rstrip", 0), jbool(e, "single_word", 0),
+                             jbool(e, "normalized", !special), cap)) ||
+            (st = amap_add(t)))
+            return st;
+    }
+    return LLMGPU_OK;
+}
+
+static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uint32_t *cap,
+                                   int v4) {
     enum llmgpu_status st;
     t->clean_up_spaces = 0;
     if (cJSON_IsObject(cfg)) {
@@ -947,9 +1009,13 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
         const cJSON *extra = cJSON_GetObjectItemCaseSensitive(cfg, "additional_special_tokens");
         static const char *const keys[] = {"bos_token", "eos_token", "unk_token", "pad_token"};
         size_t i;
+        if ((st = cfg_added_decoder(t, cfg, cap, v4)))
+            return st;
         t->clean_up_spaces = jbool(cfg, "clean_up_tokenization_spaces", 0);
         /* transformers 5 ignores it for BPE models (TokenizersBackend._decode) */
-        if (!v4 && !jbool(cfg, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output", 0))
+        if (!v4 &&
+            !jbool(cfg, "clean_up_tokenization_spaces_for_bpe_even_though_it_will_corrupt_output",
+                   0))
             t->clean_up_spaces = 0;
         for (i = 0; i < LG_ARRAY_LEN(keys); i++) {
             st = cfg_special(t, token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i])), cap);
@@ -961,6 +1027,12 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
                 if ((st = cfg_special(t, token_content(e), cap)))
                     return st;
             }
+        }
+        for (i = 0; i < 2; i++) {
+            const char *tx = token_content(cJSON_GetObjectItemCaseSensitive(cfg, keys[i]));
+            char **dst = i ? &t->chat_eos : &t->chat_bos;
+            if (tx && !(*dst = lg_strdup(t->a, tx)))
+                return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
         }
         if (cJSON_IsString(ct)) {
             if (!(t->chat_template = lg_strdup(t->a, ct->valuestring)))
@@ -979,10 +1051,11 @@ static enum llmgpu_status load_cfg(struct lg_tokenizer *t, const cJSON *cfg, uin
     return LLMGPU_OK;
 }
 
-static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen, int v4) {
-    static const char *const eog_names[] = {"<|eot_id|>", "<|eom_id|>", "<|im_end|>",
+static enum llmgpu_status load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen,
+                                   int v4) {
+    static const char *const eog_names[] = {"<|eot_id|>",      "<|eom_id|>",    "<|im_end|>",
                                             "<|end_of_text|>", "<|endoftext|>", "</s>",
-                                            "<end_of_turn>", "<|end|>", "<|return|>"};
+                                            "<end_of_turn>",   "<|end|>",       "<|return|>"};
     const char *bos = NULL, *eos = NULL, *cls = NULL;
     size_t i;
     int64_t v;
@@ -1025,8 +1098,8 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen,
         } else if (!jint(e, 0, (int64_t)t->n_vocab - 1, &v)) {
             t->eos_ids[t->n_eos_ids++] = (int32_t)v;
         }
-        if (t->bos_id < 0 &&
-            !jint(cJSON_GetObjectItemCaseSensitive(gen, "bos_token_id"), 0, (int64_t)t->n_vocab - 1, &v))
+        if (t->bos_id < 0 && !jint(cJSON_GetObjectItemCaseSensitive(gen, "bos_token_id"), 0,
+                                   (int64_t)t->n_vocab - 1, &v))
             t->bos_id = (int32_t)v;
     }
     if (t->n_eos_ids == 0 && t->eos_id >= 0)
@@ -1038,6 +1111,7 @@ static void load_ids(struct lg_tokenizer *t, const cJSON *cfg, const cJSON *gen,
     eog_add(t, t->eos_id);
     for (i = 0; i < LG_ARRAY_LEN(eog_names); i++)
         eog_add(t, lg_tok_find(t, eog_names[i]));
+    return LLMGPU_OK;
 }
 
 /* ---- public entry points ---- */
@@ -1054,6 +1128,14 @@ static enum llmgpu_status v5_llama(struct lg_tokenizer *t, const cJSON *cfg) {
     const char *cls = cJSON_IsObject(cfg) ? jstr(cfg, "tokenizer_class") : NULL;
     if (!cls || (strcmp(cls, "LlamaTokenizer") && strcmp(cls, "LlamaTokenizerFast")))
         return LLMGPU_OK;
+    /* A byte-level tokenizer.json under a Llama class name (some Llama 3 derivatives) would
+     * be broken by the SentencePiece rebuild; keep it as written (a deliberate deviation). */
+    for (i = 0; i < t->n_pre; i++)
+        if (t->pre[i].kind == LG_PRE_BYTELEVEL)
+            return LLMGPU_OK;
+    for (i = 0; i < t->n_dec; i++)
+        if (t->dec[i].kind == LG_DEC_BYTELEVEL)
+            return LLMGPU_OK;
     add_prefix_space = jbool(cfg, "add_prefix_space", 1);
     legacy = jbool(cfg, "legacy", 0);
     for (i = 0; i < t->n_norm; i++) {
@@ -1076,7 +1158,9 @@ static enum llmgpu_status v5_llama(struct lg_tokenizer *t, const cJSON *cfg) {
     p = &t->pre[t->n_pre++];
     memset(p, 0, sizeof *p);
     p->kind = LG_PRE_METASPACE;
-    p->prepend = !add_prefix_space ? LG_PREPEND_NEVER : legacy ? LG_PREPEND_ALWAYS : LG_PREPEND_FIRST;
+    p->prepend = !add_prefix_space ? LG_PREPEND_NEVER
+                 : legacy          ? LG_PREPEND_ALWAYS
+                                   : LG_PREPEND_FIRST;
     if (!(p->s1 = lg_strdup(t->a, SP_MARK)))
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     p->s1_len = 3;
@@ -1196,7 +1280,10 @@ enum llmgpu_status lg_tok_load_ex(const struct lg_alloc *a, const struct lg_log 
         goto err_free;
     if ((st = added_finish(t)))
         goto err_free;
-    load_ids(t, jc, jg, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0);
+    if ((st = load_ids(t, jc, jg, (opts & LG_TOK_OPT_TRANSFORMERS_V4) != 0)))
+        goto err_free;
+    if ((st = lg_tok_bpe_selfcheck(t)))
+        goto err_free;
     if ((st = lg_tok_pieces_build(t)))
         goto err_free;
     t->alloc.fail_after = 0;
@@ -1213,10 +1300,9 @@ err_free:
     return st;
 }
 
-enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log,
-                               const char *json, size_t json_len, const char *cfg,
-                               size_t cfg_len, const char *gen_cfg, size_t gen_cfg_len,
-                               struct lg_tokenizer **out) {
+enum llmgpu_status lg_tok_load(const struct lg_alloc *a, const struct lg_log *log, const char *json,
+                               size_t json_len, const char *cfg, size_t cfg_len,
+                               const char *gen_cfg, size_t gen_cfg_len, struct lg_tokenizer **out) {
     return lg_tok_load_ex(a, log, json, json_len, cfg, cfg_len, gen_cfg, gen_cfg_len, 0, out);
 }
 
@@ -1241,11 +1327,45 @@ enum llmgpu_status lg_tok_load_dir(const struct lg_alloc *a, const struct lg_log
     return lg_tok_load_dir_ex(a, log, dir, 0, out);
 }
 
+/* transformers' legacy path: when tokenizer_config.json has no added_tokens_decoder, the
+ * entries of special_tokens_map.json (bos_token, eos_token, ...) override it. Returns a
+ * new configuration text (cJSON's allocator) or NULL to keep cfg as it is. */
+static char *merge_special_map(const struct lg_log *log, const char *cfg, size_t cl,
+                               const char *map, size_t ml) {
+    cJSON *c = NULL, *m, *e;
+    char *res = NULL;
+    if (!map)
+        return NULL;
+    m = cJSON_ParseWithLength(map, ml);
+    if (!cJSON_IsObject(m)) {
+        lg_warn(log, "special_tokens_map.json: not a JSON object, ignored");
+        goto out;
+    }
+    c = cfg ? cJSON_ParseWithLength(cfg, cl) : cJSON_CreateObject();
+    if (!cJSON_IsObject(c) || cJSON_GetObjectItemCaseSensitive(c, "added_tokens_decoder"))
+        goto out; /* a malformed tokenizer_config.json is reported by the loader */
+    cJSON_ArrayForEach(e, m) {
+        cJSON *dup = cJSON_Duplicate(e, 1);
+        if (!dup || !e->string)
+            goto out_dup;
+        cJSON_DeleteItemFromObjectCaseSensitive(c, e->string);
+        cJSON_AddItemToObject(c, e->string, dup);
+        continue;
+    out_dup:
+        cJSON_Delete(dup);
+    }
+    res = cJSON_PrintUnformatted(c);
+out:
+    cJSON_Delete(c);
+    cJSON_Delete(m);
+    return res;
+}
+
 enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_log *log,
                                       const char *dir, uint32_t opts, struct lg_tokenizer **out) {
     char path[4096];
-    char *js = NULL, *cfg = NULL, *gen = NULL, *tpl = NULL;
-    size_t jl = 0, cl = 0, gl = 0, tl = 0;
+    char *js = NULL, *cfg = NULL, *gen = NULL, *tpl = NULL, *map = NULL, *merged;
+    size_t jl = 0, cl = 0, gl = 0, tl = 0, ml = 0;
     enum llmgpu_status st;
     if (!out)
         return LLMGPU_ERR_INVALID_ARGUMENT;
@@ -1256,9 +1376,16 @@ enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_
         return st;
     if ((st = read_opt(a, dir, "tokenizer_config.json", &cfg, &cl)) ||
         (st = read_opt(a, dir, "generation_config.json", &gen, &gl)) ||
-        (st = read_opt(a, dir, "chat_template.jinja", &tpl, &tl)))
+        (st = read_opt(a, dir, "chat_template.jinja", &tpl, &tl)) ||
+        (st = read_opt(a, dir, "special_tokens_map.json", &map, &ml)))
         goto out;
-    st = lg_tok_load_ex(a, log, js, jl, cfg, cl, gen, gl, opts, out);
+    merged = merge_special_map(log, cfg, cl, map, ml);
+    if (merged) {
+        st = lg_tok_load_ex(a, log, js, jl, merged, strlen(merged), gen, gl, opts, out);
+        cJSON_free(merged);
+    } else {
+        st = lg_tok_load_ex(a, log, js, jl, cfg, cl, gen, gl, opts, out);
+    }
     if (st == LLMGPU_OK && tpl && !(*out)->chat_template) {
         (*out)->chat_template = lg_strndup((*out)->a, tpl, tl);
         if (!(*out)->chat_template) {
@@ -1272,6 +1399,7 @@ out:
     lg_free(a, cfg);
     lg_free(a, gen);
     lg_free(a, tpl);
+    lg_free(a, map);
     return st;
 }
 
@@ -1308,6 +1436,7 @@ void lg_tok_free(struct lg_tokenizer *t) {
     lg_free(&a, t->amap);
     lg_free(&a, t->merges);
     lg_free(&a, t->merge_side);
+    lg_free(&a, t->self_merging);
     lg_free(&a, t->vmap);
     lg_free(&a, t->text_pool);
     lg_free(&a, t->tok_off);
@@ -1316,6 +1445,8 @@ void lg_tok_free(struct lg_tokenizer *t) {
     lg_free(&a, t->vtok_len);
     lg_free(&a, t->is_special);
     lg_free(&a, t->chat_template);
+    lg_free(&a, t->chat_bos);
+    lg_free(&a, t->chat_eos);
     lg_free(&a, t);
 }
 
@@ -1357,6 +1488,9 @@ const char *lg_tok_text(const struct lg_tokenizer *t, int32_t id) {
     if (!t || id < 0 || (uint32_t)id >= t->n_vocab || t->tok_off[id] == UINT32_MAX)
         return NULL;
     return t->text_pool + t->tok_off[id];
+}
+const char *lg_tok_chat_token(const struct lg_tokenizer *t, int eos) {
+    return t ? (eos ? t->chat_eos : t->chat_bos) : NULL;
 }
 const char *lg_tok_chat_template(const struct lg_tokenizer *t) {
     return t ? t->chat_template : NULL;

@@ -189,9 +189,7 @@ enum llmgpu_status lg_uploader_flush(struct lg_uploader *u) {
     st = lg_vk_check(ctx, vkEndCommandBuffer(u->cb), "vkEndCommandBuffer");
     if (st != LLMGPU_OK)
         return st;
-    pthread_mutex_lock(&ctx->queue_lock);
-    r = vkQueueSubmit(ctx->queue, 1, &si, u->fence);
-    pthread_mutex_unlock(&ctx->queue_lock);
+    r = lg_vk_queue_submit(ctx, &si, u->fence);
     st = lg_vk_check(ctx, r, "vkQueueSubmit (upload)");
     if (st != LLMGPU_OK)
         return st;
@@ -281,6 +279,8 @@ enum llmgpu_status lg_buffer_download(struct llmgpu_context *ctx, const struct l
     struct lg_cmd cmd;
     enum llmgpu_status st;
     VkBufferCopy region = {.srcOffset = offset, .dstOffset = 0, .size = size};
+    if (atomic_load(&ctx->lost))
+        return LLMGPU_ERR_DEVICE_LOST; /* a mapped buffer of a lost device holds garbage */
     if (size == 0)
         return LLMGPU_OK;
     if (src->mapped) {

@@ -33,6 +33,29 @@ const char *lg_vk_result_string(VkResult r) {
     }
 }
 
+/* 1 when the device-loss test hook fires for this submission. */
+static int take_injected_loss(struct llmgpu_context *ctx) {
+    int v = atomic_load(&ctx->inject_lost);
+    while (v > 0)
+        if (atomic_compare_exchange_weak(&ctx->inject_lost, &v, v - 1))
+            return v == 1;
+    return 0;
+}
+
+VkResult lg_vk_queue_submit(struct llmgpu_context *ctx, const VkSubmitInfo *si, VkFence fence) {
+    VkResult r;
+    if (take_injected_loss(ctx))
+        return VK_ERROR_DEVICE_LOST;
+    pthread_mutex_lock(&ctx->queue_lock);
+    r = vkQueueSubmit(ctx->queue, 1, si, fence);
+    pthread_mutex_unlock(&ctx->queue_lock);
+    return r;
+}
+
+void lg_test_inject_device_lost(struct llmgpu_context *ctx) {
+    atomic_store(&ctx->inject_lost, 1);
+}
+
 enum llmgpu_status lg_vk_check(struct llmgpu_context *ctx, VkResult r, const char *what) {
     if (r == VK_SUCCESS)
         return LLMGPU_OK;

@@ -187,6 +187,13 @@ static void write_cache_file(struct llmgpu_context *ctx, const char *path, const
 
 /* ---- shaderc ---- */
 
+/* What include_resolve answers when it cannot allocate: shaderc dereferences the
+ * result, so NULL would crash it. An empty source_name is shaderc's "include failed";
+ * compile_spirv recognises the message and reports OUT_OF_HOST_MEMORY. */
+#define LG_INCLUDE_OOM "llmgpu: out of host memory resolving an include"
+static shaderc_include_result include_oom = {"", 0, LG_INCLUDE_OOM, sizeof LG_INCLUDE_OOM - 1,
+                                             NULL};
+
 static shaderc_include_result *include_resolve(void *user, const char *requested, int type,
                                                const char *requesting, size_t depth) {
     static const char not_found[] = "include not found among the embedded kernels";
@@ -199,7 +206,7 @@ static shaderc_include_result *include_resolve(void *user, const char *requested
     (void)depth;
     r = lg_calloc(&ctx->alloc, 1, sizeof *r);
     if (!r)
-        return NULL;
+        return &include_oom;
     if (src) {
         r->source_name = requested;
         r->source_name_length = strlen(requested);
@@ -216,7 +223,8 @@ static shaderc_include_result *include_resolve(void *user, const char *requested
 
 static void include_release(void *user, shaderc_include_result *r) {
     struct llmgpu_context *ctx = user;
-    lg_free(&ctx->alloc, r);
+    if (r != &include_oom)
+        lg_free(&ctx->alloc, r);
 }
 
 static enum llmgpu_status compile_spirv(struct llmgpu_context *ctx, const char *name,
@@ -257,6 +265,8 @@ static enum llmgpu_status compile_spirv(struct llmgpu_context *ctx, const char *
             at += (size_t)snprintf(defs + at, sizeof defs - at, "%s%s", i ? " " : "", defines[i]);
         lg_err(&ctx->log, "kernel %s failed to compile (defines: %s): %s", name, defs,
                res ? shaderc_result_get_error_message(res) : "no result");
+        if (!res || strstr(shaderc_result_get_error_message(res), LG_INCLUDE_OOM))
+            st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
         goto done;
     }
     {

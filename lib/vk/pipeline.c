@@ -299,9 +299,7 @@ enum llmgpu_status lg_cmd_submit_wait(struct llmgpu_context *ctx, struct lg_cmd 
     VkResult r;
     if (atomic_load(&ctx->lost))
         return LLMGPU_ERR_DEVICE_LOST;
-    pthread_mutex_lock(&ctx->queue_lock);
-    r = vkQueueSubmit(ctx->queue, 1, &si, c->fence);
-    pthread_mutex_unlock(&ctx->queue_lock);
+    r = lg_vk_queue_submit(ctx, &si, c->fence);
     st = lg_vk_check(ctx, r, "vkQueueSubmit");
     if (st != LLMGPU_OK)
         return st;

@@ -61,6 +61,10 @@ struct llmgpu_context {
     _Atomic uint64_t device_bytes;   /* device-local bytes allocated now */
     _Atomic uint64_t validation_errors;
     _Atomic int lost;                /* VK_ERROR_DEVICE_LOST seen */
+    /* Test hook (experimental, internal): when > 0 it counts down on every queue
+     * submission, and the submission that brings it to 0 is not made but reports
+     * VK_ERROR_DEVICE_LOST, as a driver reset would. */
+    _Atomic int inject_lost;
 
     /* statistics of the kernel compiler */
     _Atomic uint64_t kc_compiled, kc_cache_hits;
@@ -71,6 +75,11 @@ struct llmgpu_context {
  * on VK_ERROR_DEVICE_LOST. */
 enum llmgpu_status lg_vk_check(struct llmgpu_context *ctx, VkResult r, const char *what);
 const char *lg_vk_result_string(VkResult r);
+/* vkQueueSubmit under the queue lock, through the device-loss test hook. */
+VkResult lg_vk_queue_submit(struct llmgpu_context *ctx, const VkSubmitInfo *si, VkFence fence);
+/* Tests only (reached through libllmgpu.a, never exported): the next queue
+ * submission of ctx reports VK_ERROR_DEVICE_LOST. */
+void lg_test_inject_device_lost(struct llmgpu_context *ctx);
 uint64_t lg_now_ns(void);
 
 /* ---- buffers (buffer.c) ---- */

@@ -8,7 +8,16 @@
  *      -lpcre2-8 -lutf8proc -lcjson
  *   build/bench_tokenizer tests/fixtures/tokenizers/npm/llama3 [MB] [reps]
  *
- * Like the Python side, the text is encoded one paragraph (line) per call.
+ * Like the Python side, the text is encoded one paragraph (line) per call. Times are the
+ * thread's CPU time (fair on a shared machine).
+ *
+ * For a machine without libpcre2/libutf8proc/libcjson (the GPU host): link the first two
+ * statically and carry libcjson.so.1 next to the binary:
+ *   mkdir -p build/benchpkg && cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib \
+ *      -o build/benchpkg/bench_tokenizer tests/tools/bench_tokenizer.c lib/tokenizer/tok_*.c \
+ *      lib/log.c lib/alloc.c -Wl,-Bstatic -lpcre2-8 -lutf8proc -Wl,-Bdynamic -lcjson
+ *   cp -L /usr/lib/x86_64-linux-gnu/libcjson.so.1 build/benchpkg/
+ *   LD_LIBRARY_PATH=build/benchpkg build/benchpkg/bench_tokenizer DIR 8 3
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,15 +27,20 @@
 #include "tokenizer/tokenizer.h"
 
 static const char *const words[] = {
-    "the", "of", "and", "to", "in", "is", "was", "for", "that", "with", "as", "on", "by", "at",
-    "from", "his", "her", "it", "an", "were", "are", "which", "this", "be", "or", "has", "had",
-    "not", "but", "also", "first", "new", "one", "their", "after", "its", "who", "two", "they",
-    "have", "been", "other", "all", "time", "year", "city", "during", "would", "some", "there",
-    "more", "into", "school", "world", "state", "government", "between", "people", "under",
-    "these", "years", "however", "called", "most", "company", "used", "known", "number", "may",
-    "same", "only", "later", "such", "including", "while", "them", "work", "university",
-    "national", "where", "part", "many", "through", "family", "second", "when", "both", "three",
-    "because", "example", "language", "computer", "running", "quickly", "beautiful", "important"};
+    "the",        "of",       "and",     "to",        "in",       "is",      "was",
+    "for",        "that",     "with",    "as",        "on",       "by",      "at",
+    "from",       "his",      "her",     "it",        "an",       "were",    "are",
+    "which",      "this",     "be",      "or",        "has",      "had",     "not",
+    "but",        "also",     "first",   "new",       "one",      "their",   "after",
+    "its",        "who",      "two",     "they",      "have",     "been",    "other",
+    "all",        "time",     "year",    "city",      "during",   "would",   "some",
+    "there",      "more",     "into",    "school",    "world",    "state",   "government",
+    "between",    "people",   "under",   "these",     "years",    "however", "called",
+    "most",       "company",  "used",    "known",     "number",   "may",     "same",
+    "only",       "later",    "such",    "including", "while",    "them",    "work",
+    "university", "national", "where",   "part",      "many",     "through", "family",
+    "second",     "when",     "both",    "three",     "because",  "example", "language",
+    "computer",   "running",  "quickly", "beautiful", "important"};
 
 static uint64_t lcg_x;
 static uint64_t lcg(void) {
@@ -149,7 +163,8 @@ int main(int argc, char **argv) {
         fprintf(stderr, "cannot load %s\n", argv[1]);
         return 1;
     }
-    printf("{\"tokenizer\": \"%s\", \"load_seconds\": %.3f, \"threads\": 1,\n", argv[1], now() - t0);
+    printf("{\"tokenizer\": \"%s\", \"load_seconds\": %.3f, \"threads\": 1,\n", argv[1],
+           now() - t0);
     en = gen_english(mb << 20);
     cjk = gen_cjk(mb << 20);
     if (getenv("LG_BENCH_DUMP")) { /* write the texts, to compare with the Python generator */

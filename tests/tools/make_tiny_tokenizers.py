@@ -127,7 +127,8 @@ def main():
     out = sys.argv[1] if len(sys.argv) > 1 else "tests/fixtures/tokenizer/tiny"
     os.makedirs(out, exist_ok=True)
     files = {"bytelevel/tokenizer.json": tiny_bl(), "sp/tokenizer.json": tiny_sp(),
-             "sp_unk/tokenizer.json": tiny_sp(False), "misc/tokenizer.json": tiny_misc()}
+             "sp_unk/tokenizer.json": tiny_sp(False), "misc/tokenizer.json": tiny_misc(),
+             "sp_map/tokenizer.json": tiny_sp(False)}
     cfgs = {"sp/tokenizer_config.json": {"add_bos_token": True, "add_eos_token": True,
                                          "bos_token": "<s>", "eos_token": "</s>",
                                          "tokenizer_class": "LlamaTokenizer", "legacy": True,
@@ -136,7 +137,14 @@ def main():
             "bytelevel/tokenizer_config.json": {"bos_token": "<|bos|>", "eos_token": "<|eot|>",
                                                 "clean_up_tokenization_spaces": True,
                                                 "tokenizer_class": "PreTrainedTokenizerFast"},
-            "bytelevel/generation_config.json": {"bos_token_id": 300, "eos_token_id": [301, 304]}}
+            "bytelevel/generation_config.json": {"bos_token_id": 300, "eos_token_id": [301, 304]},
+            # legacy layout: special_tokens_map.json overrides a config without
+            # added_tokens_decoder
+            "sp_map/tokenizer_config.json": {"tokenizer_class": "LlamaTokenizer",
+                                             "add_bos_token": True, "add_eos_token": True,
+                                             "eos_token": "<unk>", "legacy": False},
+            "sp_map/special_tokens_map.json": {"bos_token": {"content": "<s>"},
+                                               "eos_token": "</s>"}}
     for name, obj in list(files.items()) + list(cfgs.items()):
         path = os.path.join(out, name)
         os.makedirs(os.path.dirname(path), exist_ok=True)

@@ -494,6 +494,37 @@ class Model(_Handle):
                 _raise(st, "llmgpu_token_to_piece", self._sink.take())
             return buf.raw[:length.value]
 
+    def apply_chat_template(self, messages, add_generation_prompt=True):
+        """Render a conversation with the model's chat template, as transformers'
+        ``tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=...)``.
+
+        messages: OpenAI-style dicts with "role" and "content" (str or None; other keys
+        are not passed to the template). Raises LlmgpuError: ERR_UNSUPPORTED when the
+        model has no template or it uses a construct the renderer lacks,
+        ERR_INVALID_ARGUMENT when the template raises (raise_exception: its message is
+        in the error's log).
+        """
+        msgs = list(messages)
+        arr = (C.llmgpu_chat_message * max(len(msgs), 1))()
+        for i, m in enumerate(msgs):
+            content = m.get("content")
+            arr[i].role = str(m["role"]).encode("utf-8")
+            arr[i].content = None if content is None else str(content).encode("utf-8")
+        flags = C.ChatFlag.ADD_GENERATION_PROMPT if add_generation_prompt else 0
+        ptr = self._live()
+        cap = sum(len(arr[i].content or b"") + len(arr[i].role) for i in range(len(msgs))) + 4096
+        while True:
+            buf = ctypes.create_string_buffer(cap)
+            length = ctypes.c_size_t(cap)
+            self._sink.begin()
+            st = C.llmgpu_chat_apply_template(ptr, arr, len(msgs), flags, buf, ctypes.byref(length))
+            if st == Status.ERR_BUFFER_TOO_SMALL and length.value > cap:
+                cap = length.value
+                continue
+            if st != Status.OK:
+                _raise(st, "llmgpu_chat_apply_template", self._sink.take())
+            return buf.raw[:length.value].decode("utf-8", "replace")
+
     def session(self, n_ctx=None, n_batch=None):
         """A new Session (KV cache) of this model; n_ctx defaults to min(model's, 4096)."""
         return Session(self, n_ctx=n_ctx, n_batch=n_batch)
@@ -742,6 +773,24 @@ class Session(_Handle):
             text = text[:cut]
         if len(text) > emitted:
             yield text[emitted:]
+
+    def chat(self, messages, max_tokens=256, temperature=0.0, seed=None, stop=None):
+        """Answer a conversation: the assistant's reply to messages (OpenAI-style dicts).
+
+        The conversation is rendered with the model's chat template and the generation
+        prompt (Model.apply_chat_template) and tokenized without adding BOS (the template
+        has it). When the session already holds a prefix of those tokens (the earlier
+        turns of the same conversation), only the rest is prefilled; otherwise the
+        session starts over. Generation as in stream(); returns the text.
+        """
+        ids = self._model.tokenize(self._model.apply_chat_template(messages, True),
+                                   add_special=False, parse_special=True)
+        held = self._tokens
+        if not (held and len(held) < len(ids) and ids[:len(held)] == held):
+            self.reset()
+            held = []
+        return self.generate(ids[len(held):], max_tokens=max_tokens, temperature=temperature,
+                             seed=seed, stop=stop)
 
     def generate(self, prompt, max_tokens=64, temperature=0.0, seed=None, stop=None,
                  add_special=None):

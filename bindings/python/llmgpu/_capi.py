@@ -88,6 +88,7 @@ class ContextFlag(enum.IntFlag):
     VALIDATION = 1 << 0
     NO_DISK_CACHE = 1 << 1
     PROFILE = 1 << 2
+    COOPMAT = 1 << 3
 
 
 class ModelFlag(enum.IntFlag):
@@ -106,12 +107,34 @@ class DetokenizeFlag(enum.IntFlag):
     SKIP_SPECIAL = 1 << 0
 
 
+class ChatFlag(enum.IntFlag):
+    """LLMGPU_CHAT_FLAG_*."""
+    ADD_GENERATION_PROMPT = 1 << 0
+
+
+class StopReason(enum.IntEnum):
+    """enum llmgpu_stop_reason."""
+    NONE = 0
+    MAX_TOKENS = 1
+    EOG = 2
+    STOP_STRING = 3
+    CALLBACK = 4
+    CONTEXT_FULL = 5
+
+
+class GenerateFlag(enum.IntFlag):
+    """LLMGPU_GENERATE_FLAG_*."""
+    IGNORE_EOG = 1 << 0
+    SPECIAL_TEXT = 1 << 1
+
+
 # For tests/test_header.py: header prefix -> Python class holding its members.
 ENUM_PREFIXES = {
     "enum llmgpu_status": ("LLMGPU_", Status),
     "enum llmgpu_log_level": ("LLMGPU_LOG_LEVEL_", LogLevel),
     "enum llmgpu_device_type": ("LLMGPU_DEVICE_TYPE_", DeviceType),
     "enum llmgpu_weight_type": ("LLMGPU_WEIGHT_TYPE_", WeightType),
+    "enum llmgpu_stop_reason": ("LLMGPU_STOP_REASON_", StopReason),
 }
 FLAG_PREFIXES = {
     "LLMGPU_DEVICE_FEATURE_": DeviceFeature,
@@ -119,6 +142,8 @@ FLAG_PREFIXES = {
     "LLMGPU_MODEL_FLAG_": ModelFlag,
     "LLMGPU_TOKENIZE_FLAG_": TokenizeFlag,
     "LLMGPU_DETOKENIZE_FLAG_": DetokenizeFlag,
+    "LLMGPU_CHAT_FLAG_": ChatFlag,
+    "LLMGPU_GENERATE_FLAG_": GenerateFlag,
 }
 
 # C enums are int-sized on every ABI the library supports.
@@ -135,6 +160,10 @@ PROGRESS_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_uint64, ctypes.c_uint64, c
 ALLOC_FN = ctypes.CFUNCTYPE(ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p)
 # void (*free)(void *ptr, void *user);
 FREE_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+# typedef int (*llmgpu_token_fn)(int32_t token, const char *text, size_t len, void *user);
+# (text as a pointer: it is not NUL-terminated)
+TOKEN_FN = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_int32, ctypes.POINTER(ctypes.c_char),
+                            ctypes.c_size_t, ctypes.c_void_p)
 
 
 # ---- Structs -------------------------------------------------------------------
@@ -251,6 +280,38 @@ class llmgpu_sampler_params(ctypes.Structure):
     ]
 
 
+class llmgpu_chat_message(ctypes.Structure):
+    _fields_ = [
+        ("role", ctypes.c_char_p),
+        ("content", ctypes.c_char_p),
+    ]
+
+
+class llmgpu_generate_params(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("max_tokens", ctypes.c_uint32),
+        ("sampler", ctypes.POINTER(llmgpu_sampler_params)),
+        ("stop", ctypes.POINTER(ctypes.c_char_p)),
+        ("n_stop", ctypes.c_uint32),
+        ("on_token", TOKEN_FN),
+        ("user", ctypes.c_void_p),
+    ]
+
+
+class llmgpu_generate_result(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("stop_reason", c_enum),
+        ("n_prompt", ctypes.c_uint32),
+        ("n_generated", ctypes.c_uint32),
+        ("prompt_ms", ctypes.c_double),
+        ("ttft_ms", ctypes.c_double),
+        ("decode_ms", ctypes.c_double),
+    ]
+
+
 # struct name in the header -> mirror (for tests/test_header.py)
 STRUCTS = {
     "llmgpu_allocator": llmgpu_allocator,
@@ -261,6 +322,9 @@ STRUCTS = {
     "llmgpu_session_params": llmgpu_session_params,
     "llmgpu_profile_entry": llmgpu_profile_entry,
     "llmgpu_sampler_params": llmgpu_sampler_params,
+    "llmgpu_chat_message": llmgpu_chat_message,
+    "llmgpu_generate_params": llmgpu_generate_params,
+    "llmgpu_generate_result": llmgpu_generate_result,
 }
 
 
@@ -369,6 +433,12 @@ llmgpu_model_token_eos = _fn("llmgpu_model_token_eos", ctypes.c_int32, c_model_p
 # int llmgpu_model_token_is_eog(const struct llmgpu_model *model, int32_t token);
 llmgpu_model_token_is_eog = _fn("llmgpu_model_token_is_eog", ctypes.c_int, c_model_p,
                                 ctypes.c_int32)
+# enum llmgpu_status llmgpu_chat_apply_template(const struct llmgpu_model *model,
+#     const struct llmgpu_chat_message *msgs, size_t n_msgs, uint32_t flags, char *text,
+#     size_t *len_inout);
+llmgpu_chat_apply_template = _fn("llmgpu_chat_apply_template", c_enum, c_model_p,
+                                 _P(llmgpu_chat_message), ctypes.c_size_t, ctypes.c_uint32,
+                                 ctypes.c_char_p, _P(ctypes.c_size_t))
 
 # void llmgpu_session_params_init(struct llmgpu_session_params *params);
 llmgpu_session_params_init = _fn("llmgpu_session_params_init", None,
@@ -414,6 +484,22 @@ llmgpu_sampler_params_init = _fn("llmgpu_sampler_params_init", None, _P(llmgpu_s
 #                                          int32_t *token);
 llmgpu_session_sample = _fn("llmgpu_session_sample", c_enum, c_session_p,
                             _P(llmgpu_sampler_params), _P(ctypes.c_int32))
+
+# void llmgpu_generate_params_init(struct llmgpu_generate_params *params);
+llmgpu_generate_params_init = _fn("llmgpu_generate_params_init", None,
+                                  _P(llmgpu_generate_params))
+# enum llmgpu_status llmgpu_generate(struct llmgpu_session *s, const int32_t *prompt,
+#                                    size_t n_prompt, const struct llmgpu_generate_params *params,
+#                                    struct llmgpu_generate_result *result);
+llmgpu_generate = _fn("llmgpu_generate", c_enum, c_session_p, _P(ctypes.c_int32),
+                      ctypes.c_size_t, _P(llmgpu_generate_params), _P(llmgpu_generate_result))
+# enum llmgpu_status llmgpu_session_truncate(struct llmgpu_session *s, uint32_t position);
+llmgpu_session_truncate = _fn("llmgpu_session_truncate", c_enum, c_session_p, ctypes.c_uint32)
+
+# enum llmgpu_status llmgpu_session_save(struct llmgpu_session *s, const char *path);
+llmgpu_session_save = _fn("llmgpu_session_save", c_enum, c_session_p, ctypes.c_char_p)
+# enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *path);
+llmgpu_session_load = _fn("llmgpu_session_load", c_enum, c_session_p, ctypes.c_char_p)
 
 _built_major = llmgpu_version_number() // 10000
 if _built_major != VERSION_MAJOR:

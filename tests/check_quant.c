@@ -1,0 +1,742 @@
+/*
+ * check_quant.c - quantized weights (q8_0, q4_0): the CPU quantizers against
+ * ggml's reference (tests/ref/quant_ref.c) bit for bit, round-trip error
+ * bounds, the mat-vec and GEMM kernels on quantized weights against C, and
+ * the forward pass of a tiny model loaded quantized.
+ *
+ * Tolerances:
+ *   kernels  NMSE <= 1e-10 against ref_matvec/ref_matmul on the weights that
+ *            the reference dequantizes: the same products, summed in another
+ *            order (measured ~1e-14 on lavapipe).
+ *   forward  against the C reference run on the dequantized weights: NMSE
+ *            < 1e-6, as check_forward.c (the GPU's f16 KV cache and
+ *            summation order are what differs).
+ *   quality  against the unquantized f16 weights: see QUALITY_* below.
+ * CPU tests are untagged (TCase "Quantizers"); the others are tagged "gpu".
+ */
+#include <check.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "forward.h"
+#include "model/quant.h"
+#include "ref/quant_ref.h"
+#include "ref/ref.h"
+#include "testutil.h"
+
+/* ---- CPU quantizers ---- */
+
+/* Awkward blocks: each case fills 32 values. */
+static void fill_case(int c, float *v, uint64_t seed) {
+    struct ref_rng rng;
+    ref_rng_seed(&rng, seed);
+    memset(v, 0, 32 * sizeof *v);
+    switch (c) {
+    case 0: break;                                  /* all zero */
+    case 1: v[seed % 32] = 0.75f; break;            /* one nonzero */
+    case 2: v[seed % 32] = -3.0e-3f; break;         /* one negative */
+    case 3:                                         /* +-max of f16 and beyond */
+        v[0] = 65504.0f;
+        v[5] = -65504.0f;
+        v[9] = 1.0e5f;
+        v[31] = -7.0f;
+        break;
+    case 4: /* ties of magnitude with opposite signs: q4_0 keeps the first */
+        v[3] = -2.0f;
+        v[7] = 2.0f;
+        v[8] = 1.0f;
+        v[9] = -1.0f;
+        break;
+    case 5: /* subnormals only */
+        for (int i = 0; i < 32; i++)
+            v[i] = (float)(i - 16) * 1.0e-41f;
+        break;
+    case 6: /* normal tiny: 1/d overflows */
+        v[1] = 1.0e-37f;
+        v[2] = -5.0e-38f;
+        break;
+    case 7: /* exact .5 ties after scaling: amax 127 gives id 1 for q8_0 */
+        for (int i = 0; i < 31; i++)
+            v[i] = (float)(i - 15) + 0.5f;
+        v[31] = 127.0f;
+        break;
+    case 8: /* q4_0 ties: max -8 gives id 1, x + 8.5 lands on integers */
+        for (int i = 0; i < 31; i++)
+            v[i] = -8.0f + 0.5f * (float)(i % 32);
+        v[31] = -8.0f;
+        break;
+    case 9: /* subnormal next to a normal value */
+        v[4] = 1.0e-40f;
+        v[5] = 0.5f;
+        v[6] = -1.0e-44f;
+        break;
+    default: /* random normals at a random scale */
+        {
+            float scale = powf(10.0f, (float)((int)(ref_rng_u64(&rng) % 13) - 6));
+            ref_fill_normal(&rng, v, 32, 0.0f, scale);
+        }
+        break;
+    }
+}
+#define N_CASES 40
+
+START_TEST(q8_0_bit_exact_with_ggml_reference) {
+    float x[N_CASES * 32], y[N_CASES * 32], yr[N_CASES * 32];
+    int8_t qs[N_CASES * 32];
+    uint16_t d[N_CASES];
+    struct qref_block_q8_0 ref[N_CASES];
+    for (int c = 0; c < N_CASES; c++)
+        fill_case(c, x + c * 32, (uint64_t)c * 7 + 3);
+    lg_quantize_q8_0(x, sizeof x / sizeof x[0], qs, d);
+    qref_quantize_row_q8_0(x, ref, sizeof x / sizeof x[0]);
+    for (int c = 0; c < N_CASES; c++) {
+        ck_assert_msg(d[c] == ref[c].d, "case %d: d %04x, ggml %04x", c, d[c], ref[c].d);
+        for (int j = 0; j < 32; j++)
+            ck_assert_msg(qs[c * 32 + j] == ref[c].qs[j], "case %d value %d: q %d, ggml %d", c,
+                          j, qs[c * 32 + j], ref[c].qs[j]);
+    }
+    lg_dequantize_q8_0(qs, d, sizeof x / sizeof x[0], y);
+    qref_dequantize_row_q8_0(ref, yr, sizeof x / sizeof x[0]);
+    ck_assert_int_eq(memcmp(y, yr, sizeof y), 0);
+}
+END_TEST
+
+START_TEST(q4_0_bit_exact_with_ggml_reference) {
+    float x[N_CASES * 32], y[N_CASES * 32], yr[N_CASES * 32];
+    uint8_t qs[N_CASES * 16];
+    uint16_t d[N_CASES];
+    struct qref_block_q4_0 ref[N_CASES];
+    for (int c = 0; c < N_CASES; c++)
+        fill_case(c, x + c * 32, (uint64_t)c * 7 + 3);
+    lg_quantize_q4_0(x, sizeof x / sizeof x[0], qs, d);
+    qref_quantize_row_q4_0(x, ref, sizeof x / sizeof x[0]);
+    for (int c = 0; c < N_CASES; c++) {
+        ck_assert_msg(d[c] == ref[c].d, "case %d: d %04x, ggml %04x", c, d[c], ref[c].d);
+        for (int j = 0; j < 32; j++) {
+            /* ours: value j in byte j/2, nibble j%2; ggml: byte j%16, nibble j/16 */
+            int q = (qs[c * 16 + j / 2] >> (4 * (j % 2))) & 15;
+            int qr = (ref[c].qs[j % 16] >> (4 * (j / 16))) & 15;
+            ck_assert_msg(q == qr, "case %d value %d: q %d, ggml %d", c, j, q, qr);
+        }
+    }
+    lg_dequantize_q4_0(qs, d, sizeof x / sizeof x[0], y);
+    qref_dequantize_row_q4_0(ref, yr, sizeof x / sizeof x[0]);
+    ck_assert_int_eq(memcmp(y, yr, sizeof y), 0);
+}
+END_TEST
+
+/* q4_K on super-blocks of 8 awkward sub-blocks (each a fill_case), plus rows
+ * of one case repeated, plus all-positive and all-negative blocks (the min
+ * search's two sides): the bytes equal ggml's block_q4_K. */
+START_TEST(q4_k_bit_exact_with_ggml_reference) {
+    enum { NB = 24, N = NB * 256 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y), *yr = malloc(N * sizeof *yr);
+    uint8_t *q = malloc(NB * LG_Q4_K_BLOCK);
+    struct qref_block_q4_K *ref = malloc(NB * sizeof *ref);
+    ck_assert_uint_eq(sizeof *ref, LG_Q4_K_BLOCK);
+    for (int b = 0; b < NB; b++)
+        for (int j = 0; j < 8; j++) {
+            float *v = x + b * 256 + j * 32;
+            int c = b < 8 ? (b * 8 + j) % N_CASES : b < 16 ? b % 10 : 10 + b * 8 + j;
+            fill_case(c, v, (uint64_t)(b * 8 + j) * 13 + 1);
+            if (b >= 20)
+                for (int i = 0; i < 32; i++)
+                    v[i] = b % 2 ? fabsf(v[i]) + 0.01f : -fabsf(v[i]) - 0.01f;
+        }
+    lg_quantize_q4_k(x, N, q);
+    qref_quantize_row_q4_K(x, ref, N);
+    for (int b = 0; b < NB; b++)
+        ck_assert_msg(memcmp(q + b * LG_Q4_K_BLOCK, &ref[b], LG_Q4_K_BLOCK) == 0,
+                      "super-block %d differs from ggml's", b);
+    lg_dequantize_q4_k(q, N, y);
+    qref_dequantize_row_q4_K(ref, yr, N);
+    ck_assert_int_eq(memcmp(y, yr, N * sizeof *y), 0);
+    free(x);
+    free(y);
+    free(yr);
+    free(q);
+    free(ref);
+}
+END_TEST
+
+/* Many random blocks at scales from 1e-8 to 1e4, a quarter of them snapped to
+ * half-steps of their own grid (rounding ties everywhere): all three types
+ * agree with ggml byte for byte. */
+START_TEST(random_blocks_bit_exact) {
+    enum { NB = 8192, N = NB * 32 };
+    float *x = malloc(N * sizeof *x);
+    int8_t *q8 = malloc(N);
+    uint8_t *q4 = malloc(N / 2), *qk = malloc(N / 256 * LG_Q4_K_BLOCK);
+    uint16_t *d = malloc(NB * sizeof *d);
+    struct qref_block_q8_0 *r8 = malloc(NB * sizeof *r8);
+    struct qref_block_q4_0 *r4 = malloc(NB * sizeof *r4);
+    struct qref_block_q4_K *rk = malloc(NB / 8 * sizeof *rk);
+    struct ref_rng rng;
+    ref_rng_seed(&rng, 2024);
+    for (int b = 0; b < NB; b++) {
+        float scale = powf(10.0f, -8.0f + 12.0f * ref_rng_uniform(&rng));
+        ref_fill_normal(&rng, x + b * 32, 32, b % 7 == 0 ? scale : 0.0f, scale);
+        if (b % 4 == 1) {
+            float step = scale / 4.0f;
+            for (int i = 0; i < 32; i++)
+                x[b * 32 + i] = (floorf(x[b * 32 + i] / step) + 0.5f) * step;
+        }
+    }
+    lg_quantize_q8_0(x, N, q8, d);
+    qref_quantize_row_q8_0(x, r8, N);
+    for (int b = 0; b < NB; b++)
+        ck_assert_msg(d[b] == r8[b].d && memcmp(q8 + b * 32, r8[b].qs, 32) == 0,
+                      "q8_0 block %d differs", b);
+    lg_quantize_q4_0(x, N, q4, d);
+    qref_quantize_row_q4_0(x, r4, N);
+    for (int b = 0; b < NB; b++) {
+        ck_assert_msg(d[b] == r4[b].d, "q4_0 block %d: d differs", b);
+        for (int j = 0; j < 32; j++)
+            ck_assert_msg(((q4[b * 16 + j / 2] >> (4 * (j % 2))) & 15) ==
+                              ((r4[b].qs[j % 16] >> (4 * (j / 16))) & 15),
+                          "q4_0 block %d value %d differs", b, j);
+    }
+    lg_quantize_q4_k(x, N, qk);
+    qref_quantize_row_q4_K(x, rk, N);
+    for (int b = 0; b < NB / 8; b++)
+        ck_assert_msg(memcmp(qk + b * LG_Q4_K_BLOCK, &rk[b], LG_Q4_K_BLOCK) == 0,
+                      "q4_K super-block %d differs", b);
+    free(x);
+    free(q8);
+    free(q4);
+    free(qk);
+    free(d);
+    free(r8);
+    free(r4);
+    free(rk);
+}
+END_TEST
+
+START_TEST(f16_conversion_agrees_with_ggml) {
+    /* the scale's rounding: every f16 value, the midpoints between them and
+     * their neighbours round as ggml's conversion does */
+    for (uint32_t h = 0; h < 0x7c00; h++) {
+        float f = lg_f16_to_f32((uint16_t)h);
+        float mid = (f + lg_f16_to_f32((uint16_t)(h + 1))) * 0.5f;
+        ck_assert_uint_eq(lg_f32_to_f16(f), qref_fp32_to_fp16(f));
+        ck_assert_uint_eq(lg_f32_to_f16(mid), qref_fp32_to_fp16(mid));
+        ck_assert_uint_eq(lg_f32_to_f16(nextafterf(mid, 0)), qref_fp32_to_fp16(nextafterf(mid, 0)));
+        ck_assert_uint_eq(lg_f32_to_f16(-mid), qref_fp32_to_fp16(-mid));
+        ck_assert(qref_fp16_to_fp32((uint16_t)h) == f);
+    }
+}
+END_TEST
+
+/* Round trip of normal(0, 1) rows: every value within the bound of its block,
+ * and the NMSE of the whole set measured. Bounds per value, with d the f16
+ * scale: q8_0 |err| <= 0.5 |d| + 127 |d - f16(d)| <= 0.57 |d| (the rounding of
+ * d to f16 moves the grid by up to 2^-11 relative); q4_0 |err| <= |d| (the
+ * value opposite to the max clamps at 7 steps instead of 8) and 0.53 |d|
+ * elsewhere. */
+START_TEST(round_trip_error_bounds) {
+    enum { N = 32 * 4096 };
+    float *x = malloc(N * sizeof *x), *y = malloc(N * sizeof *y);
+    int8_t *q8 = malloc(N);
+    uint8_t *q4 = malloc(N / 2);
+    uint16_t *d = malloc(N / 32 * sizeof *d);
+    struct ref_rng rng;
+    double e8, e4, ek;
+    ref_rng_seed(&rng, 99);
+    ref_fill_normal(&rng, x, N, 0.0f, 1.0f);
+    lg_quantize_q8_0(x, N, q8, d);
+    lg_dequantize_q8_0(q8, d, N, y);
+    for (size_t i = 0; i < N; i++) {
+        float dd = fabsf(lg_f16_to_f32(d[i / 32]));
+        ck_assert_msg(fabsf(x[i] - y[i]) <= 0.57f * dd, "q8_0 value %zu: %g -> %g (d %g)", i,
+                      (double)x[i], (double)y[i], (double)dd);
+    }
+    e8 = ref_nmse(y, x, N);
+    lg_quantize_q4_0(x, N, q4, d);
+    lg_dequantize_q4_0(q4, d, N, y);
+    for (size_t i = 0; i < N; i++) {
+        float dd = fabsf(lg_f16_to_f32(d[i / 32]));
+        ck_assert_msg(fabsf(x[i] - y[i]) <= 1.001f * dd, "q4_0 value %zu: %g -> %g (d %g)", i,
+                      (double)x[i], (double)y[i], (double)dd);
+    }
+    e4 = ref_nmse(y, x, N);
+    {
+        uint8_t *qk = malloc(N / 256 * LG_Q4_K_BLOCK);
+        lg_quantize_q4_k(x, N, qk);
+        lg_dequantize_q4_k(qk, N, y);
+        ek = ref_nmse(y, x, N);
+        free(qk);
+    }
+    /* measured 2.87e-5 (q8_0) and 7.39e-3 (q4_0) */
+    ck_assert_msg(e8 < 3.5e-5, "q8_0 round-trip NMSE %.3g", e8);
+    ck_assert_msg(e4 < 9e-3, "q4_0 round-trip NMSE %.3g", e4);
+    ck_assert_msg(ek < e4, "q4_K round-trip NMSE %.3g, not below q4_0's", ek);
+    fprintf(stderr, "# round-trip NMSE of normal data: q8_0 %.3g, q4_0 %.3g, q4_K %.3g\n", e8,
+            e4, ek);
+    free(x);
+    free(y);
+    free(q8);
+    free(q4);
+    free(d);
+}
+END_TEST
+
+
+/* ---- kernels on quantized weights ---- */
+
+static struct tu_log tlog;
+static struct llmgpu_context *g_ctx;
+static void gpu_setup(void) {
+    tu_log_clear(&tlog);
+    g_ctx = tu_context(&tlog, NULL);
+}
+static void gpu_teardown(void) {
+    tu_context_free(g_ctx);
+}
+
+enum { KF_BIAS = 1, KF_ACC = 2, KF_GATE_UP = 4, KF_NORM = 8, KF_GEMM = 16 };
+#define KEPS 1e-5f
+
+/* Quantize rows x cols of w into the shard layout of upload.c (values, then scales). */
+static void *pack_shard(enum lg_wtype t, const float *w, uint32_t rows, uint32_t cols,
+                        size_t *bytes) {
+    size_t qrow = t == LG_WTYPE_Q8_0 ? cols : cols / 2, drow = cols / 32 * 2;
+    uint8_t *buf;
+    if (t == LG_WTYPE_Q4_K) {
+        *bytes = (size_t)rows * (cols / 256) * LG_Q4_K_BLOCK;
+        buf = malloc(*bytes);
+        lg_quantize_q4_k(w, (size_t)rows * cols, buf);
+        return buf;
+    }
+    buf = malloc((size_t)rows * (qrow + drow));
+    for (uint32_t r = 0; r < rows; r++) {
+        uint16_t *d = (uint16_t *)(buf + (size_t)rows * qrow) + (size_t)r * (cols / 32);
+        if (t == LG_WTYPE_Q8_0)
+            lg_quantize_q8_0(w + (size_t)r * cols, cols, (int8_t *)buf + (size_t)r * qrow, d);
+        else
+            lg_quantize_q4_0(w + (size_t)r * cols, cols, buf + (size_t)r * qrow, d);
+    }
+    *bytes = (size_t)rows * (qrow + drow);
+    return buf;
+}
+
+/* w dequantized by the reference: the weights the kernels must apply. */
+static void ref_dequant(enum lg_wtype t, float *w, size_t n) {
+    if (t == LG_WTYPE_Q8_0)
+        qref_roundtrip_q8_0(w, n);
+    else if (t == LG_WTYPE_Q4_0)
+        qref_roundtrip_q4_0(w, n);
+    else
+        qref_roundtrip_q4_K(w, n);
+}
+
+static struct lg_pipeline *mm_pipe(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t K,
+                                   unsigned f) {
+    char st[10][48];
+    struct lg_pipeline_desc d;
+    struct lg_pipeline *p;
+    memset(&d, 0, sizeof d);
+    d.kernel = (f & KF_GEMM) ? "matmul.comp" : "matvec.comp";
+    d.n_bindings = (f & KF_NORM) ? 6 : (f & KF_GATE_UP) ? 5 : 4;
+    d.push_size = sizeof(struct lg_mm_push);
+    lg_desc_define(&d, st[0], "WG_SIZE", ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ? 64 : 256);
+    lg_desc_define(&d, st[1], "USE_SUBGROUP", ctx->caps.subgroup_arith ? 1 : 0);
+    lg_desc_define(&d, st[2], "K", K);
+    lg_desc_define(&d, st[3], "WTYPE", t);
+    lg_desc_define(&d, st[4], "HAS_BIAS", (f & KF_BIAS) != 0);
+    lg_desc_define(&d, st[5], "ACCUMULATE", (f & KF_ACC) != 0);
+    lg_desc_define(&d, st[6], "GATE_UP", (f & KF_GATE_UP) != 0);
+    lg_desc_define(&d, st[7], "ROWS", 2);
+    lg_desc_define(&d, st[8], "NORM", (f & KF_NORM) != 0);
+    snprintf(st[9], 48, "EPS=%.9e", (double)KEPS);
+    d.defines[d.n_defines++] = st[9];
+    ck_assert_msg(lg_pipeline_get(ctx, &d, &p) == LLMGPU_OK, "pipeline: %s", tlog.text);
+    return p;
+}
+
+/* y[t, y_col + r] (+)= op(W x[x_row + t]) for a quantized W (and U); returns the NMSE
+ * of the whole y buffer against the C reference on the dequantized weights. */
+static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows, uint32_t K,
+                     uint32_t n_tok, unsigned f) {
+    const uint32_t x_row = 1, y_col = 3, ld_y = rows + 5;
+    size_t nw = (size_t)rows * K, ny = (size_t)n_tok * ld_y, wbytes, ubytes;
+    float *w = malloc(nw * 4), *u = malloc(nw * 4), *x = malloc((size_t)(n_tok + x_row) * K * 4);
+    float *bias = malloc(rows * 4), *nrm = malloc(K * 4), *y = malloc(ny * 4);
+    float *yg = malloc(ny * 4), *xn = malloc(K * 4), *o = malloc(rows * 4), *ou = malloc(rows * 4);
+    void *wq, *uq;
+    struct lg_buffer bw, bu, bx, bb, by, bn;
+    struct lg_pipeline *p = mm_pipe(ctx, t, K, f);
+    struct lg_dpool pool;
+    struct lg_cmd cmd;
+    VkDescriptorSet set;
+    struct lg_mm_push pc = {0, rows, ld_y, n_tok, x_row, y_col};
+    struct ref_rng rng;
+    double e;
+    ref_rng_seed(&rng, rows * 31u + K + f);
+    ref_fill_normal(&rng, w, nw, 0.0f, 1.0f / sqrtf((float)K));
+    ref_fill_normal(&rng, u, nw, 0.0f, 1.0f / sqrtf((float)K));
+    ref_fill_normal(&rng, x, (size_t)(n_tok + x_row) * K, 0.0f, 1.0f);
+    ref_fill_normal(&rng, bias, rows, 0.0f, 1.0f);
+    ref_fill_normal(&rng, nrm, K, 1.0f, 0.25f);
+    ref_fill_normal(&rng, y, ny, 0.0f, 1.0f);
+    wq = pack_shard(t, w, rows, K, &wbytes);
+    uq = pack_shard(t, u, rows, K, &ubytes);
+    ck_assert_int_eq(lg_buffer_create(ctx, wbytes, LG_MEM_DEVICE, &bw), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_create(ctx, ubytes, LG_MEM_DEVICE, &bu), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_create(ctx, (size_t)(n_tok + x_row) * K * 4, LG_MEM_DEVICE, &bx),
+                     LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_create(ctx, rows * 4, LG_MEM_DEVICE, &bb), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_create(ctx, ny * 4, LG_MEM_DEVICE, &by), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_create(ctx, K * 4, LG_MEM_DEVICE, &bn), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &bw, 0, wq, wbytes), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &bu, 0, uq, ubytes), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &bx, 0, x, (size_t)(n_tok + x_row) * K * 4), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &bb, 0, bias, rows * 4), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &by, 0, y, ny * 4), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_upload(ctx, &bn, 0, nrm, K * 4), LLMGPU_OK);
+    ck_assert_int_eq(lg_dpool_create(ctx, 1, &pool), LLMGPU_OK);
+    {
+        struct lg_binding b[6] = {{&bw, 0, 0}, {&bx, 0, 0}, {&bb, 0, 0},
+                                  {&by, 0, 0}, {&bu, 0, 0}, {&bn, 0, 0}};
+        ck_assert_int_eq(lg_dset_create(ctx, &pool, p, b, p->n_bindings, &set), LLMGPU_OK);
+    }
+    ck_assert_int_eq(lg_cmd_create(ctx, &cmd), LLMGPU_OK);
+    ck_assert_int_eq(lg_cmd_begin(ctx, &cmd, 1), LLMGPU_OK);
+    lg_cmd_barrier_transfer(cmd.cb);
+    if (f & KF_GEMM)
+        lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + 63) / 64, (n_tok + 63) / 64, 1);
+    else
+        lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + 1) / 2, n_tok, 1);
+    ck_assert_int_eq(lg_cmd_end(ctx, &cmd), LLMGPU_OK);
+    ck_assert_int_eq(lg_cmd_submit_wait(ctx, &cmd), LLMGPU_OK);
+    ck_assert_int_eq(lg_buffer_download(ctx, &by, 0, yg, ny * 4), LLMGPU_OK);
+
+    /* the reference on dequantized weights */
+    ref_dequant(t, w, nw);
+    ref_dequant(t, u, nw);
+    for (uint32_t tk = 0; tk < n_tok; tk++) {
+        const float *xi = x + (size_t)(x_row + tk) * K;
+        if (f & KF_NORM) {
+            ref_rmsnorm(xn, xi, nrm, (int)K, KEPS);
+            xi = xn;
+        }
+        ref_matvec(o, xi, w, (f & KF_BIAS) ? bias : NULL, (int)K, (int)rows);
+        if (f & KF_GATE_UP) {
+            ref_matvec(ou, xi, u, NULL, (int)K, (int)rows);
+            ref_silu_mul(o, o, ou, (int)rows);
+        }
+        for (uint32_t r = 0; r < rows; r++) {
+            float *dst = &y[(size_t)tk * ld_y + y_col + r];
+            *dst = (f & KF_ACC) ? *dst + o[r] : o[r];
+        }
+    }
+    e = ref_nmse(yg, y, ny);
+    lg_cmd_destroy(ctx, &cmd);
+    lg_dpool_destroy(ctx, &pool);
+    lg_buffer_destroy(ctx, &bw);
+    lg_buffer_destroy(ctx, &bu);
+    lg_buffer_destroy(ctx, &bx);
+    lg_buffer_destroy(ctx, &bb);
+    lg_buffer_destroy(ctx, &by);
+    lg_buffer_destroy(ctx, &bn);
+    free(wq);
+    free(uq);
+    free(w);
+    free(u);
+    free(x);
+    free(bias);
+    free(nrm);
+    free(y);
+    free(yg);
+    free(xn);
+    free(o);
+    free(ou);
+    return e;
+}
+
+static const struct {
+    const char *name;
+    unsigned flags;
+    uint32_t n_tok;
+} mm_cases[] = {
+    {"matvec", 0, 1},
+    {"matvec bias", KF_BIAS, 2},
+    {"matvec accumulate", KF_ACC, 1},
+    {"matvec norm", KF_NORM | KF_BIAS, 3},
+    {"matvec gate_up", KF_GATE_UP, 2},
+    {"matvec gate_up norm", KF_GATE_UP | KF_NORM, 1},
+    {"gemm", KF_GEMM, 37},
+    {"gemm bias accumulate", KF_GEMM | KF_BIAS | KF_ACC, 70},
+};
+#define N_MM_CASES (int)(sizeof mm_cases / sizeof mm_cases[0])
+
+static const char *wtype_name(enum lg_wtype t) {
+    return t == LG_WTYPE_Q8_0 ? "q8_0" : t == LG_WTYPE_Q4_0 ? "q4_0" : "q4_K";
+}
+
+/* _i: case * 3 + type. Shapes: K 96 (3 blocks, fewer units than invocations;
+ * 512 for q4_K), K 2048 (every invocation loops), odd row counts (the scales'
+ * offset depends on the shard's row count). */
+START_TEST(kernels_match_dequantized_reference) {
+    static const enum lg_wtype types[3] = {LG_WTYPE_Q8_0, LG_WTYPE_Q4_0, LG_WTYPE_Q4_K};
+    enum lg_wtype t = types[_i % 3];
+    int c = _i / 3;
+    const uint32_t shapes[][2] = {{37, t == LG_WTYPE_Q4_K ? 512 : 96}, {130, 2048}};
+    for (int sh = 0; sh < 2; sh++) {
+        double e = run_mm(g_ctx, t, shapes[sh][0], shapes[sh][1], mm_cases[c].n_tok,
+                          mm_cases[c].flags);
+        fprintf(stderr, "# %s %s %ux%u: NMSE %.3g\n", wtype_name(t), mm_cases[c].name,
+                shapes[sh][0], shapes[sh][1], e);
+        ck_assert_msg(e <= 1e-10, "%s %s %ux%u: NMSE %.3g", wtype_name(t), mm_cases[c].name,
+                      shapes[sh][0], shapes[sh][1], e);
+    }
+}
+END_TEST
+
+/* ---- the forward pass of a tiny model loaded quantized ---- */
+
+/* Quality against the unquantized f16 weights on the tiny random model
+ * (fwd_cases[0] and [1]: means over the 25 logit vectors of the last prefill
+ * token and 24 greedy steps; KL(p_f16 || p_quant) in nats). The drift test
+ * fails beyond these bounds. Measured on lavapipe (the "# forward" lines the
+ * test prints): q8_0 NMSE 3.2e-5, KL 1.9e-4, greedy 25/25; q4_0 NMSE 8.9e-3,
+ * KL 0.041, greedy 23/25. Random weights are harsher than trained ones (see
+ * bench/RESULTS.md for the demo model). */
+#define QUALITY_Q8_0_NMSE 1e-4
+#define QUALITY_Q8_0_KL 5e-4
+#define QUALITY_Q4_0_NMSE 3e-2
+#define QUALITY_Q4_0_KL 0.12
+
+/* A matrix of rows of n_in values as a load at type wt leaves it: the rule of
+ * upload.c's pick_type (q4_K needs rows of a multiple of 256, else q4_0; the
+ * others a multiple of 32, else the matrix stays f16). */
+static void ref_quantize_matrix(enum llmgpu_weight_type wt, float *w, size_t rows, size_t n_in) {
+    if (wt == LLMGPU_WEIGHT_TYPE_Q4_K && n_in % 256 == 0)
+        ref_dequant(LG_WTYPE_Q4_K, w, rows * n_in);
+    else if (n_in % 32 == 0)
+        ref_dequant(wt == LLMGPU_WEIGHT_TYPE_Q8_0 ? LG_WTYPE_Q8_0 : LG_WTYPE_Q4_0, w,
+                    rows * n_in);
+}
+
+/* The reference's weights as a load at type wt leaves them: every projection
+ * matrix quantized and dequantized (the embedding and LM head stay f16). */
+static void ref_quantize_model(struct ref_model *m, enum llmgpu_weight_type wt) {
+    const struct lg_model_config *c = &m->cfg;
+    size_t E = c->n_embd, Q = (size_t)c->n_head * c->head_dim,
+           KV = (size_t)c->n_kv_head * c->head_dim, F = c->n_ff;
+    for (size_t l = 0; l < c->n_layer; l++) {
+        ref_quantize_matrix(wt, m->w.wq + l * Q * E, Q, E);
+        ref_quantize_matrix(wt, m->w.wk + l * KV * E, KV, E);
+        ref_quantize_matrix(wt, m->w.wv + l * KV * E, KV, E);
+        ref_quantize_matrix(wt, m->w.w1 + l * F * E, F, E);
+        ref_quantize_matrix(wt, m->w.w3 + l * F * E, F, E);
+        ref_quantize_matrix(wt, m->w.wo + l * E * Q, E, Q);
+        ref_quantize_matrix(wt, m->w.w2 + l * E * F, E, F);
+    }
+}
+
+/* KL(p || q) of the softmaxes of logits a (p) and b (q), in double. */
+static double kl_div(const float *a, const float *b, size_t n) {
+    double ma = a[0], mb = b[0], sa = 0, sb = 0, kl = 0;
+    for (size_t i = 1; i < n; i++) {
+        ma = a[i] > ma ? a[i] : ma;
+        mb = b[i] > mb ? b[i] : mb;
+    }
+    for (size_t i = 0; i < n; i++) {
+        sa += exp(a[i] - ma);
+        sb += exp(b[i] - mb);
+    }
+    for (size_t i = 0; i < n; i++) {
+        double lpa = a[i] - ma - log(sa), lpb = b[i] - mb - log(sb);
+        kl += exp(lpa) * (lpa - lpb);
+    }
+    return kl;
+}
+
+struct fwd_case {
+    const char *name;
+    const char *args;
+    enum llmgpu_weight_type wt;
+    uint32_t max_binding; /* 0: the device's */
+    uint32_t n_batch;     /* the prompt goes through the GEMM in chunks of n_batch */
+};
+
+static const struct fwd_case fwd_cases[] = {
+    {"q8_0", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q8_0, 0,
+     7},
+    {"q4_0", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q4_0, 0,
+     7},
+    /* 4 KiB bindings: every quantized matrix in several row shards (and a
+     * smaller n_batch, so the activations fit such bindings too) */
+    {"q8_0_sharded", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 32",
+     LLMGPU_WEIGHT_TYPE_Q8_0, 4096, 3},
+    {"q4_0_sharded", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 32",
+     LLMGPU_WEIGHT_TYPE_Q4_0, 4096, 3},
+    /* ff 80: the down projection (rows of 80) stays f16, the rest is quantized */
+    {"q4_0_mixed", "--hidden 64 --ff 80 --heads 4 --kv-heads 2 --seed 33",
+     LLMGPU_WEIGHT_TYPE_Q4_0, 0, 7},
+    /* q4_K: hidden 256 (q4_K), ff 288 (the down projection becomes q4_0) */
+    {"q4_k", "--hidden 256 --ff 288 --heads 4 --kv-heads 2 --seed 35", LLMGPU_WEIGHT_TYPE_Q4_K,
+     0, 7},
+    /* hidden 48: nothing can be quantized; the load is the f16 one */
+    {"q8_0_unaligned", "--hidden 48 --ff 80 --heads 4 --kv-heads 1 --seed 34",
+     LLMGPU_WEIGHT_TYPE_Q8_0, 0, 7},
+};
+
+struct fwd_result {
+    double nmse_q, nmse_f16, kl_f16; /* worst vs quantized ref; mean vs f16 ref; mean KL */
+    int agree, steps;                /* greedy agreement with the f16 reference */
+};
+
+static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
+    char dir[512], cmd[2048], script[512];
+    struct lg_checkpoint *ck = NULL;
+    struct ref_model rq, rf;
+    struct ref_state sq, sf;
+    struct llmgpu_context *ctx = g_ctx;
+    struct llmgpu_model *m;
+    struct llmgpu_model_params mp;
+    struct llmgpu_session *s;
+    struct llmgpu_session_params sp;
+    int32_t prompt[20];
+    float *lg, *lq, *lf;
+    size_t nv;
+    int pos = 0, n_prompt = 20, n_gen = 24;
+    enum llmgpu_status st;
+
+    memset(res, 0, sizeof *res);
+    tu_tmp_path(fc->name, dir, sizeof dir);
+    tu_data_path("tools/mkmodel.py", script, sizeof script);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f16 --layers 2 "
+             "--vocab 300 --ctx 128 %s >/dev/null",
+             dir, script, dir, fc->args);
+    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
+    ck_assert_int_eq(ref_model_from_ckpt(ck, &rq), 0);
+    ck_assert_int_eq(ref_model_from_ckpt(ck, &rf), 0);
+    ref_quantize_model(&rq, fc->wt);
+    ck_assert_int_eq(ref_state_alloc(&rq, 64, &sq), 0);
+    ck_assert_int_eq(ref_state_alloc(&rf, 64, &sf), 0);
+    if (fc->max_binding) {
+        struct llmgpu_context_params cp;
+        llmgpu_context_params_init(&cp);
+        cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE;
+        cp.max_binding_size = fc->max_binding;
+        cp.log_fn = tu_log_fn;
+        cp.log_user = &tlog;
+        ck_assert_int_eq(llmgpu_context_create(&cp, &ctx), LLMGPU_OK);
+    }
+    llmgpu_model_params_init(&mp);
+    mp.weight_type = fc->wt;
+    st = llmgpu_model_load(ctx, dir, &mp, &m);
+    ck_assert_msg(st == LLMGPU_OK, "load %s: %s\n%s", dir, llmgpu_status_string(st), tlog.text);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 64;
+    sp.n_batch = fc->n_batch;
+    st = llmgpu_session_create(m, &sp, &s);
+    ck_assert_msg(st == LLMGPU_OK, "session: %s\n%s", llmgpu_status_string(st), tlog.text);
+    nv = ck->cfg.n_vocab;
+    lg = malloc(nv * sizeof *lg);
+    lq = malloc(nv * sizeof *lq);
+    lf = malloc(nv * sizeof *lf);
+    for (int i = 0; i < n_prompt; i++)
+        prompt[i] = (int32_t)((i * 7919 + 13) % (int)nv);
+    ck_assert_int_eq(llmgpu_session_prefill(s, prompt, (size_t)n_prompt), LLMGPU_OK);
+    for (; pos < n_prompt; pos++) {
+        ck_assert_int_eq(ref_forward(&rq, &sq, prompt[pos], pos, lq), 0);
+        ck_assert_int_eq(ref_forward(&rf, &sf, prompt[pos], pos, lf), 0);
+    }
+    for (int step = 0; step <= n_gen; step++) {
+        size_t n = nv;
+        int32_t tok;
+        double e;
+        ck_assert_int_eq(llmgpu_session_logits(s, lg, &n), LLMGPU_OK);
+        e = tu_nmse(lg, lq, nv);
+        res->nmse_q = e > res->nmse_q ? e : res->nmse_q;
+        res->nmse_f16 += tu_nmse(lg, lf, nv);
+        res->kl_f16 += kl_div(lf, lg, nv);
+        res->agree += ref_argmax(lg, (int)nv) == ref_argmax(lf, (int)nv);
+        res->steps++;
+        /* follow the quantized reference's greedy path on both */
+        tok = ref_argmax(lq, (int)nv);
+        if (step == n_gen)
+            break;
+        ck_assert_int_eq(llmgpu_session_decode(s, tok), LLMGPU_OK);
+        ck_assert_int_eq(ref_forward(&rq, &sq, tok, pos, lq), 0);
+        ck_assert_int_eq(ref_forward(&rf, &sf, tok, pos, lf), 0);
+        pos++;
+    }
+    res->nmse_f16 /= res->steps;
+    res->kl_f16 /= res->steps;
+    fprintf(stderr,
+            "# forward %s: NMSE vs dequantized reference %.3g (worst step); vs f16: NMSE %.3g, "
+            "KL %.3g (means), greedy agreement %d/%d\n",
+            fc->name, res->nmse_q, res->nmse_f16, res->kl_f16, res->agree, res->steps);
+    free(lg);
+    free(lq);
+    free(lf);
+    llmgpu_session_free(s);
+    llmgpu_model_free(m);
+    if (ctx != g_ctx)
+        llmgpu_context_free(ctx);
+    ref_state_free(&sq);
+    ref_state_free(&sf);
+    ref_model_free(&rq);
+    ref_model_free(&rf);
+    lg_ckpt_close(ck);
+}
+
+START_TEST(forward_matches_dequantized_reference) {
+    struct fwd_result r;
+    run_forward(&fwd_cases[_i], &r);
+    ck_assert_msg(r.nmse_q < 1e-6, "%s: logits NMSE %.3g vs the dequantized reference",
+                  fwd_cases[_i].name, r.nmse_q);
+}
+END_TEST
+
+/* q8_0 must stay close to f16; q4_0 is bounded loosely (it is 4 bits). */
+START_TEST(quality_drift_bounds) {
+    struct fwd_result r8, r4;
+    run_forward(&fwd_cases[0], &r8);
+    run_forward(&fwd_cases[1], &r4);
+    ck_assert_msg(r8.nmse_f16 < QUALITY_Q8_0_NMSE && r8.kl_f16 < QUALITY_Q8_0_KL,
+                  "q8_0 drifted: NMSE %.3g (bound %.3g), KL %.3g (bound %.3g)", r8.nmse_f16,
+                  QUALITY_Q8_0_NMSE, r8.kl_f16, QUALITY_Q8_0_KL);
+    ck_assert_int_ge(r8.agree, r8.steps - 1);
+    ck_assert_msg(r4.nmse_f16 < QUALITY_Q4_0_NMSE && r4.kl_f16 < QUALITY_Q4_0_KL,
+                  "q4_0 drifted: NMSE %.3g, KL %.3g", r4.nmse_f16, r4.kl_f16);
+}
+END_TEST
+
+Suite *quant_suite(void) {
+    Suite *s = suite_create("quant");
+    TCase *cpu = tcase_create("Quantizers");
+    tcase_add_test(cpu, q8_0_bit_exact_with_ggml_reference);
+    tcase_add_test(cpu, q4_0_bit_exact_with_ggml_reference);
+    tcase_add_test(cpu, q4_k_bit_exact_with_ggml_reference);
+    tcase_add_test(cpu, random_blocks_bit_exact);
+    tcase_add_test(cpu, f16_conversion_agrees_with_ggml);
+    tcase_add_test(cpu, round_trip_error_bounds);
+    suite_add_tcase(s, cpu);
+    {
+        TCase *k = tcase_create("Kernels");
+        tcase_set_tags(k, "gpu");
+        tcase_add_unchecked_fixture(k, gpu_setup, gpu_teardown);
+        tcase_add_loop_test(k, kernels_match_dequantized_reference, 0, N_MM_CASES * 3);
+        tcase_set_timeout(k, 600);
+        suite_add_tcase(s, k);
+    }
+    {
+        TCase *f = tcase_create("Forward");
+        tcase_set_tags(f, "gpu");
+        tcase_add_unchecked_fixture(f, gpu_setup, gpu_teardown);
+        tcase_add_loop_test(f, forward_matches_dequantized_reference, 0,
+                            (int)(sizeof fwd_cases / sizeof fwd_cases[0]));
+        tcase_add_test(f, quality_drift_bounds);
+        tcase_set_timeout(f, 600);
+        suite_add_tcase(s, f);
+    }
+    return s;
+}

@@ -1,0 +1,168 @@
+/*
+ * check_threads.c - several sessions of one model used from several threads at
+ * once (the header's rules: the model and context are shared, a session belongs
+ * to one thread at a time). Four threads generate greedily, each in its own
+ * session, concurrently; every thread's tokens must equal those of the same
+ * generation run alone, one after another. Another thread cancels a running
+ * generation through the token callback (an atomic flag the callback reads).
+ * Tagged "gpu".
+ */
+#include <check.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+
+#define NV 300
+#define N_THREADS 4
+#define N_GEN 16
+
+static struct tu_log tlog;
+static struct llmgpu_context *g_ctx;
+static struct llmgpu_model *g_model;
+
+static void setup(void) {
+    char dir[512], cmd[2048], script[512];
+    struct llmgpu_model_params mp;
+    tu_log_clear(&tlog);
+    g_ctx = tu_context(&tlog, NULL);
+    tu_tmp_path("threads_model", dir, sizeof dir);
+    tu_data_path("tools/mkmodel.py", script, sizeof script);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f32 --layers 2 "
+             "--hidden 32 --heads 4 --kv-heads 2 --ff 64 --vocab %d --ctx 256 --seed 61 "
+             ">/dev/null",
+             dir, script, dir, NV);
+    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    llmgpu_model_params_init(&mp);
+    mp.weight_type = LLMGPU_WEIGHT_TYPE_F32;
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &g_model), LLMGPU_OK);
+}
+
+static void teardown(void) {
+    llmgpu_model_free(g_model);
+    tu_context_free(g_ctx);
+}
+
+struct job {
+    int index;
+    int32_t prompt[8];
+    int32_t tokens[N_GEN];
+    int n_tokens;
+    enum llmgpu_status st;
+    struct llmgpu_generate_result res;
+    /* cancellation */
+    atomic_int *cancel;
+    atomic_int seen;
+    uint32_t max_tokens;
+};
+
+static int collect(int32_t token, const char *text, size_t len, void *user) {
+    struct job *j = user;
+    (void)text;
+    (void)len;
+    if (j->n_tokens < N_GEN)
+        j->tokens[j->n_tokens++] = token;
+    atomic_fetch_add(&j->seen, 1);
+    return j->cancel ? atomic_load(j->cancel) : 0;
+}
+
+/* One whole life of a session: create, generate, free. */
+static void *run_job(void *arg) {
+    struct job *j = arg;
+    struct llmgpu_session_params sp;
+    struct llmgpu_session *s = NULL;
+    struct llmgpu_generate_params gp;
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 160;
+    j->st = llmgpu_session_create(g_model, &sp, &s);
+    if (j->st != LLMGPU_OK)
+        return NULL;
+    llmgpu_generate_params_init(&gp);
+    gp.max_tokens = j->max_tokens;
+    gp.flags = LLMGPU_GENERATE_FLAG_IGNORE_EOG;
+    gp.on_token = collect;
+    gp.user = j;
+    j->res.struct_size = sizeof j->res;
+    j->st = llmgpu_generate(s, j->prompt, 8, &gp, &j->res);
+    llmgpu_session_free(s);
+    return NULL;
+}
+
+static void init_job(struct job *j, int index) {
+    memset(j, 0, sizeof *j);
+    j->index = index;
+    j->prompt[0] = 1;
+    for (int i = 1; i < 8; i++)
+        j->prompt[i] = (int32_t)((index * 131 + i * 7919 + 13) % NV);
+    j->max_tokens = N_GEN;
+    atomic_init(&j->seen, 0);
+}
+
+START_TEST(concurrent_sessions_match_sequential) {
+    struct job seq[N_THREADS], par[N_THREADS];
+    pthread_t th[N_THREADS];
+    for (int i = 0; i < N_THREADS; i++) {
+        init_job(&seq[i], i);
+        run_job(&seq[i]);
+        ck_assert_int_eq(seq[i].st, LLMGPU_OK);
+        ck_assert_int_eq(seq[i].n_tokens, N_GEN);
+    }
+    /* the prompts differ, so do the generations (the test would not see a mix-up
+     * otherwise) */
+    ck_assert(memcmp(seq[0].tokens, seq[1].tokens, sizeof seq[0].tokens) != 0);
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N_THREADS; i++) {
+            init_job(&par[i], i);
+            ck_assert_int_eq(pthread_create(&th[i], NULL, run_job, &par[i]), 0);
+        }
+        for (int i = 0; i < N_THREADS; i++)
+            ck_assert_int_eq(pthread_join(th[i], NULL), 0);
+        for (int i = 0; i < N_THREADS; i++) {
+            ck_assert_msg(par[i].st == LLMGPU_OK, "thread %d: %s\n%s", i,
+                          llmgpu_status_name(par[i].st), tlog.text);
+            ck_assert_int_eq(par[i].n_tokens, N_GEN);
+            ck_assert_msg(!memcmp(par[i].tokens, seq[i].tokens, sizeof seq[i].tokens),
+                          "round %d thread %d: tokens differ from the sequential run", round, i);
+        }
+    }
+}
+END_TEST
+
+START_TEST(cancel_from_another_thread) {
+    struct job j;
+    pthread_t th;
+    atomic_int cancel;
+    struct timespec ts = {0, 1000000};
+    atomic_init(&cancel, 0);
+    init_job(&j, 7);
+    j.cancel = &cancel;
+    j.max_tokens = 0; /* until the context is full: 152 tokens unless cancelled */
+    ck_assert_int_eq(pthread_create(&th, NULL, run_job, &j), 0);
+    while (atomic_load(&j.seen) < 3)
+        nanosleep(&ts, NULL);
+    atomic_store(&cancel, 1);
+    ck_assert_int_eq(pthread_join(th, NULL), 0);
+    ck_assert_int_eq(j.st, LLMGPU_OK);
+    ck_assert_int_eq(j.res.stop_reason, LLMGPU_STOP_REASON_CALLBACK);
+    ck_assert_uint_ge(j.res.n_generated, 3);
+    ck_assert_uint_lt(j.res.n_generated, 152);
+    ck_assert_uint_eq(j.res.n_generated, (uint32_t)atomic_load(&j.seen));
+}
+END_TEST
+
+Suite *threads_suite(void) {
+    Suite *s = suite_create("threads");
+    TCase *core = tcase_create("Core");
+    tcase_set_tags(core, "gpu");
+    tcase_add_unchecked_fixture(core, setup, teardown);
+    tcase_add_test(core, concurrent_sessions_match_sequential);
+    tcase_add_test(core, cancel_from_another_thread);
+    tcase_set_timeout(core, 600);
+    suite_add_tcase(s, core);
+    return s;
+}

@@ -1,0 +1,57 @@
+/*
+ * quant_ref.h - scalar reference of ggml's block quantization, transcribed
+ * from ggml-quants.c (quantize_row_q8_0_ref, quantize_row_q4_0_ref,
+ * quantize_row_q4_K_ref with make_qkx2_quants, dequantize_row_*) with ggml's own block structs and its portable
+ * f32 -> f16 conversion (ggml_compute_fp32_to_fp16), so the library's
+ * quantizers (lib/model/quant.c, another layout, another f16 conversion) can
+ * be checked bit for bit against an independent oracle.
+ *
+ * One deliberate difference from ggml: its casts of a non-finite float to
+ * int8 (reached only when 1/d overflows, i.e. amax below ~1.5e-36) are
+ * undefined behaviour; here they give 0, which is what x86 builds of ggml
+ * produce (cvttss2si gives 0x80000000, whose low byte is 0).
+ */
+#ifndef LG_TESTS_QUANT_REF_H
+#define LG_TESTS_QUANT_REF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define QREF_QK 32
+
+struct qref_block_q8_0 { /* ggml block_q8_0: 34 bytes */
+    uint16_t d;
+    int8_t qs[QREF_QK];
+};
+struct qref_block_q4_0 { /* ggml block_q4_0: 18 bytes; qs[j] = q[j] | q[j + 16] << 4 */
+    uint16_t d;
+    uint8_t qs[QREF_QK / 2];
+};
+
+#define QREF_QK_K 256
+struct qref_block_q4_K { /* ggml block_q4_K: 144 bytes */
+    uint16_t d;
+    uint16_t dmin;
+    uint8_t scales[12]; /* 8 scales and 8 mins, 6 bits each */
+    uint8_t qs[QREF_QK_K / 2];
+};
+
+uint16_t qref_fp32_to_fp16(float f);
+float qref_fp16_to_fp32(uint16_t h);
+
+/* k % 32 == 0; y gets k / 32 blocks. */
+void qref_quantize_row_q8_0(const float *x, struct qref_block_q8_0 *y, size_t k);
+void qref_quantize_row_q4_0(const float *x, struct qref_block_q4_0 *y, size_t k);
+void qref_dequantize_row_q8_0(const struct qref_block_q8_0 *x, float *y, size_t k);
+void qref_dequantize_row_q4_0(const struct qref_block_q4_0 *x, float *y, size_t k);
+
+/* k % 256 == 0 (quantize_row_q4_K_ref, dequantize_row_q4_K). */
+void qref_quantize_row_q4_K(const float *x, struct qref_block_q4_K *y, size_t k);
+void qref_dequantize_row_q4_K(const struct qref_block_q4_K *x, float *y, size_t k);
+
+/* Quantize then dequantize k values in place (the weights the GPU sees). */
+void qref_roundtrip_q8_0(float *x, size_t k);
+void qref_roundtrip_q4_0(float *x, size_t k);
+void qref_roundtrip_q4_K(float *x, size_t k);
+
+#endif
