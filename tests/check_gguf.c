@@ -18,6 +18,7 @@
 #include <cJSON.h>
 
 #include "model/gguf.h"
+#include "model/quant.h"
 #include "tokenizer/tok_gguf.h"
 #include "util/testmodel.h"
 
@@ -592,6 +593,20 @@ static void gguf_row_f32(const struct lg_gguf_tensor *t, uint64_t row, float *ou
         lg_convert_to_f32(dt, p, out, (size_t)t->ne[0]);
         return;
     }
+    if (t->type == LG_GGML_Q4_K) {
+        lg_dequantize_q4_k(p, (size_t)t->ne[0], out);
+        return;
+    }
+    if (t->type == LG_GGML_Q4_0) { /* ggml block_q4_0: byte j = value j | value j+16 << 4 */
+        for (b = 0; b < t->ne[0] / 32; b++, p += 18) {
+            float d = lg_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+            for (i = 0; i < 16; i++) {
+                out[b * 32 + i] = d * (float)((p[2 + i] & 15) - 8);
+                out[b * 32 + i + 16] = d * (float)((p[2 + i] >> 4) - 8);
+            }
+        }
+        return;
+    }
     ck_assert_uint_eq(t->type, LG_GGML_Q8_0);
     for (b = 0; b < t->ne[0] / 32; b++, p += 34) {
         uint16_t h = (uint16_t)(p[0] | p[1] << 8);
@@ -931,6 +946,40 @@ START_TEST(test_writer_errors) {
 }
 END_TEST
 
+/* Our Q8_0 (lib/model/quant.c through the writer) and mkgguf.py's transcription of ggml's
+ * quantize_row_q8_0_ref agree bit for bit on every Q8_0 matrix. */
+START_TEST(test_writer_q8_0_matches_python) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char dir[512], cmd[1400], path[600];
+    struct llmgpu_quantize_params qp;
+    struct lg_gguf *g = NULL, *p = NULL;
+    uint64_t i, n_q8 = 0;
+    ck_assert_int_eq(lgt_mkmodel("--kv-heads 2", dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/c.gguf", dir);
+    llmgpu_quantize_params_init(&qp);
+    qp.weight_type = LLMGPU_WEIGHT_TYPE_Q8_0;
+    ck_assert_int_eq(llmgpu_quantize(dir, path, &qp), LLMGPU_OK);
+    ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &g), LLMGPU_OK);
+    snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkgguf.py' --from-hf '%s' --out '%s/p.gguf' "
+             "--type q8_0", data ? data : "tests", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    snprintf(path, sizeof path, "%s/p.gguf", dir);
+    ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &p), LLMGPU_OK);
+    for (i = 0; i < g->n_tensors; i++) {
+        const struct lg_gguf_tensor *a = &g->tensors[i], *b = lg_gguf_find_tensor(p, a->name);
+        ck_assert_ptr_nonnull(b);
+        if (a->type != LG_GGML_Q8_0)
+            continue;
+        ck_assert_uint_eq(b->type, LG_GGML_Q8_0);
+        ck_assert_msg(memcmp(a->data, b->data, a->nbytes) == 0, "%s differs", a->name);
+        n_q8++;
+    }
+    ck_assert_uint_eq(n_q8, 2 * 7); /* q k v o gate up down, 2 layers */
+    lg_gguf_close(p);
+    lg_gguf_close(g);
+}
+END_TEST
+
 /* The public entry point behind `llmgpu quantize`. */
 START_TEST(test_public_quantize) {
     char dir[512], out[600];
@@ -948,16 +997,39 @@ START_TEST(test_public_quantize) {
     ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &c), LLMGPU_OK);
     ck_assert_uint_eq(compare_with_hf(c, g, 1, 1e-3f), 0);
     lg_gguf_close(g);
-    qp.weight_type = LLMGPU_WEIGHT_TYPE_Q8_0;
-    st = llmgpu_quantize(dir, out, &qp);
-    if (st == LLMGPU_OK) { /* once the quantizers are wired in */
-        g = open_model(dir);
-        ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_WQ, 0)->type, LG_GGML_Q8_0);
-        ck_assert_uint_eq(compare_with_hf(c, g, 1, 1.0f / 127 * 0.5f + 1e-3f), 0);
-        lg_gguf_close(g);
-    } else {
-        ck_assert_int_eq(st, LLMGPU_ERR_UNSUPPORTED_MODEL);
+    {
+        /* each type within its quantization error, relative to the row's largest |x| */
+        static const struct { enum llmgpu_weight_type wt; uint32_t gt; float tol; } q[] = {
+            {LLMGPU_WEIGHT_TYPE_Q8_0, LG_GGML_Q8_0, 0.5f / 127 + 1e-3f},
+            {LLMGPU_WEIGHT_TYPE_Q4_0, LG_GGML_Q4_0, 1.0f / 8 + 1e-3f}, /* -max clamps to 15 */
+            {LLMGPU_WEIGHT_TYPE_Q4_K, LG_GGML_Q4_K, 0.15f},
+        };
+        uint32_t k;
+        for (k = 0; k < LG_ARRAY_LEN(q); k++) {
+            qp.weight_type = q[k].wt;
+            st = llmgpu_quantize(dir, out, &qp);
+            ck_assert_int_eq(st, LLMGPU_OK);
+            g = open_model(dir);
+            /* rows of 64: Q4_K falls back to Q4_0 as load-time quantization does */
+            ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_WQ, 0)->type,
+                              q[k].gt == LG_GGML_Q4_K ? LG_GGML_Q4_0 : q[k].gt);
+            ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_TOK_EMBD, 0)->type, LG_GGML_F16);
+            ck_assert_msg(compare_with_hf(c, g, 1, q[k].tol) == 0, "type %u", q[k].gt);
+            lg_gguf_close(g);
+        }
     }
+    lg_ckpt_close(c);
+    /* Q4_K proper: rows of 256 (hidden 256, ff 512) */
+    ck_assert_int_eq(lgt_mkmodel("--hidden 256 --heads 4 --ff 512 --layers 1", dir, sizeof dir), 0);
+    snprintf(out, sizeof out, "%s/m.gguf", dir);
+    qp.weight_type = LLMGPU_WEIGHT_TYPE_Q4_K;
+    ck_assert_int_eq(llmgpu_quantize(dir, out, &qp), LLMGPU_OK);
+    ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &c), LLMGPU_OK);
+    g = open_model(dir);
+    ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_WQ, 0)->type, LG_GGML_Q4_K);
+    ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_DOWN, 0)->type, LG_GGML_Q4_K);
+    ck_assert_uint_eq(compare_with_hf(c, g, 1, 0.15f), 0);
+    lg_gguf_close(g);
     lg_ckpt_close(c);
     qp.weight_type = LLMGPU_WEIGHT_TYPE_BF16;
     ck_assert_int_eq(llmgpu_quantize(dir, out, &qp), LLMGPU_ERR_INVALID_ARGUMENT);
@@ -1209,6 +1281,7 @@ Suite *gguf_suite(void) {
     tcase_add_test(tc, test_writer_matches_python);
     tcase_add_test(tc, test_writer_errors);
     tcase_add_test(tc, test_public_quantize);
+    tcase_add_test(tc, test_writer_q8_0_matches_python);
     suite_add_tcase(s, tc);
     tc = tcase_create("Tokenizer");
     tcase_set_timeout(tc, 300);
