@@ -1237,6 +1237,37 @@ START_TEST(test_tok_tiny_and_embedded) {
 }
 END_TEST
 
+/* The gpt2 seed of the fuzz corpus: a hand-made byte-level vocabulary with 3 merges. */
+START_TEST(test_tok_gpt2_small) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    static const int32_t want[] = {8, 9, 3, 10, 3, 6, 2, 7, 11};
+    char path[512];
+    struct lg_gguf *g;
+    struct lg_tokenizer *t;
+    int32_t ids[32];
+    size_t n = 32, len = 64;
+    char text[64];
+    snprintf(path, sizeof path, "%s/fuzz/corpus/gguf/tok_gpt2.gguf", data ? data : "tests");
+    t = gguf_tok(path, &g);
+    ck_assert_int_eq(lg_tok_encode(t, "Hello world<|end|>", 18,
+                                   LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL |
+                                       LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL, ids, &n), LLMGPU_OK);
+    ck_assert_uint_eq(n, LG_ARRAY_LEN(want));
+    ck_assert(memcmp(ids, want, sizeof want) == 0);
+    ck_assert_int_eq(lg_tok_eos(t), 11);
+    ck_assert_int_eq(lg_tok_bos(t), -1);
+    ck_assert(lg_tok_is_special(t, 11));
+    ck_assert(lg_tok_is_eog(t, 11));
+    ck_assert_str_eq(lg_tok_chat_template(t), "{{ messages }}");
+    ck_assert_int_eq(lg_tok_decode(t, ids, n, LLMGPU_DETOKENIZE_FLAG_SKIP_SPECIAL, text, &len),
+                     LLMGPU_OK);
+    ck_assert_uint_eq(len, 11);
+    ck_assert(memcmp(text, "Hello world", 11) == 0);
+    lg_tok_free(t);
+    lg_gguf_close(g);
+}
+END_TEST
+
 START_TEST(test_tok_errors) {
     struct ref r;
     struct lg_gguf *g = NULL;
@@ -1248,6 +1279,60 @@ START_TEST(test_tok_errors) {
     ck_assert(lgt_log_has("tokenizer.ggml.model is missing", NULL));
     lg_gguf_close(g);
     free(r.b.p);
+    {
+        static const struct {
+            const char *model, *pre;
+            uint32_t n_types;
+            const char *msg;
+        } cases[] = {
+            {"gpt2", "falcon", 2, "tokenizer.ggml.pre \"falcon\" is not supported"},
+            {"bert", "default", 2, "tokenizer.ggml.model \"bert\" is not supported"},
+            {"llama", "default", 3, "have 3/0 entries for 2 tokens"},
+            {"gpt2", "default", 2, "gpt2 without tokenizer.ggml.merges"},
+        };
+        uint32_t k, i;
+        for (k = 0; k < LG_ARRAY_LEN(cases); k++) {
+            struct gb b = {0};
+            gb_put(&b, "GGUF", 4);
+            gb_u32(&b, 3);
+            gb_u64(&b, 0);
+            gb_u64(&b, 4 + (k == 0));
+            gb_str(&b, "tokenizer.ggml.model");
+            gb_u32(&b, LG_GGUF_STRING);
+            gb_str(&b, cases[k].model);
+            gb_str(&b, "tokenizer.ggml.pre");
+            gb_u32(&b, LG_GGUF_STRING);
+            gb_str(&b, cases[k].pre);
+            gb_str(&b, "tokenizer.ggml.tokens");
+            gb_u32(&b, LG_GGUF_ARRAY);
+            gb_u32(&b, LG_GGUF_STRING);
+            gb_u64(&b, 2);
+            gb_str(&b, "a");
+            gb_str(&b, "b");
+            gb_str(&b, "tokenizer.ggml.token_type");
+            gb_u32(&b, LG_GGUF_ARRAY);
+            gb_u32(&b, LG_GGUF_I32);
+            gb_u64(&b, cases[k].n_types);
+            for (i = 0; i < cases[k].n_types; i++)
+                gb_u32(&b, 1);
+            if (k == 0) {
+                gb_str(&b, "tokenizer.ggml.merges");
+                gb_u32(&b, LG_GGUF_ARRAY);
+                gb_u32(&b, LG_GGUF_STRING);
+                gb_u64(&b, 1);
+                gb_str(&b, "a b");
+            }
+            ck_assert_msg(parse(&b, &g) == LLMGPU_OK, "%s", lgt_log_text());
+            lgt_log_reset();
+            t = (struct lg_tokenizer *)1;
+            ck_assert_int_eq(lg_tok_load_gguf(NULL, &lgt_log, g, 0, &t), LLMGPU_ERR_BAD_TOKENIZER);
+            ck_assert_ptr_null(t);
+            ck_assert_msg(lgt_log_has("t.gguf", cases[k].msg, NULL), "case %u:\n%s", k,
+                          lgt_log_text());
+            lg_gguf_close(g);
+            free(b.p);
+        }
+    }
 }
 END_TEST
 
@@ -1287,6 +1372,7 @@ Suite *gguf_suite(void) {
     tcase_set_timeout(tc, 300);
     tcase_add_loop_test(tc, test_tok_parity_real, 0, (int)LG_ARRAY_LEN(real_toks));
     tcase_add_test(tc, test_tok_tiny_and_embedded);
+    tcase_add_test(tc, test_tok_gpt2_small);
     tcase_add_test(tc, test_tok_errors);
     suite_add_tcase(s, tc);
     return s;

@@ -494,6 +494,19 @@ def seed_corpus(d):
             n *= x
         m.add_tensor(name, GGML_F32, ne, f32_bytes([0.25] * n))
     m.write(os.path.join(d, "tiny_llama.gguf"))
+    # a byte-level (gpt2) tokenizer only: Llama 3 style pre-tokenizer, 3 merges, 1 special
+    t = Writer()
+    t.add("general.architecture", STRING, "llama")
+    t.add("tokenizer.ggml.model", STRING, "gpt2")
+    t.add("tokenizer.ggml.pre", STRING, "llama-bpe")
+    toks = ["H", "e", "l", "o", "\u0120", "w", "r", "d", "He", "ll", "\u0120w", "<|end|>"]
+    t.add("tokenizer.ggml.tokens", ARRAY, (STRING, toks))
+    t.add("tokenizer.ggml.token_type", ARRAY, (I32, [1] * 11 + [3]))
+    t.add("tokenizer.ggml.merges", ARRAY, (STRING, ["H e", "l l", "\u0120 w"]))
+    t.add("tokenizer.ggml.eos_token_id", U32, 11)
+    t.add("tokenizer.ggml.add_bos_token", BOOL, False)
+    t.add("tokenizer.chat_template", STRING, "{{ messages }}")
+    t.write(os.path.join(d, "tok_gpt2.gguf"))
 
 
 def main():
