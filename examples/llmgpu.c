@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include <unistd.h>
@@ -1223,6 +1224,66 @@ done:
 }
 #endif /* LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT */
 
+/* llmgpu quantize IN OUT [--type T]: a Hugging Face directory as a GGUF file. */
+static int cmd_quantize(int argc, char **argv) {
+    static const char use[] = "llmgpu quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k]";
+    static const struct { const char *name; enum llmgpu_weight_type t; } types[] = {
+        {"f32", LLMGPU_WEIGHT_TYPE_F32},   {"f16", LLMGPU_WEIGHT_TYPE_F16},
+        {"q8_0", LLMGPU_WEIGHT_TYPE_Q8_0}, {"q4_0", LLMGPU_WEIGHT_TYPE_Q4_0},
+        {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K},
+    };
+    struct llmgpu_context_params cp;
+    struct llmgpu_quantize_params qp;
+    const char *in = NULL, *out = NULL;
+    enum llmgpu_status st;
+    double t0;
+    int i;
+    size_t k;
+
+    llmgpu_context_params_init(&cp);
+    context_params_from_env(&cp);
+    llmgpu_quantize_params_init(&qp);
+    qp.log_fn = on_log;
+    qp.log_level = cp.log_level;
+    qp.weight_type = LLMGPU_WEIGHT_TYPE_F16;
+    for (i = 0; i < argc; i++) {
+        if (!strcmp(argv[i], "--type") && i + 1 < argc) {
+            const char *t = argv[++i];
+            for (k = 0; k < sizeof types / sizeof types[0]; k++)
+                if (!strcasecmp(t, types[k].name))
+                    break;
+            if (k == sizeof types / sizeof types[0]) {
+                fprintf(stderr, "llmgpu: unknown --type %s\nusage: %s\n", t, use);
+                return 2;
+            }
+            qp.weight_type = types[k].t;
+        } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
+            printf("usage: %s\n", use);
+            return 0;
+        } else if (argv[i][0] == '-') {
+            fprintf(stderr, "llmgpu: unknown option %s\nusage: %s\n", argv[i], use);
+            return 2;
+        } else if (!in) {
+            in = argv[i];
+        } else if (!out) {
+            out = argv[i];
+        } else {
+            fprintf(stderr, "usage: %s\n", use);
+            return 2;
+        }
+    }
+    if (!in || !out) {
+        fprintf(stderr, "usage: %s\n", use);
+        return 2;
+    }
+    t0 = now_s();
+    st = llmgpu_quantize(in, out, &qp);
+    if (st != LLMGPU_OK)
+        return fail("quantize", st);
+    fprintf(stderr, "llmgpu: wrote %s in %.2f s\n", out, now_s() - t0);
+    return 0;
+}
+
 static void usage(FILE *f) {
     fprintf(f,
             "usage: llmgpu COMMAND [OPTIONS]\n"
@@ -1242,6 +1303,8 @@ static void usage(FILE *f) {
             "                                  perplexity of a text file\n"
             "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T]\n"
             "                                  prompt and generation tok/s\n"
+            "  quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k]\n"
+            "                                  write a Hugging Face model as GGUF (no GPU)\n"
             "--weight-type: default (f16; bf16 checkpoints stay bf16), f16, bf16, f32, q8_0,\n"
             "               q4_0, q4_k (quantized at load; the embedding and LM head stay f16)\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
@@ -1278,6 +1341,8 @@ int main(int argc, char **argv) {
         return cmd_bench(argc - 2, argv + 2, argv[0]);
     if (!strcmp(argv[1], "perplexity"))
         return cmd_perplexity(argc - 2, argv + 2, argv[0]);
+    if (!strcmp(argv[1], "quantize"))
+        return cmd_quantize(argc - 2, argv + 2);
     fprintf(stderr, "llmgpu: unknown command '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -370,6 +370,35 @@ struct llmgpu_model;
 LLMGPU_API enum llmgpu_status llmgpu_model_load(struct llmgpu_context *ctx, const char *path,
                                                 const struct llmgpu_model_params *params,
                                                 struct llmgpu_model **out);
+/** Parameters of llmgpu_quantize(). \since 0.1.0 */
+struct llmgpu_quantize_params {
+    uint32_t struct_size;
+    enum llmgpu_weight_type weight_type; /* F32, F16 (DEFAULT), Q8_0, Q4_0 or Q4_K */
+    enum llmgpu_log_level log_level;     /* default LLMGPU_LOG_LEVEL_WARN */
+    llmgpu_log_fn log_fn;                /* default NULL: silent */
+    void *log_user;
+    const struct llmgpu_allocator *allocator; /* NULL (default): malloc/free */
+};
+
+/** Fill *params with defaults and struct_size. \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API void llmgpu_quantize_params_init(struct llmgpu_quantize_params *params);
+
+/**
+ * Write the Hugging Face model directory in_dir (as llmgpu_model_load reads it)
+ * as a GGUF v3 file out_path that llama.cpp-style readers open: llama.cpp's
+ * tensor names and metadata keys, attn_q/attn_k rows permuted as its converter
+ * does for "llama" models, norms and biases F32, weight matrices of
+ * params->weight_type (token embedding and output F16 when it is a quantized
+ * type), tokenizer.json and tokenizer_config.json embedded. Needs no GPU. The
+ * file is written beside out_path and renamed into place on success.
+ * \returns LLMGPU_OK, LLMGPU_ERR_IO, LLMGPU_ERR_BAD_MODEL_FILE,
+ *          LLMGPU_ERR_UNSUPPORTED_MODEL (also: a weight type this build cannot
+ *          produce), LLMGPU_ERR_OUT_OF_HOST_MEMORY, LLMGPU_ERR_INVALID_ARGUMENT.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_quantize(const char *in_dir, const char *out_path,
+                                              const struct llmgpu_quantize_params *params);
+
 /** Free a model; NULL is a no-op. Its sessions must be freed first.
  * \threadsafety not concurrently with any other use of model. \since 0.1.0 */
 LLMGPU_API void llmgpu_model_free(struct llmgpu_model *model);

@@ -284,10 +284,20 @@ static enum llmgpu_status parse_kv(const struct lg_alloc *a, struct cur *c, stru
             return LLMGPU_OK;
         }
         for (i = 0; i < cnt; i++) {
-            char ctx[64];
-            snprintf(ctx, sizeof ctx, "string %llu of array", (unsigned long long)i);
-            if ((st = rd_str(c, LG_GGUF_MAX_STRING, ctx, kv->key, &s, &n)) != LLMGPU_OK)
-                return st;
+            /* the common case inline; rd_str formats the message of a failure */
+            if (left(c) >= 8) {
+                n = rd_le(c->p + c->pos, 8);
+                if (n <= left(c) - 8 && n <= LG_GGUF_MAX_STRING) {
+                    c->pos += 8 + n;
+                    continue;
+                }
+            }
+            {
+                char ctx[64];
+                snprintf(ctx, sizeof ctx, "string %llu of array", (unsigned long long)i);
+                if ((st = rd_str(c, LG_GGUF_MAX_STRING, ctx, kv->key, &s, &n)) != LLMGPU_OK)
+                    return st;
+            }
         }
         return LLMGPU_OK;
     }

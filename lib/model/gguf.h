@@ -222,7 +222,7 @@ int lg_gguf_role_permuted(const struct lg_gguf *g, enum lg_tensor_role r);
 
 /* ---- writer (gguf_write.c) ---- */
 
-/* The tensor types the writer produces. Q* need quantizers (hook in gguf_write.c). */
+/* The tensor types the writer produces (Q*: lib/model/quant.c's quantizers). */
 enum lg_gguf_wtype {
     LG_GGUF_W_F32 = LG_GGML_F32,
     LG_GGUF_W_F16 = LG_GGML_F16,
@@ -236,8 +236,10 @@ enum lg_gguf_wtype {
  * llama.cpp metadata keys lg_gguf_model_config reads, general.name, and
  * every tensor role in llama.cpp's names and layout (attn_q/attn_k permuted
  * for "llama", as convert_hf_to_gguf does, so other readers see the layout
- * they expect). Weight matrices get `type`; norms and biases stay F32; the
- * token embedding and output follow `type` too. tok_json/tok_cfg (may be
+ * they expect). Weight matrices get `type` (Q4_K rows that are not a multiple
+ * of 256 become Q4_0, rows no block fits become F16); norms, biases and
+ * rope_freqs stay F32; with a quantized `type` the token embedding and the
+ * output stay F16 (as at load-time quantization). tok_json/tok_cfg (may be
  * NULL) are stored as tokenizer.huggingface.json and
  * tokenizer.huggingface.config so our reader can rebuild the tokenizer.
  * The file is written to path + ".tmp" and renamed on success.

@@ -12,10 +12,10 @@
  * Owns: the byte layout of what we write. Must not touch: the GPU, the
  * tokenizer internals (the tokenizer travels as its tokenizer.json text).
  *
- * Quantized output types go through quantize_row() below: the hook where the
- * CPU quantizers of lib/model/quant.c (ggml block semantics) plug in once
- * they are in main; until then Q8_0/Q4_0/Q4_K are refused with
- * LLMGPU_ERR_UNSUPPORTED_MODEL.
+ * Quantized output types (Q8_0, Q4_0, Q4_K) come from the CPU quantizers of
+ * lib/model/quant.c (ggml block semantics), repacked into ggml's block
+ * layouts by quantize_row(). The token embedding and the LM head stay F16 in
+ * quantized files, as at load-time quantization.
  */
 #include <errno.h>
 #include <math.h>
@@ -26,6 +26,7 @@
 #include <cJSON.h>
 
 #include "model/gguf.h"
+#include "model/quant.h"
 
 #define W_ALIGN 32u
 
@@ -100,19 +101,46 @@ struct wt {
 };
 
 /*
- * The quantizer hook: n_rows rows of `cols` f32 values into ggml blocks of
- * `type` (row after row, lg_ggml_type_size(type) * cols / block bytes each).
- * Returns 0, or -1 when no quantizer for type is available.
- * To plug in lib/model/quant.c: Q8_0 interleaves its f16 d and 32 int8 per
- * block; Q4_0 additionally repacks nibbles to ggml's order (byte j: value j
- * low, value j+16 high); Q4_K blocks are ggml's layout already.
+ * The quantizers (lib/model/quant.c, ggml's block semantics) into ggml's block
+ * layouts: `cols` f32 values of one row into cols / block blocks of `type`.
+ * quant.c keeps q8_0/q4_0 scales and values in separate arrays (the GPU
+ * layout) and packs q4_0 nibbles as value 2j | value 2j+1 << 4; GGUF wants
+ * interleaved blocks (f16 d, then the values) with ggml's q4_0 nibble order
+ * (byte j: value j low, value j+16 high). Q4_K is ggml's layout already.
+ * scratch: cols bytes + cols / 16 bytes. Returns 0, or -1 for another type.
  */
-static int quantize_row(uint32_t type, const float *x, uint64_t cols, void *out) {
-    (void)type;
-    (void)x;
-    (void)cols;
-    (void)out;
-    return -1;
+static int quantize_row(uint32_t type, const float *x, uint64_t cols, void *out, void *scratch) {
+    unsigned char *o = out, *qs = scratch;
+    uint16_t *d = (uint16_t *)(void *)(qs + cols);
+    uint64_t b, j;
+    switch (type) {
+    case LG_GGML_Q8_0:
+        lg_quantize_q8_0(x, (size_t)cols, (int8_t *)qs, d);
+        for (b = 0; b < cols / LG_QK; b++, o += 34) {
+            o[0] = (unsigned char)d[b];
+            o[1] = (unsigned char)(d[b] >> 8);
+            memcpy(o + 2, qs + b * LG_QK, LG_QK);
+        }
+        return 0;
+    case LG_GGML_Q4_0:
+        lg_quantize_q4_0(x, (size_t)cols, qs, d);
+        for (b = 0; b < cols / LG_QK; b++, o += 18) {
+            const unsigned char *q = qs + b * (LG_QK / 2);
+            o[0] = (unsigned char)d[b];
+            o[1] = (unsigned char)(d[b] >> 8);
+            for (j = 0; j < LG_QK / 2; j++) {
+                unsigned lo = (q[j / 2] >> (4 * (j & 1))) & 15;
+                unsigned hi = (q[(j + 16) / 2] >> (4 * ((j + 16) & 1))) & 15;
+                o[2 + j] = (unsigned char)(lo | hi << 4);
+            }
+        }
+        return 0;
+    case LG_GGML_Q4_K:
+        lg_quantize_q4_k(x, (size_t)cols, o);
+        return 0;
+    default:
+        return -1;
+    }
 }
 
 static uint32_t out_type(enum lg_gguf_wtype type, const struct lg_tensor_src *t,
@@ -223,7 +251,7 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
     uint64_t off = 0, row, max_cols = 0;
     struct w w;
     float *frow = NULL;
-    void *orow = NULL;
+    void *orow = NULL, *scratch = NULL;
     enum llmgpu_status st = LLMGPU_OK;
     size_t plen;
 
@@ -234,11 +262,6 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
         type != LG_GGUF_W_Q4_0 && type != LG_GGUF_W_Q4_K) {
         lg_err(log, "%s: GGUF writer: unknown output type %d", path, (int)type);
         return LLMGPU_ERR_INVALID_ARGUMENT;
-    }
-    if (type != LG_GGUF_W_F32 && type != LG_GGUF_W_F16 && quantize_row((uint32_t)type, NULL, 0, NULL)) {
-        lg_err(log, "%s: GGUF writer: no quantizer for %s in this build (F32 and F16 only)", path,
-               lg_ggml_type_name((uint32_t)type));
-        return LLMGPU_ERR_UNSUPPORTED_MODEL;
     }
     arch = m->arch == LG_ARCH_QWEN2 ? "qwen2" : "llama";
     slash = strrchr(c->dir, '/');
@@ -272,6 +295,11 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
             t->ne[0] = s->n_dims == 2 ? s->shape[1] : s->shape[0];
             t->ne[1] = s->n_dims == 2 ? s->shape[0] : 1;
             blck = lg_ggml_block_size(t->type);
+            if (t->type == LG_GGML_Q4_K && t->ne[0] % blck && t->ne[0] % LG_QK == 0) {
+                /* as the load-time quantizer does: Q4_0 for rows not a multiple of 256 */
+                t->type = LG_GGML_Q4_0;
+                blck = LG_QK;
+            }
             if (t->ne[0] % blck) { /* a row that cannot be blocked stays F16 */
                 lg_warn(log, "%s: %s: row of %llu values is not a multiple of %u; written as F16",
                         path, t->name, (unsigned long long)t->ne[0], blck);
@@ -297,7 +325,8 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
         off = LG_ALIGN_UP(off + t->nbytes, W_ALIGN);
     }
     if (!(frow = lg_calloc(a, (size_t)max_cols, sizeof *frow)) ||
-        !(orow = lg_calloc(a, (size_t)max_cols, 4)))
+        !(orow = lg_calloc(a, (size_t)max_cols, 4)) ||
+        !(scratch = lg_calloc(a, (size_t)max_cols / 4 + 16, 8))) /* 2 * max_cols bytes */
         goto err_oom;
 
     plen = strlen(path);
@@ -357,7 +386,7 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
                     w_bytes(&w, orow, 2 * n);
                 } else {
                     lg_convert_to_f32(t->src->dtype, p, frow, n);
-                    if (quantize_row(t->type, frow, n, orow) != 0) {
+                    if (quantize_row(t->type, frow, n, orow, scratch) != 0) {
                         st = LLMGPU_ERR_UNSUPPORTED_MODEL;
                         goto out;
                     }
@@ -405,7 +434,89 @@ done:
     lg_free(a, tmp);
     lg_free(a, frow);
     lg_free(a, orow);
+    lg_free(a, scratch);
     lg_free(a, tv);
     lg_free(a, chat_template);
+    return st;
+}
+
+/* ---- public entry point (llmgpu.h) ---- */
+
+LLMGPU_API void llmgpu_quantize_params_init(struct llmgpu_quantize_params *p) {
+    if (!p)
+        return;
+    memset(p, 0, sizeof *p);
+    p->struct_size = sizeof *p;
+    p->weight_type = LLMGPU_WEIGHT_TYPE_DEFAULT;
+    p->log_level = LLMGPU_LOG_LEVEL_WARN;
+}
+
+/* Read dir/name when it exists (NULL, 0 otherwise); IO errors other than absence fail. */
+static enum llmgpu_status read_opt(const struct lg_alloc *a, const struct lg_log *log,
+                                   const char *dir, const char *name, char **data, size_t *len) {
+    char path[4096];
+    FILE *f;
+    *data = NULL;
+    *len = 0;
+    if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, name) >= sizeof path)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (!(f = fopen(path, "rb")))
+        return LLMGPU_OK;
+    fclose(f);
+    return lg_read_file(a, log, path, data, len);
+}
+
+LLMGPU_API enum llmgpu_status llmgpu_quantize(const char *in_dir, const char *out_path,
+                                              const struct llmgpu_quantize_params *params) {
+    struct llmgpu_quantize_params p;
+    struct lg_alloc alloc;
+    struct lg_log log;
+    struct lg_checkpoint *c = NULL;
+    enum lg_gguf_wtype type;
+    enum llmgpu_status st;
+    char *tj = NULL, *tc = NULL;
+    size_t tjl = 0, tcl = 0;
+
+    llmgpu_quantize_params_init(&p);
+    if (params) {
+        if (params->struct_size == 0)
+            return LLMGPU_ERR_INVALID_ARGUMENT;
+        memcpy(&p, params, LG_MIN(params->struct_size, (uint32_t)sizeof p));
+        p.struct_size = sizeof p;
+    }
+    memset(&alloc, 0, sizeof alloc);
+    if (p.allocator)
+        alloc.user = *p.allocator;
+    log.fn = p.log_fn;
+    log.user = p.log_user;
+    log.min = p.log_level;
+    if (!in_dir || !out_path || !in_dir[0] || !out_path[0]) {
+        lg_err(&log, "llmgpu_quantize: input directory and output path are required");
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    switch (p.weight_type) {
+    case LLMGPU_WEIGHT_TYPE_F32: type = LG_GGUF_W_F32; break;
+    case LLMGPU_WEIGHT_TYPE_DEFAULT:
+    case LLMGPU_WEIGHT_TYPE_F16: type = LG_GGUF_W_F16; break;
+    case LLMGPU_WEIGHT_TYPE_Q8_0: type = LG_GGUF_W_Q8_0; break;
+    case LLMGPU_WEIGHT_TYPE_Q4_0: type = LG_GGUF_W_Q4_0; break;
+    case LLMGPU_WEIGHT_TYPE_Q4_K: type = LG_GGUF_W_Q4_K; break;
+    default:
+        lg_err(&log, "llmgpu_quantize: weight type %d cannot be written (F32, F16, Q8_0, Q4_0, "
+               "Q4_K)", (int)p.weight_type);
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    if ((st = lg_ckpt_open(&alloc, &log, in_dir, &c)) != LLMGPU_OK)
+        return st;
+    if ((st = read_opt(&alloc, &log, in_dir, "tokenizer.json", &tj, &tjl)) != LLMGPU_OK ||
+        (st = read_opt(&alloc, &log, in_dir, "tokenizer_config.json", &tc, &tcl)) != LLMGPU_OK)
+        goto out;
+    if (!tj)
+        lg_warn(&log, "%s: no tokenizer.json; the GGUF file will have no tokenizer", in_dir);
+    st = lg_gguf_write(&alloc, &log, c, type, tj, tjl, tc, tcl, out_path);
+out:
+    lg_free(&alloc, tj);
+    lg_free(&alloc, tc);
+    lg_ckpt_close(c);
     return st;
 }

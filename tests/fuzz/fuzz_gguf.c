@@ -14,6 +14,9 @@
 //   clang -g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined
 //     -Iinclude -Ilib tests/fuzz/fuzz_gguf.c lib/model/gguf.c lib/model/arch.c
 //     lib/log.c lib/alloc.c -lm -o build/fuzz_gguf
+// With -DFUZZ_TOKENIZER $(pkg-config --cflags libpcre2-8 libcjson) and lib/tokenizer/*.c,
+// -lcjson -lpcre2-8 -lutf8proc added, accepted files also build their tokenizer
+// (lg_tok_load_gguf: the GGUF -> tokenizer.json translation) and encode a text.
 //   build/fuzz_gguf -max_total_time=600 -max_len=8192
 //     build/fuzz-corpus-gguf tests/fuzz/corpus/gguf
 // The seed corpus comes from: python3 tests/tools/mkgguf.py --seed-corpus tests/fuzz/corpus/gguf
@@ -23,6 +26,9 @@
 #include <string.h>
 
 #include "model/gguf.h"
+#ifdef FUZZ_TOKENIZER
+#include "tokenizer/tok_gguf.h"
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -106,6 +112,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 }
             }
     }
+#ifdef FUZZ_TOKENIZER
+    {
+        struct lg_tokenizer *t = NULL;
+        if (lg_tok_load_gguf(NULL, NULL, g, 0, &t) == LLMGPU_OK) {
+            static const char text[] = "Hello <s> world\n\xe2\x96\x81 123";
+            int32_t ids[256];
+            size_t n = 256;
+            char out[1024];
+            size_t len = sizeof out;
+            if (lg_tok_encode(t, text, sizeof text - 1, 3, ids, &n) == LLMGPU_OK)
+                lg_tok_decode(t, ids, n, 0, out, &len);
+            lg_tok_free(t);
+        } else if (t) {
+            abort();
+        }
+    }
+#endif
     lg_gguf_close(g);
     return 0;
 }

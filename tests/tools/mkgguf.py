@@ -18,8 +18,9 @@ Modes:
       tokens, scores, token_type; no merges) or "gpt2" (byte-level BPE: tokens,
       token_type, merges, tokenizer.ggml.pre), bos/eos/unk/padding ids,
       add_bos_token/add_eos_token, chat_template.
-      Scores for "llama": a tokenizer.json has none; as sentencepiece's BPE models
-      order pieces by score, score(id) = -id for normal tokens and 0 for the others.
+      Scores for "llama": a tokenizer.json has none (llama.cpp's converter reads them
+      from tokenizer.model); they are recovered from the merges' ranks (see
+      tokenizer_kv), or with --naive-scores set to -id; 0 for non-normal tokens.
   --dump F
       Print the file as JSON: version, alignment, every key (arrays in full), every
       tensor (type, ne, offset, sha256 of its bytes). Strict: any inconsistency
@@ -39,6 +40,7 @@ SCALAR_FMT = {U8: "<B", I8: "<b", U16: "<H", I16: "<h", U32: "<I", I32: "<i", F3
               BOOL: "<?", U64: "<Q", I64: "<q", F64: "<d"}
 # ggml types: (block size, bytes per block)
 GGML_F32, GGML_F16, GGML_Q4_0, GGML_Q8_0, GGML_Q4_K, GGML_Q6_K, GGML_BF16 = 0, 1, 2, 8, 12, 14, 30
+NAIVE_SCORES = False
 GGML_SIZE = {0: (1, 4), 1: (1, 2), 2: (32, 18), 8: (32, 34), 12: (256, 144), 14: (256, 210),
              30: (1, 2)}
 
@@ -275,6 +277,16 @@ def tokenizer_kv(w, tdir, pre=None):
     types = []
     scores = []
     unk = model.get("unk_token")
+    # SentencePiece scores, recovered from the merges: transformers built the merges of a
+    # SentencePiece BPE model by ordering each piece's splits by the piece's score, so a
+    # piece's rank is that of the first merge producing it; pieces no merge produces
+    # (single characters) rank after all of them, in id order. --naive-scores: -id.
+    merge_rank = {}
+    if not is_bytelevel and not NAIVE_SCORES:
+        for r, m in enumerate(model.get("merges", [])):
+            a, b = m.split(" ", 1) if isinstance(m, str) else m
+            merge_rank.setdefault(a + b, r)
+    n_merges = len(model.get("merges", []))
     for i, s in enumerate(tokens):
         a = added.get(s)
         if s not in vocab:
@@ -290,7 +302,12 @@ def tokenizer_kv(w, tdir, pre=None):
         else:
             t = 1
         types.append(t)
-        scores.append(-float(i) if t == 1 else 0.0)
+        if t != 1:
+            scores.append(0.0)
+        elif NAIVE_SCORES:
+            scores.append(-float(i))
+        else:
+            scores.append(-float(merge_rank.get(s, n_merges + i)))
     w.add("tokenizer.ggml.model", STRING, "gpt2" if is_bytelevel else "llama")
     w.add("tokenizer.ggml.tokens", ARRAY, (STRING, tokens))
     w.add("tokenizer.ggml.token_type", ARRAY, (I32, types))
@@ -477,6 +494,19 @@ def seed_corpus(d):
             n *= x
         m.add_tensor(name, GGML_F32, ne, f32_bytes([0.25] * n))
     m.write(os.path.join(d, "tiny_llama.gguf"))
+    # a byte-level (gpt2) tokenizer only: Llama 3 style pre-tokenizer, 3 merges, 1 special
+    t = Writer()
+    t.add("general.architecture", STRING, "llama")
+    t.add("tokenizer.ggml.model", STRING, "gpt2")
+    t.add("tokenizer.ggml.pre", STRING, "llama-bpe")
+    toks = ["H", "e", "l", "o", "\u0120", "w", "r", "d", "He", "ll", "\u0120w", "<|end|>"]
+    t.add("tokenizer.ggml.tokens", ARRAY, (STRING, toks))
+    t.add("tokenizer.ggml.token_type", ARRAY, (I32, [1] * 11 + [3]))
+    t.add("tokenizer.ggml.merges", ARRAY, (STRING, ["H e", "l l", "\u0120 w"]))
+    t.add("tokenizer.ggml.eos_token_id", U32, 11)
+    t.add("tokenizer.ggml.add_bos_token", BOOL, False)
+    t.add("tokenizer.chat_template", STRING, "{{ messages }}")
+    t.write(os.path.join(d, "tok_gpt2.gguf"))
 
 
 def main():
@@ -490,7 +520,11 @@ def main():
     ap.add_argument("--version", type=int, default=3)
     ap.add_argument("--pre")
     ap.add_argument("--no-permute", action="store_true")
+    ap.add_argument("--naive-scores", action="store_true",
+                    help="SentencePiece scores -id instead of ranks recovered from the merges")
     args = ap.parse_args()
+    global NAIVE_SCORES
+    NAIVE_SCORES = args.naive_scores
     if args.from_hf:
         from_hf(args)
     elif args.tokenizer:
