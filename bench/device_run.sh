@@ -46,8 +46,13 @@ for step in "$@"; do
     echo "== $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048" > "$OUT/ctx2048.txt"
     $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048 >> "$OUT/ctx2048.txt" 2>&1 ;;
   check)
-    LLMGPU_TEST_DATA=$PWD/tests LLMGPU_TEST_TMP=/tmp/t CK_FORK=no CK_INCLUDE_TAGS=gpu \
-      timeout 300 devbin/check_all > "$OUT/check_gpu.txt" 2>&1; echo "rc=$?" >> "$OUT/check_gpu.txt" ;;
+    # One process per suite: on the H100, after the reliability suite's hundreds of
+    # contexts in one process, vkCreateInstance reports VK_ERROR_INCOMPATIBLE_DRIVER
+    # (seen 2026-11-21; each suite passes alone; not yet explained).
+    for s in api chat demo forward generate golden kernels quant reliability sampler state threads vk; do
+      LLMGPU_TEST_DATA=$PWD/tests LLMGPU_TEST_TMP=/tmp/t CK_FORK=no CK_INCLUDE_TAGS=gpu CK_RUN_SUITE=$s \
+        timeout 300 devbin/check_all 2>&1 | grep -E "%:|:F:|:E:" | sed "s/^/$s: /"
+    done > "$OUT/check_gpu.txt" 2>&1 ;;
   tokfix)
     python3 tests/tools/make_tokenizer_fixtures.py tests/fixtures/tokenizers/npm/llama2 \
       tests/fixtures/tokenizers/npm/llama3 tests/fixtures/tokenizers/npm/qwen3 --out "$OUT/tokpy" > "$OUT/tokfix.log" 2>&1
