@@ -28,6 +28,16 @@ for step in "$@"; do
       echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5 --profile"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5 --profile
       echo "== $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --profile"; $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --profile
     } > "$OUT/bench.txt" 2>&1 ;;
+  rows)
+    { for w in f16 q8_0 q4_0 q4_k; do
+        echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --weight-type $w"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --weight-type $w
+        echo "== devbin/r4/llmgpu (ROWS=4) bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --weight-type $w"; devbin/r4/llmgpu bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --weight-type $w
+      done
+      for w in f16 q8_0 q4_0 q4_k; do
+        echo "== $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --weight-type $w"; $L bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --weight-type $w
+        echo "== devbin/r4/llmgpu (ROWS=4) bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --weight-type $w"; devbin/r4/llmgpu bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --weight-type $w
+      done
+    } > "$OUT/rows.txt" 2>&1 ;;
   cm)
     { echo "== LLMGPU_COOPMAT=1 $L bench -m /tmp/tinyllama -p 512 -n 16 -r 3"; LLMGPU_COOPMAT=1 $L bench -m /tmp/tinyllama -p 512 -n 16 -r 3
       echo "== LLMGPU_COOPMAT=1 $L bench -m /tmp/llama2-7b -p 512 -n 16 -r 3"; LLMGPU_COOPMAT=1 $L bench -m /tmp/llama2-7b -p 512 -n 16 -r 3

@@ -1,5 +1,5 @@
 /*
- * llmgpu.c - the command-line tool: info, generate, tokenize, detokenize,
+ * llmgpu.c - the command-line tool: info, generate, chat, tokenize, detokenize,
  * perplexity, bench. A thin layer over the public API; environment variables
  * are mapped onto params here (the library itself reads none):
  *   LLMGPU_DEVICE     device index (see 'llmgpu info')
@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -176,8 +177,8 @@ static int parse_weight_type(const char *v) {
 }
 
 struct opts {
-    const char *model, *prompt, *file;
-    int n_predict, n_ctx, ids_only, have_seed, top_k, top_k_set;
+    const char *model, *prompt, *file, *system;
+    int n_predict, n_predict_set, n_ctx, ids_only, have_seed, top_k, top_k_set, drop_oldest;
     double temp, top_p, min_p, repeat_penalty;
     uint64_t seed;
     const char *stop[16];
@@ -208,6 +209,7 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
             NEED_VALUE o->file = v;
         } else if (!strcmp(a, "-n") || !strcmp(a, "--n-predict")) {
             NEED_VALUE o->n_predict = atoi(v);
+            o->n_predict_set = 1;
         } else if (!strcmp(a, "--ctx") || !strcmp(a, "-c")) {
             NEED_VALUE o->n_ctx = atoi(v);
         } else if (!strcmp(a, "--temp")) {
@@ -224,10 +226,6 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
             NEED_VALUE o->min_p = atof(v);
         } else if (!strcmp(a, "--repeat-penalty")) {
             NEED_VALUE o->repeat_penalty = atof(v);
-        } else if (!strcmp(a, "--weight-type")) {
-            NEED_VALUE
-            if (parse_weight_type(v))
-                return -1;
         } else if (!strcmp(a, "--stop")) {
             NEED_VALUE
             if (o->n_stop == sizeof o->stop / sizeof o->stop[0] || !*v) {
@@ -235,6 +233,14 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
                 return -1;
             }
             o->stop[o->n_stop++] = v;
+        } else if (!strcmp(a, "--weight-type")) {
+            NEED_VALUE
+            if (parse_weight_type(v))
+                return -1;
+        } else if (!strcmp(a, "--system")) {
+            NEED_VALUE o->system = v;
+        } else if (!strcmp(a, "--drop-oldest")) {
+            o->drop_oldest = 1;
         } else if (!strcmp(a, "--ids")) {
             o->ids_only = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -491,6 +497,30 @@ static int print_token(int32_t token, const char *text, size_t len, void *user) 
     return 0;
 }
 
+/* The figures of issue 6 on stderr: load and kernel-compile time, prompt and
+ * decode speed, time to first token, device memory by weights, KV cache and
+ * scratch. */
+static void print_telemetry(const struct app *app, const struct llmgpu_session_params *sp,
+                            const struct llmgpu_generate_result *res) {
+    struct llmgpu_model_info mi = {.struct_size = sizeof mi};
+    struct llmgpu_session_memory mem = {.struct_size = sizeof mem};
+    struct llmgpu_context_stats cs = {.struct_size = sizeof cs};
+    llmgpu_model_info(app->model, &mi);
+    llmgpu_session_memory(app->model, sp, &mem);
+    llmgpu_context_stats(app->ctx, &cs);
+    fprintf(stderr,
+            "llmgpu: load %.2f s (kernels: %llu compiled in %.0f ms, %llu from cache)\n"
+            "llmgpu: prompt %u tokens, %.1f tok/s | generated %u tokens, %.1f tok/s | "
+            "first token %.1f ms\n"
+            "llmgpu: GPU memory: weights %.1f MiB, KV cache %.1f MiB, scratch %.1f MiB\n",
+            app->t_load, (unsigned long long)cs.kernels_compiled, cs.kernel_compile_ms,
+            (unsigned long long)cs.kernel_cache_hits, res->n_prompt,
+            res->prompt_ms > 0 ? res->n_prompt / (res->prompt_ms * 1e-3) : 0.0, res->n_generated,
+            res->decode_ms > 0 ? res->n_generated / (res->decode_ms * 1e-3) : 0.0, res->ttft_ms,
+            (double)mi.weight_bytes / (1 << 20), (double)mem.kv_bytes / (1 << 20),
+            (double)mem.scratch_bytes / (1 << 20));
+}
+
 static int cmd_generate(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
                       "[--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N] "
@@ -555,16 +585,12 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
         st = llmgpu_generate(s, ids, n_prompt, &gp, &res);
     }
     printf("\n");
+    fflush(stdout);
     if (st != LLMGPU_OK) {
         fail("generating", st);
         goto done;
     }
-    fprintf(stderr,
-            "llmgpu: load %.2f s | prompt %zu tokens, %.1f tok/s | generated %u tokens, "
-            "%.1f tok/s | first token %.1f ms\n",
-            app.t_load, n_prompt, res.prompt_ms > 0 ? n_prompt / (res.prompt_ms * 1e-3) : 0.0,
-            res.n_generated, res.decode_ms > 0 ? res.n_generated / (res.decode_ms * 1e-3) : 0.0,
-            res.ttft_ms);
+    print_telemetry(&app, &sp, &res);
     rc = 0;
 done:
     free(ids);
@@ -816,6 +842,388 @@ done:
     return rc;
 }
 
+/* ---- chat: an interactive REPL over llmgpu_generate and the chat template ---- */
+#ifdef LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT
+
+struct chat {
+    struct app *app;
+    const struct opts *o;
+    struct llmgpu_session *s;
+    struct llmgpu_session_params sp;
+    struct llmgpu_sampler_params smp;
+    const struct llmgpu_sampler_params *sampler;
+    struct llmgpu_chat_message *msgs; /* role and content owned (malloc) */
+    size_t n_msgs, cap_msgs;
+    int32_t *held;                    /* the tokens the session holds, in order */
+    size_t n_held;
+    uint32_t n_ctx;
+    char *answer;                     /* the assistant's text streamed so far */
+    size_t answer_len, answer_cap;
+};
+
+static char *dup_n(const char *s, size_t n) {
+    char *d = malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+static int chat_add(struct chat *c, const char *role, const char *content, size_t len) {
+    if (c->n_msgs == c->cap_msgs) {
+        size_t cap = c->cap_msgs ? 2 * c->cap_msgs : 16;
+        struct llmgpu_chat_message *m = realloc(c->msgs, cap * sizeof *m);
+        if (!m)
+            return -1;
+        c->msgs = m;
+        c->cap_msgs = cap;
+    }
+    c->msgs[c->n_msgs].role = dup_n(role, strlen(role));
+    c->msgs[c->n_msgs].content = dup_n(content, len);
+    if (!c->msgs[c->n_msgs].role || !c->msgs[c->n_msgs].content)
+        return -1;
+    c->n_msgs++;
+    return 0;
+}
+
+/* Remove messages [i, i + n). */
+static void chat_remove(struct chat *c, size_t i, size_t n) {
+    for (size_t k = i; k < i + n; k++) {
+        free((char *)(uintptr_t)c->msgs[k].role);
+        free((char *)(uintptr_t)c->msgs[k].content);
+    }
+    memmove(c->msgs + i, c->msgs + i + n, (c->n_msgs - i - n) * sizeof *c->msgs);
+    c->n_msgs -= n;
+}
+
+/* The conversation rendered by the model's template, with the assistant's
+ * prompt, as tokens (special tokens parsed, none added: the template has them). */
+static int32_t *chat_render(struct chat *c, size_t *n) {
+    struct llmgpu_model *m = c->app->model;
+    size_t len = 0;
+    char *text;
+    int32_t *ids = NULL;
+    enum llmgpu_status st = llmgpu_chat_apply_template(
+        m, c->msgs, c->n_msgs, LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT, NULL, &len);
+    if (st != LLMGPU_OK) {
+        fail("applying the chat template", st);
+        return NULL;
+    }
+    text = malloc(len + 1);
+    if (!text)
+        return NULL;
+    st = llmgpu_chat_apply_template(m, c->msgs, c->n_msgs, LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT,
+                                    text, &len);
+    *n = 0;
+    if (st == LLMGPU_OK)
+        st = llmgpu_tokenize(m, text, len, LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL, NULL, n);
+    if (st == LLMGPU_OK && (ids = malloc((*n + 1) * sizeof *ids)) != NULL)
+        st = llmgpu_tokenize(m, text, len, LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL, ids, n);
+    free(text);
+    if (st != LLMGPU_OK) {
+        free(ids);
+        fail("rendering the conversation", st);
+        return NULL;
+    }
+    return ids;
+}
+
+/* Ctrl-C during an answer stops it (the callback returns non-zero); at the
+ * prompt it abandons the line. */
+static volatile sig_atomic_t g_interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    g_interrupted = 1;
+}
+
+static int chat_on_token(int32_t token, const char *text, size_t len, void *user) {
+    struct chat *c = user;
+    c->held[c->n_held++] = token;
+    if (c->answer_len + len + 1 > c->answer_cap) {
+        size_t cap = (c->answer_len + len + 1) * 2;
+        char *a = realloc(c->answer, cap);
+        if (!a)
+            return 1;
+        c->answer = a;
+        c->answer_cap = cap;
+    }
+    memcpy(c->answer + c->answer_len, text, len);
+    c->answer_len += len;
+    fwrite(text, 1, len, stdout);
+    fflush(stdout);
+    return g_interrupted;
+}
+
+/* One user turn: render the whole conversation, keep the part of the KV cache
+ * that matches it, prefill the rest and stream the answer. */
+static void chat_turn(struct chat *c, const char *line, size_t len) {
+    struct llmgpu_generate_params gp;
+    struct llmgpu_generate_result res = {.struct_size = sizeof res};
+    size_t n = 0, k = 0, first = (c->n_msgs && !strcmp(c->msgs[0].role, "system")) ? 1 : 0;
+    uint32_t reserve;
+    int32_t *ids;
+    enum llmgpu_status st;
+    if (chat_add(c, "user", line, len))
+        return;
+    /* room kept for the answer when turns are dropped */
+    reserve = c->o->n_predict > 0 ? (uint32_t)c->o->n_predict : c->n_ctx / 4;
+    reserve = reserve < c->n_ctx / 2 ? reserve : c->n_ctx / 2;
+    for (;;) {
+        ids = chat_render(c, &n);
+        if (!ids) {
+            chat_remove(c, c->n_msgs - 1, 1);
+            return;
+        }
+        if (n + (c->o->drop_oldest ? reserve : 1) <= c->n_ctx)
+            break;
+        free(ids);
+        if (!c->o->drop_oldest || c->n_msgs - 1 <= first) {
+            fprintf(stderr, "llmgpu: the conversation (%zu tokens) does not fit the context of "
+                            "%u tokens: /reset, or start with --drop-oldest or a larger --ctx\n",
+                    n, c->n_ctx);
+            chat_remove(c, c->n_msgs - 1, 1);
+            return;
+        }
+        /* drop the oldest exchange (a user message and the answer after it) */
+        chat_remove(c, first,
+                    first + 1 < c->n_msgs - 1 && !strcmp(c->msgs[first + 1].role, "assistant")
+                        ? 2 : 1);
+        fprintf(stderr, "llmgpu: [dropped the oldest turn to make room]\n");
+    }
+    while (k < c->n_held && k < n && c->held[k] == ids[k])
+        k++;
+    if (k == n)
+        k--; /* at least one token is evaluated, for the logits */
+    llmgpu_session_truncate(c->s, (uint32_t)k);
+    memcpy(c->held + k, ids + k, (n - k) * sizeof *ids);
+    c->n_held = n;
+    llmgpu_generate_params_init(&gp);
+    gp.sampler = c->sampler;
+    gp.max_tokens = c->o->n_predict > 0 ? (uint32_t)c->o->n_predict : 0;
+    gp.stop = c->o->stop;
+    gp.n_stop = c->o->n_stop;
+    gp.on_token = chat_on_token;
+    gp.user = c;
+    c->answer_len = 0;
+    g_interrupted = 0;
+    st = llmgpu_generate(c->s, ids + k, n - k, &gp, &res);
+    free(ids);
+    printf("\n");
+    fflush(stdout);
+    if (st != LLMGPU_OK) {
+        fail("generating", st);
+        llmgpu_session_reset(c->s);
+        c->n_held = 0;
+        chat_remove(c, c->n_msgs - 1, 1);
+        return;
+    }
+    chat_add(c, "assistant", c->answer ? c->answer : "", c->answer_len);
+    fprintf(stderr,
+            "[%u tokens, %.1f tok/s, first token %.0f ms | prompt %u new tokens (%zu reused), "
+            "%.1f tok/s | context %u/%u]\n",
+            res.n_generated, res.decode_ms > 0 ? res.n_generated / (res.decode_ms * 1e-3) : 0.0,
+            res.ttft_ms, res.n_prompt, k,
+            res.prompt_ms > 0 ? res.n_prompt / (res.prompt_ms * 1e-3) : 0.0,
+            llmgpu_session_position(c->s), c->n_ctx);
+    if (res.stop_reason == LLMGPU_STOP_REASON_CALLBACK)
+        fprintf(stderr, "llmgpu: interrupted\n");
+    if (res.stop_reason == LLMGPU_STOP_REASON_CONTEXT_FULL)
+        fprintf(stderr, "llmgpu: the context is full; the answer was cut (/reset, or start "
+                        "with --drop-oldest)\n");
+}
+
+/* /save FILE: the KV cache through llmgpu_session_save, and beside it FILE.chat
+ * with the tokens it holds and the messages (a chat needs both to go on). */
+static void chat_save(struct chat *c, const char *path) {
+    char side[4096];
+    FILE *f;
+    enum llmgpu_status st = llmgpu_session_save(c->s, path);
+    if (st != LLMGPU_OK) {
+        fail("saving the session", st);
+        return;
+    }
+    snprintf(side, sizeof side, "%s.chat", path);
+    f = fopen(side, "wb");
+    if (!f) {
+        fprintf(stderr, "llmgpu: cannot write %s: %s\n", side, strerror(errno));
+        return;
+    }
+    fprintf(f, "llmgpu-chat 1\ntokens %zu\n", c->n_held);
+    for (size_t i = 0; i < c->n_held; i++)
+        fprintf(f, "%d\n", c->held[i]);
+    fprintf(f, "messages %zu\n", c->n_msgs);
+    for (size_t i = 0; i < c->n_msgs; i++)
+        fprintf(f, "%s %zu\n%s\n", c->msgs[i].role, strlen(c->msgs[i].content), c->msgs[i].content);
+    if (fclose(f) != 0)
+        fprintf(stderr, "llmgpu: cannot write %s\n", side);
+    else
+        fprintf(stderr, "llmgpu: saved %zu tokens to %s (+ .chat)\n", c->n_held, path);
+}
+
+static void chat_load(struct chat *c, const char *path) {
+    struct chat t = {0};
+    char side[4096], role[64];
+    size_t n_tok, n_msg, len;
+    FILE *f;
+    int ok = 0;
+    enum llmgpu_status st;
+    snprintf(side, sizeof side, "%s.chat", path);
+    f = fopen(side, "rb");
+    if (!f) {
+        fprintf(stderr, "llmgpu: cannot open %s: %s\n", side, strerror(errno));
+        return;
+    }
+    t.held = malloc(c->n_ctx * sizeof *t.held);
+    if (t.held && fscanf(f, "llmgpu-chat 1 tokens %zu", &n_tok) == 1 && n_tok <= c->n_ctx) {
+        ok = 1;
+        for (size_t i = 0; ok && i < n_tok; i++)
+            ok = fscanf(f, "%d", &t.held[i]) == 1;
+        t.n_held = n_tok;
+        ok = ok && fscanf(f, " messages %zu", &n_msg) == 1;
+        for (size_t i = 0; ok && i < n_msg; i++) {
+            char *content;
+            ok = fscanf(f, " %63s %zu", role, &len) == 1 + 1 && fgetc(f) == '\n' && len < (1u << 26);
+            content = ok ? malloc(len + 1) : NULL;
+            ok = content && fread(content, 1, len, f) == len && chat_add(&t, role, content, len) == 0;
+            free(content);
+        }
+    }
+    fclose(f);
+    if (!ok) {
+        fprintf(stderr, "llmgpu: %s is not a chat file written by /save\n", side);
+    } else if ((st = llmgpu_session_load(c->s, path)) != LLMGPU_OK) {
+        fail("loading the session", st);
+    } else if (llmgpu_session_position(c->s) != t.n_held) {
+        fprintf(stderr, "llmgpu: %s and %s disagree; the session is reset\n", path, side);
+        llmgpu_session_reset(c->s);
+        c->n_held = 0;
+    } else {
+        chat_remove(c, 0, c->n_msgs);
+        free(c->msgs);
+        c->msgs = t.msgs, c->n_msgs = t.n_msgs, c->cap_msgs = t.cap_msgs;
+        t.msgs = NULL, t.n_msgs = 0;
+        memcpy(c->held, t.held, t.n_held * sizeof *t.held);
+        c->n_held = t.n_held;
+        fprintf(stderr, "llmgpu: loaded %zu tokens, %zu messages from %s\n", c->n_held, c->n_msgs,
+                path);
+    }
+    chat_remove(&t, 0, t.n_msgs);
+    free(t.msgs);
+    free(t.held);
+}
+
+static int cmd_chat(int argc, char **argv, const char *argv0) {
+    const char *use = "llmgpu chat [-m DIR] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] "
+                      "[--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P] "
+                      "[--repeat-penalty R] [--stop STR]...";
+    struct opts o;
+    struct app app;
+    struct chat c;
+    char mbuf[4096], *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int tty = isatty(0), rc = 1;
+    enum llmgpu_status st;
+    int r = parse_opts(argc, argv, &o, use);
+    if (r)
+        return r < 0 ? 2 : 0;
+    if (o.n_rest) {
+        fprintf(stderr, "usage: %s\n", use);
+        return 2;
+    }
+    if (!o.n_predict_set)
+        o.n_predict = 512;
+    memset(&c, 0, sizeof c);
+    if (app_open(&app, o.model ? o.model : default_model(mbuf, sizeof mbuf, argv0), 0))
+        return 1;
+    c.app = &app;
+    c.o = &o;
+    c.sampler = sampler_from_opts(&o, &c.smp);
+    llmgpu_session_params_init(&c.sp);
+    if (o.n_ctx > 0)
+        c.sp.n_ctx = (uint32_t)o.n_ctx;
+    st = llmgpu_session_create(app.model, &c.sp, &c.s);
+    if (st != LLMGPU_OK) {
+        fail("creating a session", st);
+        goto done;
+    }
+    c.n_ctx = llmgpu_session_n_ctx(c.s);
+    c.held = malloc(c.n_ctx * sizeof *c.held);
+    if (!c.held || (o.system && chat_add(&c, "system", o.system, strlen(o.system))))
+        goto done;
+    {
+        /* a template that cannot render is an error now, not at the first turn */
+        size_t n;
+        int32_t *ids;
+        if (!(ids = chat_render(&c, &n))) {
+            fprintf(stderr, "llmgpu: the model in %s has no usable chat template\n",
+                    o.model ? o.model : mbuf);
+            goto done;
+        }
+        free(ids);
+    }
+    if (tty)
+        fprintf(stderr, "llmgpu chat: type a message; /reset, /save FILE, /load FILE, /quit; "
+                        "Ctrl-C stops an answer\n");
+    {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_sigint; /* no SA_RESTART: Ctrl-C interrupts the prompt's read */
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+    }
+    for (;;) {
+        if (tty) {
+            printf("> ");
+            fflush(stdout);
+        }
+        g_interrupted = 0;
+        if ((len = getline(&line, &cap, stdin)) < 0) {
+            if (errno == EINTR && g_interrupted) {
+                clearerr(stdin);
+                printf("\n");
+                continue;
+            }
+            break;
+        }
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = 0;
+        if (len == 0)
+            continue;
+        if (!strcmp(line, "/quit") || !strcmp(line, "/exit"))
+            break;
+        if (!strcmp(line, "/reset")) {
+            llmgpu_session_reset(c.s);
+            c.n_held = 0;
+            chat_remove(&c, o.system ? 1 : 0, c.n_msgs - (o.system ? 1 : 0));
+            fprintf(stderr, "llmgpu: conversation reset\n");
+        } else if (!strncmp(line, "/save ", 6) && line[6]) {
+            chat_save(&c, line + 6);
+        } else if (!strncmp(line, "/load ", 6) && line[6]) {
+            chat_load(&c, line + 6);
+        } else if (line[0] == '/') {
+            fprintf(stderr, "llmgpu: commands: /reset, /save FILE, /load FILE, /quit\n");
+        } else {
+            chat_turn(&c, line, (size_t)len);
+        }
+    }
+    if (tty)
+        printf("\n");
+    rc = 0;
+done:
+    free(line);
+    if (c.msgs)
+        chat_remove(&c, 0, c.n_msgs);
+    free(c.msgs);
+    free(c.held);
+    free(c.answer);
+    llmgpu_session_free(c.s);
+    app_close(&app);
+    return rc;
+}
+#endif /* LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT */
+
 /* llmgpu quantize IN OUT [--type T]: a Hugging Face directory as a GGUF file. */
 static int cmd_quantize(int argc, char **argv) {
     static const char use[] = "llmgpu quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k]";
@@ -886,6 +1294,9 @@ static void usage(FILE *f) {
             "           [--weight-type T] [--ids]\n"
             "                                  continue a prompt, sampling on the GPU\n"
             "                                  (--temp 0: greedy)\n"
+            "  chat [-m DIR] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] [sampling options]\n"
+            "                                  chat with the model's chat template; /reset,\n"
+            "                                  /save FILE, /load FILE, /quit\n"
             "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"
             "  detokenize [-m DIR] ID...       print the text of token ids\n"
             "  perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]\n"
@@ -918,6 +1329,10 @@ int main(int argc, char **argv) {
         return cmd_info(argc - 2, argv + 2);
     if (!strcmp(argv[1], "generate"))
         return cmd_generate(argc - 2, argv + 2, argv[0]);
+#ifdef LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT
+    if (!strcmp(argv[1], "chat"))
+        return cmd_chat(argc - 2, argv + 2, argv[0]);
+#endif
     if (!strcmp(argv[1], "tokenize"))
         return cmd_tokenize(argc - 2, argv + 2, argv[0]);
     if (!strcmp(argv[1], "detokenize"))

@@ -13,6 +13,15 @@
  *                          conversation; used by one thread at a time.
  * A context must outlive its models, a model must outlive its sessions.
  *
+ * Threads
+ *   A context and its loaded models may be used by any number of threads at
+ *   once. Each session is used by one thread at a time (calls on one session
+ *   must not overlap); different sessions of one model may prefill, decode,
+ *   sample and generate concurrently from different threads, with the results
+ *   they would give one after another (tests/check_threads.c). To stop a
+ *   generation from another thread, have its token callback read a flag that
+ *   thread sets.
+ *
  * Usage (error handling shortened):
  *
  *   struct llmgpu_context_params cp;
@@ -299,6 +308,17 @@ LLMGPU_API enum llmgpu_status llmgpu_context_measure_bandwidth(struct llmgpu_con
 
 /* ---- Models --------------------------------------------------------------- */
 
+/**
+ * Element type of the weight matrices on the GPU (llmgpu_model_params.weight_type).
+ * DEFAULT is f16, except that a bf16 checkpoint stays bf16. Q8_0, Q4_0 and Q4_K
+ * quantize the projection matrices (attention Q/K/V/O, MLP gate/up/down) while the
+ * model loads, in ggml's block formats with its rounding (8.5, 4.5 and 4.5 bits a
+ * weight); the token embedding and the LM head keep the DEFAULT type, as does a
+ * matrix whose rows are not a multiple of 32 values (with Q4_K, rows that are a
+ * multiple of 32 but not of 256 become Q4_0). Q6_K is not supported:
+ * llmgpu_model_load returns LLMGPU_ERR_INVALID_ARGUMENT.
+ * \since 0.1.0
+ */
 enum llmgpu_weight_type {
     LLMGPU_WEIGHT_TYPE_DEFAULT = 0,  /* f16 */
     LLMGPU_WEIGHT_TYPE_F32 = 1,
@@ -792,6 +812,52 @@ LLMGPU_API enum llmgpu_status llmgpu_session_save(struct llmgpu_session *s, cons
  * \threadsafety one thread at a time per session. \since 0.1.0
  */
 LLMGPU_API enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *path);
+
+/* ---- Telemetry ------------------------------------------------------------ */
+
+/** Device memory of a session. \since 0.1.0 */
+struct llmgpu_session_memory {
+    uint32_t struct_size;
+    /* The f16 K and V caches: 2 * n_layer * n_ctx * n_kv_head * head_dim * 2 bytes. */
+    uint64_t kv_bytes;
+    /* Everything else a session allocates, with B = min(n_batch, n_ctx), E n_embd,
+     * F n_ff, NH n_head, NKV n_kv_head, HD head_dim, V n_vocab and
+     * C = ceil(n_ctx / 64):
+     * 16 + 4B (step) + 8BE (x, xb) + 4B(NH + 2 NKV)HD (qkv) + 8B NH HD (q, att)
+     * + 12BF (gate|up, hb) + 8V (logits and their host copy) + 16 (result)
+     * + 4 NH C (HD + 2) (attention partials) + 8 n_ctx (HD / 2) (RoPE table).
+     * Of these, step, the host copy of the logits and result are host-visible
+     * memory (device-local where the device offers it). Buffers are rounded up to
+     * the device's alignment, so a session takes a little more. */
+    uint64_t scratch_bytes;
+};
+
+/**
+ * How much device memory a session of these params takes (before or after it
+ * is created); the model's own is llmgpu_model_info().weight_bytes.
+ * \param params  NULL: the defaults of llmgpu_session_params_init().
+ * \param[out] out  the caller sets struct_size.
+ * \returns LLMGPU_OK, LLMGPU_ERR_INVALID_ARGUMENT.
+ * \threadsafety any thread. \since 0.1.0
+ */
+LLMGPU_API enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
+                                                    const struct llmgpu_session_params *params,
+                                                    struct llmgpu_session_memory *out);
+
+/** Counters of a context since its creation. \since 0.1.0 */
+struct llmgpu_context_stats {
+    uint32_t struct_size;
+    uint64_t device_bytes;       /* device-local bytes allocated now (weights, sessions) */
+    uint64_t kernels_compiled;   /* kernels compiled by shaderc (not in the disk cache) */
+    uint64_t kernel_cache_hits;  /* kernels read from the disk cache */
+    double kernel_compile_ms;    /* time spent compiling them */
+};
+
+/** Read a context's counters. \param[out] out  the caller sets struct_size.
+ * \returns LLMGPU_OK, LLMGPU_ERR_INVALID_ARGUMENT.
+ * \threadsafety any thread. \since 0.1.0 */
+LLMGPU_API enum llmgpu_status llmgpu_context_stats(const struct llmgpu_context *ctx,
+                                                   struct llmgpu_context_stats *out);
 
 #ifdef __cplusplus
 }

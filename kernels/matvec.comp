@@ -15,7 +15,7 @@
 //   barrier, and x is small and cached).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
 //   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16
-//   values, 32 for q4_K, dequantized in registers: scale times the unscaled dot)
+//   values, dequantized in registers: scale times the unscaled dot)
 //   and reduces each row.
 // Reference: tests/ref matvec (block types: on weights dequantized by tests/ref/quant_ref.c).
 #include "common.glsl"
@@ -85,7 +85,7 @@ void main() {
     float nscale = inversesqrt(wg_sum(ss) / float(K) + EPS);
 #endif
 #if WQUANT
-    // One unit (16 values; 32 for q4_K) an invocation a step: x as QUADS vec4s.
+    // One unit of 16 values an invocation a step: x as QUADS vec4s.
     for (uint un = gl_LocalInvocationID.x; un < QUNITS; un += WG_SIZE) {
         vec4 xq[QUADS];
         [[unroll]] for (uint i = 0; i < QUADS; i++) {

@@ -13,8 +13,8 @@
 //         (a row is K/256 blocks). uvec4 0: f16 d, f16 dmin, 12 bytes of packed
 //         6-bit sub-block scales and mins; uvec4 1 + p (p = 0..7): bytes 16p..16p+15
 //         of the 4-bit values, byte 32g + l holding value 64g + l (low nibble) and
-//         64g + 32 + l (high nibble). x = d sc q - dmin m. A unit is 32 values: one
-//         such uvec4 p, values 64(p/2) + 16(p%2) + i (low) and that + 32 (high).
+//         64g + 32 + l (high nibble). x = d sc q - dmin m. A unit is 16 values:
+//         8 bytes of one block's values, read as a uvec2 (a block is 18 uvec2s).
 // QUNITS units a row, QUADS vec4s of x a unit, QX(un, i): the vec4 index in a row
 // of x quad i of unit un. QDOT(Q, D, nr, r, un, xs): the dot product of unit un of
 // row r (shard of nr rows) with x quads xs[QUADS], scaled.
@@ -32,10 +32,10 @@
 // scales are widened to f32 before any arithmetic.
 
 #if WTYPE == 5
-#define QUNIT uvec4
-#define QUADS 8
-#define QUNITS (K / 32)
-#define QROW_U4 ((K / 256) * 9)   // uvec4s a row
+#define QUNIT uvec2
+#define QUADS 4
+#define QUNITS (K / 16)
+#define QROW_U2 ((K / 256) * 18)  // uvec2s a row (a block is 18)
 #else
 #define QUADS 4
 #define QUNITS (K / 16)
@@ -65,11 +65,16 @@ vec4 nib4(uint w, uint s) {
 }
 
 #if WTYPE == 5
-// x quad i of unit un: values 256 (un/8) + 64 (p/2) + 16 (p%2) + 4i (i < 4, low
-// nibbles) and + 32 for i >= 4 (high nibbles), p = un % 8.
-#define QX(un, i) (((un) / 8) * 64 + (((un) % 8) / 2) * 16 + ((un) % 2) * 4 + (i) + ((i) / 4) * 4)
+// A unit is 16 values: uvec2 h = u % 2 of qs uvec4 p = (u % 16) / 2 (u = un % 16) of
+// block un / 16, i.e. bytes 16p + 8h .. + 7 of its values; with g = p / 2 and
+// l = 16 (p % 2) + 8h, byte l + c holds value 64g + l + c (low nibble, sub-block
+// 2g) and 64g + 32 + l + c (high nibble, sub-block 2g + 1). x quads 0, 1 are the
+// low values, 2, 3 the high ones.
+#define QX(un, i)                                                                      \
+    (((un) / 16) * 64 + (((un) % 16) / 4) * 16 + ((((un) % 16) / 2) % 2) * 4 +          \
+     ((un) % 2) * 2 + (i) + ((i) / 2) * 6)
 
-// Byte i (0..11) of the packed scales in a block's first uvec4.
+// Byte i (0..11) of the packed scales in a block's first 16 bytes.
 uint k4_byte(uvec4 h, uint i) {
     return (h[1 + i / 4] >> (8 * (i % 4))) & 255u;
 }
@@ -87,27 +92,22 @@ vec2 k4_sub(uvec4 h, uint j) {
     return vec2(dm.x * float(sm.x), dm.y * float(sm.y));
 }
 
-// Unit p of a block (header h, values q) dotted with its x quads: byte b of word i
-// holds value 4i + b in its low nibble and 32 + 4i + b in its high one (both
-// relative to the unit's first value).
-float q4k_dot(uvec4 h, uvec4 q, uint p, vec4 xs[8]) {
-    vec2 lo = k4_sub(h, (p / 2) * 2), hi = k4_sub(h, (p / 2) * 2 + 1);
+// A unit (8 bytes q of 64-value group g, header h) dotted with its x quads.
+float q4k_dot(uvec4 h, uvec2 q, uint g, vec4 xs[4]) {
+    vec2 lo = k4_sub(h, 2 * g), hi = k4_sub(h, 2 * g + 1);
     float dl = 0.0, dh = 0.0;
-    vec4 sl = vec4(0.0), sh = vec4(0.0);
-    [[unroll]] for (uint i = 0; i < 4; i++) {
+    vec4 sl = xs[0] + xs[1], sh = xs[2] + xs[3];
+    [[unroll]] for (uint i = 0; i < 2; i++) {
         uint w = q[i];
-        vec4 ql = vec4(w & 15u, (w >> 8) & 15u, (w >> 16) & 15u, (w >> 24) & 15u);
-        vec4 qh = vec4((w >> 4) & 15u, (w >> 12) & 15u, (w >> 20) & 15u, w >> 28);
-        dl += dot(ql, xs[i]);
-        dh += dot(qh, xs[4 + i]);
-        sl += xs[i];
-        sh += xs[4 + i];
+        dl += dot(vec4(w & 15u, (w >> 8) & 15u, (w >> 16) & 15u, (w >> 24) & 15u), xs[i]);
+        dh += dot(vec4((w >> 4) & 15u, (w >> 12) & 15u, (w >> 20) & 15u, w >> 28), xs[2 + i]);
     }
     return lo.x * dl - lo.y * dot(sl, vec4(1.0)) + hi.x * dh - hi.y * dot(sh, vec4(1.0));
 }
+#define Q4K_HEAD(Q, base) uvec4(Q[base], Q[(base) + 1])
 #define QDOT(Q, D, nr, r, un, xs)                                                      \
-    q4k_dot(Q[(r) * QROW_U4 + ((un) / 8) * 9],                                          \
-            Q[(r) * QROW_U4 + ((un) / 8) * 9 + 1 + (un) % 8], (un) % 8, xs)
+    q4k_dot(Q4K_HEAD(Q, (r) * QROW_U2 + ((un) / 16) * 18),                              \
+            Q[(r) * QROW_U2 + ((un) / 16) * 18 + 2 + (un) % 16], ((un) % 16) / 4, xs)
 #else
 #define QX(un, i) ((un) * 4 + (i))
 // The scale of unit un (0 .. QUNITS-1) of row r, in a shard of nr rows.

@@ -92,7 +92,8 @@ const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32
  * call before writing rows through lg_session_kcache/vcache. */
 enum llmgpu_status lg_session_reserve(struct llmgpu_session *s, uint32_t n);
 /* Set the position after the caller filled the KV cache (state load); the
- * session then has no logits until the next step. pos <= n_ctx. */
+ * session then has no logits until the next step. Reserve first: the position
+ * is clamped to what the cache holds. */
 void lg_session_set_position(struct llmgpu_session *s, uint32_t pos);
 
 enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,

@@ -97,6 +97,11 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
 
 enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16 };
 
+/* Rows per workgroup of the decode mat-vec (matvec.comp ROWS). */
+#ifndef LG_MATVEC_ROWS
+#define LG_MATVEC_ROWS 2
+#endif
+
 /* Keys per workgroup of decode attention (attn_split.comp), also its workgroup
  * size: small chunks give many workgroups and keep every invocation busy when
  * the chunk's V rows are summed (one output dim each for HD <= 64). */
@@ -134,7 +139,7 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
     lg_desc_define(&d, st[4], "HAS_BIAS", (flags & MM_BIAS) != 0);
     lg_desc_define(&d, st[5], "ACCUMULATE", (flags & MM_ACC) != 0);
     lg_desc_define(&d, st[6], "GATE_UP", (flags & MM_GATE_UP) != 0);
-    lg_desc_define(&d, st[7], "ROWS", 2);
+    lg_desc_define(&d, st[7], "ROWS", LG_MATVEC_ROWS);
     lg_desc_define(&d, st[8], "NORM", (flags & MM_NORM) != 0);
     if (flags & MM_NORM)
         define_eps(&d, st[9], s->model->cfg.rms_norm_eps);
@@ -442,9 +447,9 @@ static enum llmgpu_status grow_kv(struct llmgpu_session *s, uint32_t need) {
                               LG_MEM_DEVICE, &part);
     if (st != LLMGPU_OK)
         goto fail;
-    if (s->pos > 0) {
+    if (s->pos > 0 && s->kv_cap > 0) {
         struct lg_cmd cmd;
-        VkBufferCopy region = {0, 0, s->pos * row};
+        VkBufferCopy region = {0, 0, (VkDeviceSize)LG_MIN(s->pos, s->kv_cap) * row};
         st = lg_cmd_create(ctx, &cmd);
         if (st == LLMGPU_OK)
             st = lg_cmd_begin(ctx, &cmd, 1);
@@ -678,7 +683,8 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
         if (gemm)
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 63) / 64, (n_tok + 63) / 64, 1);
         else
-            lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 1) / 2, n_tok, 1);
+            lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + LG_MATVEC_ROWS - 1) / LG_MATVEC_ROWS,
+                            n_tok, 1);
     }
 }
 
@@ -1058,7 +1064,7 @@ const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32
 }
 
 void lg_session_set_position(struct llmgpu_session *s, uint32_t pos) {
-    s->pos = LG_MIN(pos, s->n_ctx);
+    s->pos = LG_MIN(pos, s->kv_cap); /* rows past the capacity do not exist */
     s->have_logits = 0;
 }
 

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "chat/chat.h"
+#include "testmodel.h"
 #include "testutil.h"
 #include "tokenizer/tokenizer.h"
 
@@ -50,6 +51,9 @@ static cJSON *load_json(const char *rel) {
     return j;
 }
 
+/* test_limits renders with small limits, so the hostile templates stop fast (valgrind too). */
+static int small_limits;
+
 /* Render with the fixed clock of the fixtures; returns the status, text malloc'd in *out. */
 static enum llmgpu_status render(const char *tmpl, const char *bos, const char *eos,
                                  const struct llmgpu_chat_message *msgs, size_t n, uint32_t flags,
@@ -59,6 +63,10 @@ static enum llmgpu_status render(const char *tmpl, const char *bos, const char *
     enum llmgpu_status st;
     size_t need = 0;
     o.now = 1768478400; /* conversations.json strftime_now_epoch */
+    if (small_limits) {
+        o.max_steps = 300000;
+        o.max_bytes = 16u << 20;
+    }
     *out = NULL;
     st = lg_chat_render(NULL, log ? &lg : NULL, tmpl, bos, eos, msgs, n, flags, &o, NULL, &need);
     if (st != LLMGPU_OK)
@@ -95,25 +103,54 @@ struct tpl {
     char *text;
     const char *bos, *eos;
     struct lg_tokenizer *tok;
+    char *bos_buf, *eos_buf; /* copies bos/eos point to, for tokenizer directories */
     int missing;
 };
 
+static const char *token_text(const cJSON *v) {
+    if (cJSON_IsObject(v))
+        v = cJSON_GetObjectItem(v, "content");
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* A template from the manifest. Tokenizer directories: the template and special tokens
+ * of tokenizer_config.json, and for the required ones (not "optional", so small enough
+ * for valgrind) the same through the tokenizer loader (lg_tok_chat_template/_token). */
 static void load_tpl(const cJSON *t, struct tpl *out) {
     const cJSON *dir = cJSON_GetObjectItem(t, "tokenizer_dir");
     snprintf(out->name, sizeof out->name, "%s", cJSON_GetObjectItem(t, "name")->valuestring);
     if (cJSON_IsString(dir)) {
-        char path[1024];
-        tu_data_path(dir->valuestring, path, sizeof path);
-        if (lg_tok_load_dir(NULL, NULL, path, &out->tok) != LLMGPU_OK) {
+        char rel[512], path[1024], *cfg_text;
+        cJSON *cfg;
+        const char *b, *e;
+        snprintf(rel, sizeof rel, "%s/tokenizer_config.json", dir->valuestring);
+        cfg_text = slurp(rel, NULL);
+        if (!cfg_text) {
             fprintf(stderr, "check_chat: SKIP %s: %s absent; run tests/tools/fetch_tokenizers.sh\n",
-                    out->name, path);
+                    out->name, rel);
             out->missing = 1;
             return;
         }
-        ck_assert_ptr_nonnull(lg_tok_chat_template(out->tok));
-        out->text = strdup(lg_tok_chat_template(out->tok));
-        out->bos = lg_tok_chat_token(out->tok, 0);
-        out->eos = lg_tok_chat_token(out->tok, 1);
+        cfg = cJSON_Parse(cfg_text);
+        free(cfg_text);
+        ck_assert_ptr_nonnull(cfg);
+        ck_assert_msg(cJSON_IsString(cJSON_GetObjectItem(cfg, "chat_template")), "%s: no chat_template", rel);
+        out->text = strdup(cJSON_GetObjectItem(cfg, "chat_template")->valuestring);
+        b = token_text(cJSON_GetObjectItem(cfg, "bos_token"));
+        e = token_text(cJSON_GetObjectItem(cfg, "eos_token"));
+        out->bos = out->bos_buf = b ? strdup(b) : NULL;
+        out->eos = out->eos_buf = e ? strdup(e) : NULL;
+        cJSON_Delete(cfg);
+        if (!cJSON_IsTrue(cJSON_GetObjectItem(t, "optional"))) {
+            const char *tb, *te;
+            tu_data_path(dir->valuestring, path, sizeof path);
+            ck_assert_int_eq(lg_tok_load_dir(NULL, NULL, path, &out->tok), LLMGPU_OK);
+            ck_assert_str_eq(lg_tok_chat_template(out->tok), out->text);
+            tb = lg_tok_chat_token(out->tok, 0);
+            te = lg_tok_chat_token(out->tok, 1);
+            ck_assert_msg((!tb && !out->bos) || (tb && out->bos && !strcmp(tb, out->bos)), "%s bos", out->name);
+            ck_assert_msg((!te && !out->eos) || (te && out->eos && !strcmp(te, out->eos)), "%s eos", out->name);
+        }
     } else {
         const cJSON *b = cJSON_GetObjectItem(t, "bos_token"), *e = cJSON_GetObjectItem(t, "eos_token");
         out->text = slurp(cJSON_GetObjectItem(t, "path")->valuestring, NULL);
@@ -210,6 +247,8 @@ START_TEST(test_parity) {
     ck_assert_int_eq(failures, 0);
     for (i = 0; i < n_tpl; i++) {
         free(tpls[i].text);
+        free(tpls[i].bos_buf);
+        free(tpls[i].eos_buf);
         lg_tok_free(tpls[i].tok);
     }
     cJSON_Delete(cases);
@@ -342,8 +381,9 @@ END_TEST
 
 START_TEST(test_limits) {
     struct tu_log log;
-    char *deep = malloc(200000), *p = deep;
+    char *deep = malloc(400000), *p = deep;
     int i;
+    small_limits = 1;
     tu_log_clear(&log);
     /* deep nesting of expressions and of blocks: a clean error, no stack overflow */
     p += sprintf(p, "{{ ");
@@ -385,7 +425,20 @@ START_TEST(test_limits) {
        LLMGPU_ERR_UNSUPPORTED, &log);
     ck_assert_msg(strstr(log.text, "memory") != NULL, "%s", log.text);
     r1("{{ 'x' * 1000000000000 }}", LLMGPU_ERR_UNSUPPORTED, NULL);
+    /* long strings: searches are linear, repeated scans are charged to the step budget */
+    ck_assert_str_eq(r1("{% set a = 'a' * 400000 %}{% set b = 'a' * 200000 ~ 'b' %}"
+                        "{{ b in a }} {{ a.count(b) }} {{ a.find(b) }} {{ (a ~ b).rfind(b) }} "
+                        "{{ a.replace(b, 'x')|length }} {{ (a ~ b).split(b)|length }} "
+                        "{{ (b ~ a).rsplit(b, 1)|length }} {{ (a ~ 'x').strip('a')|length }}",
+                        LLMGPU_OK, NULL),
+                     "False 0 -1 400000 400000 2 2 1");
+    r1("{% set s = '\u00e9' * 1000000 %}{% for i in range(100000) %}{{ s[i] }}{% endfor %}",
+       LLMGPU_ERR_UNSUPPORTED, NULL);
+    r1("{% set ns = namespace(x=[], y=[]) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}"
+       "{% set ns.y = [ns.y] %}{% endfor %}{{ ns.x == ns.x }}{{ ns.x == ns.y }}{{ ns.x < ns.y }}",
+       LLMGPU_ERR_UNSUPPORTED, NULL);
     r1("{{ 9223372036854775807 + 1 }}", LLMGPU_ERR_UNSUPPORTED, NULL);
+    small_limits = 0;
 }
 END_TEST
 
@@ -411,6 +464,85 @@ START_TEST(test_alloc_failures) {
 }
 END_TEST
 
+/* ---- Model: the public entry point on a vocab-only tiny model (a Vulkan context) ---- */
+static struct tu_log glog;
+static struct llmgpu_context *g_ctx;
+static void gpu_setup(void) {
+    tu_log_clear(&glog);
+    g_ctx = tu_context(&glog, NULL);
+}
+static void gpu_teardown(void) {
+    tu_context_free(g_ctx);
+}
+
+static char *apply(struct llmgpu_model *m, const struct llmgpu_chat_message *msgs, size_t n,
+                   uint32_t flags, enum llmgpu_status *st) {
+    size_t len = 0, len2;
+    char *out;
+    *st = llmgpu_chat_apply_template(m, msgs, n, flags, NULL, &len);
+    if (*st != LLMGPU_OK)
+        return NULL;
+    out = malloc(len + 1);
+    ck_assert_ptr_nonnull(out);
+    len2 = len;
+    ck_assert_int_eq(llmgpu_chat_apply_template(m, msgs, n, flags, out, &len2), LLMGPU_OK);
+    ck_assert_uint_eq(len2, len);
+    out[len] = 0;
+    return out;
+}
+
+START_TEST(test_model_api) {
+    static const struct llmgpu_chat_message msgs[] = {{"system", "Be brief."}, {"user", "Hi"}};
+    struct llmgpu_model_params mp;
+    struct llmgpu_model *m = NULL;
+    enum llmgpu_status st;
+    char dir[1024], *out;
+    ck_assert_int_eq(lgt_mkmodel("--arch llama --dtype f32 --layers 1 --hidden 32 --heads 4 "
+                                 "--kv-heads 2 --ff 64 --vocab 300 --ctx 64 --seed 3",
+                                 dir, sizeof dir), 0);
+    llmgpu_model_params_init(&mp);
+    mp.flags = LLMGPU_MODEL_FLAG_VOCAB_ONLY;
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
+    /* tokenizer_config.json's template with its bos/eos strings */
+    out = apply(m, msgs, 2, LLMGPU_CHAT_FLAG_ADD_GENERATION_PROMPT, &st);
+    ck_assert_int_eq(st, LLMGPU_OK);
+    ck_assert_str_eq(out, "<|system|>\nBe brief.</s>\n<|user|>\nHi</s>\n<|assistant|>\n");
+    free(out);
+    out = apply(m, msgs + 1, 1, 0, &st);
+    ck_assert_str_eq(out, "<|user|>\nHi</s>\n");
+    free(out);
+    ck_assert_int_eq(llmgpu_chat_apply_template(m, msgs, 2, 0x80, NULL, &(size_t){0}),
+                     LLMGPU_ERR_INVALID_ARGUMENT);
+    llmgpu_model_free(m);
+    /* chat_template.jinja beside a tokenizer_config.json without chat_template */
+    ck_assert_int_eq(lgt_replace(dir, "tokenizer_config.json", "\"chat_template\"", "\"unused_template\""), 0);
+    {
+        static const char tmpl[] = "{{ bos_token }}{% for m in messages %}{% if m.role == 'system' %}"
+                                   "{{ raise_exception('no system role here') }}{% endif %}"
+                                   "[{{ m.role }}]{{ m.content }}{% endfor %}\n";
+        ck_assert_int_eq(lgt_write(dir, "chat_template.jinja", tmpl, sizeof tmpl - 1), 0);
+    }
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
+    out = apply(m, msgs + 1, 1, 0, &st);
+    ck_assert_str_eq(out, "<s>[user]Hi");
+    free(out);
+    tu_log_clear(&glog);
+    ck_assert_ptr_null(apply(m, msgs, 2, 0, &st));
+    ck_assert_int_eq(st, LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(glog.text, "no system role here") != NULL, "%s", glog.text);
+    llmgpu_model_free(m);
+    /* no template at all */
+    ck_assert_int_eq(remove(strcat(dir, "/chat_template.jinja")), 0);
+    dir[strlen(dir) - strlen("/chat_template.jinja")] = 0;
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
+    tu_log_clear(&glog);
+    ck_assert_ptr_null(apply(m, msgs, 2, 0, &st));
+    ck_assert_int_eq(st, LLMGPU_ERR_UNSUPPORTED);
+    ck_assert_msg(strstr(glog.text, "no chat template") != NULL, "%s", glog.text);
+    llmgpu_model_free(m);
+}
+END_TEST
+
 Suite *chat_suite(void) {
     Suite *s = suite_create("chat");
     TCase *tc = tcase_create("Parity");
@@ -426,6 +558,12 @@ Suite *chat_suite(void) {
     tcase_add_test(tc, test_errors);
     tcase_add_test(tc, test_limits);
     tcase_add_test(tc, test_alloc_failures);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Model");
+    tcase_set_tags(tc, "gpu");
+    tcase_set_timeout(tc, 120);
+    tcase_add_unchecked_fixture(tc, gpu_setup, gpu_teardown);
+    tcase_add_test(tc, test_model_api);
     suite_add_tcase(s, tc);
     return s;
 }

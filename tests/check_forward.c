@@ -290,6 +290,42 @@ START_TEST(kv_cache_grows_in_pages) {
 }
 END_TEST
 
+START_TEST(state_beyond_one_page) {
+    /* A session saved at position 300 loads into a fresh session whose KV cache
+     * holds one 256-position page: the load makes room, and decoding continues
+     * with the same logits as the session that never stopped. */
+    char dir[512], path[600];
+    struct llmgpu_model *m;
+    struct llmgpu_session *a, *b;
+    struct llmgpu_session_params sp;
+    int32_t toks[301];
+    float la[300], lb[300];
+    size_t n = 300;
+    make_model(&variants[0], dir, sizeof dir);
+    m = load(g_ctx, dir, LLMGPU_WEIGHT_TYPE_F32, 0);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 1024;
+    sp.n_batch = 128;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &a), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &b), LLMGPU_OK);
+    for (int i = 0; i < 301; i++)
+        toks[i] = (int32_t)((i * 31 + 7) % 300);
+    ck_assert_int_eq(llmgpu_session_prefill(a, toks, 300), LLMGPU_OK);
+    tu_tmp_path("state300.bin", path, sizeof path);
+    ck_assert_int_eq(llmgpu_session_save(a, path), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_load(b, path), LLMGPU_OK);
+    ck_assert_uint_eq(llmgpu_session_position(b), 300);
+    ck_assert_int_eq(llmgpu_session_decode(a, toks[300]), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_decode(b, toks[300]), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_logits(a, la, &n), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_logits(b, lb, &n), LLMGPU_OK);
+    ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
+    llmgpu_session_free(a);
+    llmgpu_session_free(b);
+    llmgpu_model_free(m);
+}
+END_TEST
+
 Suite *forward_suite(void) {
     Suite *s = suite_create("forward");
     TCase *core = tcase_create("Core");
@@ -304,6 +340,7 @@ Suite *forward_suite(void) {
     tcase_add_test(limits, sharded_weights_match);
     tcase_add_test(limits, context_full_and_bad_tokens);
     tcase_add_test(limits, kv_cache_grows_in_pages);
+    tcase_add_test(limits, state_beyond_one_page);
     tcase_set_timeout(core, 600);
     suite_add_tcase(s, core);
     suite_add_tcase(s, limits);

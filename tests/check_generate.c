@@ -286,6 +286,20 @@ START_TEST(eog_and_sampler) {
     ck_assert_int_eq(llmgpu_generate(s, NULL, 0, &gp, &r), LLMGPU_OK);
     ck_assert_int_eq(r.stop_reason, LLMGPU_STOP_REASON_MAX_TOKENS);
     ck_assert_uint_eq(r.n_generated, 3);
+    /* SPECIAL_TEXT: the EOS token's text is streamed (and searched for stops) */
+    {
+        char eos_text[64], want[128];
+        size_t el = sizeof eos_text;
+        ck_assert_int_eq(llmgpu_detokenize(g_model, &eos, 1, 0, eos_text, &el), LLMGPU_OK);
+        ck_assert_uint_gt(el, 0);
+        snprintf(want, sizeof want, "%.*s%.*s", (int)el, eos_text, (int)el, eos_text);
+        memset(&sn, 0, sizeof sn);
+        gp.flags = LLMGPU_GENERATE_FLAG_IGNORE_EOG | LLMGPU_GENERATE_FLAG_SPECIAL_TEXT;
+        gp.max_tokens = 2;
+        ck_assert_int_eq(llmgpu_generate(s, NULL, 0, &gp, &r), LLMGPU_OK);
+        ck_assert_uint_eq(sn.len, 2 * el);
+        ck_assert_int_eq(memcmp(sn.text, want, 2 * el), 0);
+    }
     /* seeded sampling through generate is reproducible */
     {
         struct seen a = {0}, b = {0};
@@ -395,6 +409,82 @@ START_TEST(truncate) {
 }
 END_TEST
 
+/* A random tiny model emits byte tokens that are not UTF-8 on their own: the
+ * callback still only ever gets complete characters. */
+START_TEST(utf8_pieces_from_byte_tokens) {
+    char dir[512], cmd[2048], script[512];
+    struct llmgpu_model_params mp;
+    struct llmgpu_model *m;
+    struct llmgpu_session *s;
+    struct llmgpu_generate_params gp;
+    struct llmgpu_generate_result r = {.struct_size = sizeof r};
+    struct seen sn = {0};
+    int32_t p[4] = {1, 200, 300, 250};
+    tu_tmp_path("generate_bytes_model", dir, sizeof dir);
+    tu_data_path("tools/mkmodel.py", script, sizeof script);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f32 --layers 1 "
+             "--hidden 32 --heads 4 --kv-heads 2 --ff 64 --vocab 320 --ctx 128 --seed 41 "
+             ">/dev/null",
+             dir, script, dir);
+    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    llmgpu_model_params_init(&mp);
+    mp.weight_type = LLMGPU_WEIGHT_TYPE_F32;
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_create(m, NULL, &s), LLMGPU_OK);
+    llmgpu_generate_params_init(&gp);
+    gp.max_tokens = 40;
+    gp.flags = LLMGPU_GENERATE_FLAG_IGNORE_EOG;
+    gp.on_token = on_token;
+    gp.user = &sn;
+    ck_assert_int_eq(llmgpu_generate(s, p, 4, &gp, &r), LLMGPU_OK);
+    ck_assert_int_eq(sn.n_tokens, 40);
+    ck_assert_uint_gt(sn.len, 0);
+    ck_assert(!sn.bad_utf8);
+    llmgpu_session_free(s);
+    llmgpu_model_free(m);
+}
+END_TEST
+
+START_TEST(memory_and_context_stats) {
+    struct llmgpu_session_params sp;
+    struct llmgpu_session_memory mem = {.struct_size = sizeof mem};
+    struct llmgpu_context_stats before = {.struct_size = sizeof before}, after = before;
+    struct llmgpu_model_info mi = {.struct_size = sizeof mi};
+    struct llmgpu_session *s;
+    uint64_t delta, est;
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 96;
+    sp.n_batch = 16;
+    ck_assert_int_eq(llmgpu_model_info(g_model, &mi), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_memory(g_model, &sp, &mem), LLMGPU_OK);
+    ck_assert_uint_eq(mem.kv_bytes, 2ull * mi.n_layer * 96 * mi.n_kv_head * mi.head_dim * 2);
+    ck_assert_int_eq(llmgpu_context_stats(g_ctx, &before), LLMGPU_OK);
+    ck_assert_uint_ge(before.device_bytes, mi.weight_bytes);
+    ck_assert_uint_gt(before.kernels_compiled + before.kernel_cache_hits, 0);
+    ck_assert_int_eq(llmgpu_session_create(g_model, &sp, &s), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_context_stats(g_ctx, &after), LLMGPU_OK);
+    /* what the session allocated on the device, within alignment of the formula
+     * (the step and result buffers are host-visible, device-local or not) */
+    delta = after.device_bytes - before.device_bytes;
+    est = mem.kv_bytes + mem.scratch_bytes;
+    ck_assert_msg(delta + 16 + 4 * 16 + 16 + 4ull * mi.n_vocab >= est &&
+                      delta <= est + (14 + 2ull * mi.n_layer) * 256,
+                  "session took %llu device bytes, the formula says %llu",
+                  (unsigned long long)delta, (unsigned long long)est);
+    llmgpu_session_free(s);
+    ck_assert_int_eq(llmgpu_context_stats(g_ctx, &after), LLMGPU_OK);
+    ck_assert_uint_eq(after.device_bytes, before.device_bytes);
+    /* defaults and errors */
+    ck_assert_int_eq(llmgpu_session_memory(g_model, NULL, &mem), LLMGPU_OK);
+    ck_assert_uint_eq(mem.kv_bytes, 2ull * mi.n_layer * LG_TEST_MIN(mi.n_ctx_train, 4096) *
+                                        mi.n_kv_head * mi.head_dim * 2);
+    mem.struct_size = 0;
+    ck_assert_int_eq(llmgpu_session_memory(g_model, NULL, &mem), LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_int_eq(llmgpu_context_stats(NULL, &after), LLMGPU_ERR_INVALID_ARGUMENT);
+}
+END_TEST
+
 Suite *generate_suite(void) {
     Suite *s = suite_create("generate");
     TCase *core = tcase_create("Core");
@@ -409,6 +499,8 @@ Suite *generate_suite(void) {
     tcase_add_test(core, context_full);
     tcase_add_test(core, bad_arguments);
     tcase_add_test(core, truncate);
+    tcase_add_test(core, utf8_pieces_from_byte_tokens);
+    tcase_add_test(core, memory_and_context_stats);
     tcase_set_timeout(core, 600);
     suite_add_tcase(s, core);
     return s;

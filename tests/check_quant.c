@@ -508,34 +508,6 @@ END_TEST
 #define QUALITY_Q4_0_NMSE 3e-2
 #define QUALITY_Q4_0_KL 0.12
 
-/* A matrix of rows of n_in values as a load at type wt leaves it: the rule of
- * upload.c's pick_type (q4_K needs rows of a multiple of 256, else q4_0; the
- * others a multiple of 32, else the matrix stays f16). */
-static void ref_quantize_matrix(enum llmgpu_weight_type wt, float *w, size_t rows, size_t n_in) {
-    if (wt == LLMGPU_WEIGHT_TYPE_Q4_K && n_in % 256 == 0)
-        ref_dequant(LG_WTYPE_Q4_K, w, rows * n_in);
-    else if (n_in % 32 == 0)
-        ref_dequant(wt == LLMGPU_WEIGHT_TYPE_Q8_0 ? LG_WTYPE_Q8_0 : LG_WTYPE_Q4_0, w,
-                    rows * n_in);
-}
-
-/* The reference's weights as a load at type wt leaves them: every projection
- * matrix quantized and dequantized (the embedding and LM head stay f16). */
-static void ref_quantize_model(struct ref_model *m, enum llmgpu_weight_type wt) {
-    const struct lg_model_config *c = &m->cfg;
-    size_t E = c->n_embd, Q = (size_t)c->n_head * c->head_dim,
-           KV = (size_t)c->n_kv_head * c->head_dim, F = c->n_ff;
-    for (size_t l = 0; l < c->n_layer; l++) {
-        ref_quantize_matrix(wt, m->w.wq + l * Q * E, Q, E);
-        ref_quantize_matrix(wt, m->w.wk + l * KV * E, KV, E);
-        ref_quantize_matrix(wt, m->w.wv + l * KV * E, KV, E);
-        ref_quantize_matrix(wt, m->w.w1 + l * F * E, F, E);
-        ref_quantize_matrix(wt, m->w.w3 + l * F * E, F, E);
-        ref_quantize_matrix(wt, m->w.wo + l * E * Q, E, Q);
-        ref_quantize_matrix(wt, m->w.w2 + l * E * F, E, F);
-    }
-}
-
 /* KL(p || q) of the softmaxes of logits a (p) and b (q), in double. */
 static double kl_div(const float *a, const float *b, size_t n) {
     double ma = a[0], mb = b[0], sa = 0, sb = 0, kl = 0;
@@ -616,7 +588,7 @@ static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
     ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
     ck_assert_int_eq(ref_model_from_ckpt(ck, &rq), 0);
     ck_assert_int_eq(ref_model_from_ckpt(ck, &rf), 0);
-    ref_quantize_model(&rq, fc->wt);
+    qref_quantize_model(&rq, fc->wt, 0);
     ck_assert_int_eq(ref_state_alloc(&rq, 64, &sq), 0);
     ck_assert_int_eq(ref_state_alloc(&rf, 64, &sf), 0);
     if (fc->max_binding) {
@@ -710,6 +682,62 @@ START_TEST(quality_drift_bounds) {
 }
 END_TEST
 
+/* ---- loading ---- */
+
+struct prog {
+    uint64_t last, total;
+    int calls, backwards;
+};
+static int on_progress(uint64_t done, uint64_t total, void *user) {
+    struct prog *p = user;
+    p->backwards |= done < p->last;
+    p->last = done;
+    p->total = total;
+    p->calls++;
+    return 0;
+}
+
+/* Weight bytes shrink with the type, the progress callback covers the
+ * quantizing load up to its total, and Q6_K is refused as the header says. */
+START_TEST(load_sizes_progress_and_refusal) {
+    char dir[512], cmd[2048], script[512];
+    static const enum llmgpu_weight_type types[] = {
+        LLMGPU_WEIGHT_TYPE_F16, LLMGPU_WEIGHT_TYPE_Q8_0, LLMGPU_WEIGHT_TYPE_Q4_0};
+    uint64_t bytes[3];
+    struct llmgpu_model *m = NULL;
+    struct llmgpu_model_params mp;
+    tu_tmp_path("quant_load", dir, sizeof dir);
+    tu_data_path("tools/mkmodel.py", script, sizeof script);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f16 --layers 2 "
+             "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --vocab 300 --ctx 128 --seed 36 "
+             ">/dev/null",
+             dir, script, dir);
+    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    for (int i = 0; i < 3; i++) {
+        struct prog pr = {0, 0, 0, 0};
+        struct llmgpu_model_info mi = {.struct_size = sizeof mi};
+        llmgpu_model_params_init(&mp);
+        mp.weight_type = types[i];
+        mp.progress_fn = on_progress;
+        mp.progress_user = &pr;
+        ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
+        ck_assert_int_eq(llmgpu_model_info(m, &mi), LLMGPU_OK);
+        bytes[i] = mi.weight_bytes;
+        ck_assert_int_gt(pr.calls, 1);
+        ck_assert_int_eq(pr.backwards, 0);
+        ck_assert_uint_eq(pr.last, pr.total);
+        llmgpu_model_free(m);
+    }
+    ck_assert_uint_lt(bytes[1], bytes[0]);
+    ck_assert_uint_lt(bytes[2], bytes[1]);
+    llmgpu_model_params_init(&mp);
+    mp.weight_type = LLMGPU_WEIGHT_TYPE_Q6_K;
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(m);
+}
+END_TEST
+
 Suite *quant_suite(void) {
     Suite *s = suite_create("quant");
     TCase *cpu = tcase_create("Quantizers");
@@ -719,6 +747,8 @@ Suite *quant_suite(void) {
     tcase_add_test(cpu, random_blocks_bit_exact);
     tcase_add_test(cpu, f16_conversion_agrees_with_ggml);
     tcase_add_test(cpu, round_trip_error_bounds);
+    /* ~0.2 s of CPU in all (q4_K's search dominates); generous for loaded machines */
+    tcase_set_timeout(cpu, 120);
     suite_add_tcase(s, cpu);
     {
         TCase *k = tcase_create("Kernels");
@@ -735,6 +765,7 @@ Suite *quant_suite(void) {
         tcase_add_loop_test(f, forward_matches_dequantized_reference, 0,
                             (int)(sizeof fwd_cases / sizeof fwd_cases[0]));
         tcase_add_test(f, quality_drift_bounds);
+        tcase_add_test(f, load_sizes_progress_and_refusal);
         tcase_set_timeout(f, 600);
         suite_add_tcase(s, f);
     }

@@ -43,5 +43,41 @@ printf 'hello world, hello again' > "$T/p.txt"
 check "perplexity prints its last line" sh -c "$L perplexity -m $T/m -f $T/p.txt | tail -1 | grep -q '^perplexity: [0-9.]* mean_nll: [0-9.]* tokens: [0-9]*$'"
 check "simple example runs" sh -c "$B/simple $T/m hello >/dev/null"
 
+# llmgpu chat through a pseudo-terminal (script from util-linux), typed as a user
+# would: the tiny model's Zephyr-style chat template from mkmodel.py.
+chat() { # chat OUTFILE ARGS... < typed lines
+  out=$1; shift
+  script -q -e -c "$L chat -m $T/m -n 6 --temp 0 $*" /dev/null > "$out" 2>&1
+}
+printf 'hello there\nhow are you\nand now\n/save %s\n/quit\n' "$T/a.kv" | chat "$T/chat1.txt" --system "'Be brief.'"
+rc=$?
+check "chat: /quit exits 0" [ $rc -eq 0 ]
+check "chat: a prompt on the terminal" grep -q '^> ' "$T/chat1.txt"
+check "chat: a tokens/s line after each answer" \
+  sh -c "[ \$(grep -c '^\[6 tokens, [0-9.]* tok/s, first token' $T/chat1.txt) -eq 3 ]"
+check "chat: later turns reuse the KV cache" grep -q 'new tokens ([1-9][0-9]* reused)' "$T/chat1.txt"
+printf 'hello there\nhow are you\n/save %s\n/reset\n/load %s\nand now\n/save %s\n/quit\n' \
+  "$T/mid.kv" "$T/mid.kv" "$T/b.kv" | chat "$T/chat2.txt" --system "'Be brief.'"
+check "chat: /reset and /load report" sh -c "grep -q 'conversation reset' $T/chat2.txt && grep -q 'loaded [0-9]* tokens, 5 messages' $T/chat2.txt"
+check "chat: /save, /reset, /load continues as if uninterrupted" \
+  sh -c "cmp -s $T/a.kv $T/b.kv && cmp -s $T/a.kv.chat $T/b.kv.chat"
+printf '/load %s\n/quit\n' "$T/nothing.kv" | chat "$T/chat3.txt"
+check "chat: /load of a missing file is an error, not an exit" \
+  sh -c "grep -q 'cannot open' $T/chat3.txt && ! grep -q '^\[' $T/chat3.txt"
+turns='one two three four\nfive six seven eight\nnine ten eleven\ntwelve thirteen\nfourteen fifteen\n'
+printf "$turns/quit\n" | chat "$T/chat4.txt" --ctx 112
+check "chat: a full context is an error by default" grep -q 'does not fit the context of 112' "$T/chat4.txt"
+printf "$turns/quit\n" | chat "$T/chat5.txt" --ctx 112 --drop-oldest
+check "chat: --drop-oldest drops turns and answers every one" \
+  sh -c "grep -q 'dropped the oldest turn' $T/chat5.txt && [ \$(grep -c '^\[6 tokens' $T/chat5.txt) -eq 5 ]"
+
+# Ctrl-C (typed into the terminal) stops an answer, not the program.
+( printf 'hello\n'
+  i=0; until grep -q 'type a message' "$T/chat6.txt" 2>/dev/null || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
+  sleep 2; printf '\003'; sleep 1; printf '/quit\n' ) | chat "$T/chat6.txt" -n 0 --ctx 4096
+rc=$?
+check "chat: Ctrl-C stops the answer and the chat goes on" \
+  sh -c "[ $rc -eq 0 ] && grep -q 'interrupted' $T/chat6.txt && grep -q '^\[[0-9]* tokens' $T/chat6.txt"
+
 echo "$passes passed, $fails failed"
 [ $fails -eq 0 ]

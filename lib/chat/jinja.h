@@ -43,7 +43,7 @@ enum jt {
     JT_DICT, /* u.d, insertion-ordered */
     JT_NS,   /* namespace(): a dict whose attributes may be set */
     JT_LOOP, /* u.lp: the loop variable of a for */
-    JT_MACRO, /* u.m: a macro's AST node */
+    JT_MACRO, /* u.mc: a macro's AST node and the scope it was defined in */
     JT_FUNC, /* u.i: a global function (enum jfunc) */
 };
 
@@ -55,6 +55,12 @@ struct jlist;
 struct jdict;
 struct jloop;
 struct jnode;
+struct jframe;
+
+struct jmacro {
+    const struct jnode *m;
+    struct jframe *env; /* a macro is a closure over the scope it is defined in */
+};
 
 struct jv {
     uint8_t t;
@@ -67,7 +73,7 @@ struct jv {
         struct jlist *l;
         struct jdict *d;
         struct jloop *lp;
-        const struct jnode *m;
+        const struct jmacro *mc;
     } u;
 };
 
@@ -108,6 +114,7 @@ enum jk {
     JN_CONTINUE,
     JN_BLOCK,    /* body only ({% generation %}) */
     JN_FILTERBLOCK, /* body, filter chain in a (JN_FILTER with a NULL operand) */
+    JN_WITH,     /* kw: name = value assignments; body (a scope of its own) */
     /* expressions */
     JN_LIT,      /* v */
     JN_NAME,     /* s */
@@ -197,6 +204,9 @@ _Noreturn void lg_jinja_fail(struct jctx *c, enum llmgpu_status st, const char *
     LG_PRINTF(3, 4);
 
 void *lg_jinja_alloc(struct jctx *c, size_t size); /* zeroed; fails the render when over */
+/* Charge work that is not a node visit (scanning long strings, quadratic filters) to the
+ * step budget: units are steps; string scans charge a step per 256 bytes. */
+void lg_jinja_work(struct jctx *c, uint64_t steps);
 char *lg_jinja_strdup(struct jctx *c, const char *s, size_t n);
 void lg_jinja_arena_free(struct jarena *ar);
 
@@ -246,5 +256,7 @@ int lg_jinja_test(struct jctx *c, const char *name, size_t n, const struct jv *v
 struct jv lg_jinja_method(struct jctx *c, const struct jv *obj, const char *name, size_t n,
                           const struct jarg *args, size_t nargs);
 struct jv lg_jinja_call_func(struct jctx *c, int fn, const struct jarg *args, size_t nargs);
+/* Python's printf-style str % args (args: a tuple, a mapping or one value). */
+struct jv lg_jv_percent(struct jctx *c, const struct jv *fmt, const struct jv *args);
 
 #endif /* LG_JINJA_H */

@@ -5,7 +5,8 @@
  * Scopes follow Jinja2: {% set %} assigns in the innermost scope; every iteration of a
  * for loop is a fresh scope (so assignments in a loop body vanish after it and do not
  * carry to the next iteration, which is why templates use namespace()); if blocks add no
- * scope; a macro call runs in a scope whose parent is the template's top level.
+ * scope; a macro call runs in a scope whose parent is the one the macro was defined in
+ * (a closure, late-binding like Python's).
  * Every node visited costs one step and recursion is bounded, so a template cannot run
  * for ever or overflow the C stack.
  */
@@ -129,6 +130,13 @@ static void step(struct jctx *c, const struct jnode *nd) {
                       (unsigned long long)c->lim.max_steps);
 }
 
+void lg_jinja_work(struct jctx *c, uint64_t steps) {
+    c->steps += steps;
+    if (c->steps > c->lim.max_steps)
+        lg_jinja_fail(c, LLMGPU_ERR_UNSUPPORTED, "template takes more than %llu steps (limit)",
+                      (unsigned long long)c->lim.max_steps);
+}
+
 static void enter(struct jctx *c) {
     if (++c->depth > c->lim.max_depth)
         lg_jinja_fail(c, LLMGPU_ERR_UNSUPPORTED, "template recursion deeper than %u (limit)",
@@ -150,14 +158,15 @@ static struct jarg *eval_args(struct jctx *c, const struct jnode *nd, size_t *n_
     return args;
 }
 
-static struct jv call_macro(struct jctx *c, const struct jnode *m, const struct jarg *args,
+static struct jv call_macro(struct jctx *c, const struct jmacro *mc, const struct jarg *args,
                             size_t nargs) {
+    const struct jnode *m = mc->m;
     struct jframe *saved = c->cur;
     struct jbuf *saved_out = c->out, buf = {0};
     size_t i, k, npos = 0;
     int saved_ctrl = c->ctrl;
     enter(c);
-    c->cur = push_frame(c, c->root);
+    c->cur = push_frame(c, mc->env);
     for (i = 0; i < nargs; i++) {
         if (args[i].name) {
             for (k = 0; k < m->nargs; k++)
@@ -222,7 +231,7 @@ static struct jv call(struct jctx *c, const struct jnode *nd) {
     if (f.t == JT_FUNC)
         return lg_jinja_call_func(c, (int)f.u.i, args, nargs);
     if (f.t == JT_MACRO)
-        return call_macro(c, f.u.m, args, nargs);
+        return call_macro(c, f.u.mc, args, nargs);
     if (f.t == JT_UNDEF) {
         if (callee->k == JN_NAME)
             lg_jinja_fail(c, LLMGPU_ERR_UNSUPPORTED, "unsupported function '%.*s'",
@@ -568,15 +577,34 @@ static void exec_body(struct jctx *c, struct jnode *const *body, size_t n) {
             bind_target(c, nd->a, v);
             break;
         case JN_MACRO:
-            v.t = JT_MACRO;
-            v.tuple = 0;
-            v.n = 0;
-            v.u.m = nd;
+            {
+                struct jmacro *mc = lg_jinja_alloc(c, sizeof *mc);
+                mc->m = nd;
+                mc->env = c->cur;
+                v.t = JT_MACRO;
+                v.tuple = 0;
+                v.n = 0;
+                v.u.mc = mc;
+            }
             assign(c, nd->s, nd->n, v);
             break;
         case JN_BREAK: c->ctrl = 1; break;
         case JN_CONTINUE: c->ctrl = 2; break;
         case JN_BLOCK: exec_body(c, nd->body, nd->nbody); break;
+        case JN_WITH: {
+            /* values from the enclosing scope, then a scope of its own for the body */
+            struct jframe *outer = c->cur;
+            struct jv *vals = lg_jinja_alloc(c, (nd->nkw ? nd->nkw : 1) * sizeof *vals);
+            size_t k;
+            for (k = 0; k < nd->nkw; k++)
+                vals[k] = eval(c, nd->kw[k].val);
+            c->cur = push_frame(c, outer);
+            for (k = 0; k < nd->nkw; k++)
+                assign(c, nd->kw[k].name, nd->kw[k].nlen, vals[k]);
+            exec_body(c, nd->body, nd->nbody);
+            c->cur = outer;
+            break;
+        }
         case JN_FILTERBLOCK:
             v = render_to_string(c, nd->body, nd->nbody);
             v = apply_chain(c, nd->a, v);

@@ -1221,6 +1221,37 @@ static struct jnode *parse_statement(struct jparser *p) {
         expect_bend(p);
         return nd;
     }
+    if (is_name(t, "with")) {
+        static const char *const ends[] = {"endwith", NULL};
+        struct jkw *kw = NULL;
+        size_t nkw = 0, kcap = 0;
+        nd = node(p, JN_WITH);
+        while (cur(p)->t != T_BEND) {
+            if (nkw)
+                expect_op(p, ",");
+            if (cur(p)->t != T_NAME)
+                unexpected(p, "a variable name");
+            if (nkw == kcap) {
+                struct jkw *nk = lg_jinja_alloc(p->c, (kcap ? kcap * 2 : 4) * sizeof *nk);
+                if (nkw)
+                    memcpy(nk, kw, nkw * sizeof *nk);
+                kw = nk;
+                kcap = kcap ? kcap * 2 : 4;
+            }
+            kw[nkw].name = cur(p)->s;
+            kw[nkw].nlen = cur(p)->n;
+            p->pos++;
+            expect_op(p, "=");
+            kw[nkw++].val = parse_expr(p);
+        }
+        expect_bend(p);
+        nd->kw = kw;
+        nd->nkw = nkw;
+        nd->body = parse_body(p, ends, &nd->nbody);
+        p->pos++;
+        expect_bend(p);
+        return nd;
+    }
     if (is_name(t, "generation")) {
         static const char *const ends[] = {"endgeneration", NULL};
         nd = node(p, JN_BLOCK);
@@ -1233,8 +1264,11 @@ static struct jnode *parse_statement(struct jparser *p) {
     if (is_name(t, "filter")) {
         static const char *const ends[] = {"endfilter", NULL};
         struct jnode *chain = NULL;
+        uint32_t nf = 0;
         nd = node(p, JN_FILTERBLOCK);
         for (;;) {
+            if (++nf > p->c->lim.max_depth) /* applied recursively */
+                perr(p, "template nested too deeply (limit reached)");
             chain = parse_filter(p, chain);
             if (!is_op(cur(p), "|"))
                 break;

@@ -92,6 +92,8 @@ static _Noreturn void fail_undef(struct jctx *c, const struct jv *v) {
 void lg_jbuf_put(struct jctx *c, struct jbuf *b, const char *s, size_t n) {
     if (!n)
         return;
+    if (n >= 256)
+        lg_jinja_work(c, n >> 8);
     if (n > b->cap - b->n) {
         size_t need, cap = b->cap ? b->cap : 256;
         char *np;
@@ -204,8 +206,11 @@ static int32_t cp_decode(const char *s, size_t n, size_t *len) {
 }
 /* Code point offsets: offs[i] is the byte offset of character i, offs[count] = n. */
 static size_t *cp_offsets(struct jctx *c, const char *s, size_t n, size_t *count) {
-    size_t k = cp_count(s, n), i, j = 0;
-    size_t *offs = lg_jinja_alloc(c, (k + 1) * sizeof *offs);
+    size_t k, i, j = 0;
+    size_t *offs;
+    lg_jinja_work(c, n >> 6); /* indexing a long string repeatedly is quadratic */
+    k = cp_count(s, n);
+    offs = lg_jinja_alloc(c, (k + 1) * sizeof *offs);
     for (i = 0; i < n; i++)
         if (((unsigned char)s[i] & 0xC0) != 0x80)
             offs[j++] = i;
@@ -238,8 +243,18 @@ static double num_f(const struct jv *v) {
     return v->t == JT_FLOAT ? v->u.f : (double)v->u.i;
 }
 
+static int eq_depth(const struct jv *a, const struct jv *b, int depth);
+
 int lg_jv_eq(const struct jv *a, const struct jv *b) {
+    return eq_depth(a, b, 0);
+}
+
+/* Python's ==; nesting deeper than 200 compares unequal (Python would raise RecursionError
+ * somewhat deeper; no chat template nests values like that). */
+static int eq_depth(const struct jv *a, const struct jv *b, int depth) {
     size_t i;
+    if (depth > 200)
+        return 0;
     if (is_num(a) && is_num(b)) {
         if (a->t == JT_FLOAT || b->t == JT_FLOAT)
             return num_f(a) == num_f(b);
@@ -252,26 +267,28 @@ int lg_jv_eq(const struct jv *a, const struct jv *b) {
     case JT_NONE: return 1;
     case JT_STR: return a->n == b->n && memcmp(a->u.s, b->u.s, a->n) == 0;
     case JT_LIST:
-        if (a->tuple == JV_GEN || b->tuple == JV_GEN)
-            return a->u.l == b->u.l;
+        if (a->tuple == JV_GEN || b->tuple == JV_GEN || a->u.l == b->u.l)
+            return a->u.l == b->u.l && a->tuple == b->tuple; /* identity first, as Python */
         if (a->tuple != b->tuple || a->u.l->n != b->u.l->n)
             return 0;
         for (i = 0; i < a->u.l->n; i++)
-            if (!lg_jv_eq(&a->u.l->v[i], &b->u.l->v[i]))
+            if (!eq_depth(&a->u.l->v[i], &b->u.l->v[i], depth + 1))
                 return 0;
         return 1;
     case JT_DICT:
+        if (a->u.d == b->u.d)
+            return 1;
         if (a->u.d->n != b->u.d->n)
             return 0;
         for (i = 0; i < a->u.d->n; i++) {
             const struct jv *o = dict_find(b->u.d, &a->u.d->k[i]);
-            if (!o || !lg_jv_eq(&a->u.d->v[i], o))
+            if (!o || !eq_depth(&a->u.d->v[i], o, depth + 1))
                 return 0;
         }
         return 1;
     case JT_NS: return a->u.d == b->u.d;
     case JT_LOOP: return a->u.lp == b->u.lp;
-    case JT_MACRO: return a->u.m == b->u.m;
+    case JT_MACRO: return a->u.mc == b->u.mc;
     case JT_FUNC: return a->u.i == b->u.i;
     default: return 0;
     }
@@ -447,7 +464,7 @@ static void write_any(struct jctx *c, struct jbuf *b, const struct jv *v, int re
         break;
     case JT_MACRO:
         put_s(c, b, "<Macro '");
-        lg_jbuf_put(c, b, v->u.m->s, v->u.m->n);
+        lg_jbuf_put(c, b, v->u.mc->m->s, v->u.mc->m->n);
         put_s(c, b, "'>");
         break;
     default: put_s(c, b, "<function>"); break;
@@ -634,6 +651,7 @@ struct jlist *lg_jv_iter(struct jctx *c, const struct jv *v) {
         l->v = v->u.d->k;
         return l;
     case JT_STR:
+        lg_jinja_work(c, v->n >> 4);
         n = cp_count(v->u.s, v->n);
         l = lg_jinja_alloc(c, sizeof *l);
         l->v = lg_jinja_alloc(c, (n ? n : 1) * sizeof *l->v);
@@ -803,12 +821,46 @@ static int cmp_values(struct jctx *c, const struct jv *a, const struct jv *b, co
     if (a->t == JT_LIST && b->t == JT_LIST && a->tuple == b->tuple && a->tuple != JV_GEN) {
         size_t i;
         for (i = 0; i < a->u.l->n && i < b->u.l->n; i++)
-            if (!lg_jv_eq(&a->u.l->v[i], &b->u.l->v[i]))
-                return cmp_values(c, &a->u.l->v[i], &b->u.l->v[i], op);
+            if (!lg_jv_eq(&a->u.l->v[i], &b->u.l->v[i])) {
+                int r;
+                if (++c->depth > c->lim.max_depth)
+                    FAIL_UNSUP(c, "value nested too deeply to compare");
+                r = cmp_values(c, &a->u.l->v[i], &b->u.l->v[i], op);
+                c->depth--;
+                return r;
+            }
         return (a->u.l->n > b->u.l->n) - (a->u.l->n < b->u.l->n);
     }
     FAIL_TYPE(c, "'%s' not supported between instances of '%s' and '%s'", op, lg_jv_typename(a),
               lg_jv_typename(b));
+}
+
+/* First occurrence of nd[0..m) in hay[from..n), or SIZE_MAX: linear (memmem), charged. */
+static size_t find_at(struct jctx *c, const char *hay, size_t n, size_t from, const char *nd, size_t m) {
+    const char *p;
+    if (from > n || m > n - from)
+        return SIZE_MAX;
+    if (!m)
+        return from;
+    p = memmem(hay + from, n - from, nd, m);
+    lg_jinja_work(c, ((p ? (size_t)(p - hay) + m : n) - from) >> 8);
+    return p ? (size_t)(p - hay) : SIZE_MAX;
+}
+
+static char *reversed(struct jctx *c, const char *s, size_t n) {
+    char *r = lg_jinja_alloc(c, n + 1);
+    size_t i;
+    for (i = 0; i < n; i++)
+        r[i] = s[n - 1 - i];
+    return r;
+}
+
+/* Last occurrence of a needle ending at or before end, searched forward in the reversed
+ * text rev (length n) for the reversed needle rnd (length m). */
+static size_t rfind_before(struct jctx *c, const char *rev, size_t n, size_t end, const char *rnd,
+                           size_t m) {
+    size_t q = find_at(c, rev, n, n - end, rnd, m);
+    return q == SIZE_MAX ? SIZE_MAX : n - q - m;
 }
 
 static int contains(struct jctx *c, const struct jv *hay, const struct jv *needle) {
@@ -820,12 +872,7 @@ static int contains(struct jctx *c, const struct jv *hay, const struct jv *needl
         if (needle->t != JT_STR)
             FAIL_TYPE(c, "'in <string>' requires string as left operand, not %s",
                       lg_jv_typename(needle));
-        if (!needle->n)
-            return 1;
-        for (i = 0; i + needle->n <= hay->n; i++)
-            if (memcmp(hay->u.s + i, needle->u.s, needle->n) == 0)
-                return 1;
-        return 0;
+        return find_at(c, hay->u.s, hay->n, 0, needle->u.s, needle->n) != SIZE_MAX;
     case JT_LIST:
         for (i = 0; i < hay->u.l->n; i++)
             if (lg_jv_eq(&hay->u.l->v[i], needle))
@@ -909,6 +956,8 @@ struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct j
     }
     default: break;
     }
+    if (op == JO_MOD && a->t == JT_STR)
+        return lg_jv_percent(c, a, b); /* str % Undefined formats '' */
     if (a->t == JT_UNDEF)
         fail_undef(c, a);
     if (b->t == JT_UNDEF)
@@ -1004,9 +1053,183 @@ struct jv lg_jv_binop(struct jctx *c, int op, const struct jv *a, const struct j
         (a->t == JT_INT || a->t == JT_BOOL))
         return repeat(c, b, a->u.i);
     if (op == JO_MOD && a->t == JT_STR)
-        FAIL_UNSUP(c, "unsupported: printf-style string formatting ('%%')");
+        return lg_jv_percent(c, a, b);
     FAIL_TYPE(c, "unsupported operand type(s) for %s: '%s' and '%s'", op_name(op),
               lg_jv_typename(a), lg_jv_typename(b));
+}
+
+/* ---- printf-style formatting (str % args) ---- */
+static void pad_put(struct jctx *c, struct jbuf *b, const char *s, size_t n, int width, int left) {
+    size_t w = cp_count(s, n), k;
+    if (!left)
+        for (k = w; (int)k < width; k++)
+            put_s(c, b, " ");
+    lg_jbuf_put(c, b, s, n);
+    if (left)
+        for (k = w; (int)k < width; k++)
+            put_s(c, b, " ");
+}
+
+struct jv lg_jv_percent(struct jctx *c, const struct jv *fmt, const struct jv *args) {
+    struct jbuf b = {0};
+    const char *s = fmt->u.s;
+    size_t n = fmt->n, i = 0, next = 0, nargs;
+    const struct jv *argv;
+    /* Python: a non-tuple argument with __getitem__ (dict, list, Undefined) counts as a
+     * mapping, which excuses unused arguments; positional specs then format it whole */
+    int mapping = args->t == JT_DICT || args->t == JT_NS || args->t == JT_UNDEF ||
+                  (args->t == JT_LIST && args->tuple != 1);
+    if (args->t == JT_LIST && args->tuple == 1) {
+        argv = args->u.l->v;
+        nargs = args->u.l->n;
+    } else {
+        argv = args;
+        nargs = 1;
+    }
+    while (i < n) {
+        const char *pc = memchr(s + i, '%', n - i);
+        size_t at = pc ? (size_t)(pc - s) : n;
+        char flags[8], spec[64], num[512], type;
+        int nf = 0, width = -1, prec = -1, left = 0;
+        struct jv v;
+        lg_jbuf_put(c, &b, s + i, at - i);
+        if (at >= n)
+            break;
+        i = at + 1;
+        if (i < n && s[i] == '%') {
+            put_s(c, &b, "%");
+            i++;
+            continue;
+        }
+        if (i < n && s[i] == '(') {
+            /* %(name)s: a key of the mapping */
+            size_t e = i + 1;
+            const struct jv *found;
+            while (e < n && s[e] != ')')
+                e++;
+            if (e >= n)
+                FAIL_TYPE(c, "incomplete format key");
+            if (args->t != JT_DICT && args->t != JT_NS)
+                FAIL_TYPE(c, "format requires a mapping");
+            found = lg_jdict_get(args->u.d, s + i + 1, e - i - 1);
+            if (!found)
+                FAIL_TYPE(c, "KeyError: '%.*s'", (int)LG_MIN(e - i - 1, 64), s + i + 1);
+            v = *found;
+            i = e + 1;
+        } else {
+            v.t = JT_UNDEF;
+        }
+        while (i < n && strchr("-+ #0", s[i]) && nf < 6) {
+            left |= s[i] == '-';
+            flags[nf++] = s[i++];
+        }
+        flags[nf] = 0;
+        if (i < n && (s[i] == '*'))
+            FAIL_UNSUP(c, "unsupported: '*' width in printf-style formatting");
+        while (i < n && s[i] >= '0' && s[i] <= '9' && width < 1000)
+            width = (width < 0 ? 0 : width * 10) + (s[i++] - '0');
+        if (i < n && s[i] == '.') {
+            prec = 0;
+            i++;
+            while (i < n && s[i] >= '0' && s[i] <= '9' && prec < 1000)
+                prec = prec * 10 + (s[i++] - '0');
+        }
+        while (i < n && (s[i] == 'l' || s[i] == 'h' || s[i] == 'L'))
+            i++;
+        if (i >= n)
+            FAIL_TYPE(c, "incomplete format");
+        type = s[i++];
+        if (s[at + 1] != '(') {
+            if (next >= nargs)
+                FAIL_TYPE(c, "not enough arguments for format string");
+            v = argv[next++];
+        }
+        switch (type) {
+        case 's':
+        case 'r':
+        case 'a': {
+            struct jbuf t = {0};
+            if (type == 's')
+                lg_jv_write_str(c, &t, &v);
+            else
+                write_repr(c, &t, &v);
+            if (prec >= 0 && t.n) {
+                size_t k = 0, cps = 0;
+                while (k < t.n && (int)cps < prec) {
+                    k += cp_len(t.p, t.n, k);
+                    cps++;
+                }
+                t.n = k;
+            }
+            pad_put(c, &b, t.p ? t.p : "", t.n, width, left);
+            break;
+        }
+        case 'd':
+        case 'i':
+        case 'u':
+        case 'x':
+        case 'X':
+        case 'o':
+        case 'c': {
+            int64_t iv;
+            if (v.t == JT_FLOAT && type != 'c' && fabs(v.u.f) < 9.2e18)
+                iv = (int64_t)v.u.f;
+            else if (v.t == JT_INT || v.t == JT_BOOL)
+                iv = v.u.i;
+            else
+                FAIL_TYPE(c, "%%%c format: a number is required, not %s", type, lg_jv_typename(&v));
+            if (type == 'c') {
+                char enc[8];
+                size_t k = 0;
+                if (iv < 0 || iv > 0x10FFFF)
+                    FAIL_TYPE(c, "%%c arg not in range(0x110000)");
+                k = (size_t)utf8proc_encode_char((int32_t)iv, (uint8_t *)enc);
+                pad_put(c, &b, enc, k, width, left);
+                break;
+            }
+            snprintf(spec, sizeof spec, "%%%s%s%sll%c", flags, width >= 0 ? "*" : "",
+                     prec >= 0 ? ".*" : "", type == 'i' || type == 'u' ? 'd' : type);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+            if (width >= 0 && prec >= 0)
+                snprintf(num, sizeof num, spec, width, prec, (long long)iv);
+            else if (width >= 0)
+                snprintf(num, sizeof num, spec, width, (long long)iv);
+            else if (prec >= 0)
+                snprintf(num, sizeof num, spec, prec, (long long)iv);
+            else
+                snprintf(num, sizeof num, spec, (long long)iv);
+#pragma GCC diagnostic pop
+            put_s(c, &b, num);
+            break;
+        }
+        case 'f':
+        case 'F':
+        case 'e':
+        case 'E':
+        case 'g':
+        case 'G': {
+            double f;
+            if (!is_num(&v))
+                FAIL_TYPE(c, "must be real number, not %s", lg_jv_typename(&v));
+            f = num_f(&v);
+            snprintf(spec, sizeof spec, "%%%s%s.*%c", flags, width >= 0 ? "*" : "", type);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"
+            if (width >= 0)
+                snprintf(num, sizeof num, spec, width, prec >= 0 ? prec : 6, f);
+            else
+                snprintf(num, sizeof num, spec, prec >= 0 ? prec : 6, f);
+#pragma GCC diagnostic pop
+            put_s(c, &b, num);
+            break;
+        }
+        default: FAIL_UNSUP(c, "unsupported format character '%c' in printf-style formatting", type);
+        }
+    }
+    if (!mapping && next < nargs)
+        FAIL_TYPE(c, "not all arguments converted during string formatting");
+    return buf_str(&b);
 }
 
 /* ---- arguments of filters, tests, methods and functions ---- */
@@ -1058,15 +1281,19 @@ static int64_t need_int(struct jctx *c, const struct jv *v, const char *what) {
 }
 
 /* ---- string operations ---- */
-static int in_chars(const struct jv *chars, const char *s, size_t len) {
+static int in_chars(struct jctx *c, const struct jv *chars, const char *s, size_t len) {
     size_t i = 0;
+    int found = 0;
     while (i < chars->n) {
         size_t l = cp_len(chars->u.s, chars->n, i);
-        if (l == len && memcmp(chars->u.s + i, s, len) == 0)
-            return 1;
+        if (l == len && memcmp(chars->u.s + i, s, len) == 0) {
+            found = 1;
+            break;
+        }
         i += l;
     }
-    return 0;
+    lg_jinja_work(c, i >> 6);
+    return found;
 }
 
 /* str.strip / lstrip / rstrip (which: 1 left, 2 right, 3 both), chars NULL/None: whitespace. */
@@ -1078,7 +1305,7 @@ static struct jv strip(struct jctx *c, struct jv s, const struct jv *chars, int 
         if (which & 1)
             while (a < z) {
                 size_t l = cp_len(p, z, a);
-                if (!in_chars(chars, p + a, l))
+                if (!in_chars(c, chars, p + a, l))
                     break;
                 a += l;
             }
@@ -1087,7 +1314,7 @@ static struct jv strip(struct jctx *c, struct jv s, const struct jv *chars, int 
                 size_t st = z - 1;
                 while (st > a && ((unsigned char)p[st] & 0xC0) == 0x80)
                     st--;
-                if (!in_chars(chars, p + st, z - st))
+                if (!in_chars(c, chars, p + st, z - st))
                     break;
                 z = st;
             }
@@ -1167,14 +1394,15 @@ static struct jv replace(struct jctx *c, struct jv s, struct jv old, struct jv r
         return buf_str(&b);
     }
     while (i < s.n) {
-        if ((count < 0 || done < count) && i + old.n <= s.n && memcmp(s.u.s + i, old.u.s, old.n) == 0) {
-            lg_jbuf_put(c, &b, rep.u.s, rep.n);
-            i += old.n;
-            done++;
-        } else {
-            lg_jbuf_put(c, &b, s.u.s + i, 1);
-            i++;
+        size_t pos = count < 0 || done < count ? find_at(c, s.u.s, s.n, i, old.u.s, old.n) : SIZE_MAX;
+        if (pos == SIZE_MAX) {
+            lg_jbuf_put(c, &b, s.u.s + i, s.n - i);
+            break;
         }
+        lg_jbuf_put(c, &b, s.u.s + i, pos - i);
+        lg_jbuf_put(c, &b, rep.u.s, rep.n);
+        i = pos + old.n;
+        done++;
     }
     return buf_str(&b);
 }
@@ -1228,18 +1456,15 @@ static struct jv split(struct jctx *c, struct jv s, const struct jv *sep, int64_
     if (!sep->n)
         FAIL_TYPE(c, "empty separator");
     if (from_right) {
-        size_t end = s.n, k;
+        size_t end = s.n;
         struct jv tmp = lg_jlist_make(c, 0);
         size_t tcap = 0;
         int64_t j;
+        char *rs = reversed(c, s.u.s, s.n), *rsep = reversed(c, sep->u.s, sep->n);
         for (;;) {
             size_t pos = SIZE_MAX;
             if (maxsplit < 0 || done < maxsplit)
-                for (k = end; k >= sep->n; k--)
-                    if (memcmp(s.u.s + k - sep->n, sep->u.s, sep->n) == 0) {
-                        pos = k - sep->n;
-                        break;
-                    }
+                pos = rfind_before(c, rs, s.n, end, rsep, sep->n);
             if (pos == SIZE_MAX) {
                 list_push(c, &tmp, &tcap, lg_jv_str(s.u.s, end));
                 break;
@@ -1253,13 +1478,9 @@ static struct jv split(struct jctx *c, struct jv s, const struct jv *sep, int64_
         return out;
     }
     for (;;) {
-        size_t k, pos = SIZE_MAX;
+        size_t pos = SIZE_MAX;
         if (maxsplit < 0 || done < maxsplit)
-            for (k = i; k + sep->n <= s.n; k++)
-                if (memcmp(s.u.s + k, sep->u.s, sep->n) == 0) {
-                    pos = k;
-                    break;
-                }
+            pos = find_at(c, s.u.s, s.n, i, sep->u.s, sep->n);
         if (pos == SIZE_MAX) {
             list_push(c, &out, &cap, lg_jv_str(s.u.s + i, s.n - i));
             break;
@@ -1757,6 +1978,7 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         size_t i, k, cap = 0;
         check_args(c, "filter", name, n, args, nargs, 0, NULL);
         for (i = 0; i < l->n; i++) {
+            lg_jinja_work(c, 1 + (r.u.l->n >> 4));
             for (k = 0; k < r.u.l->n; k++)
                 if (lg_jv_eq(&r.u.l->v[k], &l->v[i]))
                     break;
@@ -1789,6 +2011,101 @@ struct jv lg_jinja_filter(struct jctx *c, const char *name, size_t n, const stru
         for (i = 0; i < l->n; i++)
             r.u.l->v[rev && lg_jv_truthy(rev) ? l->n - 1 - i : i] = l->v[tmp[i].idx];
         return r;
+    }
+    if (NAME_IS("format")) {
+        /* soft_str(value) % (kwargs or args) */
+        struct jv s = lg_jv_to_str(c, v), t;
+        size_t i, npos = 0, nkw = 0;
+        for (i = 0; i < nargs; i++)
+            args[i].name ? nkw++ : npos++;
+        if (npos && nkw)
+            FAIL_TYPE(c, "format: can't handle positional and keyword arguments at the same time");
+        if (nkw) {
+            t.t = JT_DICT;
+            t.u.d = lg_jdict_new(c, nkw);
+            for (i = 0; i < nargs; i++)
+                lg_jdict_set(c, t.u.d, lg_jv_str(args[i].name, args[i].nlen), args[i].v);
+        } else {
+            t = lg_jlist_make(c, npos);
+            t.tuple = 1;
+            for (i = 0; i < nargs; i++)
+                t.u.l->v[i] = args[i].v;
+        }
+        return lg_jv_percent(c, &s, &t);
+    }
+    if (NAME_IS("dictsort")) {
+        static const char *const kw[] = {"case_sensitive", "by", "reverse", NULL};
+        const struct jv *cs = arg(args, nargs, 0, "case_sensitive"), *by = arg(args, nargs, 1, "by");
+        const struct jv *rev = arg(args, nargs, 2, "reverse");
+        struct jv items, r;
+        struct jsort *tmp;
+        size_t i, k;
+        int by_value;
+        check_args(c, "filter", name, n, args, nargs, 3, kw);
+        if (v->t != JT_DICT)
+            FAIL_TYPE(c, "dictsort: expected a mapping, got %s", lg_jv_typename(v));
+        by_value = by && by->t == JT_STR && by->n == 5 && !memcmp(by->u.s, "value", 5);
+        if (by && !by_value && !(by->t == JT_STR && by->n == 3 && !memcmp(by->u.s, "key", 3)))
+            FAIL_TYPE(c, "You can only sort by either \"key\" or \"value\"");
+        items = lg_jlist_make(c, v->u.d->n);
+        tmp = lg_jinja_alloc(c, (v->u.d->n ? v->u.d->n : 1) * sizeof *tmp);
+        for (i = 0; i < v->u.d->n; i++) {
+            tmp[i].key = by_value ? v->u.d->v[i] : v->u.d->k[i];
+            if (tmp[i].key.t == JT_STR && !(cs && lg_jv_truthy(cs)))
+                tmp[i].key = casemap(c, tmp[i].key, 0);
+            tmp[i].idx = i;
+        }
+        sort_items(c, tmp, lg_jinja_alloc(c, (v->u.d->n ? v->u.d->n : 1) * sizeof *tmp), v->u.d->n);
+        r = items;
+        for (i = 0; i < v->u.d->n; i++) {
+            struct jv pair = lg_jlist_make(c, 2);
+            k = tmp[rev && lg_jv_truthy(rev) ? v->u.d->n - 1 - i : i].idx;
+            pair.tuple = 1;
+            pair.u.l->v[0] = v->u.d->k[k];
+            pair.u.l->v[1] = v->u.d->v[k];
+            r.u.l->v[i] = pair;
+        }
+        return r;
+    }
+    if (NAME_IS("sum")) {
+        static const char *const kw[] = {"attribute", "start", NULL};
+        const struct jv *at = arg(args, nargs, 0, "attribute"), *st = arg(args, nargs, 1, "start");
+        struct jlist *l;
+        struct jv acc = st ? *st : lg_jv_int(0);
+        size_t i;
+        check_args(c, "filter", name, n, args, nargs, 2, kw);
+        l = lg_jv_iter(c, v);
+        for (i = 0; i < l->n; i++) {
+            struct jv item = l->v[i];
+            if (at)
+                item = at->t == JT_STR ? lg_jv_getattr(c, &item, at->u.s, at->n) : lg_jv_getitem(c, &item, at);
+            acc = lg_jv_binop(c, JO_ADD, &acc, &item);
+        }
+        return acc;
+    }
+    if (NAME_IS("min") || NAME_IS("max")) {
+        static const char *const kw[] = {"case_sensitive", "attribute", NULL};
+        const struct jv *cs = arg(args, nargs, 0, "case_sensitive"), *at = arg(args, nargs, 1, "attribute");
+        struct jlist *l;
+        size_t i, best = 0;
+        struct jv bkey = {0};
+        check_args(c, "filter", name, n, args, nargs, 2, kw);
+        l = lg_jv_iter(c, v);
+        if (!l->n)
+            return lg_jv_undef(NAME_IS("min") ? "min of an empty sequence" : "max of an empty sequence", 24);
+        for (i = 0; i < l->n; i++) {
+            struct jv key = l->v[i];
+            if (at)
+                key = at->t == JT_STR ? lg_jv_getattr(c, &key, at->u.s, at->n) : lg_jv_getitem(c, &key, at);
+            if (key.t == JT_STR && !(cs && lg_jv_truthy(cs)))
+                key = casemap(c, key, 0);
+            if (i == 0 || (NAME_IS("min") ? cmp_values(c, &key, &bkey, "<") < 0
+                                          : cmp_values(c, &key, &bkey, ">") > 0)) {
+                best = i;
+                bkey = key;
+            }
+        }
+        return l->v[best];
     }
     FAIL_UNSUP(c, "unsupported filter '%.*s'", (int)LG_MIN(n, 64), name);
 }
@@ -1826,18 +2143,22 @@ struct jv lg_jinja_method(struct jctx *c, const struct jv *obj, const char *name
                            arg(args, nargs, 2, NULL) ? need_int(c, arg(args, nargs, 2, NULL), "replace") : -1);
         if (NAME_IS("find") || NAME_IS("rfind") || NAME_IS("count") || NAME_IS("index")) {
             struct jv sub = need_str(c, a0, "find");
-            size_t i, offs_n, *offs;
+            size_t offs_n, *offs, pos;
             int64_t found = -1, cnt = 0;
-            for (i = 0; i + sub.n <= s.n; i++)
-                if (memcmp(s.u.s + i, sub.u.s, sub.n) == 0) {
-                    if (found < 0 || NAME_IS("rfind"))
-                        found = (int64_t)i;
+            if (NAME_IS("count")) {
+                if (!sub.n)
+                    return lg_jv_int((int64_t)cp_count(s.u.s, s.n) + 1);
+                for (pos = 0; (pos = find_at(c, s.u.s, s.n, pos, sub.u.s, sub.n)) != SIZE_MAX; pos += sub.n)
                     cnt++;
-                    if (NAME_IS("count") && sub.n)
-                        i += sub.n - 1;
-                }
-            if (NAME_IS("count"))
-                return lg_jv_int(sub.n ? cnt : (int64_t)cp_count(s.u.s, s.n) + 1);
+                return lg_jv_int(cnt);
+            }
+            if (NAME_IS("rfind")) {
+                pos = rfind_before(c, reversed(c, s.u.s, s.n), s.n, s.n, reversed(c, sub.u.s, sub.n), sub.n);
+            } else {
+                pos = find_at(c, s.u.s, s.n, 0, sub.u.s, sub.n);
+            }
+            if (pos != SIZE_MAX)
+                found = (int64_t)pos;
             if (found < 0) {
                 if (NAME_IS("index"))
                     FAIL_TYPE(c, "substring not found");

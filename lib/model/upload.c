@@ -232,7 +232,7 @@ static void *qjob_run(void *arg) {
  * leaves its share to the calling thread). */
 static void quantize_rows(struct upload_state *u, enum lg_wtype type, enum lg_dtype dtype,
                           const void *src, uint32_t cols, uint32_t n, uint8_t *qs, uint16_t *d) {
-    struct qjob jobs[LG_QUANT_MAX_THREADS];
+    struct qjob jobs[LG_QUANT_MAX_THREADS] = {{0}};
     pthread_t tid[LG_QUANT_MAX_THREADS];
     int started[LG_QUANT_MAX_THREADS] = {0};
     uint64_t work = (uint64_t)n * cols;

@@ -414,6 +414,31 @@ enum llmgpu_status lg_vk_context_init(struct llmgpu_context *ctx,
     ctx->max_alloc = ctx->info.max_allocation_size ? ctx->info.max_allocation_size
                                                    : ((uint64_t)1 << 30);
     ctx->device_limit = ctx->info.device_local_bytes;
+    if (ctx->caps.memory_budget) {
+        /* VK_EXT_memory_budget: what this process may use of the largest device-local
+         * heap now (other processes' allocations excluded), read once at creation. */
+        VkPhysicalDeviceMemoryBudgetPropertiesEXT mb = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_BUDGET_PROPERTIES_EXT};
+        VkPhysicalDeviceMemoryProperties2 mp2 = {
+            .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_MEMORY_PROPERTIES_2, .pNext = &mb};
+        uint32_t best = UINT32_MAX;
+        vkGetPhysicalDeviceMemoryProperties2(ctx->phys, &mp2);
+        for (uint32_t i = 0; i < mp2.memoryProperties.memoryHeapCount; i++)
+            if ((mp2.memoryProperties.memoryHeaps[i].flags & VK_MEMORY_HEAP_DEVICE_LOCAL_BIT) &&
+                (best == UINT32_MAX || mp2.memoryProperties.memoryHeaps[i].size >
+                                           mp2.memoryProperties.memoryHeaps[best].size))
+                best = i;
+        if (best != UINT32_MAX && mb.heapBudget[best] > 0) {
+            uint64_t avail = mb.heapBudget[best] > mb.heapUsage[best]
+                                 ? mb.heapBudget[best] - mb.heapUsage[best]
+                                 : 0;
+            if (avail < ctx->device_limit)
+                ctx->device_limit = avail;
+            lg_info(&ctx->log, "memory budget: %llu MiB available of the %llu MiB heap",
+                    (unsigned long long)(avail >> 20),
+                    (unsigned long long)(mp2.memoryProperties.memoryHeaps[best].size >> 20));
+        }
+    }
     if (p->device_memory_limit && p->device_memory_limit < ctx->device_limit)
         ctx->device_limit = p->device_memory_limit;
     lg_info(&ctx->log, "device %u: %s (%s), subgroup %u, %llu MiB device-local", ctx->info.index,

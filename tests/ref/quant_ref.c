@@ -4,6 +4,8 @@
  */
 #include "quant_ref.h"
 
+#include "ref.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -357,4 +359,30 @@ void qref_roundtrip_q4_0(float *x, size_t k) {
     qref_quantize_row_q4_0(x, b, k);
     qref_dequantize_row_q4_0(b, x, k);
     free(b);
+}
+
+static void quantize_matrix(enum llmgpu_weight_type wt, float *w, size_t rows, size_t n_in) {
+    if (wt == LLMGPU_WEIGHT_TYPE_Q4_K && n_in % 256 == 0)
+        qref_roundtrip_q4_K(w, rows * n_in);
+    else if (n_in % 32 == 0 && wt == LLMGPU_WEIGHT_TYPE_Q8_0)
+        qref_roundtrip_q8_0(w, rows * n_in);
+    else if (n_in % 32 == 0)
+        qref_roundtrip_q4_0(w, rows * n_in);
+}
+
+void qref_quantize_model(struct ref_model *m, enum llmgpu_weight_type wt, int lm_head_too) {
+    const struct lg_model_config *c = &m->cfg;
+    size_t E = c->n_embd, Q = (size_t)c->n_head * c->head_dim,
+           KV = (size_t)c->n_kv_head * c->head_dim, F = c->n_ff;
+    for (size_t l = 0; l < c->n_layer; l++) {
+        quantize_matrix(wt, m->w.wq + l * Q * E, Q, E);
+        quantize_matrix(wt, m->w.wk + l * KV * E, KV, E);
+        quantize_matrix(wt, m->w.wv + l * KV * E, KV, E);
+        quantize_matrix(wt, m->w.w1 + l * F * E, F, E);
+        quantize_matrix(wt, m->w.w3 + l * F * E, F, E);
+        quantize_matrix(wt, m->w.wo + l * E * Q, E, Q);
+        quantize_matrix(wt, m->w.w2 + l * E * F, E, F);
+    }
+    if (lm_head_too && m->w.wcls != m->w.token_embedding)
+        quantize_matrix(wt, m->w.wcls, c->n_vocab, E);
 }

@@ -17,6 +17,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "llmgpu.h"
+
 #define QREF_QK 32
 
 struct qref_block_q8_0 { /* ggml block_q8_0: 34 bytes */
@@ -53,5 +55,15 @@ void qref_dequantize_row_q4_K(const struct qref_block_q4_K *x, float *y, size_t 
 void qref_roundtrip_q8_0(float *x, size_t k);
 void qref_roundtrip_q4_0(float *x, size_t k);
 void qref_roundtrip_q4_K(float *x, size_t k);
+
+/* The reference's weights as llmgpu_model_load at weight type wt leaves them
+ * (the rule of lib/model/upload.c pick_type): every projection matrix
+ * quantized and dequantized, as q4_K when its rows are a multiple of 256
+ * long (wt Q4_K), else q4_0 (Q4_K, Q4_0) or q8_0 (Q8_0) when they are a
+ * multiple of 32, else left as is. The embedding and the LM head are left as
+ * is, unless lm_head_too (then an untied LM head is quantized by the same
+ * rule: what quantizing it would cost). */
+struct ref_model;
+void qref_quantize_model(struct ref_model *m, enum llmgpu_weight_type wt, int lm_head_too);
 
 #endif

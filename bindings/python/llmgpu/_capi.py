@@ -107,11 +107,6 @@ class DetokenizeFlag(enum.IntFlag):
     SKIP_SPECIAL = 1 << 0
 
 
-class ChatFlag(enum.IntFlag):
-    """LLMGPU_CHAT_FLAG_*."""
-    ADD_GENERATION_PROMPT = 1 << 0
-
-
 class StopReason(enum.IntEnum):
     """enum llmgpu_stop_reason."""
     NONE = 0
@@ -126,6 +121,9 @@ class GenerateFlag(enum.IntFlag):
     """LLMGPU_GENERATE_FLAG_*."""
     IGNORE_EOG = 1 << 0
     SPECIAL_TEXT = 1 << 1
+class ChatFlag(enum.IntFlag):
+    """LLMGPU_CHAT_FLAG_*."""
+    ADD_GENERATION_PROMPT = 1 << 0
 
 
 # For tests/test_header.py: header prefix -> Python class holding its members.
@@ -142,8 +140,8 @@ FLAG_PREFIXES = {
     "LLMGPU_MODEL_FLAG_": ModelFlag,
     "LLMGPU_TOKENIZE_FLAG_": TokenizeFlag,
     "LLMGPU_DETOKENIZE_FLAG_": DetokenizeFlag,
-    "LLMGPU_CHAT_FLAG_": ChatFlag,
     "LLMGPU_GENERATE_FLAG_": GenerateFlag,
+    "LLMGPU_CHAT_FLAG_": ChatFlag,
 }
 
 # C enums are int-sized on every ABI the library supports.
@@ -280,13 +278,6 @@ class llmgpu_sampler_params(ctypes.Structure):
     ]
 
 
-class llmgpu_chat_message(ctypes.Structure):
-    _fields_ = [
-        ("role", ctypes.c_char_p),
-        ("content", ctypes.c_char_p),
-    ]
-
-
 class llmgpu_generate_params(ctypes.Structure):
     _fields_ = [
         ("struct_size", ctypes.c_uint32),
@@ -312,6 +303,31 @@ class llmgpu_generate_result(ctypes.Structure):
     ]
 
 
+class llmgpu_session_memory(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("kv_bytes", ctypes.c_uint64),
+        ("scratch_bytes", ctypes.c_uint64),
+    ]
+
+
+class llmgpu_context_stats(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("device_bytes", ctypes.c_uint64),
+        ("kernels_compiled", ctypes.c_uint64),
+        ("kernel_cache_hits", ctypes.c_uint64),
+        ("kernel_compile_ms", ctypes.c_double),
+    ]
+
+
+class llmgpu_chat_message(ctypes.Structure):
+    _fields_ = [
+        ("role", ctypes.c_char_p),
+        ("content", ctypes.c_char_p),
+    ]
+
+
 # struct name in the header -> mirror (for tests/test_header.py)
 STRUCTS = {
     "llmgpu_allocator": llmgpu_allocator,
@@ -322,9 +338,11 @@ STRUCTS = {
     "llmgpu_session_params": llmgpu_session_params,
     "llmgpu_profile_entry": llmgpu_profile_entry,
     "llmgpu_sampler_params": llmgpu_sampler_params,
-    "llmgpu_chat_message": llmgpu_chat_message,
     "llmgpu_generate_params": llmgpu_generate_params,
     "llmgpu_generate_result": llmgpu_generate_result,
+    "llmgpu_session_memory": llmgpu_session_memory,
+    "llmgpu_context_stats": llmgpu_context_stats,
+    "llmgpu_chat_message": llmgpu_chat_message,
 }
 
 
@@ -500,6 +518,15 @@ llmgpu_session_truncate = _fn("llmgpu_session_truncate", c_enum, c_session_p, ct
 llmgpu_session_save = _fn("llmgpu_session_save", c_enum, c_session_p, ctypes.c_char_p)
 # enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *path);
 llmgpu_session_load = _fn("llmgpu_session_load", c_enum, c_session_p, ctypes.c_char_p)
+
+# enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
+#                                          const struct llmgpu_session_params *params,
+#                                          struct llmgpu_session_memory *out);
+llmgpu_session_memory_fn = _fn("llmgpu_session_memory", c_enum, c_model_p,
+                               _P(llmgpu_session_params), _P(llmgpu_session_memory))
+# enum llmgpu_status llmgpu_context_stats(const struct llmgpu_context *ctx,
+#                                         struct llmgpu_context_stats *out);
+llmgpu_context_stats_fn = _fn("llmgpu_context_stats", c_enum, c_ctx_p, _P(llmgpu_context_stats))
 
 _built_major = llmgpu_version_number() // 10000
 if _built_major != VERSION_MAJOR:
