@@ -389,7 +389,8 @@ LLMGPU_API void llmgpu_quantize_params_init(struct llmgpu_quantize_params *param
  * tensor names and metadata keys, attn_q/attn_k rows permuted as its converter
  * does for "llama" models, norms and biases F32, weight matrices of
  * params->weight_type (token embedding and output F16 when it is a quantized
- * type), tokenizer.json and tokenizer_config.json embedded. Needs no GPU. The
+ * type), tokenizer.json and tokenizer_config.json embedded and converted to
+ * tokenizer.ggml.* metadata. Needs no GPU. The
  * file is written beside out_path and renamed into place on success.
  * \returns LLMGPU_OK, LLMGPU_ERR_IO, LLMGPU_ERR_BAD_MODEL_FILE,
  *          LLMGPU_ERR_UNSUPPORTED_MODEL (also: a weight type this build cannot

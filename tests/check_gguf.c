@@ -1268,6 +1268,65 @@ START_TEST(test_tok_gpt2_small) {
 }
 END_TEST
 
+/* Our writer's tokenizer.ggml.* (for llama.cpp-style readers), read back through the ggml
+ * path (the embedded tokenizer.json ignored), against the tokenizer.json it came from:
+ * the real tokenizers dropped into a tiny model directory, and mkmodel's own (legacy). */
+START_TEST(test_tok_writer_ggml) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    static const char *const names[] = {"llama2", "llama3", "qwen3", NULL};
+    char dir[512], fdir[512], path[600], label[96];
+    uint32_t k;
+    for (k = 0; k < LG_ARRAY_LEN(names); k++) {
+        struct lg_checkpoint *c;
+        struct lg_tokenizer *ref = NULL, *gt = NULL;
+        struct lg_gguf *g = NULL;
+        struct parity p;
+        if (names[k]) {
+            char *j, *cf;
+            size_t jl, cl;
+            snprintf(fdir, sizeof fdir, "%s/fixtures/tokenizers/npm/%s", data ? data : "tests",
+                     names[k]);
+            if (access(fdir, R_OK) != 0)
+                continue;
+            ck_assert_int_eq(lgt_mkmodel("", dir, sizeof dir), 0);
+            j = lgt_read(fdir, "tokenizer.json", &jl);
+            cf = lgt_read(fdir, "tokenizer_config.json", &cl);
+            ck_assert_int_eq(lgt_write(dir, "tokenizer.json", j, jl), 0);
+            ck_assert_int_eq(lgt_write(dir, "tokenizer_config.json", cf, cl), 0);
+            free(j);
+            free(cf);
+            /* the tiny model's own bos id (1) means nothing in these vocabularies */
+            ck_assert_int_eq(lgt_replace(dir, "config.json", "\"bos_token_id\": 1",
+                                         "\"bos_token_id\": null"), 0);
+            lgt_replace(dir, "generation_config.json", "\"bos_token_id\": 1",
+                        "\"bos_token_id\": null");
+        } else {
+            ck_assert_int_eq(lgt_mkmodel("--tokenizer-style normalizer", dir, sizeof dir), 0);
+            ck_assert_int_eq(lgt_replace(dir, "tokenizer_config.json", "\"legacy\": false",
+                                         "\"legacy\": true"), 0);
+        }
+        write_gguf(dir, LG_GGUF_W_F16, &c);
+        lg_ckpt_close(c);
+        snprintf(path, sizeof path, "%s/m.gguf", dir);
+        ck_assert_int_eq(lg_tok_load_dir(NULL, &lgt_log, dir, &ref), LLMGPU_OK);
+        ck_assert_int_eq(lg_gguf_open(NULL, &lgt_log, path, &g), LLMGPU_OK);
+        ck_assert_ptr_nonnull(lg_gguf_find_kv(g, "tokenizer.ggml.tokens"));
+        lgt_log_reset();
+        ck_assert_msg(lg_tok_load_gguf(NULL, &lgt_log, g, LG_TOK_GGUF_IGNORE_HF, &gt) == LLMGPU_OK,
+                      "%s", lgt_log_text());
+        ck_assert_uint_eq(lg_tok_n_vocab(gt), lg_tok_n_vocab(ref));
+        snprintf(label, sizeof label, "writer's tokenizer.ggml.* (%s)", names[k] ? names[k] : "tiny");
+        p = tok_parity(ref, gt, label);
+        ck_assert_int_eq(p.same_ids[0], p.texts);
+        ck_assert_int_eq(p.same_ids[1], p.texts);
+        ck_assert_int_eq(p.same_decode, p.texts);
+        lg_tok_free(gt);
+        lg_tok_free(ref);
+        lg_gguf_close(g);
+    }
+}
+END_TEST
+
 START_TEST(test_tok_errors) {
     struct ref r;
     struct lg_gguf *g = NULL;
@@ -1373,6 +1432,7 @@ Suite *gguf_suite(void) {
     tcase_add_loop_test(tc, test_tok_parity_real, 0, (int)LG_ARRAY_LEN(real_toks));
     tcase_add_test(tc, test_tok_tiny_and_embedded);
     tcase_add_test(tc, test_tok_gpt2_small);
+    tcase_add_test(tc, test_tok_writer_ggml);
     tcase_add_test(tc, test_tok_errors);
     suite_add_tcase(s, tc);
     return s;

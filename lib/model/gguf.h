@@ -240,8 +240,10 @@ enum lg_gguf_wtype {
  * of 256 become Q4_0, rows no block fits become F16); norms, biases and
  * rope_freqs stay F32; with a quantized `type` the token embedding and the
  * output stay F16 (as at load-time quantization). tok_json/tok_cfg (may be
- * NULL) are stored as tokenizer.huggingface.json and
- * tokenizer.huggingface.config so our reader can rebuild the tokenizer.
+ * NULL) are stored as tokenizer.huggingface.json and llmgpu.tokenizer_config
+ * (our reader rebuilds the exact tokenizer from them) and converted to
+ * tokenizer.ggml.* as convert_hf_to_gguf does (SentencePiece scores recovered
+ * from the merge ranks) for other readers; bos/eos ids are the tokenizer's.
  * The file is written to path + ".tmp" and renamed on success.
  */
 enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *log,

@@ -18,6 +18,7 @@
  * quantized files, as at load-time quantization.
  */
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,10 +169,287 @@ static float llama3_factor(const struct lg_model_config *c, uint32_t i) {
     return (float)(1 / ((1 - smooth) / c->rope_factor + smooth));
 }
 
+/* ---- tokenizer.ggml.* from tokenizer.json (what convert_hf_to_gguf writes) ---- */
+
+struct gtok {
+    int ok;                 /* converted */
+    int spm;                /* "llama" (SentencePiece-style) else "gpt2" */
+    const char *pre;
+    uint32_t n;
+    const char **tok;       /* n, NUL-terminated (into the cJSON tree or pads) */
+    int32_t *type;
+    float *score;
+    uint32_t n_merges;
+    const char **merge;     /* "l r" strings (owned when merge_owned[i]) */
+    char **merge_owned;
+    int32_t bos, eos, unk, pad;
+    int add_bos, add_eos;
+    char *pads;             /* "[PADi]" strings */
+    cJSON *root, *cfg;
+};
+
+static uint64_t str_hash(const char *s) {
+    uint64_t h = 1469598103934665603ull;
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ull;
+    return h ^ (h >> 31);
+}
+
+/* id of string s in the open-addressing table map (cap a power of two), or -1 */
+static int32_t map_get(const struct gtok *g, const int32_t *map, uint64_t cap, const char *s) {
+    uint64_t h = str_hash(s) & (cap - 1);
+    while (map[h] >= 0) {
+        if (strcmp(g->tok[map[h]], s) == 0)
+            return map[h];
+        h = (h + 1) & (cap - 1);
+    }
+    return -1;
+}
+
+static const char *token_content(const cJSON *v) {
+    if (cJSON_IsObject(v))
+        v = cJSON_GetObjectItemCaseSensitive(v, "content");
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static void gtok_free(const struct lg_alloc *a, struct gtok *g) {
+    uint32_t i;
+    for (i = 0; g->merge_owned && i < g->n_merges; i++)
+        lg_free(a, g->merge_owned[i]);
+    lg_free(a, g->merge_owned);
+    lg_free(a, g->merge);
+    lg_free(a, g->tok);
+    lg_free(a, g->type);
+    lg_free(a, g->score);
+    lg_free(a, g->pads);
+    cJSON_Delete(g->root);
+    cJSON_Delete(g->cfg);
+    memset(g, 0, sizeof *g);
+}
+
+/* Convert; on any problem the file simply has no tokenizer.ggml.* (a warning). */
+static void gtok_build(const struct lg_alloc *a, const struct lg_log *log, const char *path,
+                       const char *json, size_t len, const char *cfg_json, size_t cfg_len,
+                       struct gtok *g) {
+    const cJSON *model, *vocab, *added, *merges, *e, *pre;
+    char *pre_txt = NULL, *concat = NULL;
+    int32_t *map = NULL, *rank = NULL;
+    uint64_t cap = 16, h;
+    int64_t maxid = -1;
+    uint32_t i;
+    const char *unk_s;
+
+    memset(g, 0, sizeof *g);
+    g->bos = g->eos = g->unk = g->pad = -1;
+    if (!json || !(g->root = cJSON_ParseWithLength(json, len)))
+        return;
+    if (cfg_json)
+        g->cfg = cJSON_ParseWithLength(cfg_json, cfg_len);
+    model = cJSON_GetObjectItemCaseSensitive(g->root, "model");
+    vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
+    merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
+    added = cJSON_GetObjectItemCaseSensitive(g->root, "added_tokens");
+    if (!cJSON_IsObject(vocab) || !cJSON_IsArray(merges)) {
+        lg_warn(log, "%s: tokenizer.json is not a BPE model; no tokenizer.ggml.* written", path);
+        goto fail;
+    }
+    cJSON_ArrayForEach(e, vocab) if (cJSON_IsNumber(e) && e->valuedouble >= 0 &&
+                                     e->valuedouble < LG_CFG_MAX_VOCAB)
+        maxid = LG_MAX(maxid, (int64_t)e->valuedouble);
+    cJSON_ArrayForEach(e, added) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+        if (cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < LG_CFG_MAX_VOCAB)
+            maxid = LG_MAX(maxid, (int64_t)id->valuedouble);
+    }
+    if (maxid < 0)
+        goto fail;
+    g->n = (uint32_t)maxid + 1;
+    while (cap < 2ull * g->n)
+        cap <<= 1;
+    g->tok = lg_calloc(a, g->n, sizeof *g->tok);
+    g->type = lg_calloc(a, g->n, sizeof *g->type);
+    g->score = lg_calloc(a, g->n, sizeof *g->score);
+    g->pads = lg_calloc(a, g->n, 16);
+    map = lg_malloc(a, (size_t)cap * sizeof *map);
+    rank = lg_malloc(a, (size_t)g->n * sizeof *rank);
+    if (!g->tok || !g->type || !g->score || !g->pads || !map || !rank)
+        goto fail;
+    for (i = 0; i < g->n; i++) {
+        snprintf(g->pads + 16 * (size_t)i, 16, "[PAD%u]", i);
+        g->tok[i] = g->pads + 16 * (size_t)i;
+        g->type[i] = 5; /* unused until seen */
+        rank[i] = INT32_MAX;
+    }
+    cJSON_ArrayForEach(e, vocab) if (cJSON_IsNumber(e) && e->valuedouble >= 0 &&
+                                     e->valuedouble < g->n) {
+        g->tok[(uint32_t)e->valuedouble] = e->string;
+        g->type[(uint32_t)e->valuedouble] = 1;
+    }
+    cJSON_ArrayForEach(e, added) {
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(e, "id");
+        const char *c = token_content(e);
+        if (c && cJSON_IsNumber(id) && id->valuedouble >= 0 && id->valuedouble < g->n) {
+            i = (uint32_t)id->valuedouble;
+            g->tok[i] = c;
+            g->type[i] = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(e, "special")) ? 3 : 4;
+        }
+    }
+    memset(map, 0xFF, (size_t)cap * sizeof *map);
+    for (i = 0; i < g->n; i++) {
+        if (map_get(g, map, cap, g->tok[i]) >= 0)
+            continue;
+        h = str_hash(g->tok[i]) & (cap - 1);
+        while (map[h] >= 0)
+            h = (h + 1) & (cap - 1);
+        map[h] = (int32_t)i;
+    }
+    pre = cJSON_GetObjectItemCaseSensitive(g->root, "pre_tokenizer");
+    pre_txt = pre ? cJSON_PrintUnformatted(pre) : NULL;
+    g->spm = !pre_txt || !strstr(pre_txt, "ByteLevel");
+    unk_s = cJSON_IsString(cJSON_GetObjectItemCaseSensitive(model, "unk_token"))
+                ? cJSON_GetObjectItemCaseSensitive(model, "unk_token")->valuestring
+                : NULL;
+    if (unk_s)
+        g->unk = map_get(g, map, cap, unk_s);
+    if (g->unk >= 0)
+        g->type[g->unk] = 2;
+    g->n_merges = (uint32_t)cJSON_GetArraySize(merges);
+    g->merge = lg_calloc(a, g->n_merges + 1, sizeof *g->merge);
+    g->merge_owned = lg_calloc(a, g->n_merges + 1, sizeof *g->merge_owned);
+    if (!g->merge || !g->merge_owned)
+        goto fail;
+    i = 0;
+    cJSON_ArrayForEach(e, merges) {
+        const char *l = NULL, *r = NULL, *sp;
+        size_t ll, lr;
+        if (cJSON_IsString(e)) {
+            g->merge[i] = e->valuestring;
+            sp = strchr(e->valuestring, ' ');
+            if (!sp)
+                goto fail;
+            l = e->valuestring;
+            ll = (size_t)(sp - l);
+            r = sp + 1;
+        } else if (cJSON_GetArraySize(e) == 2 && cJSON_IsString(cJSON_GetArrayItem(e, 0)) &&
+                   cJSON_IsString(cJSON_GetArrayItem(e, 1))) {
+            l = cJSON_GetArrayItem(e, 0)->valuestring;
+            r = cJSON_GetArrayItem(e, 1)->valuestring;
+            ll = strlen(l);
+            if (!(g->merge_owned[i] = lg_malloc(a, ll + strlen(r) + 2)))
+                goto fail;
+            snprintf(g->merge_owned[i], ll + strlen(r) + 2, "%s %s", l, r);
+            g->merge[i] = g->merge_owned[i];
+        } else {
+            goto fail;
+        }
+        if (g->spm) { /* rank of the piece l+r: the first merge producing it */
+            int32_t id;
+            lr = strlen(r);
+            lg_free(a, concat);
+            if (!(concat = lg_malloc(a, ll + lr + 1)))
+                goto fail;
+            memcpy(concat, l, ll);
+            memcpy(concat + ll, r, lr + 1);
+            id = map_get(g, map, cap, concat);
+            if (id >= 0 && rank[id] == INT32_MAX)
+                rank[id] = (int32_t)i;
+        }
+        i++;
+    }
+    for (i = 0; i < g->n; i++) {
+        const char *t = g->tok[i];
+        if (g->spm && g->type[i] == 1 && strlen(t) == 6 && !strncmp(t, "<0x", 3) && t[5] == '>')
+            g->type[i] = 6;
+        /* SentencePiece scores recovered from the merge ranks (see mkgguf.py) */
+        g->score[i] = g->type[i] != 1 ? 0.0f
+                      : rank[i] != INT32_MAX ? -(float)rank[i]
+                                             : -(float)((double)g->n_merges + i);
+    }
+    if (g->spm) {
+        g->pre = "default";
+    } else {
+        g->pre = strstr(pre_txt, "\\\\p{N}{1,3}") ? "llama-bpe"
+                 : strstr(pre_txt, "\\\\p{N}|")   ? "qwen2"
+                                                  : "default";
+    }
+    if (g->cfg) {
+        const char *b = token_content(cJSON_GetObjectItemCaseSensitive(g->cfg, "bos_token"));
+        const char *eo = token_content(cJSON_GetObjectItemCaseSensitive(g->cfg, "eos_token"));
+        const char *pd = token_content(cJSON_GetObjectItemCaseSensitive(g->cfg, "pad_token"));
+        const cJSON *ab = cJSON_GetObjectItemCaseSensitive(g->cfg, "add_bos_token");
+        g->bos = b ? map_get(g, map, cap, b) : -1;
+        g->eos = eo ? map_get(g, map, cap, eo) : -1;
+        g->pad = pd ? map_get(g, map, cap, pd) : -1;
+        if (cJSON_IsBool(ab)) {
+            g->add_bos = cJSON_IsTrue(ab);
+        } else { /* the post-processor's template */
+            char *pp = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(g->root,
+                                                                               "post_processor"));
+            g->add_bos = g->bos >= 0 && pp && strstr(pp, "TemplateProcessing") &&
+                         strstr(pp, g->tok[g->bos]);
+            cJSON_free(pp);
+        }
+        g->add_eos = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(g->cfg, "add_eos_token"));
+    }
+    g->ok = 1;
+    goto out;
+fail:
+    lg_warn(log, "%s: tokenizer.json could not be converted to tokenizer.ggml.* metadata (the "
+            "file keeps tokenizer.huggingface.json)", path);
+    gtok_free(a, g);
+out:
+    cJSON_free(pre_txt);
+    lg_free(a, concat);
+    lg_free(a, map);
+    lg_free(a, rank);
+}
+
+static void kv_arr_hdr(struct w *w, const char *key, uint32_t etype, uint64_t n) {
+    kv_key(w, key, LG_GGUF_ARRAY);
+    w_u32(w, etype);
+    w_u64(w, n);
+}
+
+static void gtok_write(struct w *w, const struct gtok *g) {
+    uint32_t i;
+    if (!g->ok)
+        return;
+    kv_str(w, "tokenizer.ggml.model", g->spm ? "llama" : "gpt2", g->spm ? 5 : 4);
+    kv_str(w, "tokenizer.ggml.pre", g->pre, strlen(g->pre));
+    kv_arr_hdr(w, "tokenizer.ggml.tokens", LG_GGUF_STRING, g->n);
+    for (i = 0; i < g->n; i++)
+        w_str(w, g->tok[i], strlen(g->tok[i]));
+    kv_arr_hdr(w, "tokenizer.ggml.token_type", LG_GGUF_I32, g->n);
+    for (i = 0; i < g->n; i++)
+        w_u32(w, (uint32_t)g->type[i]);
+    if (g->spm) {
+        kv_arr_hdr(w, "tokenizer.ggml.scores", LG_GGUF_F32, g->n);
+        for (i = 0; i < g->n; i++) {
+            uint32_t b;
+            memcpy(&b, &g->score[i], 4);
+            w_u32(w, b);
+        }
+        kv_key(w, "tokenizer.ggml.add_space_prefix", LG_GGUF_BOOL);
+        w_bytes(w, "\1", 1);
+    } else {
+        kv_arr_hdr(w, "tokenizer.ggml.merges", LG_GGUF_STRING, g->n_merges);
+        for (i = 0; i < g->n_merges; i++)
+            w_str(w, g->merge[i], strlen(g->merge[i]));
+    }
+    if (g->unk >= 0)
+        kv_u32(w, "tokenizer.ggml.unknown_token_id", (uint32_t)g->unk);
+    if (g->pad >= 0)
+        kv_u32(w, "tokenizer.ggml.padding_token_id", (uint32_t)g->pad);
+    kv_key(w, "tokenizer.ggml.add_bos_token", LG_GGUF_BOOL);
+    w_bytes(w, g->add_bos ? "\1" : "\0", 1);
+    kv_key(w, "tokenizer.ggml.add_eos_token", LG_GGUF_BOOL);
+    w_bytes(w, g->add_eos ? "\1" : "\0", 1);
+}
+
 static void write_meta(struct w *w, const struct lg_checkpoint *c, enum lg_gguf_wtype type,
                        const char *arch, const char *name, const char *tok_json,
                        size_t tok_json_len, const char *tok_cfg, size_t tok_cfg_len,
-                       const char *chat_template) {
+                       const char *chat_template, const struct gtok *gt) {
     const struct lg_model_config *m = &c->cfg;
     uint32_t ftype;
     kv_str(w, "general.architecture", arch, strlen(arch));
@@ -207,9 +485,14 @@ static void write_meta(struct w *w, const struct lg_checkpoint *c, enum lg_gguf_
     } else if (m->rope_scaling == LG_ROPE_SCALING_LLAMA3) {
         kv_arch_u32(w, arch, "rope.scaling.original_context_length", m->rope_orig_ctx);
     }
-    if (m->bos_id >= 0)
+    /* the tokenizer's own bos/eos (tokenizer_config.json) when known, else config.json's */
+    if (gt->ok && gt->bos >= 0)
+        kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)gt->bos);
+    else if (m->bos_id >= 0)
         kv_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)m->bos_id);
-    if (m->n_eos)
+    if (gt->ok && gt->eos >= 0)
+        kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)gt->eos);
+    else if (m->n_eos)
         kv_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)m->eos_ids[0]);
     if (m->n_eos > 1) {
         uint32_t i;
@@ -225,6 +508,7 @@ static void write_meta(struct w *w, const struct lg_checkpoint *c, enum lg_gguf_
         kv_str(w, "llmgpu.tokenizer_config", tok_cfg, tok_cfg_len);
     if (chat_template)
         kv_str(w, "tokenizer.chat_template", chat_template, strlen(chat_template));
+    gtok_write(w, gt);
 }
 
 static void write_infos(struct w *w, const struct wt *t, uint32_t n) {
@@ -252,6 +536,7 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
     struct w w;
     float *frow = NULL;
     void *orow = NULL, *scratch = NULL;
+    struct gtok gt;
     enum llmgpu_status st = LLMGPU_OK;
     size_t plen;
 
@@ -267,6 +552,8 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
     slash = strrchr(c->dir, '/');
     name = slash && slash[1] ? slash + 1 : c->dir;
 
+    /* the tokenizer as llama.cpp-style readers expect it, beside tokenizer.huggingface.json */
+    gtok_build(a, log, path, tok_json, tok_json_len, tok_cfg, tok_cfg_len, &gt);
     /* the chat template travels as tokenizer.chat_template too (other readers use it) */
     if (tok_cfg) {
         cJSON *root = cJSON_ParseWithLength(tok_cfg, tok_cfg_len);
@@ -338,7 +625,7 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
     /* count the keys, then write */
     memset(&w, 0, sizeof w);
     write_meta(&w, c, type, arch, name, tok_json, tok_json_len, tok_cfg, tok_cfg_len,
-               chat_template);
+               chat_template, &gt);
     {
         uint64_t n_kv = w.n_kv;
         memset(&w, 0, sizeof w);
@@ -353,7 +640,7 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
         w_u64(&w, n_kv);
     }
     write_meta(&w, c, type, arch, name, tok_json, tok_json_len, tok_cfg, tok_cfg_len,
-               chat_template);
+               chat_template, &gt);
     write_infos(&w, tv, n_t);
     w_pad(&w);
     {
@@ -437,6 +724,7 @@ done:
     lg_free(a, scratch);
     lg_free(a, tv);
     lg_free(a, chat_template);
+    gtok_free(a, &gt);
     return st;
 }
 

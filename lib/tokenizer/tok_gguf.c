@@ -448,7 +448,8 @@ enum llmgpu_status lg_tok_load_gguf(const struct lg_alloc *a, const struct lg_lo
     *out = NULL;
     if (!g)
         return LLMGPU_ERR_INVALID_ARGUMENT;
-    hf = lg_gguf_find_kv(g, "tokenizer.huggingface.json");
+    hf = opts & LG_TOK_GGUF_IGNORE_HF ? NULL : lg_gguf_find_kv(g, "tokenizer.huggingface.json");
+    opts &= ~LG_TOK_GGUF_IGNORE_HF;
     if (hf && hf->type == LG_GGUF_STRING) {
         char gen[512];
         size_t n = 0;

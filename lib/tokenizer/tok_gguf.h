@@ -28,6 +28,8 @@
  * Returns LLMGPU_OK, LLMGPU_ERR_BAD_TOKENIZER (message names the key),
  * LLMGPU_ERR_OUT_OF_HOST_MEMORY.
  */
+/* opts bit: ignore tokenizer.huggingface.json, build from tokenizer.ggml.* (tests). */
+#define LG_TOK_GGUF_IGNORE_HF (1u << 30)
 enum llmgpu_status lg_tok_load_gguf(const struct lg_alloc *a, const struct lg_log *log,
                                     const struct lg_gguf *g, uint32_t opts,
                                     struct lg_tokenizer **out);
