@@ -474,7 +474,7 @@ static enum llmgpu_status grow_kv(struct llmgpu_session *s, uint32_t need) {
         s->kv_cap = old_cap;
         goto fail;
     }
-    vkDeviceWaitIdle(ctx->device); /* nothing may still use the old buffers */
+    lg_vk_wait_idle(ctx); /* nothing may still use the old buffers */
     destroy_sets(s);
     for (uint32_t l = 0; l < c->n_layer; l++) {
         lg_buffer_destroy(ctx, &s->kc[l]);
@@ -574,7 +574,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
         return;
     ctx = s->ctx;
     a = &ctx->alloc;
-    vkDeviceWaitIdle(ctx->device);
+    lg_vk_wait_idle(ctx);
     lg_cmd_destroy(ctx, &s->decode_cmd);
     lg_cmd_destroy(ctx, &s->prefill_cmd);
     lg_cmd_destroy(ctx, &s->logits_cmd);

@@ -77,7 +77,7 @@ void llmgpu_model_free(struct llmgpu_model *m) {
         return;
     ctx = m->ctx;
     LLMGPU_ASSERT(atomic_load(&m->n_sessions) == 0);
-    vkDeviceWaitIdle(ctx->device);
+    lg_vk_wait_idle(ctx);
     lg_model_release_gpu(m);
     lg_tok_free(m->tok);
     lg_free(&ctx->alloc, m);

@@ -337,3 +337,11 @@ void lg_cmd_barrier_transfer(VkCommandBuffer cb) {
                          VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT, 0,
                          1, &mb, 0, NULL, 0, NULL);
 }
+
+void lg_vk_wait_idle(struct llmgpu_context *ctx) {
+    /* vkDeviceWaitIdle would need every queue externally synchronised against other
+     * threads' submits; waiting on our one queue under its lock is equivalent here. */
+    pthread_mutex_lock(&ctx->queue_lock);
+    vkQueueWaitIdle(ctx->queue);
+    pthread_mutex_unlock(&ctx->queue_lock);
+}

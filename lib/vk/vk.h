@@ -205,6 +205,8 @@ enum llmgpu_status lg_cmd_create(struct llmgpu_context *ctx, struct lg_cmd *out)
 void lg_cmd_destroy(struct llmgpu_context *ctx, struct lg_cmd *c);
 enum llmgpu_status lg_cmd_begin(struct llmgpu_context *ctx, struct lg_cmd *c, int one_time);
 enum llmgpu_status lg_cmd_end(struct llmgpu_context *ctx, struct lg_cmd *c);
+/* Wait until the queue is idle, safely against other threads' submits. */
+void lg_vk_wait_idle(struct llmgpu_context *ctx);
 /* Submit and wait for completion. */
 enum llmgpu_status lg_cmd_submit_wait(struct llmgpu_context *ctx, struct lg_cmd *c);
 /* Record one dispatch; push may be NULL when the pipeline has none. */
