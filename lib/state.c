@@ -311,6 +311,11 @@ enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *pat
             goto done;
         }
     }
+    /* the KV cache grows in pages: make room for the saved rows (on failure the
+     * session keeps its old cache and is unchanged) */
+    st = lg_session_reserve(s, hd.position);
+    if (st != LLMGPU_OK)
+        goto done;
     lb = layer_bytes(&m->cfg, hd.position);
     for (uint32_t l = 0; l < hd.n_layer && st == LLMGPU_OK; l++) {
         for (int kv = 0; kv < 2 && st == LLMGPU_OK; kv++) {
