@@ -682,7 +682,8 @@ enum llmgpu_stop_reason {
  * begin a stop string waits until it cannot (the call of the token that ends
  * generation carries everything left). Text from a stop string on is never
  * passed. Return 0 to go on, non-zero to stop after this token
- * (LLMGPU_STOP_REASON_CALLBACK; text still held back is dropped). Called on the
+ * (LLMGPU_STOP_REASON_CALLBACK, unless this token ended generation anyway; text
+ * still held back is dropped). Called on the
  * generating thread; it may read the session (position) and the model but must
  * not prefill, decode, sample, reset or free the session.
  */
@@ -818,7 +819,10 @@ LLMGPU_API enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, cons
 /** Device memory of a session. \since 0.1.0 */
 struct llmgpu_session_memory {
     uint32_t struct_size;
-    /* The f16 K and V caches: 2 * n_layer * n_ctx * n_kv_head * head_dim * 2 bytes. */
+    /* The f16 K and V caches: 2 * n_layer * n_ctx * n_kv_head * head_dim * 2 bytes.
+     * Both figures are those of a full session: its KV cache, RoPE table and
+     * attention partials start at min(256, n_ctx) positions and grow in pages of
+     * 256 positions, doubling, up to n_ctx. */
     uint64_t kv_bytes;
     /* Everything else a session allocates, with B = min(n_batch, n_ctx), E n_embd,
      * F n_ff, NH n_head, NKV n_kv_head, HD head_dim, V n_vocab and

@@ -320,7 +320,7 @@ enum llmgpu_status llmgpu_generate(struct llmgpu_session *s, const int32_t *prom
                   : last              ? g.txt.len
                                       : g.txt.len - held_back(&g);
         }
-        if (emit(&g, tok, end)) {
+        if (emit(&g, tok, end) && !last) {
             res.stop_reason = LLMGPU_STOP_REASON_CALLBACK;
             last = 1;
         }

@@ -311,6 +311,11 @@ enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *pat
             goto done;
         }
     }
+    /* the KV cache grows in pages: make room for the saved rows (on failure the
+     * session keeps its old cache and is unchanged) */
+    st = lg_session_reserve(s, hd.position);
+    if (st != LLMGPU_OK)
+        goto done;
     lb = layer_bytes(&m->cfg, hd.position);
     /* the KV cache grows in pages: make room for the rows before writing them */
     st = lg_session_reserve(s, hd.position);

@@ -26,7 +26,7 @@ static struct llmgpu_model *make_model(const char *name, int seed) {
     tu_data_path("tools/mkmodel.py", script, sizeof script);
     snprintf(cmd, sizeof cmd,
              "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f32 --layers 2 "
-             "--hidden 32 --heads 4 --kv-heads 2 --ff 64 --vocab %d --ctx 128 --seed %d "
+             "--hidden 32 --heads 4 --kv-heads 2 --ff 64 --vocab %d --ctx 1024 --seed %d "
              ">/dev/null",
              dir, script, dir, NV, seed);
     ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
@@ -119,6 +119,32 @@ START_TEST(roundtrip_continues_identically) {
     ck_assert_uint_eq(llmgpu_session_position(b), 0);
     llmgpu_session_free(a);
     llmgpu_session_free(b);
+}
+END_TEST
+
+/* A state longer than a fresh session's first KV page (256 positions): the
+ * load grows the cache before writing the rows. */
+START_TEST(roundtrip_beyond_first_kv_page) {
+    struct llmgpu_session *a = session(g_model, 600), *b = session(g_model, 600);
+    char path[512];
+    int32_t toks[300];
+    float la[NV], lb[NV];
+    size_t n = NV;
+    for (int i = 0; i < 300; i++)
+        toks[i] = (int32_t)((i * 7919 + 13) % NV);
+    tu_tmp_path("state_long.kv", path, sizeof path);
+    ck_assert_int_eq(llmgpu_session_prefill(a, toks, 299), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_save(a, path), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_load(b, path), LLMGPU_OK);
+    ck_assert_uint_eq(llmgpu_session_position(b), 299);
+    ck_assert_int_eq(llmgpu_session_decode(a, toks[299]), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_decode(b, toks[299]), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_logits(a, la, &n), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_logits(b, lb, &n), LLMGPU_OK);
+    ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
+    llmgpu_session_free(a);
+    llmgpu_session_free(b);
+    ck_assert_uint_eq(llmgpu_context_validation_errors(g_ctx), 0);
 }
 END_TEST
 
@@ -236,6 +262,7 @@ Suite *state_suite(void) {
     tcase_add_unchecked_fixture(core, setup, teardown);
     tcase_add_test(core, roundtrip_continues_identically);
     tcase_add_test(core, damaged_and_foreign_files_refused);
+    tcase_add_test(core, roundtrip_beyond_first_kv_page);
     tcase_set_timeout(core, 600);
     suite_add_tcase(s, core);
     return s;
