@@ -317,10 +317,6 @@ enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *pat
     if (st != LLMGPU_OK)
         goto done;
     lb = layer_bytes(&m->cfg, hd.position);
-    /* the KV cache grows in pages: make room for the rows before writing them */
-    st = lg_session_reserve(s, hd.position);
-    if (st != LLMGPU_OK)
-        goto done;
     for (uint32_t l = 0; l < hd.n_layer && st == LLMGPU_OK; l++) {
         for (int kv = 0; kv < 2 && st == LLMGPU_OK; kv++) {
             /* the accessors hand out const buffers; their contents are the session's
