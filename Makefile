@@ -172,7 +172,7 @@ check: all $(TEST_BIN) check-symbols check-header fixtures
 	@mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
 	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
-	$(MAKE) --no-print-directory check-examples check-install
+	$(MAKE) --no-print-directory check-examples check-install check-readme
 	@if $(FUZZ_WORKS); then $(MAKE) --no-print-directory fuzz-smoke; \
 	else echo "fuzz-smoke: skipped (no clang with libFuzzer here; 'make deps' installs it)"; fi
 	@if [ -d bindings/python/tests ]; then $(MAKE) --no-print-directory check-python; fi
@@ -186,6 +186,14 @@ check-examples: $(CLI)
 	@sh tests/cli_test.sh $(B)
 check-python: lib
 	cd bindings/python && LLMGPU_LIBRARY=$(CURDIR)/$(B)/$(SONAME) $(PYTHON) -m unittest discover -s tests -v
+
+# README's C example compiles as written (warnings are errors) and runs on the demo model.
+check-readme: lib
+	@awk '/^```c$$/{f=1;next} /^```$$/{if(f)exit} f' README.md > $(B)/tmp/readme_example.c
+	$(CC) -std=c11 -Wall -Wextra -Werror -Iinclude $(B)/tmp/readme_example.c -L$(B) -lllmgpu \
+	  -Wl,-rpath,$(CURDIR)/$(B) $(LG_SAN) -o $(B)/tmp/readme_example
+	@$(B)/tmp/readme_example > $(B)/tmp/readme_example.out && [ -s $(B)/tmp/readme_example.out ] && \
+	  echo "check-readme: ok (README's C example builds and generates: $$(head -c 60 $(B)/tmp/readme_example.out)...)"
 
 # Install into a staging DESTDIR, build examples/simple.c with nothing but pkg-config,
 # run it on a tiny model, uninstall, and require that nothing is left behind.
