@@ -194,6 +194,11 @@ check-readme: lib
 	  -Wl,-rpath,$(CURDIR)/$(B) $(LG_SAN) -o $(B)/tmp/readme_example
 	@$(B)/tmp/readme_example > $(B)/tmp/readme_example.out && [ -s $(B)/tmp/readme_example.out ] && \
 	  echo "check-readme: ok (README's C example builds and generates: $$(head -c 60 $(B)/tmp/readme_example.out)...)"
+	@awk '/^```python$$/{f=1;next} /^```$$/{if(f)exit} f' README.md > $(B)/tmp/readme_example.py
+	@LLMGPU_LIBRARY=$(CURDIR)/$(B)/$(SONAME) PYTHONPATH=$(CURDIR)/bindings/python \
+	  $(PYTHON) $(B)/tmp/readme_example.py > $(B)/tmp/readme_example_py.out && \
+	  [ -s $(B)/tmp/readme_example_py.out ] && \
+	  echo "check-readme: ok (README's Python example runs: $$(head -c 60 $(B)/tmp/readme_example_py.out)...)"
 
 # Install into a staging DESTDIR, build examples/simple.c with nothing but pkg-config,
 # run it on a tiny model, uninstall, and require that nothing is left behind.
