@@ -747,7 +747,17 @@ int64_t lg_gguf_arr_i64(const struct lg_gguf_kv *kv, uint64_t i) {
     case LG_GGUF_I8: return (int8_t)v;
     case LG_GGUF_I16: return (int16_t)v;
     case LG_GGUF_I32: return (int32_t)v;
-    case LG_GGUF_F32: case LG_GGUF_F64: return (int64_t)lg_gguf_arr_f64(kv, i);
+    case LG_GGUF_F32: case LG_GGUF_F64: {
+        /* an untrusted float: clamp before converting (out of range would be UB); NaN is 0 */
+        double d = lg_gguf_arr_f64(kv, i);
+        if (!(d == d))
+            return 0;
+        if (d >= 9.2e18)
+            return INT64_MAX;
+        if (d <= -9.2e18)
+            return INT64_MIN;
+        return (int64_t)d;
+    }
     default: return (int64_t)v;
     }
 }

@@ -75,8 +75,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             free(p);
             free(l);
         } else if (kv->type == LG_GGUF_ARRAY && kv->arr_n) {
+            double d = lg_gguf_arr_f64(kv, 0);
+            uint64_t bits;
+            memcpy(&bits, &d, sizeof bits); /* a cast of a huge double would be UB */
             sink += (uint64_t)lg_gguf_arr_i64(kv, kv->arr_n - 1);
-            sink += (uint64_t)lg_gguf_arr_f64(kv, 0);
+            sink += bits;
         } else if (kv->type == LG_GGUF_STRING) {
             if (kv->str[kv->str_len] != '\0')
                 abort();
