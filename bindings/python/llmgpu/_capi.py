@@ -328,6 +328,17 @@ class llmgpu_chat_message(ctypes.Structure):
     ]
 
 
+class llmgpu_quantize_params(ctypes.Structure):
+    _fields_ = [
+        ("struct_size", ctypes.c_uint32),
+        ("weight_type", c_enum),
+        ("log_level", c_enum),
+        ("log_fn", LOG_FN),
+        ("log_user", ctypes.c_void_p),
+        ("allocator", ctypes.POINTER(llmgpu_allocator)),
+    ]
+
+
 # struct name in the header -> mirror (for tests/test_header.py)
 STRUCTS = {
     "llmgpu_allocator": llmgpu_allocator,
@@ -338,6 +349,7 @@ STRUCTS = {
     "llmgpu_session_params": llmgpu_session_params,
     "llmgpu_profile_entry": llmgpu_profile_entry,
     "llmgpu_sampler_params": llmgpu_sampler_params,
+    "llmgpu_quantize_params": llmgpu_quantize_params,
     "llmgpu_generate_params": llmgpu_generate_params,
     "llmgpu_generate_result": llmgpu_generate_result,
     "llmgpu_session_memory": llmgpu_session_memory,
@@ -495,6 +507,12 @@ llmgpu_session_profile = _fn("llmgpu_session_profile", c_enum, c_session_p,
                              _P(llmgpu_profile_entry), _P(ctypes.c_uint32))
 # enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s);
 llmgpu_session_profile_reset = _fn("llmgpu_session_profile_reset", c_enum, c_session_p)
+# void llmgpu_quantize_params_init(struct llmgpu_quantize_params *params);
+llmgpu_quantize_params_init = _fn("llmgpu_quantize_params_init", None, _P(llmgpu_quantize_params))
+# enum llmgpu_status llmgpu_quantize(const char *in_dir, const char *out_path,
+#                                    const struct llmgpu_quantize_params *params);
+llmgpu_quantize = _fn("llmgpu_quantize", c_enum, ctypes.c_char_p, ctypes.c_char_p,
+                      _P(llmgpu_quantize_params))
 # void llmgpu_sampler_params_init(struct llmgpu_sampler_params *params);
 llmgpu_sampler_params_init = _fn("llmgpu_sampler_params_init", None, _P(llmgpu_sampler_params))
 # enum llmgpu_status llmgpu_session_sample(struct llmgpu_session *s,
