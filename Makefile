@@ -298,7 +298,10 @@ check-valgrind: $(TEST_BIN) fixtures
 golden:
 	python3 tests/tools/make_golden.py --out tests/fixtures/golden
 
-demo: all
+# The build runs in a sub-make: with `make deps demo` on a fresh machine this Makefile was
+# parsed (and its pkg-config flags computed) before deps installed anything.
+demo:
+	@$(MAKE) --no-print-directory all
 	$(CLI) generate -p "Once upon a time" -n 48
 
 # ---- install ----
