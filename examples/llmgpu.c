@@ -179,6 +179,7 @@ static int parse_weight_type(const char *v) {
 struct opts {
     const char *model, *prompt, *file, *system;
     int n_predict, n_predict_set, n_ctx, ids_only, have_seed, top_k, top_k_set, drop_oldest;
+    int ignore_eos;
     double temp, top_p, min_p, repeat_penalty;
     uint64_t seed;
     const char *stop[16];
@@ -241,6 +242,8 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
             NEED_VALUE o->system = v;
         } else if (!strcmp(a, "--drop-oldest")) {
             o->drop_oldest = 1;
+        } else if (!strcmp(a, "--ignore-eos")) {
+            o->ignore_eos = 1;
         } else if (!strcmp(a, "--ids")) {
             o->ids_only = 1;
         } else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -524,8 +527,7 @@ static void print_telemetry(const struct app *app, const struct llmgpu_session_p
 static int cmd_generate(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
                       "[--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N] "
-                      "[--weight-type T] "
-                      "[--ids]";
+                      "[--weight-type T] [--ignore-eos] [--ids]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
@@ -570,6 +572,8 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
     llmgpu_generate_params_init(&gp);
     gp.sampler = sampler_from_opts(&o, &smp);
     gp.max_tokens = o.n_predict > 0 ? (uint32_t)o.n_predict : 0;
+    if (o.ignore_eos)
+        gp.flags |= LLMGPU_GENERATE_FLAG_IGNORE_EOG;
     gp.stop = o.stop;
     gp.n_stop = o.n_stop;
     gp.on_token = print_token;
@@ -1001,6 +1005,8 @@ static void chat_turn(struct chat *c, const char *line, size_t len) {
     llmgpu_generate_params_init(&gp);
     gp.sampler = c->sampler;
     gp.max_tokens = c->o->n_predict > 0 ? (uint32_t)c->o->n_predict : 0;
+    if (c->o->ignore_eos)
+        gp.flags |= LLMGPU_GENERATE_FLAG_IGNORE_EOG;
     gp.stop = c->o->stop;
     gp.n_stop = c->o->n_stop;
     gp.on_token = chat_on_token;
@@ -1115,7 +1121,7 @@ static void chat_load(struct chat *c, const char *path) {
 
 static int cmd_chat(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu chat [-m DIR] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] "
-                      "[--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P] "
+                      "[--ignore-eos] [--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P] "
                       "[--repeat-penalty R] [--stop STR]...";
     struct opts o;
     struct app app;
@@ -1291,10 +1297,12 @@ static void usage(FILE *f) {
             "  info [--bandwidth]              list Vulkan devices and the one chosen\n"
             "  generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P]\n"
             "           [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N]\n"
-            "           [--weight-type T] [--ids]\n"
+            "           [--weight-type T] [--ignore-eos] [--ids]\n"
             "                                  continue a prompt, sampling on the GPU\n"
-            "                                  (--temp 0: greedy)\n"
-            "  chat [-m DIR] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] [sampling options]\n"
+            "                                  (--temp 0: greedy; --ignore-eos: go on past\n"
+            "                                  end-of-generation tokens)\n"
+            "  chat [-m DIR] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] [--ignore-eos]\n"
+            "       [sampling options]\n"
             "                                  chat with the model's chat template; /reset,\n"
             "                                  /save FILE, /load FILE, /quit\n"
             "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"

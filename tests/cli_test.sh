@@ -37,6 +37,11 @@ stop_ok() {
   [ "${full#"$cut"}" != "$full" ]
 }
 check "generate --stop ends the text before the stop string" stop_ok
+# The demo's greedy story ends with </s> before 120 tokens; --ignore-eos goes on to -n.
+g1=$("$L" generate -m "$D" -p "Once upon a time" -n 120 --temp 0 2>&1 >/dev/null)
+g2=$("$L" generate -m "$D" -p "Once upon a time" -n 120 --temp 0 --ignore-eos 2>&1 >/dev/null)
+check "generate --ignore-eos goes past the end token" sh -c \
+  "! echo '$g1' | grep -q 'generated 120 tokens' && echo '$g2' | grep -q 'generated 120 tokens'"
 "$L" generate -m "$T/nothing" -p x >/dev/null 2>"$T/err"; rc=$?
 check "missing model: exit 1 and a message" sh -c "[ $rc -eq 1 ] && grep -q 'cannot load' $T/err"
 printf 'hello world, hello again' > "$T/p.txt"
@@ -71,10 +76,14 @@ printf "$turns/quit\n" | chat "$T/chat5.txt" --ctx 112 --drop-oldest
 check "chat: --drop-oldest drops turns and answers every one" \
   sh -c "grep -q 'dropped the oldest turn' $T/chat5.txt && [ \$(grep -c '^\[6 tokens' $T/chat5.txt) -eq 5 ]"
 
-# Ctrl-C (typed into the terminal) stops an answer, not the program.
+# Ctrl-C (typed into the terminal) stops an answer, not the program. --ignore-eos and a
+# context of 4096 keep the answer going for thousands of tokens, so however fast the
+# machine, Ctrl-C lands while it streams: it is typed once the answer's text grows.
 ( printf 'hello\n'
   i=0; until grep -q 'type a message' "$T/chat6.txt" 2>/dev/null || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
-  sleep 2; printf '\003'; sleep 1; printf '/quit\n' ) | chat "$T/chat6.txt" -n 0 --ctx 4096
+  n0=$(wc -c < "$T/chat6.txt")
+  i=0; until [ $(wc -c < "$T/chat6.txt") -gt $((n0 + 200)) ] || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
+  printf '\003'; sleep 1; printf '/quit\n' ) | chat "$T/chat6.txt" -n 0 --ctx 4096 --ignore-eos
 rc=$?
 check "chat: Ctrl-C stops the answer and the chat goes on" \
   sh -c "[ $rc -eq 0 ] && grep -q 'interrupted' $T/chat6.txt && grep -q '^\[[0-9]* tokens' $T/chat6.txt"
