@@ -1,5 +1,5 @@
 #version 450
-// matmul.comp - prefill GEMM: y[t, y_col + row_begin + r] (+)= W[r, :] . x[x_row + t, :] (+ bias[r])
+// matmul.comp - prefill GEMM: y[t, y_col + row_begin + r] (+)= W[r, :] . x[x_row + t, :] (+ bias[row_begin + r])
 // for all rows r of one shard of W and all n_tok tokens; f32 accumulation.
 // Bindings: 0 W WTYPE[n_rows, K] (shard; block types as quant.glsl lays them out) readonly;
 //   1 x float[*, K] readonly;
@@ -25,6 +25,7 @@ QUANT_BINDING(0, WQ_, wq, WD_, wd)
 layout(std430, set = 0, binding = 0) readonly buffer W { WSCALAR w[]; };
 #endif
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
+// The bias of the whole matrix (all shards): row r of this shard is row_begin + r.
 layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer Y { float y[]; };
 layout(push_constant) uniform Push {
@@ -118,7 +119,7 @@ void main() {
                 continue;
             float s = acc[i][j];
 #if HAS_BIAS
-            s += bias[r];
+            s += bias[pc.row_begin + r];
 #endif
             uint o = t * pc.ld_y + pc.y_col + pc.row_begin + r;
 #if ACCUMULATE

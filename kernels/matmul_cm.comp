@@ -1,6 +1,6 @@
 #version 450
 // matmul_cm.comp - prefill GEMM on tensor cores through VK_NV_cooperative_matrix:
-// y[t, y_col + row_begin + r] (+)= W[r, :] . x[x_row + t, :] (+ bias[r]) for f16 W,
+// y[t, y_col + row_begin + r] (+)= W[r, :] . x[x_row + t, :] (+ bias[row_begin + r]) for f16 W,
 // f16 products with f32 accumulation (x is rounded to f16 on its way into shared memory).
 // Bindings, push constants and epilogue flags are those of matmul.comp:
 //   0 W f16[n_rows, K] (shard); 1 x float[*, K]; 2 bias float[n_rows]; 3 y float[n_tok, ld_y].
@@ -79,7 +79,7 @@ void main() {
             continue;
         float s = cs[r * BN + t];
 #if HAS_BIAS
-        s += bias[gr];
+        s += bias[pc.row_begin + gr];
 #endif
         uint o = gt * pc.ld_y + pc.y_col + pc.row_begin + gr;
 #if ACCUMULATE

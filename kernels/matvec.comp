@@ -1,11 +1,13 @@
 #version 450
-// matvec.comp - decode mat-vec: y[t, y_col + row_begin + r] (+)= W[r, :] . x[x_row + t, :] (+ bias[r])
+// matvec.comp - decode mat-vec: y[t, y_col + row_begin + r] (+)= W[r, :] . x[x_row + t, :] (+ bias[row_begin + r])
 // for the rows r of one shard of W, f32 accumulation.
 // Bindings: 0 W WTYPE[n_rows, K] (shard; block types as quant.glsl lays them out) readonly;
 //   1 x float[*, K] readonly;
 //   2 bias float[n_rows] readonly (bound but unread without HAS_BIAS);
 //   3 y float[n_tok, ld_y]; 4 (GATE_UP only) U WTYPE[n_rows, K], the up projection;
 //   5 (NORM only) nw float[K], an RMSNorm weight.
+//   ROPE_KV only: 6 step readonly; 7 rope vec2[n_ctx, HD/2] (cos, sin) readonly;
+//   8 k cache f16[n_ctx, NKV HD]; 9 v cache f16[n_ctx, NKV HD].
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col.
 // Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K), WG_SIZE, ROWS (rows per workgroup),
 //   USE_SUBGROUP,
@@ -13,6 +15,12 @@
 //   NORM with EPS: x is first replaced by rmsnorm(x) * nw as rms_norm.comp computes it
 //   (each workgroup recomputes the row's sum of squares; that saves a dispatch and a
 //   barrier, and x is small and cached).
+//   ROPE_KV with HD, NH, NKV (decode's fused Q/K/V projection, ROWS 2): W is the
+//   concatenated [Q; K; V] matrix and a workgroup computes a rotate-half pair of rows
+//   (h HD + i, h HD + i + HD/2) of a Q or K head, or two adjacent V rows, so its
+//   epilogue applies RoPE at position pos0 + t as rope_kv.comp does and writes roped q
+//   to y (ld_y NH HD) and k, v into the f16 KV cache: one dispatch and one barrier
+//   fewer a layer. Shards must start and end on head boundaries (session.c checks).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
 //   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16
 //   values, dequantized in registers: scale times the unscaled dot)
@@ -49,6 +57,28 @@ layout(std430, set = 0, binding = 5) readonly buffer NW { vec4 nw[]; };
 #elif NORM
 layout(std430, set = 0, binding = 5) readonly buffer NW { float nw[]; };
 #endif
+#if ROPE_KV
+#if ROWS != 2
+#error ROPE_KV needs ROWS 2
+#endif
+STEP_BLOCK(6)
+layout(std430, set = 0, binding = 7) readonly buffer Rope { vec2 cs[]; };
+layout(std430, set = 0, binding = 8) writeonly buffer KC { float16_t kc[]; };
+layout(std430, set = 0, binding = 9) writeonly buffer VC { float16_t vc[]; };
+#define HALF (HD / 2)
+#define QK_ROWS ((NH + NKV) * HD)
+// Row (of the whole [Q; K; V] matrix) of slot j (0, 1) of row pair p.
+uint pair_row(uint p, uint j) {
+    if (p < QK_ROWS / 2)
+        return (p / HALF) * HD + p % HALF + j * HALF;
+    return QK_ROWS + 2 * (p - QK_ROWS / 2) + j;
+}
+#define PAIR (pc.row_begin / 2 + gl_WorkGroupID.x)
+#define ROW_OF(j) (pair_row(PAIR, j) - pc.row_begin)
+#else
+#define ROW_OF(j) min(r0 + (j), pc.n_rows - 1)
+#endif
+// The bias of the whole matrix (all shards): row r of this shard is row_begin + r.
 layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer Y { float y[]; };
 layout(push_constant) uniform Push {
@@ -95,7 +125,7 @@ void main() {
 #endif
         }
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
-            uint r = min(r0 + j, pc.n_rows - 1);
+            uint r = ROW_OF(j);
             acc[j] += QDOT(wq, wd, pc.n_rows, r, un, xq);
 #if GATE_UP
             acc_u[j] += QDOT(uq, ud, pc.n_rows, r, un, xq);
@@ -113,7 +143,7 @@ void main() {
         xv = nw[k] * (xv * nscale);
 #endif
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
-            uint r = min(r0 + j, pc.n_rows - 1);
+            uint r = ROW_OF(j);
             acc[j] += DOT(w[r * KV + k], xv);
 #if GATE_UP
             acc_u[j] += DOT(u[r * KV + k], xv);
@@ -121,25 +151,50 @@ void main() {
         }
     }
 #endif
+    float sv[ROWS];
     [[unroll]] for (uint j = 0; j < ROWS; j++) {
-        float s = wg_sum(acc[j]);
+        sv[j] = wg_sum(acc[j]);
+#if HAS_BIAS
+        sv[j] += bias[pc.row_begin + ROW_OF(j)];
+#endif
 #if GATE_UP
         float su = wg_sum(acc_u[j]);
+        sv[j] = sv[j] / (1.0 + exp(-sv[j])) * su;
 #endif
-        uint r = r0 + j;
-        if (gl_LocalInvocationID.x == 0 && r < pc.n_rows) {
-#if HAS_BIAS
-            s += bias[r];
-#endif
-            uint o = t * pc.ld_y + pc.y_col + pc.row_begin + r;
-#if GATE_UP
-            s = s / (1.0 + exp(-s)) * su;
-#endif
-#if ACCUMULATE
-            y[o] += s;
+    }
+    if (gl_LocalInvocationID.x != 0)
+        return;
+#if ROPE_KV
+    uint pos = step.pos0 + t, p = PAIR;
+    if (p < QK_ROWS / 2) {
+        uint h = p / HALF, i = p % HALF;
+        vec2 c = cs[pos * HALF + i];
+        float o1 = sv[0] * c.x - sv[1] * c.y;
+        float o2 = sv[1] * c.x + sv[0] * c.y;
+        if (h < NH) {
+            y[t * pc.ld_y + h * HD + i] = o1;
+            y[t * pc.ld_y + h * HD + i + HALF] = o2;
+        } else {
+            uint d = pos * NKV * HD + (h - NH) * HD + i;
+            kc[d] = float16_t(o1);
+            kc[d + HALF] = float16_t(o2);
+        }
+    } else {
+        uint d = pos * NKV * HD + 2 * (p - QK_ROWS / 2);
+        vc[d] = float16_t(sv[0]);
+        vc[d + 1] = float16_t(sv[1]);
+    }
 #else
-            y[o] = s;
+    [[unroll]] for (uint j = 0; j < ROWS; j++) {
+        uint r = r0 + j;
+        if (r < pc.n_rows) {
+            uint o = t * pc.ld_y + pc.y_col + pc.row_begin + r;
+#if ACCUMULATE
+            y[o] += sv[j];
+#else
+            y[o] = sv[j];
 #endif
         }
     }
+#endif
 }

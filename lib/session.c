@@ -8,6 +8,10 @@
  *   xb = rmsnorm(x) ; hb = silu(Wg xb) * (Wu xb) ; x += Wd hb
  * then logits = Wlm rmsnorm(x[last]) and the greedy token = argmax(logits).
  * Each step is one dispatch (one per weight shard) with one barrier after it.
+ * Decode fuses more: the RMSNorms into the next mat-vec, gate+up+SiLU into one,
+ * the residual adds into the output projections, and RoPE plus the KV-cache write
+ * into the Q/K/V mat-vec's epilogue (fuse_rope_ok), so a layer is 6 dispatches:
+ * qkv, attention split, attention reduce, wo, gate_up, down.
  *
  * All buffers and descriptor sets are made at session creation. The decode
  * command buffer (one token) is recorded once and replayed: the token and
@@ -17,6 +21,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "forward.h"
@@ -73,7 +78,9 @@ struct llmgpu_session {
         VkDescriptorSet norm1, rope, attn, norm2, silu, attn_split, attn_reduce;
         VkDescriptorSet *qkv, *wo, *gate, *up, *down;  /* per shard, prefill inputs */
         VkDescriptorSet *qkv_dec, *gate_up;             /* per shard, decode: norm fused */
+        VkDescriptorSet *qkv_rope; /* per shard, decode: norm, RoPE and KV write fused */
     } *ls;
+    int fuse_rope;                /* decode uses qkv_rope (fuse_rope_ok) */
     VkDescriptorSet argmax;
     VkDescriptorSet *lm_sets;     /* per lm_head shard; final norm fused */
 };
@@ -95,7 +102,7 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
     lg_desc_define(d, store[1], "USE_SUBGROUP", ctx->caps.subgroup_arith ? 1 : 0);
 }
 
-enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16 };
+enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16, MM_ROPE = 32 };
 
 /* Rows per workgroup of the decode mat-vec (matvec.comp ROWS). */
 #ifndef LG_MATVEC_ROWS
@@ -126,12 +133,13 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
-    char st[10][48];
+    char st[14][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
     base_desc(s->ctx, &d, st,
               cm ? "matmul_cm.comp" : (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
-              (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4, sizeof(struct lg_mm_push));
+              (flags & MM_ROPE) ? 10 : (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4,
+              sizeof(struct lg_mm_push));
     if (cm)
         d.required_subgroup_size = 32;
     lg_desc_define(&d, st[2], "K", w->cols);
@@ -143,6 +151,12 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
     lg_desc_define(&d, st[8], "NORM", (flags & MM_NORM) != 0);
     if (flags & MM_NORM)
         define_eps(&d, st[9], s->model->cfg.rms_norm_eps);
+    lg_desc_define(&d, st[10], "ROPE_KV", (flags & MM_ROPE) != 0);
+    if (flags & MM_ROPE) {
+        lg_desc_define(&d, st[11], "HD", s->model->cfg.head_dim);
+        lg_desc_define(&d, st[12], "NH", s->model->cfg.n_head);
+        lg_desc_define(&d, st[13], "NKV", s->model->cfg.n_kv_head);
+    }
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
@@ -298,11 +312,59 @@ static enum llmgpu_status mm_sets(struct llmgpu_session *s, const struct lg_wten
     return LLMGPU_OK;
 }
 
+/* Decode's Q/K/V mat-vec can apply RoPE and write the KV cache itself
+ * (matvec.comp ROPE_KV) when every shard of every layer's [Q; K; V] starts and
+ * ends on a head boundary, so a workgroup's rotate-half pair of rows lies in
+ * one shard. LLMGPU_FUSE_ROPE=0 turns it off (to compare; the tests do). */
+static int fuse_rope_ok(const struct llmgpu_model *m) {
+    const char *e = getenv("LLMGPU_FUSE_ROPE");
+    uint32_t hd = m->cfg.head_dim;
+    if ((e && !strcmp(e, "0")) || LG_MATVEC_ROWS != 2 || hd % 2)
+        return 0;
+    for (uint32_t l = 0; l < m->cfg.n_layer; l++)
+        for (uint32_t i = 0; i < m->layers[l].wqkv.n_shards; i++) {
+            const struct lg_wshard *sh = &m->layers[l].wqkv.shards[i];
+            if (sh->row_begin % hd || sh->rows % hd)
+                return 0;
+        }
+    return 1;
+}
+
+/* The fused decode Q/K/V sets of layer l: matvec.comp's bindings 0-5 as for
+ * qkv_dec, y = q, then step, rope table, and the layer's K and V caches. */
+static enum llmgpu_status rope_sets(struct llmgpu_session *s, uint32_t l, VkDescriptorSet **sets) {
+    const struct lg_layer *L = &s->model->layers[l];
+    const struct lg_wtensor *w = &L->wqkv;
+    struct lg_pipeline *p;
+    enum llmgpu_status st = mm_pipeline(s, w, MM_NORM | MM_ROPE, &p);
+    if (st != LLMGPU_OK)
+        return st;
+    *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
+    if (!*sets)
+        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+    for (uint32_t i = 0; i < w->n_shards; i++) {
+        struct lg_binding b[10] = {{&w->shards[i].buf, 0, 0},
+                                   {&s->x, 0, 0},
+                                   {L->bqkv.buf ? &L->bqkv : &s->model->dummy, 0, 0},
+                                   {&s->q, 0, 0},
+                                   {&s->model->dummy, 0, 0},
+                                   {&L->attn_norm, 0, 0},
+                                   {&s->step, 0, 0},
+                                   {&s->rope, 0, 0},
+                                   {&s->kc[l], 0, 0},
+                                   {&s->vc[l], 0, 0}};
+        st = dset(s, p, b, 10, &(*sets)[i]);
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    return LLMGPU_OK;
+}
+
 static uint32_t shards_total(const struct llmgpu_model *m) {
     uint32_t n = m->tok_embd.n_shards + m->lm_head.n_shards;
     for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
-        n += 2 * L->wqkv.n_shards + L->wo.n_shards + 3 * L->gate.n_shards + L->down.n_shards;
+        n += 3 * L->wqkv.n_shards + L->wo.n_shards + 3 * L->gate.n_shards + L->down.n_shards;
     }
     return n;
 }
@@ -350,6 +412,8 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
         }
         TRY(mm_sets(s, &L->wqkv, &s->xb, &L->bqkv, &s->qkv, NULL, NULL, &S->qkv));
         TRY(mm_sets(s, &L->wqkv, &s->x, &L->bqkv, &s->qkv, NULL, &L->attn_norm, &S->qkv_dec));
+        if (s->fuse_rope)
+            TRY(rope_sets(s, l, &S->qkv_rope));
         {
             struct lg_binding b[6] = {{&s->step, 0, 0}, {&s->qkv, 0, 0}, {&s->rope, 0, 0},
                                       {&s->q, 0, 0},    {&s->kc[l], 0, 0}, {&s->vc[l], 0, 0}};
@@ -397,6 +461,7 @@ static void destroy_sets(struct llmgpu_session *s) {
             lg_free(a, S->up);
             lg_free(a, S->gate_up);
             lg_free(a, S->qkv_dec);
+            lg_free(a, S->qkv_rope);
             lg_free(a, S->down);
         }
         lg_free(a, s->ls);
@@ -643,6 +708,9 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
     s->ctx = ctx;
     s->n_ctx = p.n_ctx;
     s->n_batch = LG_MIN(p.n_batch, p.n_ctx);
+    s->fuse_rope = fuse_rope_ok(model);
+    lg_dbg(&ctx->log, "decode %s RoPE and the KV-cache write into the Q/K/V mat-vec",
+           s->fuse_rope ? "fuses" : "does not fuse");
     atomic_fetch_add(&model->n_sessions, 1);
     st = create_buffers(s);
     if (st == LLMGPU_OK)
@@ -725,6 +793,8 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         struct lg_pipeline *p;
         unsigned qkv_norm = T > 1 ? 0 : MM_NORM;
         TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | g, &p));
+        if (T == 1 && s->fuse_rope)
+            TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, &p));
         TRY(mm_pipeline(s, &L->wo, MM_ACC | g, &p));
         TRY(mm_pipeline(s, &L->down, MM_ACC | g, &p));
         if (T > 1) {
@@ -761,15 +831,21 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
             lg_cmd_barrier(cb);
             rec_mm(s, cb, &L->wqkv, S->qkv, bias, T, 0, qkv_w, 0);
+        } else if (s->fuse_rope) {
+            /* q, k, v = rope(Wqkv rmsnorm(x) (+ b)); k and v into the cache */
+            rec_mm(s, cb, &L->wqkv, S->qkv_rope, bias | MM_NORM | MM_ROPE, 1, 0,
+                   c->n_head * c->head_dim, 0);
         } else {
             rec_mm(s, cb, &L->wqkv, S->qkv_dec, bias | MM_NORM, 1, 0, qkv_w, 0);
         }
         lg_cmd_barrier(cb);
         stamp(s, pf, cb, ST_QKV);
-        /* q, k, v = rope(qkv); k and v into the cache */
-        lg_cmd_dispatch(cb, p_rope, S->rope, NULL, T, c->n_head + c->n_kv_head, 1);
-        lg_cmd_barrier(cb);
-        stamp(s, pf, cb, ST_ROPE);
+        if (T > 1 || !s->fuse_rope) {
+            /* q, k, v = rope(qkv); k and v into the cache */
+            lg_cmd_dispatch(cb, p_rope, S->rope, NULL, T, c->n_head + c->n_kv_head, 1);
+            lg_cmd_barrier(cb);
+            stamp(s, pf, cb, ST_ROPE);
+        }
         /* att = softmax(q K^T / sqrt(d)) V */
         if (T > 1) {
             lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, T, 1);

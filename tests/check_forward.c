@@ -179,7 +179,19 @@ START_TEST(sharded_weights_match) {
                                   "--hidden 32 --heads 4 --kv-heads 2 --ff 48 --vocab 300 "
                                   "--ctx 64 --seed 21",
                                   LLMGPU_WEIGHT_TYPE_F32, 1e-5};
+        /* Qwen2's q/k/v bias is one buffer for all shards: each shard reads its rows */
+        const struct variant vb = {"sharded_bias", "--arch qwen2 --dtype f32 --layers 1 "
+                                   "--hidden 32 --heads 4 --kv-heads 2 --ff 48 --vocab 300 "
+                                   "--ctx 64 --seed 22",
+                                   LLMGPU_WEIGHT_TYPE_F32, 1e-5};
+        /* head_dim 12: 32-row shards cut heads, so decode takes the unfused RoPE path */
+        const struct variant vh = {"sharded_hd12", "--arch llama --dtype f32 --layers 1 "
+                                   "--hidden 32 --heads 4 --kv-heads 2 --head-dim 12 --ff 48 "
+                                   "--vocab 300 --ctx 64 --seed 23",
+                                   LLMGPU_WEIGHT_TYPE_F32, 1e-5};
         compare(ctx, &v, 5);
+        compare(ctx, &vb, 5);
+        compare(ctx, &vh, 5);
     }
     llmgpu_context_free(ctx);
 }
