@@ -11,7 +11,8 @@
  * Decode fuses more: the RMSNorms into the next mat-vec, gate+up+SiLU into one,
  * the residual adds into the output projections, and RoPE plus the KV-cache write
  * into the Q/K/V mat-vec's epilogue (fuse_rope_ok), so a layer is 6 dispatches:
- * qkv, attention split, attention reduce, wo, gate_up, down.
+ * qkv, attention (flash decoding, its reduction done by each head's last
+ * workgroup), wo, gate_up, down.
  *
  * All buffers and descriptor sets are made at session creation. The decode
  * command buffer (one token) is recorded once and replayed: the token and
@@ -59,6 +60,7 @@ struct llmgpu_session {
     struct lg_buffer result;  /* uint32 greedy token; host-visible */
     struct lg_buffer rope;    /* (n_ctx, HD/2) of (cos, sin) */
     struct lg_buffer part;    /* (NH, n_chunks, HD + 2) flash-decoding partial states */
+    struct lg_buffer cnt;     /* uint32 (NH): chunks done per head; attn_split.comp resets */
     uint32_t n_chunks;        /* key chunks of decode attention: CEIL_DIV(kv_cap, chunk) */
     uint32_t kv_cap;          /* positions the KV cache, rope table and part hold now */
     int sets_ok;              /* descriptor sets match the current buffers */
@@ -75,7 +77,7 @@ struct llmgpu_session {
     /* descriptor sets, made once */
     VkDescriptorSet *embed_sets;  /* per tok_embd shard */
     struct layer_sets {
-        VkDescriptorSet norm1, rope, attn, norm2, silu, attn_split, attn_reduce;
+        VkDescriptorSet norm1, rope, attn, norm2, silu, attn_split;
         VkDescriptorSet *qkv, *wo, *gate, *up, *down;  /* per shard, prefill inputs */
         VkDescriptorSet *qkv_dec, *gate_up;             /* per shard, decode: norm fused */
         VkDescriptorSet *qkv_rope; /* per shard, decode: norm, RoPE and KV write fused */
@@ -174,7 +176,7 @@ static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *ke
     const struct lg_model_config *c = &s->model->cfg;
     char st[7][48];
     struct lg_pipeline_desc d;
-    base_desc(s->ctx, &d, st, kernel, n_bindings, !strcmp(kernel, "attn_reduce.comp") ? 4 : 0);
+    base_desc(s->ctx, &d, st, kernel, n_bindings, 0);
     lg_desc_define(&d, st[2], "HD", c->head_dim);
     lg_desc_define(&d, st[3], "NH", c->n_head);
     lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
@@ -372,7 +374,7 @@ static uint32_t shards_total(const struct llmgpu_model *m) {
 static enum llmgpu_status create_sets(struct llmgpu_session *s) {
     const struct llmgpu_model *m = s->model;
     const struct lg_model_config *c = &m->cfg;
-    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split, *p_red;
+    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split;
     enum llmgpu_status st;
     uint32_t max_sets = shards_total(m) + 8 * c->n_layer + 4;
 
@@ -387,8 +389,7 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
     TRY(norm_pipeline(s, &p_norm));
     TRY(attn_pipeline(s, "rope_kv.comp", 6, &p_rope));
     TRY(attn_pipeline(s, "attn.comp", 5, &p_attn));
-    TRY(attn_pipeline(s, "attn_split.comp", 5, &p_split));
-    TRY(attn_pipeline(s, "attn_reduce.comp", 2, &p_red));
+    TRY(attn_pipeline(s, "attn_split.comp", 7, &p_split));
     TRY(silu_pipeline(s, &p_silu));
     TRY(argmax_pipeline(s, &p_argmax));
 
@@ -420,15 +421,12 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
             TRY(dset(s, p_rope, b, 6, &S->rope));
         }
         {
-            struct lg_binding b[5] = {{&s->step, 0, 0}, {&s->q, 0, 0}, {&s->kc[l], 0, 0},
-                                      {&s->vc[l], 0, 0}, {&s->att, 0, 0}};
+            struct lg_binding b[7] = {{&s->step, 0, 0}, {&s->q, 0, 0}, {&s->kc[l], 0, 0},
+                                      {&s->vc[l], 0, 0}, {&s->att, 0, 0}, {&s->att, 0, 0},
+                                      {&s->cnt, 0, 0}};
             TRY(dset(s, p_attn, b, 5, &S->attn));
             b[4].buf = &s->part;
-            TRY(dset(s, p_split, b, 5, &S->attn_split));
-        }
-        {
-            struct lg_binding b[2] = {{&s->part, 0, 0}, {&s->att, 0, 0}};
-            TRY(dset(s, p_red, b, 2, &S->attn_reduce));
+            TRY(dset(s, p_split, b, 7, &S->attn_split));
         }
         TRY(mm_sets(s, &L->wo, &s->att, NULL, &s->x, NULL, NULL, &S->wo));
         TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->gu, NULL, NULL, &S->gate));
@@ -588,6 +586,7 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->logits, (uint64_t)c->n_vocab * 4, LG_MEM_DEVICE},
         {&s->logits_host, (uint64_t)c->n_vocab * 4, LG_MEM_HOST},
         {&s->result, 16, LG_MEM_HOST},
+        {&s->cnt, (uint64_t)c->n_head * 4, LG_MEM_DEVICE},
     };
     for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++) {
         if (bufs[i].bytes > s->ctx->max_binding) {
@@ -597,6 +596,15 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
             return LLMGPU_ERR_UNSUPPORTED;
         }
         st = lg_buffer_create(s->ctx, bufs[i].bytes, bufs[i].kind, bufs[i].b);
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    { /* attn_split.comp's counters start at 0 (and it leaves them at 0) */
+        uint32_t *z = lg_calloc(&s->ctx->alloc, c->n_head, 4);
+        if (!z)
+            return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        st = lg_buffer_upload(s->ctx, &s->cnt, 0, z, (uint64_t)c->n_head * 4);
+        lg_free(&s->ctx->alloc, z);
         if (st != LLMGPU_OK)
             return st;
     }
@@ -657,7 +665,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     {
         struct lg_buffer *bufs[] = {&s->step, &s->x,      &s->xb,     &s->qkv,  &s->q,
                                     &s->att,  &s->gu,     &s->hb,     &s->logits, &s->result,
-                                    &s->rope, &s->part, &s->logits_host};
+                                    &s->rope, &s->part, &s->logits_host, &s->cnt};
         for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++)
             lg_buffer_destroy(ctx, bufs[i]);
     }
@@ -775,7 +783,7 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
                                       uint32_t T, struct prof *pf) {
     const struct llmgpu_model *m = s->model;
     const struct lg_model_config *c = &m->cfg;
-    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split, *p_red;
+    struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split;
     uint32_t wg = wg_size(s->ctx);
     uint32_t qkv_w = (c->n_head + 2 * c->n_kv_head) * c->head_dim;
     unsigned g = T > 1 ? MM_GEMM : 0;
@@ -784,8 +792,7 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
     TRY(norm_pipeline(s, &p_norm));
     TRY(attn_pipeline(s, "rope_kv.comp", 6, &p_rope));
     TRY(attn_pipeline(s, "attn.comp", 5, &p_attn));
-    TRY(attn_pipeline(s, "attn_split.comp", 5, &p_split));
-    TRY(attn_pipeline(s, "attn_reduce.comp", 2, &p_red));
+    TRY(attn_pipeline(s, "attn_split.comp", 7, &p_split));
     TRY(silu_pipeline(s, &p_silu));
     TRY(argmax_pipeline(s, &p_argmax));
     for (uint32_t l = 0; l < c->n_layer; l++) {
@@ -851,8 +858,6 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, T, 1);
         } else {
             lg_cmd_dispatch(cb, p_split, S->attn_split, NULL, c->n_head, s->n_chunks, 1);
-            lg_cmd_barrier(cb);
-            lg_cmd_dispatch(cb, p_red, S->attn_reduce, &s->n_chunks, c->n_head, 1, 1);
         }
         lg_cmd_barrier(cb);
         stamp(s, pf, cb, ST_ATTN);
