@@ -37,18 +37,17 @@ layout(push_constant) uniform Push {
 vec4 wtile_quad(uint gr, uint k0, uint p) {
 #if WTYPE == 5
     uint w = k0 % 256, s = w / 32;                    // sub-block of the super-block
-    uint base = gr * QROW_U2 + (k0 / 256) * 18;       // the block, in uvec2s
+    uint base = gr * QROW_U4 + (k0 / 256) * 9;        // the block, in uvec4s
     // value byte 32 (s / 2) + w % 32 + 4p of the block's values = word 4 + that / 4
     uint wi = 4 + 8 * (s / 2) + (w % 32) / 4 + p;
-    uint word = wq[base + wi / 2][wi % 2];
+    uint word = wq[base + wi / 4][wi % 4];
     uint sh = (s % 2) * 4;                            // low or high nibbles
     vec4 q = vec4((word >> sh) & 15u, (word >> (sh + 8)) & 15u, (word >> (sh + 16)) & 15u,
                   (word >> (sh + 24)) & 15u);
     vec2 sm = k4_sub(Q4K_HEAD(wq, base), s);
     return sm.x * q - sm.y;
 #else
-    uint un = k0 / 16;
-    return QSCALE(wd, pc.n_rows, gr, un) * qunit_quad(wq[gr * QUNITS + un], p);
+    return QVAL_QUAD(wq, wd, pc.n_rows, gr, k0, p);
 #endif
 }
 #endif

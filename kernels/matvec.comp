@@ -9,8 +9,8 @@
 //   ROPE_KV only: 6 step readonly; 7 rope vec2[n_ctx, HD/2] (cos, sin) readonly;
 //   8 k cache f16[n_ctx, NKV HD]; 9 v cache f16[n_ctx, NKV HD].
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col.
-// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K), WG_SIZE, ROWS (rows per workgroup),
-//   USE_SUBGROUP,
+// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K), WG_SIZE, ROWS (rows per workgroup,
+//   or per subgroup with SG_ROWS), USE_SUBGROUP, SG_ROWS, RPW,
 //   HAS_BIAS, ACCUMULATE (y += result: the residual add), GATE_UP (y = silu(W.x) * (U.x)),
 //   NORM with EPS: x is first replaced by rmsnorm(x) * nw as rms_norm.comp computes it
 //   (each workgroup recomputes the row's sum of squares; that saves a dispatch and a
@@ -22,9 +22,12 @@
 //   to y (ld_y NH HD) and k, v into the f16 KV cache: one dispatch and one barrier
 //   fewer a layer. Shards must start and end on head boundaries (session.c checks).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
-//   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16
+//   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16 or 32
 //   values, dequantized in registers: scale times the unscaled dot)
-//   and reduces each row.
+//   and reduces each row. With SG_ROWS (needs USE_SUBGROUP) and RPW: grid
+//   (CEIL_DIV(n_rows, RPW), n_tok); each subgroup computes ROWS rows at a time with its
+//   lanes splitting K and one subgroupAdd a row, so no workgroup barrier is paid per
+//   row and each lane streams more bytes (the block types' choice on GPUs).
 // Reference: tests/ref matvec (block types: on weights dequantized by tests/ref/quant_ref.c).
 #include "common.glsl"
 #include "quant.glsl"
@@ -58,8 +61,8 @@ layout(std430, set = 0, binding = 5) readonly buffer NW { vec4 nw[]; };
 layout(std430, set = 0, binding = 5) readonly buffer NW { float nw[]; };
 #endif
 #if ROPE_KV
-#if ROWS != 2
-#error ROPE_KV needs ROWS 2
+#if ROWS != 2 || (SG_ROWS && RPW % 2 != 0)
+#error ROPE_KV needs ROWS 2 (and an even RPW)
 #endif
 STEP_BLOCK(6)
 layout(std430, set = 0, binding = 7) readonly buffer Rope { vec2 cs[]; };
@@ -73,10 +76,10 @@ uint pair_row(uint p, uint j) {
         return (p / HALF) * HD + p % HALF + j * HALF;
     return QK_ROWS + 2 * (p - QK_ROWS / 2) + j;
 }
-#define PAIR (pc.row_begin / 2 + gl_WorkGroupID.x)
-#define ROW_OF(j) (pair_row(PAIR, j) - pc.row_begin)
+// Slot j of the rows starting at slot s0 (s0 even): a row of the shard.
+#define ROW_OF(s0, j) (pair_row(pc.row_begin / 2 + (s0) / 2, j) - pc.row_begin)
 #else
-#define ROW_OF(j) min(r0 + (j), pc.n_rows - 1)
+#define ROW_OF(s0, j) min((s0) + (j), pc.n_rows - 1)
 #endif
 // The bias of the whole matrix (all shards): row r of this shard is row_begin + r.
 layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
@@ -94,10 +97,21 @@ WG_REDUCE(wg_sum, subgroupAdd, LG_ADD)
 #define DOT(a, b) (W2F(a) * (b))
 #endif
 
-void main() {
-    uint r0 = gl_WorkGroupID.x * ROWS;
-    uint t = gl_WorkGroupID.y;
-    uint xb = (pc.x_row + t) * KV;
+#if SG_ROWS
+// A subgroup computes ROWS rows; its lanes split K; subgroupAdd reduces (no barrier).
+#define LANE gl_SubgroupInvocationID
+#define NLANES gl_SubgroupSize
+#define ROW_SUM(v) subgroupAdd(v)
+#else
+// The workgroup computes ROWS rows; its invocations split K; wg_sum reduces.
+#define LANE gl_LocalInvocationID.x
+#define NLANES WG_SIZE
+#define ROW_SUM(v) wg_sum(v)
+#endif
+
+// The ROWS rows from slot s0 (slot = row of the shard, or in ROPE_KV rows of pairs):
+// dot products, bias, SiLU, then the epilogue, by lane 0.
+void rows_at(uint s0, uint t, uint xb, float nscale) {
     float acc[ROWS];
 #if GATE_UP
     float acc_u[ROWS];
@@ -108,15 +122,9 @@ void main() {
         acc_u[j] = 0.0;
 #endif
     }
-#if NORM
-    float ss = 0.0;
-    for (uint k = gl_LocalInvocationID.x; k < KV; k += WG_SIZE)
-        ss += dot(x[xb + k], x[xb + k]);
-    float nscale = inversesqrt(wg_sum(ss) / float(K) + EPS);
-#endif
 #if WQUANT
-    // One unit of 16 values an invocation a step: x as QUADS vec4s.
-    for (uint un = gl_LocalInvocationID.x; un < QUNITS; un += WG_SIZE) {
+    // One unit of QUADS * 4 values a lane a step: x as QUADS vec4s.
+    for (uint un = LANE; un < QUNITS; un += NLANES) {
         vec4 xq[QUADS];
         [[unroll]] for (uint i = 0; i < QUADS; i++) {
             xq[i] = x[xb + QX(un, i)];
@@ -125,7 +133,7 @@ void main() {
 #endif
         }
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
-            uint r = ROW_OF(j);
+            uint r = ROW_OF(s0, j);
             acc[j] += QDOT(wq, wd, pc.n_rows, r, un, xq);
 #if GATE_UP
             acc_u[j] += QDOT(uq, ud, pc.n_rows, r, un, xq);
@@ -133,7 +141,7 @@ void main() {
         }
     }
 #else
-    for (uint k = gl_LocalInvocationID.x; k < KV; k += WG_SIZE) {
+    for (uint k = LANE; k < KV; k += NLANES) {
         #if K % 4 == 0
         vec4 xv = x[xb + k];
         #else
@@ -143,7 +151,7 @@ void main() {
         xv = nw[k] * (xv * nscale);
 #endif
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
-            uint r = ROW_OF(j);
+            uint r = ROW_OF(s0, j);
             acc[j] += DOT(w[r * KV + k], xv);
 #if GATE_UP
             acc_u[j] += DOT(u[r * KV + k], xv);
@@ -153,19 +161,19 @@ void main() {
 #endif
     float sv[ROWS];
     [[unroll]] for (uint j = 0; j < ROWS; j++) {
-        sv[j] = wg_sum(acc[j]);
+        sv[j] = ROW_SUM(acc[j]);
 #if HAS_BIAS
-        sv[j] += bias[pc.row_begin + ROW_OF(j)];
+        sv[j] += bias[pc.row_begin + ROW_OF(s0, j)];
 #endif
 #if GATE_UP
-        float su = wg_sum(acc_u[j]);
+        float su = ROW_SUM(acc_u[j]);
         sv[j] = sv[j] / (1.0 + exp(-sv[j])) * su;
 #endif
     }
-    if (gl_LocalInvocationID.x != 0)
+    if (LANE != 0)
         return;
 #if ROPE_KV
-    uint pos = step.pos0 + t, p = PAIR;
+    uint pos = step.pos0 + t, p = pc.row_begin / 2 + s0 / 2;
     if (p < QK_ROWS / 2) {
         uint h = p / HALF, i = p % HALF;
         vec2 c = cs[pos * HALF + i];
@@ -186,7 +194,7 @@ void main() {
     }
 #else
     [[unroll]] for (uint j = 0; j < ROWS; j++) {
-        uint r = r0 + j;
+        uint r = s0 + j;
         if (r < pc.n_rows) {
             uint o = t * pc.ld_y + pc.y_col + pc.row_begin + r;
 #if ACCUMULATE
@@ -196,5 +204,29 @@ void main() {
 #endif
         }
     }
+#endif
+}
+
+void main() {
+    uint t = gl_WorkGroupID.y;
+    uint xb = (pc.x_row + t) * KV;
+    float nscale = 1.0;
+#if NORM
+    float ss = 0.0;
+    for (uint k = gl_LocalInvocationID.x; k < KV; k += WG_SIZE)
+        ss += dot(x[xb + k], x[xb + k]);
+    nscale = inversesqrt(wg_sum(ss) / float(K) + EPS);
+#endif
+#if SG_ROWS
+    // RPW rows a workgroup, ROWS a subgroup at a time (any subgroup size works: a
+    // subgroup takes the next ROWS slots until the workgroup's RPW are done).
+    uint w0 = gl_WorkGroupID.x * RPW;
+    for (uint b = gl_SubgroupID * ROWS; b < RPW; b += gl_NumSubgroups * ROWS) {
+        if (w0 + b >= pc.n_rows)   // uniform per subgroup
+            break;
+        rows_at(w0 + b, t, xb, nscale);
+    }
+#else
+    rows_at(gl_WorkGroupID.x * ROWS, t, xb, nscale);
 #endif
 }

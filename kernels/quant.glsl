@@ -5,19 +5,21 @@
 // is the authority):
 //   q8_0, q4_0  the values of all rows first, row-major, then R*K/32 f16 block
 //         scales, row-major; the scales start QD_BASE(R) f16s into the buffer.
-//         Values are read in units of 16 (half a block):
-//         q8_0 a unit is a uvec4: 16 int8, value i in byte i % 4 of word i / 4; x = d q.
-//         q4_0 a unit is a uvec2: 16 nibbles, value i in bits 4(i % 8) of word i / 8;
+//         Values are read in units of 16 bytes (one uvec4 load):
+//         q8_0 a unit is 16 values (half a block): value i in byte i % 4 of word
+//         i / 4; x = d q.
+//         q4_0 a unit is 32 values (a block): value i in bits 4(i % 8) of word i / 8;
 //         x = d (q - 8).
 //   q4_K  ggml's block_q4_K as is: 144 bytes = 9 uvec4 per 256 values, row-major
 //         (a row is K/256 blocks). uvec4 0: f16 d, f16 dmin, 12 bytes of packed
 //         6-bit sub-block scales and mins; uvec4 1 + p (p = 0..7): bytes 16p..16p+15
 //         of the 4-bit values, byte 32g + l holding value 64g + l (low nibble) and
-//         64g + 32 + l (high nibble). x = d sc q - dmin m. A unit is 16 values:
-//         8 bytes of one block's values, read as a uvec2 (a block is 18 uvec2s).
+//         64g + 32 + l (high nibble). x = d sc q - dmin m. A unit is one such uvec4:
+//         32 values, 16 of sub-block 2g and 16 of 2g + 1.
 // QUNITS units a row, QUADS vec4s of x a unit, QX(un, i): the vec4 index in a row
 // of x quad i of unit un. QDOT(Q, D, nr, r, un, xs): the dot product of unit un of
-// row r (shard of nr rows) with x quads xs[QUADS], scaled.
+// row r (shard of nr rows) with x quads xs[QUADS], scaled. QVAL_QUAD(Q, D, nr, r, k, p):
+// values k + 4p .. k + 4p + 3 of row r dequantized (k % 16 == 0, p < 4; matmul.comp).
 #ifndef LG_QUANT_GLSL
 #define LG_QUANT_GLSL
 
@@ -31,23 +33,24 @@
 // float16_t storage comes from GL_EXT_shader_16bit_storage (common.glsl); the
 // scales are widened to f32 before any arithmetic.
 
+#define QUNIT uvec4
 #if WTYPE == 5
-#define QUNIT uvec2
-#define QUADS 4
-#define QUNITS (K / 16)
-#define QROW_U2 ((K / 256) * 18)  // uvec2s a row (a block is 18)
+#define QUADS 8
+#define QUNITS (K / 32)
+#define QROW_U4 ((K / 256) * 9)   // uvec4s a row (a block is 9)
 #else
-#define QUADS 4
-#define QUNITS (K / 16)
 #define QBLOCKS (K / 32)          // blocks (scales) a row
 #if WTYPE == 3
-#define QUNIT uvec4
+#define QUADS 4
+#define QUNITS (K / 16)
 #define QD_BASE(nr) ((nr) * (K / 2))   // R K bytes of values = R K / 2 f16s
 #else
-#define QUNIT uvec2
+#define QUADS 8
+#define QUNITS (K / 32)
 #define QD_BASE(nr) ((nr) * (K / 4))   // R K / 2 bytes of values
 #endif
 #endif
+#define UNIT_VALS (QUADS * 4)
 
 // Declare the views of one weight binding: Q (units) and D (f16 scales; unused by q4_K).
 #define QUANT_BINDING(b, QB, Q, DB, D)                                                 \
@@ -65,14 +68,12 @@ vec4 nib4(uint w, uint s) {
 }
 
 #if WTYPE == 5
-// A unit is 16 values: uvec2 h = u % 2 of qs uvec4 p = (u % 16) / 2 (u = un % 16) of
-// block un / 16, i.e. bytes 16p + 8h .. + 7 of its values; with g = p / 2 and
-// l = 16 (p % 2) + 8h, byte l + c holds value 64g + l + c (low nibble, sub-block
-// 2g) and 64g + 32 + l + c (high nibble, sub-block 2g + 1). x quads 0, 1 are the
-// low values, 2, 3 the high ones.
+// A unit is uvec4 p = un % 8 of block un / 8's values: with g = p / 2 and
+// l = 16 (p % 2), byte l + c (c < 16) holds value 64g + l + c (low nibble, sub-block
+// 2g) and 64g + 32 + l + c (high nibble, sub-block 2g + 1). x quads 0-3 are the
+// low values, 4-7 the high ones.
 #define QX(un, i)                                                                      \
-    (((un) / 16) * 64 + (((un) % 16) / 4) * 16 + ((((un) % 16) / 2) % 2) * 4 +          \
-     ((un) % 2) * 2 + (i) + ((i) / 2) * 6)
+    (((un) / 8) * 64 + (((un) % 8) / 2) * 16 + ((un) % 2) * 4 + ((i) % 4) + ((i) / 4) * 8)
 
 // Byte i (0..11) of the packed scales in a block's first 16 bytes.
 uint k4_byte(uvec4 h, uint i) {
@@ -92,28 +93,28 @@ vec2 k4_sub(uvec4 h, uint j) {
     return vec2(dm.x * float(sm.x), dm.y * float(sm.y));
 }
 
-// A unit (8 bytes q of 64-value group g, header h) dotted with its x quads.
-float q4k_dot(uvec4 h, uvec2 q, uint g, vec4 xs[4]) {
+// A unit (16 bytes q of 64-value group g, header h) dotted with its x quads.
+float q4k_dot(uvec4 h, uvec4 q, uint g, vec4 xs[8]) {
     vec2 lo = k4_sub(h, 2 * g), hi = k4_sub(h, 2 * g + 1);
     float dl = 0.0, dh = 0.0;
-    vec4 sl = xs[0] + xs[1], sh = xs[2] + xs[3];
-    [[unroll]] for (uint i = 0; i < 2; i++) {
+    vec4 sl = xs[0] + xs[1] + xs[2] + xs[3], sh = xs[4] + xs[5] + xs[6] + xs[7];
+    [[unroll]] for (uint i = 0; i < 4; i++) {
         uint w = q[i];
         dl += dot(vec4(w & 15u, (w >> 8) & 15u, (w >> 16) & 15u, (w >> 24) & 15u), xs[i]);
-        dh += dot(vec4((w >> 4) & 15u, (w >> 12) & 15u, (w >> 20) & 15u, w >> 28), xs[2 + i]);
+        dh += dot(vec4((w >> 4) & 15u, (w >> 12) & 15u, (w >> 20) & 15u, w >> 28), xs[4 + i]);
     }
     return lo.x * dl - lo.y * dot(sl, vec4(1.0)) + hi.x * dh - hi.y * dot(sh, vec4(1.0));
 }
-#define Q4K_HEAD(Q, base) uvec4(Q[base], Q[(base) + 1])
+#define Q4K_HEAD(Q, base) Q[base]
 #define QDOT(Q, D, nr, r, un, xs)                                                      \
-    q4k_dot(Q4K_HEAD(Q, (r) * QROW_U2 + ((un) / 16) * 18),                              \
-            Q[(r) * QROW_U2 + ((un) / 16) * 18 + 2 + (un) % 16], ((un) % 16) / 4, xs)
+    q4k_dot(Q[(r) * QROW_U4 + ((un) / 8) * 9], Q[(r) * QROW_U4 + ((un) / 8) * 9 + 1 + (un) % 8], \
+            ((un) % 8) / 2, xs)
 #else
-#define QX(un, i) ((un) * 4 + (i))
+#define QX(un, i) ((un) * QUADS + (i))
 // The scale of unit un (0 .. QUNITS-1) of row r, in a shard of nr rows.
-#define QSCALE(D, nr, r, un) float(D[QD_BASE(nr) + (r) * QBLOCKS + (un) / 2])
+#define QSCALE(D, nr, r, un) float(D[QD_BASE(nr) + (r) * QBLOCKS + (un) / (32 / UNIT_VALS)])
 
-// Values 4p .. 4p+3 (p = 0..3) of a unit, unscaled.
+// Values 4p .. 4p+3 (p < QUADS) of a unit, unscaled.
 vec4 qunit_quad(QUNIT q, uint p) {
 #if WTYPE == 3
     return q8_word(q[p]);
@@ -122,12 +123,17 @@ vec4 qunit_quad(QUNIT q, uint p) {
 #endif
 }
 
-// Unscaled dot product of a unit with its 16 x values.
-float qunit_dot(QUNIT q, vec4 xs[4]) {
-    return dot(qunit_quad(q, 0), xs[0]) + dot(qunit_quad(q, 1), xs[1]) +
-           dot(qunit_quad(q, 2), xs[2]) + dot(qunit_quad(q, 3), xs[3]);
+// Unscaled dot product of a unit with its x values.
+float qunit_dot(QUNIT q, vec4 xs[QUADS]) {
+    float a = 0.0;
+    [[unroll]] for (uint p = 0; p < QUADS; p++)
+        a += dot(qunit_quad(q, p), xs[p]);
+    return a;
 }
 #define QDOT(Q, D, nr, r, un, xs) (QSCALE(D, nr, r, un) * qunit_dot(Q[(r) * QUNITS + (un)], xs))
+#define QVAL_QUAD(Q, D, nr, r, k, p)                                                   \
+    (QSCALE(D, nr, r, (k) / UNIT_VALS) *                                               \
+     qunit_quad(Q[(r) * QUNITS + (k) / UNIT_VALS], ((k) % UNIT_VALS) / 4 + (p)))
 #endif
 #endif // WQUANT
 

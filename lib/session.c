@@ -133,9 +133,30 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
            (ctx->flags & LLMGPU_CONTEXT_FLAG_COOPMAT);
 }
 
+/* Rows per workgroup of the decode mat-vec. With subgroup arithmetic, block-quantized
+ * weights use matvec.comp's SG_ROWS mode (a subgroup per LG_MATVEC_ROWS rows, lanes
+ * splitting K: no workgroup barrier per row, more bytes per lane); float weights keep
+ * the workgroup-per-rows mode that PLATFORM.md measured at 88-101 % of the streaming
+ * rate. LLMGPU_MATVEC_SG=1 (all types) or 0 (none) overrides, for measurements. */
+static int mv_subgroup_rows(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
+    const char *e = getenv("LLMGPU_MATVEC_SG");
+    int quant = w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0 || w->type == LG_WTYPE_Q4_K;
+    if (!ctx->caps.subgroup_arith || ctx->caps.subgroup_size == 0 ||
+        wg_size(ctx) % ctx->caps.subgroup_size)
+        return 0;
+    if (e && (!strcmp(e, "0") || !strcmp(e, "1")))
+        return e[0] == '1';
+    return quant;
+}
+static uint32_t mv_rows_per_wg(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
+    if (!mv_subgroup_rows(ctx, w))
+        return LG_MATVEC_ROWS;
+    return LG_MATVEC_ROWS * (wg_size(ctx) / ctx->caps.subgroup_size);
+}
+
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
-    char st[14][48];
+    char st[16][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
     base_desc(s->ctx, &d, st,
@@ -154,6 +175,11 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
     if (flags & MM_NORM)
         define_eps(&d, st[9], s->model->cfg.rms_norm_eps);
     lg_desc_define(&d, st[10], "ROPE_KV", (flags & MM_ROPE) != 0);
+    if (!(flags & MM_GEMM)) {
+        int sg = mv_subgroup_rows(s->ctx, w);
+        lg_desc_define(&d, st[14], "SG_ROWS", sg);
+        lg_desc_define(&d, st[15], "RPW", mv_rows_per_wg(s->ctx, w));
+    }
     if (flags & MM_ROPE) {
         lg_desc_define(&d, st[11], "HD", s->model->cfg.head_dim);
         lg_desc_define(&d, st[12], "NH", s->model->cfg.n_head);
@@ -759,7 +785,8 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
         if (gemm)
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 63) / 64, (n_tok + 63) / 64, 1);
         else
-            lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + LG_MATVEC_ROWS - 1) / LG_MATVEC_ROWS,
+            lg_cmd_dispatch(cb, p, sets[i], &pc,
+                            (pc.n_rows + mv_rows_per_wg(s->ctx, w) - 1) / mv_rows_per_wg(s->ctx, w),
                             n_tok, 1);
     }
 }
