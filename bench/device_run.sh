@@ -38,6 +38,28 @@ for step in "$@"; do
         echo "== devbin/r4/llmgpu (ROWS=4) bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --weight-type $w"; devbin/r4/llmgpu bench -m /tmp/llama2-7b -p 512 -n 128 -r 3 --weight-type $w
       done
     } > "$OUT/rows.txt" 2>&1 ;;
+  sg)
+    # decode with each mat-vec mode: default (subgroup rows for block types), and the
+    # other mode forced (LLMGPU_MATVEC_SG=1 for f16, 0 for the block types)
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        for w in f16 q8_0 q4_0 q4_k; do
+          alt=0; [ $w = f16 ] && alt=1
+          echo "== $L bench -m $m -p 512 -n 128 -r 3 --weight-type $w"; $L bench -m $m -p 512 -n 128 -r 3 --weight-type $w
+          echo "== LLMGPU_MATVEC_SG=$alt $L bench -m $m -p 16 -n 128 -r 3 --weight-type $w"; LLMGPU_MATVEC_SG=$alt $L bench -m $m -p 16 -n 128 -r 3 --weight-type $w
+        done
+      done
+      echo "== LLMGPU_FUSE_ROPE=0 $L bench -m /tmp/tinyllama -p 16 -n 128 -r 3"; LLMGPU_FUSE_ROPE=0 $L bench -m /tmp/tinyllama -p 16 -n 128 -r 3
+      echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --profile"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --profile
+    } > "$OUT/sg.txt" 2>&1 ;;
+  mem)
+    # peak host memory (RSS) and GPU memory while loading and generating
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        for w in f16 q4_0; do
+          echo "== /usr/bin/time -v $L generate -m $m -p hello -n 8 --temp 0 --weight-type $w"
+          /usr/bin/time -v $L generate -m $m -p hello -n 8 --temp 0 --weight-type $w 2>&1 | grep -E "llmgpu:|Maximum resident|Elapsed"
+        done
+      done; du -sh /tmp/tinyllama /tmp/llama2-7b
+    } > "$OUT/mem.txt" 2>&1 ;;
   cm)
     { echo "== LLMGPU_COOPMAT=1 $L bench -m /tmp/tinyllama -p 512 -n 16 -r 3"; LLMGPU_COOPMAT=1 $L bench -m /tmp/tinyllama -p 512 -n 16 -r 3
       echo "== LLMGPU_COOPMAT=1 $L bench -m /tmp/llama2-7b -p 512 -n 16 -r 3"; LLMGPU_COOPMAT=1 $L bench -m /tmp/llama2-7b -p 512 -n 16 -r 3

@@ -759,9 +759,9 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
     for (int i = 0; i < n_prompt; i++)
         toks[i] = (int32_t)((i * 7919u + 1) % mi.n_vocab);
     st = llmgpu_session_create(app.model, &sp, &s);
-    if (st == LLMGPU_OK)
-        st = llmgpu_context_measure_bandwidth(app.ctx, &bw);
-    /* warm-up: compiles every kernel and brings the clocks up */
+    /* warm-up: compiles every kernel and brings the clocks up (the bandwidth is
+     * measured after it: a GPU that idled while the weights were quantized on the
+     * CPU reads at half speed until its clock ramps up) */
     for (t0 = now_s(); st == LLMGPU_OK && now_s() - t0 < 0.5;) {
         llmgpu_session_reset(s);
         size_t warm = LG_MIN_SZ((size_t)n_prompt, 64);
@@ -769,6 +769,8 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         for (size_t i = 0; st == LLMGPU_OK && i < 16 && warm + i < sp.n_ctx; i++)
             st = llmgpu_session_decode(s, 1);
     }
+    if (st == LLMGPU_OK)
+        st = llmgpu_context_measure_bandwidth(app.ctx, &bw);
     for (int r = 0; st == LLMGPU_OK && r < reps; r++) {
         int32_t tok = 0;
         llmgpu_session_reset(s);
