@@ -53,7 +53,7 @@ vec4 wtile_quad(uint gr, uint k0, uint p) {
     uvec4 q = ((uvec4(lw) >> uvec4(0, 4, 8, 12)) & 15u) |
               (((uvec4(hw) >> uvec4(0, 2, 4, 6)) & 3u) << 4);
     float d = float(wd[QD_BASE(pc.n_rows) + gr * (K / 256) + b]);
-    return d * q6_scale(wq[base + 12], v / 16) * (vec4(q) - 32.0);
+    return d * q6_scale(wq[base + 12][v / 64], v / 16) * (vec4(q) - 32.0);
 #else
     uint un = k0 / 16;
     return QSCALE(wd, pc.n_rows, gr, un) * qunit_quad(wq[gr * QUNITS + un], p);

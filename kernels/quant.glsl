@@ -141,9 +141,9 @@ vec4 q6_quad(uvec4 lo, uvec2 hi, uint p) {
     uvec4 h = (uvec4(hi[p / 4]) >> (8 * (p % 4) + uvec4(0, 2, 4, 6))) & 3u;
     return vec4(l | (h << 4)) - 32.0;
 }
-// Sub-block s's int8 scale from the block's scale uvec4 sc.
-float q6_scale(uvec4 sc, uint s) {
-    return float(bitfieldExtract(int(sc[s / 4]), int(8 * (s % 4)), 8));
+// Sub-block s's int8 scale from w, word s / 4 of the block's scale uvec4.
+float q6_scale(uint w, uint s) {
+    return float(bitfieldExtract(int(w), int(8 * (s % 4)), 8));
 }
 // A unit dotted with its x quads, scaled: d (sc0 lo-half + sc1 hi-half); sw is the
 // scale word holding the unit's two scales in its bytes 2(u % 2), + 1.
