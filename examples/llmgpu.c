@@ -165,14 +165,15 @@ static int parse_weight_type(const char *v) {
     } types[] = {{"f16", LLMGPU_WEIGHT_TYPE_F16},   {"bf16", LLMGPU_WEIGHT_TYPE_BF16},
                  {"f32", LLMGPU_WEIGHT_TYPE_F32},   {"q8_0", LLMGPU_WEIGHT_TYPE_Q8_0},
                  {"q4_0", LLMGPU_WEIGHT_TYPE_Q4_0}, {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K},
-                 {"default", LLMGPU_WEIGHT_TYPE_DEFAULT}};
+                 {"q6_k", LLMGPU_WEIGHT_TYPE_Q6_K}, {"default", LLMGPU_WEIGHT_TYPE_DEFAULT}};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
         if (!strcmp(v, types[i].name)) {
             g_weight_type = types[i].t;
             return 0;
         }
     fprintf(stderr,
-            "llmgpu: unknown weight type %s (default, f16, bf16, f32, q8_0, q4_0, q4_k)\n", v);
+            "llmgpu: unknown weight type %s (default, f16, bf16, f32, q8_0, q4_0, q4_k, q6_k)\n",
+            v);
     return -1;
 }
 
@@ -1234,11 +1235,12 @@ done:
 
 /* llmgpu quantize IN OUT [--type T]: a Hugging Face directory as a GGUF file. */
 static int cmd_quantize(int argc, char **argv) {
-    static const char use[] = "llmgpu quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k]";
+    static const char use[] =
+        "llmgpu quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k|q6_k]";
     static const struct { const char *name; enum llmgpu_weight_type t; } types[] = {
         {"f32", LLMGPU_WEIGHT_TYPE_F32},   {"f16", LLMGPU_WEIGHT_TYPE_F16},
         {"q8_0", LLMGPU_WEIGHT_TYPE_Q8_0}, {"q4_0", LLMGPU_WEIGHT_TYPE_Q4_0},
-        {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K},
+        {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K}, {"q6_k", LLMGPU_WEIGHT_TYPE_Q6_K},
     };
     struct llmgpu_context_params cp;
     struct llmgpu_quantize_params qp;
@@ -1313,10 +1315,11 @@ static void usage(FILE *f) {
             "                                  perplexity of a text file\n"
             "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T]\n"
             "                                  prompt and generation tok/s\n"
-            "  quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k]\n"
+            "  quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k|q6_k]\n"
             "                                  write a Hugging Face model as GGUF (no GPU)\n"
             "--weight-type: default (f16; bf16 checkpoints stay bf16), f16, bf16, f32, q8_0,\n"
-            "               q4_0, q4_k (quantized at load; the embedding and LM head stay f16)\n"
+            "               q4_0, q4_k, q6_k (quantized at load; the embedding and LM head\n"
+            "               stay f16)\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
             "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1\n");

@@ -310,13 +310,13 @@ LLMGPU_API enum llmgpu_status llmgpu_context_measure_bandwidth(struct llmgpu_con
 
 /**
  * Element type of the weight matrices on the GPU (llmgpu_model_params.weight_type).
- * DEFAULT is f16, except that a bf16 checkpoint stays bf16. Q8_0, Q4_0 and Q4_K
- * quantize the projection matrices (attention Q/K/V/O, MLP gate/up/down) while the
- * model loads, in ggml's block formats with its rounding (8.5, 4.5 and 4.5 bits a
- * weight); the token embedding and the LM head keep the DEFAULT type, as does a
- * matrix whose rows are not a multiple of 32 values (with Q4_K, rows that are a
- * multiple of 32 but not of 256 become Q4_0). Q6_K is not supported:
- * llmgpu_model_load returns LLMGPU_ERR_INVALID_ARGUMENT.
+ * DEFAULT is f16, except that a bf16 checkpoint stays bf16. Q8_0, Q4_0, Q4_K and
+ * Q6_K quantize the projection matrices (attention Q/K/V/O, MLP gate/up/down) while
+ * the model loads, in ggml's block formats with its rounding (8.5, 4.5, 4.5 and
+ * 6.5625 bits a weight); the token embedding and the LM head keep the DEFAULT type,
+ * as does a matrix whose rows are not a multiple of 32 values (rows that are a
+ * multiple of 32 but not of 256 become Q4_0 with Q4_K, Q8_0 with Q6_K). A value past
+ * Q6_K makes llmgpu_model_load return LLMGPU_ERR_INVALID_ARGUMENT.
  * \since 0.1.0
  */
 enum llmgpu_weight_type {
@@ -373,7 +373,7 @@ LLMGPU_API enum llmgpu_status llmgpu_model_load(struct llmgpu_context *ctx, cons
 /** Parameters of llmgpu_quantize(). \since 0.1.0 */
 struct llmgpu_quantize_params {
     uint32_t struct_size;
-    enum llmgpu_weight_type weight_type; /* F32, F16 (DEFAULT), Q8_0, Q4_0 or Q4_K */
+    enum llmgpu_weight_type weight_type; /* F32, F16 (DEFAULT), Q8_0, Q4_0, Q4_K or Q6_K */
     enum llmgpu_log_level log_level;     /* default LLMGPU_LOG_LEVEL_WARN */
     llmgpu_log_fn log_fn;                /* default NULL: silent */
     void *log_user;

@@ -5,11 +5,11 @@
 //   1 x float[*, K] readonly;
 //   2 bias float[n_rows] readonly (unread without HAS_BIAS); 3 y float[n_tok, ld_y].
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col (as matvec.comp).
-// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K), HAS_BIAS, ACCUMULATE. WG_SIZE is fixed at 256 (16 x 16).
+// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K), HAS_BIAS, ACCUMULATE. WG_SIZE is fixed at 256 (16 x 16).
 // Geometry: grid (CEIL_DIV(n_rows, 64), CEIL_DIV(n_tok, 64)); a workgroup computes a
 //   64-row x 64-token tile, each invocation 4 x 4 of it, stepping K by 16 through
 //   shared memory. Any sizes work: out-of-range rows, tokens and k read as zero.
-//   Block types (WTYPE 3, 4, 5) are dequantized into the shared W tile: 4 invocations
+//   Block types (WTYPE 3, 4, 5, 6) are dequantized into the shared W tile: 4 invocations
 //   a row of the tile, each 4 of the row's 16 values.
 // Reference: tests/ref matmul.
 #include "common.glsl"
@@ -46,6 +46,15 @@ vec4 wtile_quad(uint gr, uint k0, uint p) {
                   (word >> (sh + 24)) & 15u);
     vec2 sm = k4_sub(Q4K_HEAD(wq, base), s);
     return sm.x * q - sm.y;
+#elif WTYPE == 6
+    uint v = k0 % 256 + 4 * p;                        // the value in its super-block
+    uint b = k0 / 256, base = gr * QROW_U4 + b * 13;  // the block, in uvec4s
+    uint lw = wq[base + v / 32][(v / 8) % 4] >> (4 * (v % 8));
+    uint hw = wq[base + 8 + v / 64][(v / 16) % 4] >> (2 * (v % 16));
+    uvec4 q = ((uvec4(lw) >> uvec4(0, 4, 8, 12)) & 15u) |
+              (((uvec4(hw) >> uvec4(0, 2, 4, 6)) & 3u) << 4);
+    float d = float(wd[QD_BASE(pc.n_rows) + gr * (K / 256) + b]);
+    return d * q6_scale(wq[base + 12][v / 64], v / 16) * (vec4(q) - 32.0);
 #else
     return QVAL_QUAD(wq, wd, pc.n_rows, gr, k0, p);
 #endif

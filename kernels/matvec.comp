@@ -9,8 +9,8 @@
 //   ROPE_KV only: 6 step readonly; 7 rope vec2[n_ctx, HD/2] (cos, sin) readonly;
 //   8 k cache f16[n_ctx, NKV HD]; 9 v cache f16[n_ctx, NKV HD].
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col.
-// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K), WG_SIZE, ROWS (rows per workgroup,
-//   or per subgroup with SG_ROWS), USE_SUBGROUP, SG_ROWS, RPW,
+// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K), WG_SIZE, ROWS (rows
+//   per workgroup, or per subgroup with SG_ROWS), USE_SUBGROUP, SG_ROWS, RPW,
 //   HAS_BIAS, ACCUMULATE (y += result: the residual add), GATE_UP (y = silu(W.x) * (U.x)),
 //   NORM with EPS: x is first replaced by rmsnorm(x) * nw as rms_norm.comp computes it
 //   (each workgroup recomputes the row's sum of squares; that saves a dispatch and a
@@ -22,9 +22,9 @@
 //   to y (ld_y NH HD) and k, v into the f16 KV cache: one dispatch and one barrier
 //   fewer a layer. Shards must start and end on head boundaries (session.c checks).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
-//   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16 or 32
-//   values, dequantized in registers: scale times the unscaled dot)
-//   and reduces each row. With SG_ROWS (needs USE_SUBGROUP) and RPW: grid
+//   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16
+//   values (32 for q4_K and q6_K), dequantized in registers: scale times the unscaled
+//   dot) and reduces each row. With SG_ROWS (needs USE_SUBGROUP) and RPW: grid
 //   (CEIL_DIV(n_rows, RPW), n_tok); each subgroup computes ROWS rows at a time with its
 //   lanes splitting K and one subgroupAdd a row, so no workgroup barrier is paid per
 //   row and each lane streams more bytes (the block types' choice on GPUs).

@@ -1,4 +1,4 @@
-// quant.glsl - reading block-quantized weights (WTYPE 3 q8_0, 4 q4_0, 5 q4_K).
+// quant.glsl - reading block-quantized weights (WTYPE 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K).
 // Included by matvec.comp and matmul.comp after common.glsl, never compiled alone.
 //
 // Layouts of one shard of R rows of K values (lib/model/upload.c's top comment
@@ -16,6 +16,15 @@
 //         of the 4-bit values, byte 32g + l holding value 64g + l (low nibble) and
 //         64g + 32 + l (high nibble). x = d sc q - dmin m. A unit is one such uvec4:
 //         32 values, 16 of sub-block 2g and 16 of 2g + 1.
+//   q6_K  ggml's 210-byte block_q6_K repacked (it is not 4-byte aligned): per super-
+//         block of 256 values 13 uvec4, the row's K/256 blocks in order, rows in
+//         order; then R*K/256 f16 d, row-major, starting QD_BASE(R) f16s into the
+//         buffer. uvec4 u (u < 8): the low 4 bits of values 32u .. 32u+31, value
+//         i of them in bits 4(i % 8) of word i / 8; uvec4 8 + u/2 half u % 2 (the
+//         uvec2 16 + u of the block): their high 2 bits, value i in bits 2(i % 16)
+//         of word i / 16; uvec4 12: the 16 int8 sub-block scales, scale s in byte
+//         s % 4 of word s / 4. x = d sc[v / 16] (q - 32). A unit is 32 values (two
+//         sub-blocks): one uvec4 and one uvec2 read, neighbouring units adjacent.
 // QUNITS units a row, QUADS vec4s of x a unit, QX(un, i): the vec4 index in a row
 // of x quad i of unit un. QDOT(Q, D, nr, r, un, xs): the dot product of unit un of
 // row r (shard of nr rows) with x quads xs[QUADS], scaled. QVAL_QUAD(Q, D, nr, r, k, p):
@@ -23,7 +32,7 @@
 #ifndef LG_QUANT_GLSL
 #define LG_QUANT_GLSL
 
-#if WTYPE == 3 || WTYPE == 4 || WTYPE == 5
+#if WTYPE == 3 || WTYPE == 4 || WTYPE == 5 || WTYPE == 6
 #define WQUANT 1
 #else
 #define WQUANT 0
@@ -38,6 +47,12 @@
 #define QUADS 8
 #define QUNITS (K / 32)
 #define QROW_U4 ((K / 256) * 9)   // uvec4s a row (a block is 9)
+#elif WTYPE == 6
+#define QUNIT uvec4
+#define QUADS 8
+#define QUNITS (K / 32)
+#define QROW_U4 ((K / 256) * 13)        // uvec4s a row (a block is 13)
+#define QD_BASE(nr) ((nr) * QROW_U4 * 8) // f16s before the d array
 #else
 #define QBLOCKS (K / 32)          // blocks (scales) a row
 #if WTYPE == 3
@@ -55,9 +70,17 @@
 #define UNIT_VALS (QUADS * 4)
 
 // Declare the views of one weight binding: Q (units) and D (f16 scales; unused by q4_K).
+#if WTYPE == 6
+// q6_K adds Q##_h, a uvec2 view for the high bits.
+#define QUANT_BINDING(b, QB, Q, DB, D)                                                 \
+    layout(std430, set = 0, binding = b) readonly buffer QB { QUNIT Q[]; };           \
+    layout(std430, set = 0, binding = b) readonly buffer QB##H_ { uvec2 Q##_h[]; };   \
+    layout(std430, set = 0, binding = b) readonly buffer DB { float16_t D[]; };
+#else
 #define QUANT_BINDING(b, QB, Q, DB, D)                                                 \
     layout(std430, set = 0, binding = b) readonly buffer QB { QUNIT Q[]; };           \
     layout(std430, set = 0, binding = b) readonly buffer DB { float16_t D[]; };
+#endif
 
 // Four values of one 32-bit word of int8s, and four nibbles (bits 4s ..) of a word.
 vec4 q8_word(uint w) {
@@ -111,6 +134,39 @@ float q4k_dot(uvec4 h, uvec4 q, uint g, vec4 xs[8]) {
 #define QDOT(Q, D, nr, r, un, xs)                                                      \
     q4k_dot(Q[(r) * QROW_U4 + ((un) / 8) * 9], Q[(r) * QROW_U4 + ((un) / 8) * 9 + 1 + (un) % 8], \
             ((un) % 8) / 2, xs)
+#elif WTYPE == 6
+// Unit un of a row is values 32un .. 32un+31 in order: x quads un * 8 + i.
+#define QX(un, i) ((un) * 8 + (i))
+
+// Levels q - 32 of values 4p .. 4p+3 (p < 8) of a unit: low bits lo (uvec4), high hi.
+vec4 q6_quad(uvec4 lo, uvec2 hi, uint p) {
+    uvec4 l = (uvec4(lo[p / 2]) >> (16 * (p % 2) + uvec4(0, 4, 8, 12))) & 15u;
+    uvec4 h = (uvec4(hi[p / 4]) >> (8 * (p % 4) + uvec4(0, 2, 4, 6))) & 3u;
+    return vec4(l | (h << 4)) - 32.0;
+}
+// Sub-block s's int8 scale from w, word s / 4 of the block's scale uvec4.
+float q6_scale(uint w, uint s) {
+    return float(bitfieldExtract(int(w), int(8 * (s % 4)), 8));
+}
+// A unit dotted with its x quads, scaled: d (sc0 lo-half + sc1 hi-half); sw is the
+// scale word holding the unit's two scales in its bytes 2(u % 2), + 1.
+float q6k_dot(uvec4 lo, uvec2 hi, uint sw, uint u, float d, vec4 xs[8]) {
+    float s0 = 0.0, s1 = 0.0;
+    [[unroll]] for (uint p = 0; p < 4; p++) {
+        s0 += dot(q6_quad(lo, hi, p), xs[p]);
+        s1 += dot(q6_quad(lo, hi, p + 4), xs[p + 4]);
+    }
+    float c0 = float(bitfieldExtract(int(sw), int(16 * (u % 2)), 8));
+    float c1 = float(bitfieldExtract(int(sw), int(16 * (u % 2) + 8), 8));
+    return d * (c0 * s0 + c1 * s1);
+}
+// Unit un of row r (shard of nr rows): block base uvec4 (r * QROW_U4 + (un / 8) * 13),
+// u = un % 8.
+#define Q6_BASE(r, un) ((r) * QROW_U4 + ((un) / 8) * 13)
+#define QDOT(Q, D, nr, r, un, xs)                                                      \
+    q6k_dot(Q[Q6_BASE(r, un) + (un) % 8], Q##_h[Q6_BASE(r, un) * 2 + 16 + (un) % 8],     \
+            Q[Q6_BASE(r, un) + 12][((un) % 8) / 2], (un) % 8,                           \
+            float(D[QD_BASE(nr) + (r) * (K / 256) + (un) / 8]), xs)
 #else
 #define QX(un, i) ((un) * QUADS + (i))
 // The scale of unit un (0 .. QUNITS-1) of row r, in a shard of nr rows.

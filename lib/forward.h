@@ -22,7 +22,8 @@ enum lg_wtype {
     LG_WTYPE_BF16 = 2,
     LG_WTYPE_Q8_0 = 3,
     LG_WTYPE_Q4_0 = 4,
-    LG_WTYPE_Q4_K = 5
+    LG_WTYPE_Q4_K = 5,
+    LG_WTYPE_Q6_K = 6
 };
 
 struct lg_wshard {

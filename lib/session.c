@@ -140,7 +140,8 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
  * rate. LLMGPU_MATVEC_SG=1 (all types) or 0 (none) overrides, for measurements. */
 static int mv_subgroup_rows(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
     const char *e = getenv("LLMGPU_MATVEC_SG");
-    int quant = w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0 || w->type == LG_WTYPE_Q4_K;
+    int quant = w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0 || w->type == LG_WTYPE_Q4_K ||
+                w->type == LG_WTYPE_Q6_K;
     if (!ctx->caps.subgroup_arith || ctx->caps.subgroup_size == 0 ||
         wg_size(ctx) % ctx->caps.subgroup_size)
         return 0;

@@ -47,6 +47,9 @@ check "missing model: exit 1 and a message" sh -c "[ $rc -eq 1 ] && grep -q 'can
 printf 'hello world, hello again' > "$T/p.txt"
 check "perplexity prints its last line" sh -c "$L perplexity -m $T/m -f $T/p.txt | tail -1 | grep -q '^perplexity: [0-9.]* mean_nll: [0-9.]* tokens: [0-9]*$'"
 check "simple example runs" sh -c "$B/simple $T/m hello >/dev/null"
+check "generate --weight-type q6_k" sh -c "$L generate -m $T/m -p hello -n 4 --temp 0 --ids --weight-type q6_k 2>/dev/null | awk '{exit NF == 4 ? 0 : 1}'"
+"$L" generate -m "$T/m" -p hello -n 4 --weight-type q7_k >/dev/null 2>"$T/err"; rc=$?
+check "unknown --weight-type: exit 2 naming q6_k" sh -c "[ $rc -eq 2 ] && grep -q 'q6_k' $T/err"
 
 # llmgpu chat through a pseudo-terminal (script from util-linux), typed as a user
 # would: the tiny model's Zephyr-style chat template from mkmodel.py.

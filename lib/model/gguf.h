@@ -229,6 +229,7 @@ enum lg_gguf_wtype {
     LG_GGUF_W_Q8_0 = LG_GGML_Q8_0,
     LG_GGUF_W_Q4_0 = LG_GGML_Q4_0,
     LG_GGUF_W_Q4_K = LG_GGML_Q4_K,
+    LG_GGUF_W_Q6_K = LG_GGML_Q6_K,
 };
 
 /*
@@ -237,7 +238,7 @@ enum lg_gguf_wtype {
  * every tensor role in llama.cpp's names and layout (attn_q/attn_k permuted
  * for "llama", as convert_hf_to_gguf does, so other readers see the layout
  * they expect). Weight matrices get `type` (Q4_K rows that are not a multiple
- * of 256 become Q4_0, rows no block fits become F16); norms, biases and
+ * of 256 become Q4_0, Q6_K ones Q8_0, rows no block fits become F16); norms, biases and
  * rope_freqs stay F32; with a quantized `type` the token embedding and the
  * output stay F16 (as at load-time quantization). tok_json/tok_cfg (may be
  * NULL) are stored as tokenizer.huggingface.json and llmgpu.tokenizer_config

@@ -12,7 +12,7 @@
  * Owns: the byte layout of what we write. Must not touch: the GPU, the
  * tokenizer internals (the tokenizer travels as its tokenizer.json text).
  *
- * Quantized output types (Q8_0, Q4_0, Q4_K) come from the CPU quantizers of
+ * Quantized output types (Q8_0, Q4_0, Q4_K, Q6_K) come from the CPU quantizers of
  * lib/model/quant.c (ggml block semantics), repacked into ggml's block
  * layouts by quantize_row(). The token embedding and the LM head stay F16 in
  * quantized files, as at load-time quantization.
@@ -107,7 +107,7 @@ struct wt {
  * quant.c keeps q8_0/q4_0 scales and values in separate arrays (the GPU
  * layout) and packs q4_0 nibbles as value 2j | value 2j+1 << 4; GGUF wants
  * interleaved blocks (f16 d, then the values) with ggml's q4_0 nibble order
- * (byte j: value j low, value j+16 high). Q4_K is ggml's layout already.
+ * (byte j: value j low, value j+16 high). Q4_K and Q6_K are ggml's layouts already.
  * scratch: cols bytes + cols / 16 bytes. Returns 0, or -1 for another type.
  */
 static int quantize_row(uint32_t type, const float *x, uint64_t cols, void *out, void *scratch) {
@@ -138,6 +138,9 @@ static int quantize_row(uint32_t type, const float *x, uint64_t cols, void *out,
         return 0;
     case LG_GGML_Q4_K:
         lg_quantize_q4_k(x, (size_t)cols, o);
+        return 0;
+    case LG_GGML_Q6_K:
+        lg_quantize_q6_k(x, (size_t)cols, o);
         return 0;
     default:
         return -1;
@@ -456,9 +459,9 @@ static void write_meta(struct w *w, const struct lg_checkpoint *c, enum lg_gguf_
     kv_str(w, "general.name", name, strlen(name));
     kv_u32(w, "general.alignment", W_ALIGN);
     /* llama.cpp's llama_ftype: ALL_F32 0, MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7,
-     * MOSTLY_Q4_K_S 14 (every matrix Q4_K) */
+     * MOSTLY_Q4_K_S 14 (every matrix Q4_K), MOSTLY_Q6_K 18 */
     ftype = type == LG_GGUF_W_F32 ? 0 : type == LG_GGUF_W_F16 ? 1 : type == LG_GGUF_W_Q4_0 ? 2
-            : type == LG_GGUF_W_Q8_0 ? 7 : 14;
+            : type == LG_GGUF_W_Q8_0 ? 7 : type == LG_GGUF_W_Q6_K ? 18 : 14;
     kv_u32(w, "general.file_type", ftype);
     kv_u32(w, "general.quantization_version", 2);
     kv_arch_u32(w, arch, "context_length", m->n_ctx_train);
@@ -544,7 +547,7 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
         return LLMGPU_ERR_INVALID_ARGUMENT;
     m = &c->cfg;
     if (type != LG_GGUF_W_F32 && type != LG_GGUF_W_F16 && type != LG_GGUF_W_Q8_0 &&
-        type != LG_GGUF_W_Q4_0 && type != LG_GGUF_W_Q4_K) {
+        type != LG_GGUF_W_Q4_0 && type != LG_GGUF_W_Q4_K && type != LG_GGUF_W_Q6_K) {
         lg_err(log, "%s: GGUF writer: unknown output type %d", path, (int)type);
         return LLMGPU_ERR_INVALID_ARGUMENT;
     }
@@ -585,6 +588,10 @@ enum llmgpu_status lg_gguf_write(const struct lg_alloc *a, const struct lg_log *
             if (t->type == LG_GGML_Q4_K && t->ne[0] % blck && t->ne[0] % LG_QK == 0) {
                 /* as the load-time quantizer does: Q4_0 for rows not a multiple of 256 */
                 t->type = LG_GGML_Q4_0;
+                blck = LG_QK;
+            }
+            if (t->type == LG_GGML_Q6_K && t->ne[0] % blck && t->ne[0] % LG_QK == 0) {
+                t->type = LG_GGML_Q8_0; /* and Q8_0 for Q6_K, as at load */
                 blck = LG_QK;
             }
             if (t->ne[0] % blck) { /* a row that cannot be blocked stays F16 */
@@ -789,9 +796,10 @@ LLMGPU_API enum llmgpu_status llmgpu_quantize(const char *in_dir, const char *ou
     case LLMGPU_WEIGHT_TYPE_Q8_0: type = LG_GGUF_W_Q8_0; break;
     case LLMGPU_WEIGHT_TYPE_Q4_0: type = LG_GGUF_W_Q4_0; break;
     case LLMGPU_WEIGHT_TYPE_Q4_K: type = LG_GGUF_W_Q4_K; break;
+    case LLMGPU_WEIGHT_TYPE_Q6_K: type = LG_GGUF_W_Q6_K; break;
     default:
         lg_err(&log, "llmgpu_quantize: weight type %d cannot be written (F32, F16, Q8_0, Q4_0, "
-               "Q4_K)", (int)p.weight_type);
+               "Q4_K, Q6_K)", (int)p.weight_type);
         return LLMGPU_ERR_INVALID_ARGUMENT;
     }
     if ((st = lg_ckpt_open(&alloc, &log, in_dir, &c)) != LLMGPU_OK)

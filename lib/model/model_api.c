@@ -35,7 +35,7 @@ enum llmgpu_status llmgpu_model_load(struct llmgpu_context *ctx, const char *pat
         memcpy(&p, params, LG_MIN(params->struct_size, (uint32_t)sizeof p));
     p.struct_size = sizeof p;
     if ((p.flags & ~LLMGPU_MODEL_FLAG_VOCAB_ONLY) != 0 ||
-        (uint32_t)p.weight_type > LLMGPU_WEIGHT_TYPE_Q4_K) {
+        (uint32_t)p.weight_type > LLMGPU_WEIGHT_TYPE_Q6_K) {
         lg_err(&ctx->log, "unknown model flags or unsupported weight type %d",
                (int)p.weight_type);
         return LLMGPU_ERR_INVALID_ARGUMENT;

@@ -275,3 +275,169 @@ void lg_dequantize_q4_k(const uint8_t *blocks, size_t n, float *y) {
         }
     }
 }
+
+/* ---- q6_K ---- */
+
+#define Q6_NMAX 32 /* levels -32..31, stored + 32 */
+
+/* Level of v on the grid of inverse step is: round half to even, clamped. */
+static int q6_level(float is, float v) {
+    return clamp_int(round_even(is * v), -Q6_NMAX, Q6_NMAX - 1);
+}
+
+/*
+ * Scale of one sub-block of 16 and its levels L (0..63): ggml-quants.c
+ * make_qx_quants(16, 32, x, L, rmse_type 1, no weights). The grid through the
+ * value of largest magnitude (the first on ties) at -32 steps, then 18 grids
+ * of -(32 + 0.1 k) steps (k = +-1..9); each gives the weighted (w = x^2)
+ * least-squares scale sum w x l / sum w l^2, and the grid that explains most,
+ * (sum w x l)^2 / sum w l^2, wins. ggml's operation order (bit for bit).
+ */
+static float q6_fit(const float *x, int8_t *L) {
+    enum { N = 16 };
+    float max = 0, amax = 0, sumlx = 0, suml2 = 0, is, scale, best;
+    for (int i = 0; i < N; i++) {
+        if (fabsf(x[i]) > amax) {
+            amax = fabsf(x[i]);
+            max = x[i];
+        }
+    }
+    if (amax < 1e-15f) { /* ggml's GROUP_MAX_EPS */
+        memset(L, 0, N);
+        return 0.0f;
+    }
+    is = (float)-Q6_NMAX / max;
+    for (int i = 0; i < N; i++) {
+        int l = q6_level(is, x[i]);
+        float w = x[i] * x[i];
+        L[i] = (int8_t)(l + Q6_NMAX);
+        sumlx += w * x[i] * (float)l;
+        suml2 += w * (float)l * (float)l;
+    }
+    scale = suml2 != 0.0f ? sumlx / suml2 : 0.0f;
+    best = scale * sumlx;
+    for (int k = -9; k <= 9; k++) {
+        if (k == 0)
+            continue;
+        is = -((float)Q6_NMAX + 0.1f * (float)k) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < N; i++) {
+            int l = q6_level(is, x[i]);
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * (float)l;
+            suml2 += w * (float)l * (float)l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < N; i++)
+                L[i] = (int8_t)(q6_level(is, x[i]) + Q6_NMAX);
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+/* One super-block of 256 values into ggml's 210-byte block. */
+static void q6k_block(const float *x, uint8_t *blk) {
+    uint8_t *ql = blk, *qh = blk + 128;
+    int8_t *sc = (int8_t *)(blk + 192);
+    int8_t L[LG_QK_K];
+    float scales[16], max_scale = 0, max_abs = 0, is, d;
+    for (int s = 0; s < 16; s++) {
+        scales[s] = q6_fit(x + 16 * s, L + 16 * s);
+        if (fabsf(scales[s]) > max_abs) {
+            max_abs = fabsf(scales[s]);
+            max_scale = scales[s];
+        }
+    }
+    memset(blk, 0, LG_Q6_K_BLOCK);
+    if (max_abs < 1e-15f)
+        return; /* all zero, d = +0 */
+    is = -128.0f / max_scale;
+    put_u16(blk + 208, lg_f32_to_f16(1 / is));
+    for (int s = 0; s < 16; s++) {
+        int v = round_even(is * scales[s]);
+        sc[s] = (int8_t)(v < 127 ? v : 127);
+    }
+    d = lg_f16_to_f32(get_u16(blk + 208));
+    for (int s = 0; s < 16; s++) {
+        float ds = d * (float)sc[s];
+        if (ds == 0.0f)
+            continue; /* keeps the fit's levels, as ggml does */
+        for (int i = 0; i < 16; i++) {
+            int l = clamp_int(round_even(x[16 * s + i] / ds), -32, 31);
+            L[16 * s + i] = (int8_t)(l + 32);
+        }
+    }
+    for (int v = 0; v < LG_QK_K; v++) {
+        int h = v / 128, g = (v % 128) / 32, l = v % 32;
+        uint8_t q = (uint8_t)L[v];
+        ql[64 * h + 32 * (g % 2) + l] |= (uint8_t)((q & 15) << (4 * (g / 2)));
+        qh[32 * h + l] |= (uint8_t)((q >> 4) << (2 * g));
+    }
+}
+
+/* Level q (0..63) of value v of a ggml block. */
+static int q6k_q(const uint8_t *blk, int v) {
+    int h = v / 128, g = (v % 128) / 32, l = v % 32;
+    int lo = (blk[64 * h + 32 * (g % 2) + l] >> (4 * (g / 2))) & 15;
+    int hi = (blk[128 + 32 * h + l] >> (2 * g)) & 3;
+    return lo | hi << 4;
+}
+
+void lg_quantize_q6_k(const float *x, size_t n, uint8_t *blocks) {
+    for (size_t b = 0; b < n / LG_QK_K; b++)
+        q6k_block(x + b * LG_QK_K, blocks + b * LG_Q6_K_BLOCK);
+}
+
+void lg_dequantize_q6_k(const uint8_t *blocks, size_t n, float *y) {
+    for (size_t b = 0; b < n / LG_QK_K; b++) {
+        const uint8_t *blk = blocks + b * LG_Q6_K_BLOCK;
+        const float d = lg_f16_to_f32(get_u16(blk + 208));
+        for (int v = 0; v < LG_QK_K; v++)
+            y[b * LG_QK_K + v] = d * (float)(int8_t)blk[192 + v / 16] * (float)(q6k_q(blk, v) - 32);
+    }
+}
+
+/* One ggml block to the GPU layout: 208 bytes to qs, d to d (two bytes). */
+static void q6k_to_gpu(const uint8_t *blk, uint8_t *qs, uint8_t *d) {
+    memset(qs, 0, 192);
+    for (int v = 0; v < LG_QK_K; v++) {
+        int q = q6k_q(blk, v);
+        qs[v / 2] |= (uint8_t)((q & 15) << (4 * (v % 2)));
+        qs[128 + v / 4] |= (uint8_t)((q >> 4) << (2 * (v % 4)));
+    }
+    memcpy(qs + 192, blk + 192, 16);
+    d[0] = blk[208];
+    d[1] = blk[209];
+}
+
+void lg_quantize_q6_k_gpu(const float *x, size_t n, uint8_t *qs, uint16_t *d) {
+    uint8_t blk[LG_Q6_K_BLOCK];
+    for (size_t b = 0; b < n / LG_QK_K; b++) {
+        uint8_t dd[2];
+        q6k_block(x + b * LG_QK_K, blk);
+        q6k_to_gpu(blk, qs + b * LG_Q6_K_GPU_BLOCK, dd);
+        d[b] = get_u16(dd);
+    }
+}
+
+void lg_dequantize_q6_k_gpu(const uint8_t *qs, const uint16_t *d, size_t n, float *y) {
+    for (size_t b = 0; b < n / LG_QK_K; b++) {
+        const uint8_t *q = qs + b * LG_Q6_K_GPU_BLOCK;
+        const float dv = lg_f16_to_f32(d[b]);
+        for (int v = 0; v < LG_QK_K; v++) {
+            int l = ((q[v / 2] >> (4 * (v % 2))) & 15) | ((q[128 + v / 4] >> (2 * (v % 4))) & 3) << 4;
+            y[b * LG_QK_K + v] = dv * (float)(int8_t)q[192 + v / 16] * (float)(l - 32);
+        }
+    }
+}
+
+void lg_q6k_repack_rows(const void *src, uint32_t n_rows, uint32_t cols, uint8_t *qs,
+                        void *d) {
+    size_t nb = (size_t)n_rows * (cols / LG_QK_K);
+    const uint8_t *in = src;
+    uint8_t *dd = d;
+    for (size_t b = 0; b < nb; b++)
+        q6k_to_gpu(in + b * LG_Q6_K_BLOCK, qs + b * LG_Q6_K_GPU_BLOCK, dd + 2 * b);
+}

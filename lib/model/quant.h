@@ -55,4 +55,50 @@ void lg_dequantize_q4_0(const uint8_t *qs, const uint16_t *d, size_t n, float *y
 void lg_quantize_q4_k(const float *x, size_t n, uint8_t *blocks);
 void lg_dequantize_q4_k(const uint8_t *blocks, size_t n, float *y);
 
+/*
+ * q6_K: ggml's block_q6_K, 210 bytes a super-block of 256 values: ql[128]
+ * (low 4 bits), qh[64] (high 2 bits), int8 scales[16] (one a sub-block of 16
+ * values), f16 d; q in 0..63, x = f16(d) scale[v / 16] (q - 32). In ggml's
+ * block, value v = 128h + 32g + l (h < 2, g < 4, l < 32) keeps its low bits in
+ * ql[64h + 32(g % 2) + l] (low nibble for g < 2, high nibble for g >= 2) and its
+ * high bits in qh[32h + l], bits 2g and 2g + 1.
+ * Quantized as ggml's quantize_row_q6_K_ref (no importance matrix): per
+ * sub-block of 16 the scale of make_qx_quants(16, 32, rmse_type 1): levels
+ * rounded at 19 grids (32 + 0.1 k over the signed max, k = -9..9), keeping the
+ * one whose x^2-weighted least-squares scale explains most; the scales as int8
+ * relative to the one of largest magnitude (-128 steps, clamped at 127), then
+ * every value requantized with the rounded scales. A super-block whose scales
+ * are all below 1e-15 is all zero bytes.
+ *
+ * The GPU layout (upload.c's top comment; 4-byte aligned, which ggml's 210-byte
+ * block is not): a super-block's 6-bit values and scales in 208 bytes, and its
+ * f16 d in a separate array:
+ *   bytes [0, 128)    low 4 bits, in order: value v in byte v/2, nibble v%2
+ *   bytes [128, 192)  high 2 bits, in order: value v in byte 128 + v/4, bits 2(v%4)
+ *   bytes [192, 208)  the 16 int8 scales
+ * n % 256 == 0 everywhere below.
+ */
+#define LG_Q6_K_BLOCK 210     /* ggml's block_q6_K */
+#define LG_Q6_K_GPU_BLOCK 208 /* the GPU layout's part of a super-block without d */
+/* ggml blocks: blocks gets n/256 * 210 bytes */
+void lg_quantize_q6_k(const float *x, size_t n, uint8_t *blocks);
+void lg_dequantize_q6_k(const uint8_t *blocks, size_t n, float *y);
+/* The GPU layout: qs gets n/256 * 208 bytes, d n/256 f16 bit patterns. */
+void lg_quantize_q6_k_gpu(const float *x, size_t n, uint8_t *qs, uint16_t *d);
+void lg_dequantize_q6_k_gpu(const uint8_t *qs, const uint16_t *d, size_t n, float *y);
+/*
+ * Convert rows of ggml block_q6_K (as a GGUF file stores a Q6_K tensor: a row
+ * of cols values is cols/256 blocks of 210 bytes, rows in order, no padding)
+ * into the GPU layout: n_rows * cols/256 * 208 bytes to qs and n_rows * cols/256
+ * f16 d to d (both row-major). The bits are copied, not requantized.
+ *
+ * In a shard of R rows (upload.c), a chunk of rows starting at shard row r0
+ * goes to qs = buf + r0 * cols/256 * 208 and d = buf + R * cols/256 * 208 +
+ * r0 * cols/256 * 2; a whole shard is lg_q6k_repack_rows(src, R, cols, buf,
+ * buf + R * cols/256 * 208). cols % 256 == 0. No pointer needs any alignment
+ * (d is written bytewise, little-endian).
+ */
+void lg_q6k_repack_rows(const void *src, uint32_t n_rows, uint32_t cols, uint8_t *qs,
+                        void *d);
+
 #endif /* LG_QUANT_H */

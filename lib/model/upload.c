@@ -20,6 +20,8 @@
  *            row length is not a multiple of 32 also keeps the DEFAULT type;
  *            with Q4_K, rows not a multiple of 256 (but of 32) become q4_0, the
  *            same 4.5 bits a weight (an INFO log line names such matrices).
+ *   Q6_K     as Q4_K, in ggml's q6_K (6.5625 bits a weight); rows not a multiple
+ *            of 256 (but of 32) become q8_0, the nearest in quality.
  * Norm weights and biases are always f32 (they are tiny).
  *
  * Layout of a quantized shard of R rows of K values (one buffer, binding 0 of
@@ -35,6 +37,16 @@
  *   q4_K  ggml's block_q4_K unchanged (model/quant.h describes it): 144 bytes
  *         a super-block of 256 values, the row's K/256 blocks in order, rows
  *         in order; no separate scale array. 4.5 bits a weight.
+ *   q6_K  ggml's block_q6_K (210 bytes a super-block of 256) is not 4-byte
+ *         aligned, so it is repacked (model/quant.h has the bit order): bytes
+ *         [0, R K/256 208): each super-block's 6-bit values and int8 scales in
+ *         208 bytes = 13 uvec4, rows in order: 128 bytes of low nibbles (value
+ *         v in byte v/2, nibble v%2), 64 bytes of high bit pairs (value v in
+ *         byte 128 + v/4, bits 2(v%4)), 16 int8 scales (one a sub-block of 16);
+ *         then R K/256 f16 d, row-major. A 32-value unit is one uvec4 of low
+ *         bits and one uvec2 of high bits, both contiguous across neighbouring
+ *         units. 6.5625 bits a weight, as in GGUF. GGUF Q6_K data is copied
+ *         into this layout by lg_q6k_repack_rows (bits moved, not requantized).
  *   q8_0/q4_0 values and scales are apart so a 16-value unit of either type is one
  *   aligned 16- or 8-byte load and the scales are aligned f16s; the scale
  *   offset R K (resp. R K/2) bytes is known to the kernel from the shard's row
@@ -56,7 +68,8 @@
 #define LG_QUANT_MAX_THREADS 32
 
 static int wtype_is_quant(enum lg_wtype t) {
-    return t == LG_WTYPE_Q8_0 || t == LG_WTYPE_Q4_0 || t == LG_WTYPE_Q4_K;
+    return t == LG_WTYPE_Q8_0 || t == LG_WTYPE_Q4_0 || t == LG_WTYPE_Q4_K ||
+           t == LG_WTYPE_Q6_K;
 }
 
 /* Bytes of one row's values, and of its block scales (0 for float types). */
@@ -66,10 +79,13 @@ static uint64_t row_qs_bytes(enum lg_wtype t, uint32_t cols) {
     case LG_WTYPE_Q8_0: return cols;
     case LG_WTYPE_Q4_0: return cols / 2;
     case LG_WTYPE_Q4_K: return (uint64_t)cols / LG_QK_K * LG_Q4_K_BLOCK;
+    case LG_WTYPE_Q6_K: return (uint64_t)cols / LG_QK_K * LG_Q6_K_GPU_BLOCK;
     default: return (uint64_t)cols * 2;
     }
 }
 static uint64_t row_d_bytes(enum lg_wtype t, uint32_t cols) {
+    if (t == LG_WTYPE_Q6_K)
+        return (uint64_t)cols / LG_QK_K * 2;
     return t == LG_WTYPE_Q8_0 || t == LG_WTYPE_Q4_0 ? (uint64_t)cols / LG_QK * 2 : 0;
 }
 static uint64_t row_bytes(enum lg_wtype t, uint32_t cols) {
@@ -85,6 +101,16 @@ static enum lg_wtype pick_type(enum llmgpu_weight_type want, enum lg_dtype src, 
     case LLMGPU_WEIGHT_TYPE_F32: return LG_WTYPE_F32;
     case LLMGPU_WEIGHT_TYPE_BF16: return LG_WTYPE_BF16;
     case LLMGPU_WEIGHT_TYPE_F16: return LG_WTYPE_F16;
+    case LLMGPU_WEIGHT_TYPE_Q6_K:
+        if (quantizable && cols % LG_QK_K == 0)
+            return LG_WTYPE_Q6_K;
+        if (quantizable && cols % LG_QK == 0) {
+            if (log)
+                lg_info(log, "%s: rows of %u values are not a multiple of %d; q8_0 instead "
+                             "of q6_K", name, cols, LG_QK_K);
+            return LG_WTYPE_Q8_0;
+        }
+        return pick_type(LLMGPU_WEIGHT_TYPE_Q8_0, src, cols, quantizable, log, name);
     case LLMGPU_WEIGHT_TYPE_Q4_K:
         if (quantizable && cols % LG_QK_K == 0)
             return LG_WTYPE_Q4_K;
@@ -206,7 +232,7 @@ static void *qjob_run(void *arg) {
     uint64_t qrow = row_qs_bytes(j->type, j->cols);
     for (uint32_t r = j->r0; r < j->r1; r++) {
         uint8_t *q = j->qs + (size_t)r * qrow;
-        uint16_t *d = j->d + (size_t)r * (j->cols / LG_QK);
+        uint16_t *d = j->d + (size_t)r * (row_d_bytes(j->type, j->cols) / 2);
         const char *in = j->src + (size_t)r * j->cols * es;
         if (j->dtype == LG_DTYPE_F16) {
             for (uint32_t i = 0; i < j->cols; i++) {
@@ -221,6 +247,8 @@ static void *qjob_run(void *arg) {
             lg_quantize_q8_0(j->row, j->cols, (int8_t *)q, d);
         else if (j->type == LG_WTYPE_Q4_0)
             lg_quantize_q4_0(j->row, j->cols, q, d);
+        else if (j->type == LG_WTYPE_Q6_K)
+            lg_quantize_q6_k_gpu(j->row, j->cols, q, d);
         else
             lg_quantize_q4_k(j->row, j->cols, q);
     }

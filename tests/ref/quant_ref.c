@@ -364,7 +364,9 @@ void qref_roundtrip_q4_0(float *x, size_t k) {
 static void quantize_matrix(enum llmgpu_weight_type wt, float *w, size_t rows, size_t n_in) {
     if (wt == LLMGPU_WEIGHT_TYPE_Q4_K && n_in % 256 == 0)
         qref_roundtrip_q4_K(w, rows * n_in);
-    else if (n_in % 32 == 0 && wt == LLMGPU_WEIGHT_TYPE_Q8_0)
+    else if (wt == LLMGPU_WEIGHT_TYPE_Q6_K && n_in % 256 == 0)
+        qref_roundtrip_q6_K(w, rows * n_in);
+    else if (n_in % 32 == 0 && (wt == LLMGPU_WEIGHT_TYPE_Q8_0 || wt == LLMGPU_WEIGHT_TYPE_Q6_K))
         qref_roundtrip_q8_0(w, rows * n_in);
     else if (n_in % 32 == 0)
         qref_roundtrip_q4_0(w, rows * n_in);
@@ -385,4 +387,151 @@ void qref_quantize_model(struct ref_model *m, enum llmgpu_weight_type wt, int lm
     }
     if (lm_head_too && m->w.wcls != m->w.token_embedding)
         quantize_matrix(wt, m->w.wcls, c->n_vocab, E);
+}
+
+/* ---- q6_K ---- */
+
+/* make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL): weights x^2. */
+static float make_qx_quants_rmse1(int n, int nmax, const float *x, int8_t *L) {
+    float max = 0;
+    float amax = 0;
+    for (int i = 0; i < n; ++i) {
+        float ax = fabsf(x[i]);
+        if (ax > amax) {
+            amax = ax;
+            max = x[i];
+        }
+    }
+    if (amax < 1e-15f) { /* GROUP_MAX_EPS: all zero */
+        for (int i = 0; i < n; ++i)
+            L[i] = 0;
+        return 0.f;
+    }
+    float iscale = -nmax / max;
+    float sumlx = 0;
+    float suml2 = 0;
+    for (int i = 0; i < n; ++i) {
+        int l = nearest_int(iscale * x[i]);
+        l = QREF_MAX(-nmax, QREF_MIN(nmax - 1, l));
+        L[i] = (int8_t)(l + nmax);
+        float w = x[i] * x[i];
+        sumlx += w * x[i] * l;
+        suml2 += w * l * l;
+    }
+    float scale = suml2 ? sumlx / suml2 : 0.0f;
+    float best = scale * sumlx;
+    for (int is = -9; is <= 9; ++is) {
+        if (is == 0)
+            continue;
+        iscale = -(nmax + 0.1f * is) / max;
+        sumlx = suml2 = 0;
+        for (int i = 0; i < n; ++i) {
+            int l = nearest_int(iscale * x[i]);
+            l = QREF_MAX(-nmax, QREF_MIN(nmax - 1, l));
+            float w = x[i] * x[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        if (suml2 > 0 && sumlx * sumlx > best * suml2) {
+            for (int i = 0; i < n; ++i) {
+                int l = nearest_int(iscale * x[i]);
+                L[i] = (int8_t)(nmax + QREF_MAX(-nmax, QREF_MIN(nmax - 1, l)));
+            }
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    return scale;
+}
+
+void qref_quantize_row_q6_K(const float *x, struct qref_block_q6_K *y, size_t k) {
+    const size_t nb = k / QREF_QK_K;
+    int8_t L[QREF_QK_K];
+    float scales[QREF_QK_K / 16];
+    for (size_t i = 0; i < nb; i++) {
+        float max_scale = 0;
+        float max_abs_scale = 0;
+        for (int ib = 0; ib < QREF_QK_K / 16; ++ib) {
+            const float scale = make_qx_quants_rmse1(16, 32, x + 16 * ib, L + 16 * ib);
+            scales[ib] = scale;
+            const float abs_scale = fabsf(scale);
+            if (abs_scale > max_abs_scale) {
+                max_abs_scale = abs_scale;
+                max_scale = scale;
+            }
+        }
+        if (max_abs_scale < 1e-15f) {
+            memset(&y[i], 0, sizeof(y[i]));
+            y[i].d = qref_fp32_to_fp16(0.f);
+            x += QREF_QK_K;
+            continue;
+        }
+        float iscale = -128.f / max_scale;
+        y[i].d = qref_fp32_to_fp16(1 / iscale);
+        for (int ib = 0; ib < QREF_QK_K / 16; ++ib)
+            y[i].scales[ib] = (int8_t)QREF_MIN(127, nearest_int(iscale * scales[ib]));
+        for (int j = 0; j < QREF_QK_K / 16; ++j) {
+            float d = qref_fp16_to_fp32(y[i].d) * y[i].scales[j];
+            if (!d)
+                continue;
+            for (int ii = 0; ii < 16; ++ii) {
+                int l = nearest_int(x[16 * j + ii] / d);
+                l = QREF_MAX(-32, QREF_MIN(31, l));
+                L[16 * j + ii] = (int8_t)(l + 32);
+            }
+        }
+        uint8_t *ql = y[i].ql;
+        uint8_t *qh = y[i].qh;
+        for (int j = 0; j < QREF_QK_K; j += 128) {
+            for (int l = 0; l < 32; ++l) {
+                const uint8_t q1 = L[j + l + 0] & 0xF;
+                const uint8_t q2 = L[j + l + 32] & 0xF;
+                const uint8_t q3 = L[j + l + 64] & 0xF;
+                const uint8_t q4 = L[j + l + 96] & 0xF;
+                ql[l + 0] = (uint8_t)(q1 | (q3 << 4));
+                ql[l + 32] = (uint8_t)(q2 | (q4 << 4));
+                qh[l] = (uint8_t)((L[j + l] >> 4) | ((L[j + l + 32] >> 4) << 2) |
+                                  ((L[j + l + 64] >> 4) << 4) | ((L[j + l + 96] >> 4) << 6));
+            }
+            ql += 64;
+            qh += 32;
+        }
+        x += QREF_QK_K;
+    }
+}
+
+void qref_dequantize_row_q6_K(const struct qref_block_q6_K *x, float *y, size_t k) {
+    const size_t nb = k / QREF_QK_K;
+    for (size_t i = 0; i < nb; i++) {
+        const float d = qref_fp16_to_fp32(x[i].d);
+        const uint8_t *ql = x[i].ql;
+        const uint8_t *qh = x[i].qh;
+        const int8_t *sc = x[i].scales;
+        for (int n = 0; n < QREF_QK_K; n += 128) {
+            for (int l = 0; l < 32; ++l) {
+                int is = l / 16;
+                const int8_t q1 = (int8_t)((ql[l + 0] & 0xF) | (((qh[l] >> 0) & 3) << 4)) - 32;
+                const int8_t q2 = (int8_t)((ql[l + 32] & 0xF) | (((qh[l] >> 2) & 3) << 4)) - 32;
+                const int8_t q3 = (int8_t)((ql[l + 0] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+                const int8_t q4 = (int8_t)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+                y[l + 0] = d * sc[is + 0] * q1;
+                y[l + 32] = d * sc[is + 2] * q2;
+                y[l + 64] = d * sc[is + 4] * q3;
+                y[l + 96] = d * sc[is + 6] * q4;
+            }
+            y += 128;
+            ql += 64;
+            qh += 32;
+            sc += 8;
+        }
+    }
+}
+
+void qref_roundtrip_q6_K(float *x, size_t k) {
+    struct qref_block_q6_K *b = malloc((k / QREF_QK_K) * sizeof *b);
+    if (!b)
+        abort();
+    qref_quantize_row_q6_K(x, b, k);
+    qref_dequantize_row_q6_K(b, x, k);
+    free(b);
 }
