@@ -7,7 +7,7 @@
 //   3 y float[n_tok, ld_y]; 4 (GATE_UP only) U WTYPE[n_rows, K], the up projection;
 //   5 (NORM only) nw float[K], an RMSNorm weight.
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col.
-// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K), WG_SIZE, ROWS (rows per workgroup),
+// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K, 7 q4_g with GROUP), WG_SIZE, ROWS (rows per workgroup),
 //   USE_SUBGROUP,
 //   HAS_BIAS, ACCUMULATE (y += result: the residual add), GATE_UP (y = silu(W.x) * (U.x)),
 //   NORM with EPS: x is first replaced by rmsnorm(x) * nw as rms_norm.comp computes it

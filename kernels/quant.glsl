@@ -1,4 +1,5 @@
-// quant.glsl - reading block-quantized weights (WTYPE 3 q8_0, 4 q4_0, 5 q4_K).
+// quant.glsl - reading block-quantized weights (WTYPE 3 q8_0, 4 q4_0, 5 q4_K,
+// 7 q4_g: GPTQ/AWQ).
 // Included by matvec.comp and matmul.comp after common.glsl, never compiled alone.
 //
 // Layouts of one shard of R rows of K values (lib/model/upload.c's top comment
@@ -15,13 +16,18 @@
 //         of the 4-bit values, byte 32g + l holding value 64g + l (low nibble) and
 //         64g + 32 + l (high nibble). x = d sc q - dmin m. A unit is 16 values:
 //         8 bytes of one block's values, read as a uvec2 (a block is 18 uvec2s).
+//   q4_g  (WTYPE 7; GROUP define: values a group, a multiple of 16) the values of all
+//         rows first, packed as q4_0's (a unit is a uvec2), then for each row its
+//         QNG = ceil(K / GROUP) (scale, zero) f16 pairs, row-major, starting QD_BASE(R)
+//         f16s into the buffer: x = scale (q - zero), the checkpoint's own numbers.
+//         A unit of 16 values lies in one group.
 // QUNITS units a row, QUADS vec4s of x a unit, QX(un, i): the vec4 index in a row
 // of x quad i of unit un. QDOT(Q, D, nr, r, un, xs): the dot product of unit un of
 // row r (shard of nr rows) with x quads xs[QUADS], scaled.
 #ifndef LG_QUANT_GLSL
 #define LG_QUANT_GLSL
 
-#if WTYPE == 3 || WTYPE == 4 || WTYPE == 5
+#if WTYPE == 3 || WTYPE == 4 || WTYPE == 5 || WTYPE == 7
 #define WQUANT 1
 #else
 #define WQUANT 0
@@ -36,6 +42,12 @@
 #define QUADS 4
 #define QUNITS (K / 16)
 #define QROW_U2 ((K / 256) * 18)  // uvec2s a row (a block is 18)
+#elif WTYPE == 7
+#define QUNIT uvec2
+#define QUADS 4
+#define QUNITS (K / 16)
+#define QNG ((K + GROUP - 1) / GROUP)  // groups a row
+#define QD_BASE(nr) ((nr) * (K / 4))   // R K / 2 bytes of values
 #else
 #define QUADS 4
 #define QUNITS (K / 16)
@@ -108,6 +120,24 @@ float q4k_dot(uvec4 h, uvec2 q, uint g, vec4 xs[4]) {
 #define QDOT(Q, D, nr, r, un, xs)                                                      \
     q4k_dot(Q4K_HEAD(Q, (r) * QROW_U2 + ((un) / 16) * 18),                              \
             Q[(r) * QROW_U2 + ((un) / 16) * 18 + 2 + (un) % 16], ((un) % 16) / 4, xs)
+#elif WTYPE == 7
+#define QX(un, i) ((un) * 4 + (i))
+// f16 index of the (scale, zero) pair of unit un of row r, in a shard of nr rows.
+#define QG_PAIR(nr, r, un) (QD_BASE(nr) + 2 * ((r) * QNG + ((un) * 16) / GROUP))
+// Values 4p .. 4p+3 (p = 0..3) of a unit, minus the zero point, unscaled.
+vec4 q4g_quad(uvec2 q, uint p, float z) {
+    return nib4(q[p / 2], (p % 2) * 4) - z;
+}
+// A unit dotted with its 16 x values: scale (sum q x - zero sum x).
+float q4g_dot(uvec2 q, float s, float z, vec4 xs[4]) {
+    vec4 d = nib4(q.x, 0) * xs[0] + nib4(q.x, 4) * xs[1] + nib4(q.y, 0) * xs[2] +
+             nib4(q.y, 4) * xs[3];
+    vec4 sx = xs[0] + xs[1] + xs[2] + xs[3];
+    return s * (dot(d, vec4(1.0)) - z * dot(sx, vec4(1.0)));
+}
+#define QDOT(Q, D, nr, r, un, xs)                                                      \
+    q4g_dot(Q[(r) * QUNITS + (un)], float(D[QG_PAIR(nr, r, un)]),                       \
+            float(D[QG_PAIR(nr, r, un) + 1]), xs)
 #else
 #define QX(un, i) ((un) * 4 + (i))
 // The scale of unit un (0 .. QUNITS-1) of row r, in a shard of nr rows.

@@ -126,7 +126,7 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
-    char st[10][48];
+    char st[11][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
     base_desc(s->ctx, &d, st,
@@ -143,6 +143,8 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
     lg_desc_define(&d, st[8], "NORM", (flags & MM_NORM) != 0);
     if (flags & MM_NORM)
         define_eps(&d, st[9], s->model->cfg.rms_norm_eps);
+    if (w->type == LG_WTYPE_Q4_G)
+        lg_desc_define(&d, st[10], "GROUP", w->group);
     return lg_pipeline_get(s->ctx, &d, out);
 }
 

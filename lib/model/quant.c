@@ -275,3 +275,53 @@ void lg_dequantize_q4_k(const uint8_t *blocks, size_t n, float *y) {
         }
     }
 }
+
+/* ---- GPTQ / AWQ repacking ---- */
+
+/* AutoAWQ packs output column 8c + order[p] into nibble p of word c, order =
+ * {0, 2, 4, 6, 1, 3, 5, 7}; this is its inverse: the nibble of column 8c + j. */
+static const uint8_t awq_nibble_of[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+
+static uint32_t rd_u32(const void *base, size_t i) {
+    uint32_t v;
+    memcpy(&v, (const char *)base + 4 * i, 4);
+    return v;
+}
+
+void lg_q4g_repack(int awq, int zero_minus_one, uint32_t K, uint32_t N, uint32_t NG,
+                   const void *qweight, const void *qzeros, const void *scales, uint32_t r0,
+                   uint32_t n, uint32_t *vals, uint16_t *pairs) {
+    const uint32_t KW = K / 8, NW = N / 8;
+    uint16_t zero_f16[17];
+    for (uint32_t z = 0; z <= 16; z++)
+        zero_f16[z] = lg_f32_to_f16((float)z);
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t o = r0 + i;
+        const uint32_t shift = 4u * (awq ? awq_nibble_of[o % 8] : o % 8);
+        uint32_t *dst = vals + (size_t)i * KW;
+        uint16_t *pr = pairs + (size_t)i * NG * 2;
+        if (!awq) {
+            /* GPTQ packs along the input: word [w][o] already is the row's word w */
+            for (uint32_t w = 0; w < KW; w++) {
+                uint32_t v = rd_u32(qweight, (size_t)w * N + o);
+                memcpy(dst + w, &v, 4);
+            }
+        } else {
+            /* AWQ packs along the output: gather the nibble of column o of 8 input rows */
+            for (uint32_t w = 0; w < KW; w++) {
+                uint32_t v = 0;
+                for (uint32_t j = 0; j < 8; j++)
+                    v |= ((rd_u32(qweight, (size_t)(8 * w + j) * NW + o / 8) >> shift) & 15u)
+                         << (4 * j);
+                memcpy(dst + w, &v, 4);
+            }
+        }
+        for (uint32_t g = 0; g < NG; g++) {
+            uint32_t z = (rd_u32(qzeros, (size_t)g * NW + o / 8) >> shift) & 15u;
+            uint16_t s;
+            memcpy(&s, (const char *)scales + 2 * ((size_t)g * N + o), 2);
+            pr[2 * g] = s;
+            pr[2 * g + 1] = zero_f16[z + (zero_minus_one ? 1u : 0u)];
+        }
+    }
+}
