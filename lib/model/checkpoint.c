@@ -5,7 +5,9 @@
  * against the architecture.
  *
  * Owns: file mapping, shard-name safety (no escape from the directory), the
- * sorted tensor table and lookup, and the required-tensor/shape check.
+ * sorted tensor table and lookup, and the required-tensor/shape check; for a
+ * GPTQ/AWQ checkpoint (config.json "quantization_config") the check of each
+ * quantized projection's qweight/qzeros/scales/g_idx (struct lg_qlinear).
  * Must not touch: the GPU, conversions (the uploader calls lg_convert_*).
  */
 #include <errno.h>

@@ -4,7 +4,8 @@
  *
  * Owns: field lookup, type and range checks, transformers' defaults per
  * architecture, rope parameters (top level or transformers 5's
- * "rope_parameters"). Every error names the file and the field.
+ * "rope_parameters"), "quantization_config" (GPTQ/AWQ). Every error names the
+ * file and the field.
  * Must not touch: safetensors, the GPU.
  * Note: cJSON allocates with malloc (its hooks are process-global, which
  * STYLE rule 14 rules out), so these allocations bypass lg_alloc.

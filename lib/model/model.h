@@ -26,7 +26,8 @@
  * The first six are the ones weights may have; the rest are accepted in a
  * safetensors file (for tensors the model does not use, e.g. an I64
  * position-id buffer) and convertible, but a required weight must be F32, F16
- * or BF16. LG_DTYPE_COUNT stays last. */
+ * or BF16 (GPTQ/AWQ projections: I32 qweight/qzeros and F16 scales, see
+ * struct lg_qlinear). LG_DTYPE_COUNT stays last. */
 enum lg_dtype {
     LG_DTYPE_F32,
     LG_DTYPE_F16,

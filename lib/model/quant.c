@@ -288,6 +288,34 @@ static uint32_t rd_u32(const void *base, size_t i) {
     return v;
 }
 
+/* Values of outputs [o0, o0 + m) (m <= 8, all in one AWQ word column when
+ * awq) of the chunk starting at r0, rows of KW words in vals. GPTQ: m
+ * consecutive words of each source row, one cache line, go to m output rows.
+ * AWQ: the 8 source words of inputs 8w .. 8w + 7 hold the nibbles of all 8
+ * outputs of the column: an 8 x 8 nibble transpose. */
+static void repack_vals(int awq, uint32_t KW, uint32_t N, const void *qweight, uint32_t r0,
+                        uint32_t o0, uint32_t m, uint32_t *vals) {
+    const uint32_t NW = N / 8;
+    for (uint32_t w = 0; w < KW; w++) {
+        if (!awq) {
+            uint32_t v[8];
+            memcpy(v, (const char *)qweight + 4 * ((size_t)w * N + o0), 4 * m);
+            for (uint32_t i = 0; i < m; i++)
+                vals[(size_t)(o0 + i - r0) * KW + w] = v[i];
+        } else {
+            uint32_t src[8];
+            for (uint32_t j = 0; j < 8; j++)
+                src[j] = rd_u32(qweight, (size_t)(8 * w + j) * NW + o0 / 8);
+            for (uint32_t i = 0; i < m; i++) {
+                uint32_t shift = 4u * awq_nibble_of[(o0 + i) % 8], v = 0;
+                for (uint32_t j = 0; j < 8; j++)
+                    v |= ((src[j] >> shift) & 15u) << (4 * j);
+                vals[(size_t)(o0 + i - r0) * KW + w] = v;
+            }
+        }
+    }
+}
+
 void lg_q4g_repack(int awq, int zero_minus_one, uint32_t K, uint32_t N, uint32_t NG,
                    const void *qweight, const void *qzeros, const void *scales, uint32_t r0,
                    uint32_t n, uint32_t *vals, uint16_t *pairs) {
@@ -295,27 +323,16 @@ void lg_q4g_repack(int awq, int zero_minus_one, uint32_t K, uint32_t N, uint32_t
     uint16_t zero_f16[17];
     for (uint32_t z = 0; z <= 16; z++)
         zero_f16[z] = lg_f32_to_f16((float)z);
+    /* values in runs of up to 8 outputs that share a source word column */
+    for (uint32_t o = r0; o < r0 + n;) {
+        uint32_t m = LG_MIN(8 - o % 8, r0 + n - o);
+        repack_vals(awq, KW, N, qweight, r0, o, m, vals);
+        o += m;
+    }
     for (uint32_t i = 0; i < n; i++) {
         const uint32_t o = r0 + i;
         const uint32_t shift = 4u * (awq ? awq_nibble_of[o % 8] : o % 8);
-        uint32_t *dst = vals + (size_t)i * KW;
         uint16_t *pr = pairs + (size_t)i * NG * 2;
-        if (!awq) {
-            /* GPTQ packs along the input: word [w][o] already is the row's word w */
-            for (uint32_t w = 0; w < KW; w++) {
-                uint32_t v = rd_u32(qweight, (size_t)w * N + o);
-                memcpy(dst + w, &v, 4);
-            }
-        } else {
-            /* AWQ packs along the output: gather the nibble of column o of 8 input rows */
-            for (uint32_t w = 0; w < KW; w++) {
-                uint32_t v = 0;
-                for (uint32_t j = 0; j < 8; j++)
-                    v |= ((rd_u32(qweight, (size_t)(8 * w + j) * NW + o / 8) >> shift) & 15u)
-                         << (4 * j);
-                memcpy(dst + w, &v, 4);
-            }
-        }
         for (uint32_t g = 0; g < NG; g++) {
             uint32_t z = (rd_u32(qzeros, (size_t)g * NW + o / 8) >> shift) & 15u;
             uint16_t s;

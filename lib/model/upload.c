@@ -407,6 +407,49 @@ static enum llmgpu_status upload_rows(struct upload_state *u, struct lg_wtensor 
     return LLMGPU_OK;
 }
 
+/* One thread's share of a q4_g chunk: outputs [r0, r0 + n) of q. */
+struct rjob {
+    const struct lg_qlinear *q;
+    uint32_t r0, n;
+    uint32_t *vals;
+    uint16_t *pairs;
+};
+
+static void *rjob_run(void *arg) {
+    const struct rjob *j = arg;
+    const struct lg_qlinear *q = j->q;
+    lg_q4g_repack(q->method == LG_QUANT_AWQ, q->zero_minus_one, q->cols, q->rows, q->n_groups,
+                  q->qweight->data, q->qzeros->data, q->scales->data, j->r0, j->n, j->vals,
+                  j->pairs);
+    return NULL;
+}
+
+/* Repack outputs [r0, r0 + n) of q on up to u->n_threads threads, as quantize_rows. */
+static void repack_rows(struct upload_state *u, const struct lg_qlinear *q, uint32_t r0,
+                        uint32_t n, uint32_t *vals, uint16_t *pairs) {
+    struct rjob jobs[LG_QUANT_MAX_THREADS];
+    pthread_t tid[LG_QUANT_MAX_THREADS];
+    int started[LG_QUANT_MAX_THREADS] = {0};
+    uint64_t work = (uint64_t)n * q->cols;
+    uint32_t nt = u->n_threads;
+    while (nt > 1 && work / nt < (1u << 20)) /* a transpose: cheaper than quantizing */
+        nt--;
+    for (uint32_t i = 0; i < nt; i++) {
+        uint32_t a = (uint32_t)((uint64_t)n * i / nt), b = (uint32_t)((uint64_t)n * (i + 1) / nt);
+        jobs[i] = (struct rjob){q, r0 + a, b - a, vals + (size_t)a * (q->cols / 8),
+                                pairs + (size_t)a * q->n_groups * 2};
+    }
+    for (uint32_t i = 1; i < nt; i++)
+        started[i] = pthread_create(&tid[i], NULL, rjob_run, &jobs[i]) == 0;
+    rjob_run(&jobs[0]);
+    for (uint32_t i = 1; i < nt; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            rjob_run(&jobs[i]);
+    }
+}
+
 /* Rows [0, q->rows) of a GPTQ/AWQ Linear into the q4_g tensor t from row
  * dst_row: per chunk, the values straight into staging, the (scale, zero)
  * pairs through u->scales (as upload_rows_quant does with its scales). */
@@ -434,9 +477,7 @@ static enum llmgpu_status upload_rows_q4g(struct upload_state *u, struct lg_wten
                                      (VkDeviceSize)n * qrow, &ptr);
             if (st != LLMGPU_OK)
                 return st;
-            lg_q4g_repack(q->method == LG_QUANT_AWQ, q->zero_minus_one, q->cols, q->rows,
-                          q->n_groups, q->qweight->data, q->qzeros->data, q->scales->data, r, n,
-                          ptr, u->scales);
+            repack_rows(u, q, r, n, ptr, u->scales);
             st = lg_uploader_reserve(&u->up, &sh->buf,
                                      (VkDeviceSize)sh->rows * qrow +
                                          (VkDeviceSize)(g - sh->row_begin) * drow,
