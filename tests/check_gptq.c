@@ -22,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "forward.h"
 #include "model/quant.h"
@@ -585,6 +586,23 @@ START_TEST(good_checkpoint_tables) {
 }
 END_TEST
 
+START_TEST(gguf_conversion_refused) {
+    /* llmgpu_quantize would otherwise write a GGUF file without the projections */
+    char dir[512], out[600];
+    struct llmgpu_quantize_params qp;
+    make_ckpt("gptq_to_gguf", "--method gptq --group 32 -- " TINY " --seed 50", dir, sizeof dir);
+    snprintf(out, sizeof out, "%s/out.gguf", dir);
+    llmgpu_quantize_params_init(&qp);
+    qp.log_fn = tu_log_fn;
+    qp.log_user = &tlog;
+    tu_log_clear(&tlog);
+    ck_assert_int_eq(llmgpu_quantize(dir, out, &qp), LLMGPU_ERR_UNSUPPORTED_MODEL);
+    ck_assert_msg(strstr(tlog.text, "GPTQ checkpoint cannot be converted") != NULL, "%s",
+                  tlog.text);
+    ck_assert_int_ne(access(out, F_OK), 0);
+}
+END_TEST
+
 Suite *gptq_suite(void) {
     Suite *s = suite_create("gptq");
     TCase *cpu = tcase_create("Config");
@@ -595,6 +613,7 @@ Suite *gptq_suite(void) {
     tcase_add_loop_test(cpu, malformed_checkpoints_refused, 0,
                         (int)(sizeof bad_ckpts / sizeof bad_ckpts[0]));
     tcase_add_test(cpu, good_checkpoint_tables);
+    tcase_add_test(cpu, gguf_conversion_refused);
     tcase_set_timeout(cpu, 120);
     suite_add_tcase(s, cpu);
     {
