@@ -5,11 +5,11 @@
 //   1 x float[*, K] readonly;
 //   2 bias float[n_rows] readonly (unread without HAS_BIAS); 3 y float[n_tok, ld_y].
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col (as matvec.comp).
-// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K), HAS_BIAS, ACCUMULATE. WG_SIZE is fixed at 256 (16 x 16).
+// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K, 7 q4_g with GROUP), HAS_BIAS, ACCUMULATE. WG_SIZE is fixed at 256 (16 x 16).
 // Geometry: grid (CEIL_DIV(n_rows, 64), CEIL_DIV(n_tok, 64)); a workgroup computes a
 //   64-row x 64-token tile, each invocation 4 x 4 of it, stepping K by 16 through
 //   shared memory. Any sizes work: out-of-range rows, tokens and k read as zero.
-//   Block types (WTYPE 3, 4, 5, 6) are dequantized into the shared W tile: 4 invocations
+//   Block types (WTYPE 3, 4, 5, 6, 7) are dequantized into the shared W tile: 4 invocations
 //   a row of the tile, each 4 of the row's 16 values.
 // Reference: tests/ref matmul.
 #include "common.glsl"
@@ -55,6 +55,9 @@ vec4 wtile_quad(uint gr, uint k0, uint p) {
               (((uvec4(hw) >> uvec4(0, 2, 4, 6)) & 3u) << 4);
     float d = float(wd[QD_BASE(pc.n_rows) + gr * (K / 256) + b]);
     return d * q6_scale(wq[base + 12][v / 64], v / 16) * (vec4(q) - 32.0);
+#elif WTYPE == 7
+    uint un = k0 / 16, pr = QG_PAIR(pc.n_rows, gr, un);
+    return float(wd[pr]) * q4g_quad(wq[gr * QUNITS + un], p, float(wd[pr + 1]));
 #else
     return QVAL_QUAD(wq, wd, pc.n_rows, gr, k0, p);
 #endif

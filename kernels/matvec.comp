@@ -9,7 +9,8 @@
 //   ROPE_KV only: 6 step readonly; 7 rope vec2[n_ctx, HD/2] (cos, sin) readonly;
 //   8 k cache f16[n_ctx, NKV HD]; 9 v cache f16[n_ctx, NKV HD].
 // Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col.
-// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K), WG_SIZE, ROWS (rows
+// Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K, 7 q4_g with
+//   GROUP), WG_SIZE, ROWS (rows
 //   per workgroup, or per subgroup with SG_ROWS), USE_SUBGROUP, SG_ROWS, RPW,
 //   HAS_BIAS, ACCUMULATE (y += result: the residual add), GATE_UP (y = silu(W.x) * (U.x)),
 //   NORM with EPS: x is first replaced by rmsnorm(x) * nw as rms_norm.comp computes it

@@ -1,4 +1,5 @@
-// quant.glsl - reading block-quantized weights (WTYPE 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K).
+// quant.glsl - reading block-quantized weights (WTYPE 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K,
+// 7 q4_g: GPTQ/AWQ).
 // Included by matvec.comp and matmul.comp after common.glsl, never compiled alone.
 //
 // Layouts of one shard of R rows of K values (lib/model/upload.c's top comment
@@ -25,6 +26,11 @@
 //         of word i / 16; uvec4 12: the 16 int8 sub-block scales, scale s in byte
 //         s % 4 of word s / 4. x = d sc[v / 16] (q - 32). A unit is 32 values (two
 //         sub-blocks): one uvec4 and one uvec2 read, neighbouring units adjacent.
+//   q4_g  (WTYPE 7; GROUP define: values a group, a multiple of 16) the values of all
+//         rows first, packed as q4_0's (a unit is a uvec2), then for each row its
+//         QNG = ceil(K / GROUP) (scale, zero) f16 pairs, row-major, starting QD_BASE(R)
+//         f16s into the buffer: x = scale (q - zero), the checkpoint's own numbers.
+//         A unit of 16 values lies in one group.
 // QUNITS units a row, QUADS vec4s of x a unit, QX(un, i): the vec4 index in a row
 // of x quad i of unit un. QDOT(Q, D, nr, r, un, xs): the dot product of unit un of
 // row r (shard of nr rows) with x quads xs[QUADS], scaled. QVAL_QUAD(Q, D, nr, r, k, p):
@@ -32,7 +38,7 @@
 #ifndef LG_QUANT_GLSL
 #define LG_QUANT_GLSL
 
-#if WTYPE == 3 || WTYPE == 4 || WTYPE == 5 || WTYPE == 6
+#if WTYPE == 3 || WTYPE == 4 || WTYPE == 5 || WTYPE == 6 || WTYPE == 7
 #define WQUANT 1
 #else
 #define WQUANT 0
@@ -53,6 +59,12 @@
 #define QUNITS (K / 32)
 #define QROW_U4 ((K / 256) * 13)        // uvec4s a row (a block is 13)
 #define QD_BASE(nr) ((nr) * QROW_U4 * 8) // f16s before the d array
+#elif WTYPE == 7
+#define QUNIT uvec2
+#define QUADS 4
+#define QUNITS (K / 16)
+#define QNG ((K + GROUP - 1) / GROUP)  // groups a row
+#define QD_BASE(nr) ((nr) * (K / 4))   // R K / 2 bytes of values
 #else
 #define QBLOCKS (K / 32)          // blocks (scales) a row
 #if WTYPE == 3
@@ -167,6 +179,24 @@ float q6k_dot(uvec4 lo, uvec2 hi, uint sw, uint u, float d, vec4 xs[8]) {
     q6k_dot(Q[Q6_BASE(r, un) + (un) % 8], Q##_h[Q6_BASE(r, un) * 2 + 16 + (un) % 8],     \
             Q[Q6_BASE(r, un) + 12][((un) % 8) / 2], (un) % 8,                           \
             float(D[QD_BASE(nr) + (r) * (K / 256) + (un) / 8]), xs)
+#elif WTYPE == 7
+#define QX(un, i) ((un) * 4 + (i))
+// f16 index of the (scale, zero) pair of unit un of row r, in a shard of nr rows.
+#define QG_PAIR(nr, r, un) (QD_BASE(nr) + 2 * ((r) * QNG + ((un) * 16) / GROUP))
+// Values 4p .. 4p+3 (p = 0..3) of a unit, minus the zero point, unscaled.
+vec4 q4g_quad(uvec2 q, uint p, float z) {
+    return nib4(q[p / 2], (p % 2) * 4) - z;
+}
+// A unit dotted with its 16 x values: scale (sum q x - zero sum x).
+float q4g_dot(uvec2 q, float s, float z, vec4 xs[4]) {
+    vec4 d = nib4(q.x, 0) * xs[0] + nib4(q.x, 4) * xs[1] + nib4(q.y, 0) * xs[2] +
+             nib4(q.y, 4) * xs[3];
+    vec4 sx = xs[0] + xs[1] + xs[2] + xs[3];
+    return s * (dot(d, vec4(1.0)) - z * dot(sx, vec4(1.0)));
+}
+#define QDOT(Q, D, nr, r, un, xs)                                                      \
+    q4g_dot(Q[(r) * QUNITS + (un)], float(D[QG_PAIR(nr, r, un)]),                       \
+            float(D[QG_PAIR(nr, r, un) + 1]), xs)
 #else
 #define QX(un, i) ((un) * QUADS + (i))
 // The scale of unit un (0 .. QUNITS-1) of row r, in a shard of nr rows.

@@ -23,7 +23,8 @@ enum lg_wtype {
     LG_WTYPE_Q8_0 = 3,
     LG_WTYPE_Q4_0 = 4,
     LG_WTYPE_Q4_K = 5,
-    LG_WTYPE_Q6_K = 6
+    LG_WTYPE_Q6_K = 6,
+    LG_WTYPE_Q4_G = 7  /* GPTQ/AWQ 4-bit, per-group f16 scale and zero point */
 };
 
 struct lg_wshard {
@@ -36,6 +37,7 @@ struct lg_wtensor {
     enum lg_wtype type;
     uint32_t n_shards;
     struct lg_wshard *shards;
+    uint32_t group;  /* LG_WTYPE_Q4_G: values a group (the GROUP define); else 0 */
 };
 
 struct lg_layer {

@@ -141,7 +141,7 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
 static int mv_subgroup_rows(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
     const char *e = getenv("LLMGPU_MATVEC_SG");
     int quant = w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0 || w->type == LG_WTYPE_Q4_K ||
-                w->type == LG_WTYPE_Q6_K;
+                w->type == LG_WTYPE_Q6_K || w->type == LG_WTYPE_Q4_G;
     if (!ctx->caps.subgroup_arith || ctx->caps.subgroup_size == 0 ||
         wg_size(ctx) % ctx->caps.subgroup_size)
         return 0;
@@ -157,7 +157,7 @@ static uint32_t mv_rows_per_wg(const struct llmgpu_context *ctx, const struct lg
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
-    char st[16][48];
+    char st[17][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
     base_desc(s->ctx, &d, st,
@@ -186,6 +186,8 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
         lg_desc_define(&d, st[12], "NH", s->model->cfg.n_head);
         lg_desc_define(&d, st[13], "NKV", s->model->cfg.n_kv_head);
     }
+    if (w->type == LG_WTYPE_Q4_G)
+        lg_desc_define(&d, st[16], "GROUP", w->group);
     return lg_pipeline_get(s->ctx, &d, out);
 }
 

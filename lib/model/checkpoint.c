@@ -5,7 +5,9 @@
  * against the architecture.
  *
  * Owns: file mapping, shard-name safety (no escape from the directory), the
- * sorted tensor table and lookup, and the required-tensor/shape check.
+ * sorted tensor table and lookup, and the required-tensor/shape check; for a
+ * GPTQ/AWQ checkpoint (config.json "quantization_config") the check of each
+ * quantized projection's qweight/qzeros/scales/g_idx (struct lg_qlinear).
  * Must not touch: the GPU, conversions (the uploader calls lg_convert_*).
  */
 #include <errno.h>
@@ -117,6 +119,7 @@ void lg_ckpt_close(struct lg_checkpoint *c) {
         unmap_file(a, &c->files[i]);
     lg_free(a, c->files);
     lg_tensor_table_free(a, &c->tensors);
+    lg_free(a, c->qlin);
     lg_free(a, c->dir);
     lg_free(a, c);
 }
@@ -138,9 +141,167 @@ const struct lg_tensor_src *lg_ckpt_find(const struct lg_checkpoint *c, const ch
 const struct lg_tensor_src *lg_ckpt_tensor(const struct lg_checkpoint *c, enum lg_tensor_role r,
                                            uint32_t layer) {
     char name[256];
-    if (!c || !lg_arch_tensor_name(&c->cfg, r, layer, name, sizeof name))
+    if (!c || !lg_arch_tensor_name(&c->cfg, r, layer, name, sizeof name) ||
+        lg_ckpt_qlinear(c, r, layer))
         return NULL;
     return lg_ckpt_find(c, name);
+}
+
+static int is_projection(enum lg_tensor_role r) {
+    return r == LG_T_WQ || r == LG_T_WK || r == LG_T_WV || r == LG_T_WO || r == LG_T_GATE ||
+           r == LG_T_UP || r == LG_T_DOWN;
+}
+
+const struct lg_qlinear *lg_ckpt_qlinear(const struct lg_checkpoint *c, enum lg_tensor_role r,
+                                         uint32_t layer) {
+    const struct lg_qlinear *q;
+    if (!c || !c->qlin || !is_projection(r) || layer >= c->cfg.n_layer)
+        return NULL;
+    q = &c->qlin[(size_t)r * c->cfg.n_layer + layer];
+    return q->rows ? q : NULL;
+}
+
+/* "[a, b]" of a tensor's shape, for messages. */
+static const char *shape_str(const struct lg_tensor_src *t, char *buf, size_t size) {
+    int pos = 0;
+    buf[0] = '\0';
+    pos += snprintf(buf, size, "[");
+    for (uint32_t d = 0; d < t->n_dims && pos < (int)size - 24; d++)
+        pos += snprintf(buf + pos, size - (size_t)pos, "%s%llu", d ? ", " : "",
+                        (unsigned long long)t->shape[d]);
+    snprintf(buf + pos, size - (size_t)pos, "]");
+    return buf;
+}
+
+/* One quantized tensor "<base>.<suffix>": present, dtype dt, shape [d0, d1]. */
+static enum llmgpu_status check_qpart(const struct lg_log *log, const struct lg_checkpoint *c,
+                                      const char *where, const char *base, const char *suffix,
+                                      enum lg_dtype dt, uint64_t d0, uint64_t d1, int n_dims,
+                                      const struct lg_tensor_src **out) {
+    char name[300], got[96];
+    const struct lg_tensor_src *t;
+    snprintf(name, sizeof name, "%s.%s", base, suffix);
+    t = lg_ckpt_find(c, name);
+    *out = t;
+    if (!t) {
+        lg_err(log, "%s: %s tensor \"%s\" is missing", where,
+               lg_quant_method_name(c->quant.method), name);
+        return LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    if (t->dtype != dt) {
+        lg_err(log, "%s: tensor \"%s\" has dtype %s, expected %s", c->files[t->file].path, name,
+               lg_dtype_name(t->dtype), lg_dtype_name(dt));
+        return dt == LG_DTYPE_F16 ? LLMGPU_ERR_UNSUPPORTED_MODEL : LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    if (t->n_dims != (uint32_t)n_dims || t->shape[0] != d0 || (n_dims == 2 && t->shape[1] != d1)) {
+        if (n_dims == 2)
+            lg_err(log, "%s: tensor \"%s\" has shape %s, expected [%llu, %llu] (%s, %u-bit, group "
+                   "size %d)", c->files[t->file].path, name, shape_str(t, got, sizeof got),
+                   (unsigned long long)d0, (unsigned long long)d1,
+                   lg_quant_method_name(c->quant.method), c->quant.bits, c->quant.group_size);
+        else
+            lg_err(log, "%s: tensor \"%s\" has shape %s, expected [%llu]",
+                   c->files[t->file].path, name, shape_str(t, got, sizeof got),
+                   (unsigned long long)d0);
+        return LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    return LLMGPU_OK;
+}
+
+/*
+ * The projection of role r, layer l, of a GPTQ/AWQ checkpoint, whose float
+ * name is wname ("....q_proj.weight"): when "<base>.qweight" exists, check its
+ * tensors into *q (rows == 0 otherwise: the role is a float .weight).
+ */
+static enum llmgpu_status check_qlinear(const struct lg_log *log, struct lg_checkpoint *c,
+                                        const char *where, enum lg_tensor_role r, const char *wname,
+                                        struct lg_qlinear *q) {
+    const struct lg_quant_config *qc = &c->quant;
+    char base[256], name[300];
+    size_t n = strlen(wname);
+    uint64_t shape[2], N, K, G, NG;
+    uint32_t nd;
+    const struct lg_tensor_src *b;
+    enum llmgpu_status st;
+
+    memset(q, 0, sizeof *q);
+    if (n < 7 || n - 7 >= sizeof base || strcmp(wname + n - 7, ".weight") != 0)
+        return LLMGPU_OK;
+    memcpy(base, wname, n - 7);
+    base[n - 7] = '\0';
+    snprintf(name, sizeof name, "%s.qweight", base);
+    if (!lg_ckpt_find(c, name))
+        return LLMGPU_OK; /* not quantized (modules_to_not_convert): a float .weight */
+    lg_arch_tensor_shape(&c->cfg, r, &nd, shape);
+    N = shape[0];
+    K = shape[1];
+    G = qc->group_size > 0 ? (uint64_t)qc->group_size : K;
+    NG = (K + G - 1) / G;
+    if (K % 16 != 0 || N % 8 != 0) {
+        lg_err(log, "%s: %s: a %s Linear of %llu inputs and %llu outputs is not supported (inputs "
+               "must be a multiple of 16, outputs of 8)", where, base,
+               lg_quant_method_name(qc->method), (unsigned long long)K, (unsigned long long)N);
+        return LLMGPU_ERR_UNSUPPORTED_MODEL;
+    }
+    q->method = qc->method;
+    q->rows = (uint32_t)N;
+    q->cols = (uint32_t)K;
+    q->group = (uint32_t)G;
+    q->n_groups = (uint32_t)NG;
+    q->zero_minus_one = qc->method == LG_QUANT_GPTQ && qc->zero_minus_one;
+    if (qc->method == LG_QUANT_GPTQ)
+        st = check_qpart(log, c, where, base, "qweight", LG_DTYPE_I32, K / 8, N, 2, &q->qweight);
+    else
+        st = check_qpart(log, c, where, base, "qweight", LG_DTYPE_I32, K, N / 8, 2, &q->qweight);
+    if (st == LLMGPU_OK)
+        st = check_qpart(log, c, where, base, "qzeros", LG_DTYPE_I32, NG, N / 8, 2, &q->qzeros);
+    if (st == LLMGPU_OK)
+        st = check_qpart(log, c, where, base, "scales", LG_DTYPE_F16, NG, N, 2, &q->scales);
+    if (st != LLMGPU_OK)
+        goto fail;
+    snprintf(name, sizeof name, "%s.g_idx", base);
+    if (qc->method == LG_QUANT_GPTQ && lg_ckpt_find(c, name)) {
+        if ((st = check_qpart(log, c, where, base, "g_idx", LG_DTYPE_I32, K, 0, 1, &q->g_idx)))
+            goto fail;
+        for (uint64_t k = 0; k < K; k++) {
+            int32_t g;
+            memcpy(&g, (const char *)q->g_idx->data + 4 * k, 4);
+            if ((uint64_t)(int64_t)g != k / G) {
+                lg_err(log, "%s: %s: g_idx[%llu] is %d, not %llu: act-order (desc_act) with "
+                       "permuted groups is not supported; quantize with desc_act false, or with "
+                       "static_groups", c->files[q->g_idx->file].path, base,
+                       (unsigned long long)k, (int)g, (unsigned long long)(k / G));
+                st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+                goto fail;
+            }
+        }
+    } else if (qc->desc_act) {
+        lg_err(log, "%s: %s: desc_act is true but there is no g_idx tensor", where, base);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto fail;
+    }
+    /* A bias the architecture has no place for: all zeros (AutoGPTQ writes such)
+     * is dropped; anything else would change the model. */
+    snprintf(name, sizeof name, "%s.bias", base);
+    b = lg_ckpt_find(c, name);
+    if (b && !(c->cfg.qkv_bias && (r == LG_T_WQ || r == LG_T_WK || r == LG_T_WV))) {
+        float v = 0.0f;
+        int nonzero = b->n_dims != 1 || b->shape[0] != N || !lg_dtype_is_weight(b->dtype);
+        for (uint64_t i = 0; !nonzero && i < N; i++) {
+            lg_convert_to_f32(b->dtype, (const char *)b->data + i * lg_dtype_size(b->dtype), &v, 1);
+            nonzero = v != 0.0f;
+        }
+        if (nonzero) {
+            lg_err(log, "%s: %s: a bias on this projection is not supported by %s models",
+                   c->files[b->file].path, name, c->cfg.arch_name);
+            st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+            goto fail;
+        }
+    }
+    return LLMGPU_OK;
+fail:
+    memset(q, 0, sizeof *q);
+    return st;
 }
 
 /*
@@ -308,6 +469,18 @@ static enum llmgpu_status check_tensors(const struct lg_log *log, struct lg_chec
             int ok;
             if (!lg_arch_tensor_name(cfg, (enum lg_tensor_role)r, layer, name, sizeof name))
                 continue;
+            if (c->qlin && is_projection((enum lg_tensor_role)r)) {
+                struct lg_qlinear *q = &c->qlin[(size_t)r * cfg->n_layer + layer];
+                enum llmgpu_status st = check_qlinear(log, c, where, (enum lg_tensor_role)r,
+                                                      name, q);
+                if (st != LLMGPU_OK)
+                    return st;
+                if (q->rows) {
+                    c->n_params += (uint64_t)q->rows * q->cols;
+                    c->weight_bytes += q->qweight->nbytes + q->qzeros->nbytes + q->scales->nbytes;
+                    continue;
+                }
+            }
             t = lg_ckpt_find(c, name);
             if (!t) {
                 lg_err(log, "%s: tensor \"%s\" is missing%s", where, name,
@@ -383,6 +556,8 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
     if ((st = lg_read_file(a, log, path, &json, &len)) != LLMGPU_OK)
         goto err;
     if ((st = lg_config_parse(a, log, json, len, path, &c->cfg)) != LLMGPU_OK)
+        goto err;
+    if ((st = lg_quant_config_parse(a, log, json, len, path, &c->quant)) != LLMGPU_OK)
         goto err;
     lg_free(a, json);
     lg_free(a, path);
@@ -495,6 +670,11 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
         }
     }
 
+    if (c->quant.method != LG_QUANT_NONE &&
+        !(c->qlin = lg_calloc(a, (size_t)LG_T_COUNT * c->cfg.n_layer, sizeof *c->qlin))) {
+        st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        goto err_oom;
+    }
     if ((st = check_tensors(log, c, where)) != LLMGPU_OK)
         goto err;
 

@@ -4,7 +4,8 @@
  *
  * Owns: field lookup, type and range checks, transformers' defaults per
  * architecture, rope parameters (top level or transformers 5's
- * "rope_parameters"). Every error names the file and the field.
+ * "rope_parameters"), "quantization_config" (GPTQ/AWQ). Every error names the
+ * file and the field.
  * Must not touch: safetensors, the GPU.
  * Note: cJSON allocates with malloc (its hooks are process-global, which
  * STYLE rule 14 rules out), so these allocations bypass lg_alloc.
@@ -556,5 +557,154 @@ enum llmgpu_status lg_generation_config_parse(const struct lg_alloc *a, const st
         cfg->bos_id = bos;
 out:
     cJSON_Delete(root);
+    return st;
+}
+
+/* ---- quantization_config ---- */
+
+const char *lg_quant_method_name(enum lg_quant_method m) {
+    return m == LG_QUANT_GPTQ ? "GPTQ" : m == LG_QUANT_AWQ ? "AWQ" : "none";
+}
+
+/* ASCII case-insensitive equality (AutoAWQ writes "GEMM" or "gemm"). */
+static int str_ieq(const char *a, const char *b) {
+    for (; *a && *b; a++, b++) {
+        char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
+        char y = *b >= 'A' && *b <= 'Z' ? (char)(*b - 'A' + 'a') : *b;
+        if (x != y)
+            return 0;
+    }
+    return *a == *b;
+}
+
+/* An integer field of quantization_config, under either of two names (AWQ's
+ * older "w_bit" / "q_group_size"); def when both are absent. */
+static enum llmgpu_status quant_int(const struct cfgctx *c, const cJSON *q, const char *name,
+                                    const char *alt, int64_t def, int64_t min, int64_t max,
+                                    int64_t *out) {
+    const cJSON *v = field(q, name);
+    char path[64];
+    if (!v && alt) {
+        v = field(q, alt);
+        name = alt;
+    }
+    if (!v) {
+        *out = def;
+        return LLMGPU_OK;
+    }
+    snprintf(path, sizeof path, "quantization_config.%s", name);
+    return to_int(c, v, path, min, max, out);
+}
+
+enum llmgpu_status lg_quant_config_parse(const struct lg_alloc *a, const struct lg_log *log,
+                                         const char *json, size_t len, const char *what,
+                                         struct lg_quant_config *q) {
+    struct cfgctx c = {a, log, what ? what : "config.json"};
+    const cJSON *qc, *v;
+    const char *method = NULL, *fmt = NULL;
+    enum llmgpu_status st;
+    cJSON *root;
+    int64_t bits, group;
+    int zp = 1;
+
+    memset(q, 0, sizeof *q);
+    if ((st = parse_object(&c, json, len, &root)) != LLMGPU_OK)
+        return st;
+    qc = field(root, "quantization_config");
+    if (!qc)
+        goto out;
+    if (!cJSON_IsObject(qc)) {
+        lg_err(log, "%s: field \"quantization_config\": expected an object, got %s", c.what,
+               lg_json_type_name(qc));
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto out;
+    }
+    if ((st = get_string(&c, qc, "quant_method", &method)) != LLMGPU_OK)
+        goto out;
+    if (!method) {
+        lg_err(log, "%s: quantization_config has no \"quant_method\" string", c.what);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto out;
+    }
+    if (str_ieq(method, "gptq")) {
+        q->method = LG_QUANT_GPTQ;
+    } else if (str_ieq(method, "awq")) {
+        q->method = LG_QUANT_AWQ;
+    } else {
+        lg_err(log, "%s: quantization_config.quant_method \"%.64s\" is not supported (GPTQ and "
+               "AWQ 4-bit checkpoints are; a float checkpoint can be quantized at load with "
+               "weight_type)", c.what, method);
+        st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+        goto out;
+    }
+    if ((st = quant_int(&c, qc, "bits", q->method == LG_QUANT_AWQ ? "w_bit" : NULL, -1, 1, 64,
+                        &bits)) != LLMGPU_OK)
+        goto out;
+    if (bits == -1) {
+        lg_err(log, "%s: quantization_config has no \"bits\"", c.what);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto out;
+    }
+    if (bits != 4) {
+        lg_err(log, "%s: %s with %lld bits is not supported (only 4-bit)", c.what,
+               lg_quant_method_name(q->method), (long long)bits);
+        st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+        goto out;
+    }
+    q->bits = 4;
+    if ((st = quant_int(&c, qc, "group_size", q->method == LG_QUANT_AWQ ? "q_group_size" : NULL,
+                        128, -1, 1 << 20, &group)) != LLMGPU_OK)
+        goto out;
+    if (group == 0 || (group > 0 && group % 16 != 0)) {
+        lg_err(log, "%s: %s group_size %lld is not supported (a positive multiple of 16, or -1)",
+               c.what, lg_quant_method_name(q->method), (long long)group);
+        st = group == 0 ? LLMGPU_ERR_BAD_MODEL_FILE : LLMGPU_ERR_UNSUPPORTED_MODEL;
+        goto out;
+    }
+    q->group_size = (int32_t)group;
+    if (q->method == LG_QUANT_GPTQ) {
+        if ((st = get_bool(&c, qc, "sym", 1, &q->sym)) != LLMGPU_OK ||
+            (st = get_bool(&c, qc, "desc_act", 0, &q->desc_act)) != LLMGPU_OK ||
+            (st = get_string(&c, qc, "checkpoint_format", &fmt)) != LLMGPU_OK)
+            goto out;
+        if (!fmt && (st = get_string(&c, qc, "format", &fmt)) != LLMGPU_OK) /* GPTQModel */
+            goto out;
+        if (!fmt || str_ieq(fmt, "gptq")) {
+            q->zero_minus_one = 1;
+        } else if (!str_ieq(fmt, "gptq_v2")) {
+            lg_err(log, "%s: GPTQ checkpoint_format \"%.64s\" is not supported (\"gptq\" and "
+                   "\"gptq_v2\" are)", c.what, fmt);
+            st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+            goto out;
+        }
+    } else {
+        if ((st = get_bool(&c, qc, "zero_point", 1, &zp)) != LLMGPU_OK ||
+            (st = get_string(&c, qc, "version", &fmt)) != LLMGPU_OK)
+            goto out;
+        if (!zp) {
+            lg_err(log, "%s: AWQ without zero points (zero_point false) is not supported",
+                   c.what);
+            st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+            goto out;
+        }
+        if (fmt && !str_ieq(fmt, "gemm")) {
+            lg_err(log, "%s: AWQ version \"%.64s\" is not supported (only \"gemm\", AutoAWQ's "
+                   "default packing)", c.what, fmt);
+            st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+            goto out;
+        }
+        q->sym = 0;
+    }
+    v = field(qc, "lm_head");
+    if (v && cJSON_IsTrue(v)) {
+        lg_err(log, "%s: a quantized lm_head (quantization_config.lm_head true) is not supported",
+               c.what);
+        st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+        goto out;
+    }
+out:
+    cJSON_Delete(root);
+    if (st != LLMGPU_OK)
+        memset(q, 0, sizeof *q);
     return st;
 }

@@ -804,6 +804,12 @@ LLMGPU_API enum llmgpu_status llmgpu_quantize(const char *in_dir, const char *ou
     }
     if ((st = lg_ckpt_open(&alloc, &log, in_dir, &c)) != LLMGPU_OK)
         return st;
+    if (c->quant.method != LG_QUANT_NONE) {
+        lg_err(&log, "%s: a %s checkpoint cannot be converted to GGUF (load it directly)", in_dir,
+               lg_quant_method_name(c->quant.method));
+        st = LLMGPU_ERR_UNSUPPORTED_MODEL;
+        goto out;
+    }
     if ((st = read_opt(&alloc, &log, in_dir, "tokenizer.json", &tj, &tjl)) != LLMGPU_OK ||
         (st = read_opt(&alloc, &log, in_dir, "tokenizer_config.json", &tc, &tcl)) != LLMGPU_OK)
         goto out;

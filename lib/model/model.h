@@ -26,7 +26,8 @@
  * The first six are the ones weights may have; the rest are accepted in a
  * safetensors file (for tensors the model does not use, e.g. an I64
  * position-id buffer) and convertible, but a required weight must be F32, F16
- * or BF16. LG_DTYPE_COUNT stays last. */
+ * or BF16 (GPTQ/AWQ projections: I32 qweight/qzeros and F16 scales, see
+ * struct lg_qlinear). LG_DTYPE_COUNT stays last. */
 enum lg_dtype {
     LG_DTYPE_F32,
     LG_DTYPE_F16,
@@ -147,6 +148,37 @@ const char *lg_json_type_name(const struct cJSON *v);
 #define LG_CFG_MAX_VOCAB (1u << 24)
 #define LG_CFG_MAX_CTX (1u << 30)
 
+/* ---- quantization_config (GPTQ / AWQ) ---- */
+
+enum lg_quant_method { LG_QUANT_NONE = 0, LG_QUANT_GPTQ, LG_QUANT_AWQ };
+
+/* A checkpoint's pre-quantized projection weights, as config.json's
+ * "quantization_config" describes them (only what the loader supports). */
+struct lg_quant_config {
+    enum lg_quant_method method;
+    uint32_t bits;        /* 4 */
+    int32_t group_size;   /* > 0, or -1: one group a row (the whole input dim) */
+    int sym;              /* informational: the stored zeros are used either way */
+    int desc_act;         /* GPTQ act-order: accepted only with a trivial g_idx */
+    int zero_minus_one;   /* GPTQ checkpoint_format "gptq" (v1): stored zero = zero - 1 */
+};
+
+/*
+ * Parse config.json's "quantization_config" into *q (method NONE when there is
+ * none). Accepts quant_method "gptq" (bits, group_size, sym, desc_act,
+ * checkpoint_format "gptq" or "gptq_v2") and "awq" (bits or w_bit, group_size
+ * or q_group_size, zero_point true, version "gemm"). BAD_MODEL_FILE for a
+ * malformed object or field; UNSUPPORTED_MODEL, naming the value, for another
+ * method, bits other than 4, a group size that is not a positive multiple of
+ * 16 (or -1), AWQ without zero points or another AWQ version, another GPTQ
+ * checkpoint format.
+ */
+enum llmgpu_status lg_quant_config_parse(const struct lg_alloc *a, const struct lg_log *log,
+                                         const char *json, size_t len, const char *what,
+                                         struct lg_quant_config *q);
+/* "GPTQ", "AWQ" or "none", for messages. */
+const char *lg_quant_method_name(enum lg_quant_method m);
+
 /* ---- Architecture table ---- */
 
 enum lg_tensor_role {
@@ -216,6 +248,29 @@ struct lg_checkpoint {
     struct lg_tensor_table tensors; /* sorted by name */
     uint64_t n_params;     /* elements of the tensors the architecture uses */
     uint64_t weight_bytes; /* their bytes in the files */
+    struct lg_quant_config quant; /* method NONE for a float checkpoint */
+    /* GPTQ/AWQ: per role and layer (index r * n_layer + l), the quantized Linear,
+     * or rows == 0 where that projection is stored as float (.weight) */
+    struct lg_qlinear *qlin;
+};
+
+/* The tensors of one pre-quantized Linear (GPTQ or AWQ; K = in, N = out,
+ * G = the group size, NG = ceil(K / G) groups):
+ *   GPTQ qweight I32 [K/8, N]: value (n, k) in bits 4 (k % 8) of [k/8][n];
+ *        qzeros I32 [NG, N/8]: zero (g, n) in bits 4 (n % 8) of [g][n/8];
+ *        g_idx I32 [K] optional (checked trivial: k / G).
+ *   AWQ  qweight I32 [K, N/8]: value (n, k) in bits 4 p of [k][n/8], with
+ *        n % 8 = {0, 2, 4, 6, 1, 3, 5, 7}[p] (AutoAWQ's GEMM packing order);
+ *        qzeros I32 [NG, N/8] packed the same way.
+ *   scales F16 [NG, N] for both. w[n][k] = scale (q - zero), with zero =
+ *   stored + 1 for GPTQ v1 (checkpoint_format "gptq"). */
+struct lg_qlinear {
+    enum lg_quant_method method;
+    uint32_t rows, cols;   /* N, K of the Linear: [out, in] */
+    uint32_t group;        /* G, resolved (-1 becomes K) */
+    uint32_t n_groups;     /* NG */
+    int zero_minus_one;
+    const struct lg_tensor_src *qweight, *qzeros, *scales, *g_idx; /* g_idx may be NULL */
 };
 
 /*
@@ -232,11 +287,17 @@ struct lg_checkpoint {
 enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *log,
                                 const char *dir, struct lg_checkpoint **out);
 void lg_ckpt_close(struct lg_checkpoint *c); /* NULL is a no-op */
+/* The quantized Linear of role r (layer l), or NULL when that role is stored
+ * as a float .weight (every role of a float checkpoint). For such roles
+ * lg_ckpt_tensor returns NULL. The projection roles only (wq .. down). */
+const struct lg_qlinear *lg_ckpt_qlinear(const struct lg_checkpoint *c, enum lg_tensor_role r,
+                                         uint32_t layer);
 /* The tensor called name, or NULL. O(log n). */
 const struct lg_tensor_src *lg_ckpt_find(const struct lg_checkpoint *c, const char *name);
 /* The tensor of role r (layer ignored for global roles), or NULL when the
  * model has no such role. After a successful lg_ckpt_open this is never NULL
- * for a role lg_arch_has_role() reports. */
+ * for a role lg_arch_has_role() reports, except the projections of a GPTQ/AWQ
+ * checkpoint that lg_ckpt_qlinear() returns. */
 const struct lg_tensor_src *lg_ckpt_tensor(const struct lg_checkpoint *c, enum lg_tensor_role r,
                                            uint32_t layer);
 

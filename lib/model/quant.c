@@ -441,3 +441,70 @@ void lg_q6k_repack_rows(const void *src, uint32_t n_rows, uint32_t cols, uint8_t
     for (size_t b = 0; b < nb; b++)
         q6k_to_gpu(in + b * LG_Q6_K_BLOCK, qs + b * LG_Q6_K_GPU_BLOCK, dd + 2 * b);
 }
+
+/* ---- GPTQ / AWQ repacking ---- */
+
+/* AutoAWQ packs output column 8c + order[p] into nibble p of word c, order =
+ * {0, 2, 4, 6, 1, 3, 5, 7}; this is its inverse: the nibble of column 8c + j. */
+static const uint8_t awq_nibble_of[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+
+static uint32_t rd_u32(const void *base, size_t i) {
+    uint32_t v;
+    memcpy(&v, (const char *)base + 4 * i, 4);
+    return v;
+}
+
+/* Values of outputs [o0, o0 + m) (m <= 8, all in one AWQ word column when
+ * awq) of the chunk starting at r0, rows of KW words in vals. GPTQ: m
+ * consecutive words of each source row, one cache line, go to m output rows.
+ * AWQ: the 8 source words of inputs 8w .. 8w + 7 hold the nibbles of all 8
+ * outputs of the column: an 8 x 8 nibble transpose. */
+static void repack_vals(int awq, uint32_t KW, uint32_t N, const void *qweight, uint32_t r0,
+                        uint32_t o0, uint32_t m, uint32_t *vals) {
+    const uint32_t NW = N / 8;
+    for (uint32_t w = 0; w < KW; w++) {
+        if (!awq) {
+            uint32_t v[8];
+            memcpy(v, (const char *)qweight + 4 * ((size_t)w * N + o0), 4 * m);
+            for (uint32_t i = 0; i < m; i++)
+                vals[(size_t)(o0 + i - r0) * KW + w] = v[i];
+        } else {
+            uint32_t src[8];
+            for (uint32_t j = 0; j < 8; j++)
+                src[j] = rd_u32(qweight, (size_t)(8 * w + j) * NW + o0 / 8);
+            for (uint32_t i = 0; i < m; i++) {
+                uint32_t shift = 4u * awq_nibble_of[(o0 + i) % 8], v = 0;
+                for (uint32_t j = 0; j < 8; j++)
+                    v |= ((src[j] >> shift) & 15u) << (4 * j);
+                vals[(size_t)(o0 + i - r0) * KW + w] = v;
+            }
+        }
+    }
+}
+
+void lg_q4g_repack(int awq, int zero_minus_one, uint32_t K, uint32_t N, uint32_t NG,
+                   const void *qweight, const void *qzeros, const void *scales, uint32_t r0,
+                   uint32_t n, uint32_t *vals, uint16_t *pairs) {
+    const uint32_t KW = K / 8, NW = N / 8;
+    uint16_t zero_f16[17];
+    for (uint32_t z = 0; z <= 16; z++)
+        zero_f16[z] = lg_f32_to_f16((float)z);
+    /* values in runs of up to 8 outputs that share a source word column */
+    for (uint32_t o = r0; o < r0 + n;) {
+        uint32_t m = LG_MIN(8 - o % 8, r0 + n - o);
+        repack_vals(awq, KW, N, qweight, r0, o, m, vals);
+        o += m;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        const uint32_t o = r0 + i;
+        const uint32_t shift = 4u * (awq ? awq_nibble_of[o % 8] : o % 8);
+        uint16_t *pr = pairs + (size_t)i * NG * 2;
+        for (uint32_t g = 0; g < NG; g++) {
+            uint32_t z = (rd_u32(qzeros, (size_t)g * NW + o / 8) >> shift) & 15u;
+            uint16_t s;
+            memcpy(&s, (const char *)scales + 2 * ((size_t)g * N + o), 2);
+            pr[2 * g] = s;
+            pr[2 * g + 1] = zero_f16[z + (zero_minus_one ? 1u : 0u)];
+        }
+    }
+}

@@ -100,5 +100,23 @@ void lg_dequantize_q6_k_gpu(const uint8_t *qs, const uint16_t *d, size_t n, floa
  */
 void lg_q6k_repack_rows(const void *src, uint32_t n_rows, uint32_t cols, uint8_t *qs,
                         void *d);
+/*
+ * q4_g: GPTQ/AWQ 4-bit weights repacked for the GPU (upload.c's layout),
+ * exactly: the checkpoint's integer values, integer zero points and f16
+ * scales, nothing requantized. For outputs [r0, r0 + n) of a Linear of K
+ * inputs and N outputs with NG groups (K % 8 == 0, N % 8 == 0):
+ *   vals   n rows of K/8 little-endian words, word w of a row holding
+ *          values 8w .. 8w + 7 in nibbles 0..7 (as q4_0);
+ *   pairs  n rows of NG (scale, zero) f16 pairs: the scale's bits as stored,
+ *          the zero point as an f16 integer (0..16, exact);
+ * so that w[o][k] = scale (q - zero) with the group g = k / G.
+ * Sources (unaligned, as mapped): qweight, qzeros (int32) and scales (f16) as
+ * model.h's struct lg_qlinear describes for GPTQ (awq 0) and AWQ (awq 1);
+ * zero_minus_one (GPTQ v1): the stored zero is zero - 1, read back as
+ * stored + 1 without wrapping (a stored 15 is 16), as AutoGPTQ dequantizes.
+ */
+void lg_q4g_repack(int awq, int zero_minus_one, uint32_t K, uint32_t N, uint32_t NG,
+                   const void *qweight, const void *qzeros, const void *scales, uint32_t r0,
+                   uint32_t n, uint32_t *vals, uint16_t *pairs);
 
 #endif /* LG_QUANT_H */

@@ -47,6 +47,20 @@
  *         bits and one uvec2 of high bits, both contiguous across neighbouring
  *         units. 6.5625 bits a weight, as in GGUF. GGUF Q6_K data is copied
  *         into this layout by lg_q6k_repack_rows (bits moved, not requantized).
+ *   q4_g  (GPTQ/AWQ checkpoints, group size G, NG = ceil(K/G) groups a row)
+ *         bytes [0, R K/2): the 4-bit values q in 0..15, packed as q4_0's;
+ *         then R NG pairs of f16 (scale, zero), row-major (group g of row r
+ *         at pair r NG + g, i.e. f16 2 (r NG + g) counted from byte R K/2);
+ *         x = scale (q - zero). The zero point is the checkpoint's integer
+ *         (0..16: GPTQ v1 stores zero - 1) as an exact f16, the scale the
+ *         checkpoint's f16 bits: the GPU computes with exactly the stored
+ *         numbers. 4 + 32/G bits a weight (4.25 at G = 128). Repacked while
+ *         streaming, a chunk of rows at a time (model/quant.h lg_q4g_repack):
+ *         GPTQ's qweight [K/8, N] is transposed word for word, AWQ's [K, N/8]
+ *         gathered nibble by nibble. G is the kernels' GROUP define
+ *         (lg_wtensor.group); G % 16 == 0, so a 16-value unit is in one group.
+ *         Only the projections of a GPTQ/AWQ checkpoint have this type; its
+ *         embedding, norms and LM head load as in a float checkpoint.
  *   q8_0/q4_0 values and scales are apart so a 16-value unit of either type is one
  *   aligned 16- or 8-byte load and the scales are aligned f16s; the scale
  *   offset R K (resp. R K/2) bytes is known to the kernel from the shard's row
@@ -92,6 +106,14 @@ static uint64_t row_bytes(enum lg_wtype t, uint32_t cols) {
     return row_qs_bytes(t, cols) + row_d_bytes(t, cols);
 }
 
+/* Bytes of one q4_g row of cols values in groups of `group`. */
+static uint64_t q4g_row_bytes(uint32_t cols, uint32_t group) {
+    return (uint64_t)cols / 2 + (uint64_t)(cols + group - 1) / group * 4;
+}
+static uint64_t wrow_bytes(enum lg_wtype t, uint32_t cols, uint32_t group) {
+    return t == LG_WTYPE_Q4_G ? q4g_row_bytes(cols, group) : row_bytes(t, cols);
+}
+
 /* The GPU type of a weight matrix: quantized types only for the projection
  * matrices (quantizable) with a row length that is a multiple of 32; the rest
  * keep the default type. log != NULL: say so when a matrix cannot be quantized. */
@@ -134,29 +156,32 @@ static enum lg_wtype pick_type(enum llmgpu_weight_type want, enum lg_dtype src, 
 }
 
 uint64_t lg_wtensor_bytes(const struct lg_wtensor *t) {
-    return (uint64_t)t->rows * row_bytes(t->type, t->cols);
+    return (uint64_t)t->rows * wrow_bytes(t->type, t->cols, t->group);
 }
 
-static uint32_t rows_per_shard(const struct llmgpu_context *ctx, uint32_t cols, enum lg_wtype t) {
-    uint64_t row_bytes_ = row_bytes(t, cols);
+static uint32_t rows_per_shard(const struct llmgpu_context *ctx, uint32_t cols, enum lg_wtype t,
+                               uint32_t group) {
+    uint64_t row_bytes_ = wrow_bytes(t, cols, group);
     uint64_t limit = LG_MIN(ctx->max_binding, ctx->max_alloc);
     uint64_t rows = limit / row_bytes_;
     return rows > UINT32_MAX ? UINT32_MAX : (uint32_t)LG_MAX(rows, 1);
 }
 
-static enum llmgpu_status wtensor_create(struct llmgpu_model *m, uint32_t rows, uint32_t cols,
-                                         enum lg_wtype type, struct lg_wtensor *t) {
+static enum llmgpu_status wtensor_create_g(struct llmgpu_model *m, uint32_t rows, uint32_t cols,
+                                           enum lg_wtype type, uint32_t group,
+                                           struct lg_wtensor *t) {
     struct llmgpu_context *ctx = m->ctx;
-    uint32_t per = rows_per_shard(ctx, cols, type);
+    uint32_t per = rows_per_shard(ctx, cols, type, group);
     enum llmgpu_status st;
     memset(t, 0, sizeof *t);
-    if (row_bytes(type, cols) > ctx->max_binding) {
+    if (wrow_bytes(type, cols, group) > ctx->max_binding) {
         lg_err(&ctx->log, "a weight row of %u values exceeds the device's binding limit", cols);
         return LLMGPU_ERR_UNSUPPORTED;
     }
     t->rows = rows;
     t->cols = cols;
     t->type = type;
+    t->group = group;
     t->n_shards = (rows + per - 1) / per;
     t->shards = lg_calloc(&ctx->alloc, t->n_shards, sizeof *t->shards);
     if (!t->shards)
@@ -165,12 +190,17 @@ static enum llmgpu_status wtensor_create(struct llmgpu_model *m, uint32_t rows, 
         struct lg_wshard *sh = &t->shards[s];
         sh->row_begin = s * per;
         sh->rows = LG_MIN(per, rows - sh->row_begin);
-        st = lg_buffer_create(ctx, (VkDeviceSize)sh->rows * row_bytes(type, cols),
+        st = lg_buffer_create(ctx, (VkDeviceSize)sh->rows * wrow_bytes(type, cols, group),
                               LG_MEM_DEVICE, &sh->buf);
         if (st != LLMGPU_OK)
             return st;
     }
     return LLMGPU_OK;
+}
+
+static enum llmgpu_status wtensor_create(struct llmgpu_model *m, uint32_t rows, uint32_t cols,
+                                         enum lg_wtype type, struct lg_wtensor *t) {
+    return wtensor_create_g(m, rows, cols, type, 0, t);
 }
 
 static void wtensor_destroy(struct llmgpu_context *ctx, struct lg_wtensor *t) {
@@ -405,6 +435,110 @@ static enum llmgpu_status upload_rows(struct upload_state *u, struct lg_wtensor 
     return LLMGPU_OK;
 }
 
+/* One thread's share of a q4_g chunk: outputs [r0, r0 + n) of q. */
+struct rjob {
+    const struct lg_qlinear *q;
+    uint32_t r0, n;
+    uint32_t *vals;
+    uint16_t *pairs;
+};
+
+static void *rjob_run(void *arg) {
+    const struct rjob *j = arg;
+    const struct lg_qlinear *q = j->q;
+    lg_q4g_repack(q->method == LG_QUANT_AWQ, q->zero_minus_one, q->cols, q->rows, q->n_groups,
+                  q->qweight->data, q->qzeros->data, q->scales->data, j->r0, j->n, j->vals,
+                  j->pairs);
+    return NULL;
+}
+
+/* Repack outputs [r0, r0 + n) of q on up to u->n_threads threads, as quantize_rows. */
+static void repack_rows(struct upload_state *u, const struct lg_qlinear *q, uint32_t r0,
+                        uint32_t n, uint32_t *vals, uint16_t *pairs) {
+    struct rjob jobs[LG_QUANT_MAX_THREADS];
+    pthread_t tid[LG_QUANT_MAX_THREADS];
+    int started[LG_QUANT_MAX_THREADS] = {0};
+    uint64_t work = (uint64_t)n * q->cols;
+    uint32_t nt = u->n_threads;
+    while (nt > 1 && work / nt < (1u << 20)) /* a transpose: cheaper than quantizing */
+        nt--;
+    for (uint32_t i = 0; i < nt; i++) {
+        uint32_t a = (uint32_t)((uint64_t)n * i / nt), b = (uint32_t)((uint64_t)n * (i + 1) / nt);
+        jobs[i] = (struct rjob){q, r0 + a, b - a, vals + (size_t)a * (q->cols / 8),
+                                pairs + (size_t)a * q->n_groups * 2};
+    }
+    for (uint32_t i = 1; i < nt; i++)
+        started[i] = pthread_create(&tid[i], NULL, rjob_run, &jobs[i]) == 0;
+    rjob_run(&jobs[0]);
+    for (uint32_t i = 1; i < nt; i++) {
+        if (started[i])
+            pthread_join(tid[i], NULL);
+        else
+            rjob_run(&jobs[i]);
+    }
+}
+
+/* Rows [0, q->rows) of a GPTQ/AWQ Linear into the q4_g tensor t from row
+ * dst_row: per chunk, the values straight into staging, the (scale, zero)
+ * pairs through u->scales (as upload_rows_quant does with its scales). */
+static enum llmgpu_status upload_rows_q4g(struct upload_state *u, struct lg_wtensor *t,
+                                          uint32_t dst_row, const struct lg_qlinear *q) {
+    uint64_t qrow = (uint64_t)q->cols / 2, drow = (uint64_t)q->n_groups * 4;
+    uint64_t src_bytes = q->qweight->nbytes + q->qzeros->nbytes + q->scales->nbytes;
+    uint64_t chunk_rows = LG_MAX((u->up.staging.size - 64) / (qrow + drow), 1);
+    uint32_t r = 0;
+    enum llmgpu_status st =
+        quant_scratch(u, 0, (size_t)LG_MIN(chunk_rows, q->rows) * q->n_groups * 2);
+    if (st != LLMGPU_OK)
+        return st;
+    while (r < q->rows) {
+        uint32_t g = dst_row + r;
+        uint32_t s = 0;
+        while (s + 1 < t->n_shards && g >= t->shards[s + 1].row_begin)
+            s++;
+        {
+            struct lg_wshard *sh = &t->shards[s];
+            uint32_t in_shard = sh->row_begin + sh->rows - g;
+            uint32_t n = (uint32_t)LG_MIN(LG_MIN((uint64_t)(q->rows - r), in_shard), chunk_rows);
+            void *ptr;
+            st = lg_uploader_reserve(&u->up, &sh->buf, (VkDeviceSize)(g - sh->row_begin) * qrow,
+                                     (VkDeviceSize)n * qrow, &ptr);
+            if (st != LLMGPU_OK)
+                return st;
+            repack_rows(u, q, r, n, ptr, u->scales);
+            st = lg_uploader_reserve(&u->up, &sh->buf,
+                                     (VkDeviceSize)sh->rows * qrow +
+                                         (VkDeviceSize)(g - sh->row_begin) * drow,
+                                     (VkDeviceSize)n * drow, &ptr);
+            if (st != LLMGPU_OK)
+                return st;
+            memcpy(ptr, u->scales, (size_t)n * drow);
+            /* the source bytes of these rows; the shares add up to src_bytes */
+            st = progress(u, (r + n) * src_bytes / q->rows - r * src_bytes / q->rows);
+            if (st != LLMGPU_OK)
+                return st;
+            r += n;
+        }
+    }
+    return LLMGPU_OK;
+}
+
+/* A projection: its float tensor (of type picked for `want`), or the GPTQ/AWQ
+ * Linear q as q4_g. */
+static enum llmgpu_status upload_proj(struct upload_state *u, struct lg_wtensor *t,
+                                      uint32_t rows, uint32_t cols, const struct lg_tensor_src *f,
+                                      const struct lg_qlinear *q, const struct lg_log *log,
+                                      const char *what) {
+    enum llmgpu_status st;
+    if (q) {
+        st = wtensor_create_g(u->m, rows, cols, LG_WTYPE_Q4_G, q->group, t);
+        return st == LLMGPU_OK ? upload_rows_q4g(u, t, 0, q) : st;
+    }
+    st = wtensor_create(u->m, rows, cols, pick_type(u->p->weight_type, f->dtype, cols, 1, log, what),
+                        t);
+    return st == LLMGPU_OK ? upload_rows(u, t, 0, f) : st;
+}
+
 /* A small f32 vector (norm weight, bias) at offset `at` floats of dst. */
 static enum llmgpu_status upload_vec(struct upload_state *u, struct lg_buffer *dst, size_t at,
                                      const struct lg_tensor_src *src) {
@@ -430,6 +564,9 @@ static uint64_t needed_bytes(const struct llmgpu_model *m, const struct lg_check
         uint32_t layers = lg_arch_is_per_layer((enum lg_tensor_role)r) ? c->n_layer : 1;
         for (uint32_t l = 0; l < layers; l++) {
             const struct lg_tensor_src *t = lg_ckpt_tensor(ck, (enum lg_tensor_role)r, l);
+            const struct lg_qlinear *ql = lg_ckpt_qlinear(ck, (enum lg_tensor_role)r, l);
+            if (ql)
+                total += (uint64_t)ql->rows * q4g_row_bytes(ql->cols, ql->group);
             if (!t)
                 continue;
             if (t->n_dims == 2) {
@@ -453,6 +590,9 @@ static enum llmgpu_status upload_layer(struct upload_state *u, struct lg_checkpo
     const struct lg_tensor_src *wq = lg_ckpt_tensor(ck, LG_T_WQ, l);
     const struct lg_tensor_src *wk = lg_ckpt_tensor(ck, LG_T_WK, l);
     const struct lg_tensor_src *wv = lg_ckpt_tensor(ck, LG_T_WV, l);
+    const struct lg_qlinear *qq = lg_ckpt_qlinear(ck, LG_T_WQ, l);
+    const struct lg_qlinear *qk = lg_ckpt_qlinear(ck, LG_T_WK, l);
+    const struct lg_qlinear *qv = lg_ckpt_qlinear(ck, LG_T_WV, l);
     uint32_t q_rows = c->n_head * c->head_dim, kv_rows = c->n_kv_head * c->head_dim;
     enum llmgpu_status st;
     enum llmgpu_weight_type w = u->p->weight_type;
@@ -468,11 +608,26 @@ static enum llmgpu_status upload_layer(struct upload_state *u, struct lg_checkpo
     TRY(upload_vec(u, &L->attn_norm, 0, lg_ckpt_tensor(ck, LG_T_ATTN_NORM, l)));
     TRY(vec_create(m, c->n_embd, &L->ffn_norm));
     TRY(upload_vec(u, &L->ffn_norm, 0, lg_ckpt_tensor(ck, LG_T_FFN_NORM, l)));
-    TRY(wtensor_create(m, q_rows + 2 * kv_rows, c->n_embd, 
-                       pick_type(w, wq->dtype, c->n_embd, 1, log, "Q/K/V projections"), &L->wqkv));
-    TRY(upload_rows(u, &L->wqkv, 0, wq));
-    TRY(upload_rows(u, &L->wqkv, q_rows, wk));
-    TRY(upload_rows(u, &L->wqkv, q_rows + kv_rows, wv));
+    if (qq || qk || qv) {
+        /* one q4_g matrix: all three quantized (with one group size) or none */
+        if (!qq || !qk || !qv || qq->group != qk->group || qq->group != qv->group) {
+            lg_err(&m->ctx->log, "layer %u: q_proj, k_proj and v_proj must all be %s-quantized "
+                   "with one group size, or all float", l, lg_quant_method_name(ck->quant.method));
+            return LLMGPU_ERR_UNSUPPORTED_MODEL;
+        }
+        TRY(wtensor_create_g(m, q_rows + 2 * kv_rows, c->n_embd, LG_WTYPE_Q4_G, qq->group,
+                             &L->wqkv));
+        TRY(upload_rows_q4g(u, &L->wqkv, 0, qq));
+        TRY(upload_rows_q4g(u, &L->wqkv, q_rows, qk));
+        TRY(upload_rows_q4g(u, &L->wqkv, q_rows + kv_rows, qv));
+    } else {
+        TRY(wtensor_create(m, q_rows + 2 * kv_rows, c->n_embd,
+                           pick_type(w, wq->dtype, c->n_embd, 1, log, "Q/K/V projections"),
+                           &L->wqkv));
+        TRY(upload_rows(u, &L->wqkv, 0, wq));
+        TRY(upload_rows(u, &L->wqkv, q_rows, wk));
+        TRY(upload_rows(u, &L->wqkv, q_rows + kv_rows, wv));
+    }
     if (c->qkv_bias) {
         TRY(vec_create(m, q_rows + 2 * kv_rows, &L->bqkv));
         TRY(upload_vec(u, &L->bqkv, 0, lg_ckpt_tensor(ck, LG_T_BQ, l)));
@@ -480,22 +635,22 @@ static enum llmgpu_status upload_layer(struct upload_state *u, struct lg_checkpo
         TRY(upload_vec(u, &L->bqkv, q_rows + kv_rows, lg_ckpt_tensor(ck, LG_T_BV, l)));
     }
     {
-        const struct lg_tensor_src *t = lg_ckpt_tensor(ck, LG_T_WO, l);
-        TRY(wtensor_create(m, c->n_embd, q_rows, 
-                           pick_type(w, t->dtype, q_rows, 1, log, "output projection"), &L->wo));
-        TRY(upload_rows(u, &L->wo, 0, t));
-        t = lg_ckpt_tensor(ck, LG_T_GATE, l);
-        TRY(wtensor_create(m, c->n_ff, c->n_embd, 
-                           pick_type(w, t->dtype, c->n_embd, 1, log, "gate projection"), &L->gate));
-        TRY(upload_rows(u, &L->gate, 0, t));
-        t = lg_ckpt_tensor(ck, LG_T_UP, l);
-        TRY(wtensor_create(m, c->n_ff, c->n_embd, 
-                           pick_type(w, t->dtype, c->n_embd, 1, log, "up projection"), &L->up));
-        TRY(upload_rows(u, &L->up, 0, t));
-        t = lg_ckpt_tensor(ck, LG_T_DOWN, l);
-        TRY(wtensor_create(m, c->n_embd, c->n_ff, 
-                           pick_type(w, t->dtype, c->n_ff, 1, log, "down projection"), &L->down));
-        TRY(upload_rows(u, &L->down, 0, t));
+        const struct lg_qlinear *qg = lg_ckpt_qlinear(ck, LG_T_GATE, l);
+        const struct lg_qlinear *qu = lg_ckpt_qlinear(ck, LG_T_UP, l);
+        /* one fused kernel reads gate and up with one type (matvec.comp GATE_UP) */
+        if (!qg != !qu || (qg && qg->group != qu->group)) {
+            lg_err(&m->ctx->log, "layer %u: gate_proj and up_proj must both be %s-quantized with "
+                   "one group size, or both float", l, lg_quant_method_name(ck->quant.method));
+            return LLMGPU_ERR_UNSUPPORTED_MODEL;
+        }
+        TRY(upload_proj(u, &L->wo, c->n_embd, q_rows, lg_ckpt_tensor(ck, LG_T_WO, l),
+                        lg_ckpt_qlinear(ck, LG_T_WO, l), log, "output projection"));
+        TRY(upload_proj(u, &L->gate, c->n_ff, c->n_embd, lg_ckpt_tensor(ck, LG_T_GATE, l), qg,
+                        log, "gate projection"));
+        TRY(upload_proj(u, &L->up, c->n_ff, c->n_embd, lg_ckpt_tensor(ck, LG_T_UP, l), qu, log,
+                        "up projection"));
+        TRY(upload_proj(u, &L->down, c->n_embd, c->n_ff, lg_ckpt_tensor(ck, LG_T_DOWN, l),
+                        lg_ckpt_qlinear(ck, LG_T_DOWN, l), log, "down projection"));
     }
     return LLMGPU_OK;
 }
@@ -509,6 +664,14 @@ enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint 
     uint64_t need = needed_bytes(m, ck, p), used = atomic_load(&ctx->device_bytes);
     uint64_t avail = used < ctx->device_limit ? ctx->device_limit - used : 0;
 
+    if (ck->quant.method != LG_QUANT_NONE &&
+        (p->weight_type == LLMGPU_WEIGHT_TYPE_Q8_0 || p->weight_type == LLMGPU_WEIGHT_TYPE_Q4_0 ||
+         p->weight_type == LLMGPU_WEIGHT_TYPE_Q4_K)) {
+        lg_err(&ctx->log, "this is a %s checkpoint: its projections load as stored (4-bit); "
+               "another quantized weight type cannot be asked for (use the default, or "
+               "f16/bf16/f32 for its float tensors)", lg_quant_method_name(ck->quant.method));
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
     if (need > avail) {
         lg_err(&ctx->log,
                "out of device memory: the weights need %llu bytes (%.1f MiB), %llu bytes "

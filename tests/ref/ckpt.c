@@ -9,6 +9,7 @@
 #include "ref.h"
 
 #include <stdio.h>
+#include <string.h>
 
 #include "model/model.h"
 
@@ -17,6 +18,19 @@
 static int copy_role(const struct lg_checkpoint *ck, enum lg_tensor_role r, uint32_t l, float *dst,
                      size_t n) {
     const struct lg_tensor_src *t = lg_ckpt_tensor(ck, r, l);
+    char name[256];
+    uint32_t nd;
+    uint64_t shape[2];
+    /* a GPTQ/AWQ projection: dequantized from its qweight/qzeros/scales */
+    if (!t && ck->quant.method != LG_QUANT_NONE &&
+        lg_arch_tensor_name(&ck->cfg, r, l, name, sizeof name) && strlen(name) > 7 &&
+        !strcmp(name + strlen(name) - 7, ".weight")) {
+        lg_arch_tensor_shape(&ck->cfg, r, &nd, shape);
+        name[strlen(name) - 7] = '\0';
+        if (nd == 2 && shape[0] * shape[1] == n &&
+            ref_dequant_qlinear(ck, name, (uint32_t)shape[0], (uint32_t)shape[1], dst) == 0)
+            return 0;
+    }
     if (!t || t->n_elements != (uint64_t)n || !lg_dtype_is_weight(t->dtype)) {
         fprintf(stderr, "ref_model_from_ckpt: %s of layer %u: %s\n", lg_arch_role_name(r),
                 (unsigned)l, t ? "wrong size or dtype" : "missing");

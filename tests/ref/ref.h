@@ -128,6 +128,16 @@ double ref_log_softmax_at(const float *x, int n, int i);
  * reference; 0 when both are all zero, INFINITY when only b is. */
 double ref_nmse(const float *a, const float *b, size_t n);
 
+/* ---- GPTQ / AWQ (gptq_ref.c) ---- */
+
+struct lg_checkpoint;
+/* The Linear "<base>" (e.g. "model.layers.0.mlp.up_proj") of a GPTQ/AWQ
+ * checkpoint dequantized from its qweight/qzeros/scales (g_idx where present)
+ * into w (n_out, k_in) f32: w = scale (q - zero). 0, or -1 (logged to stderr)
+ * when tensors are missing or of other sizes. */
+int ref_dequant_qlinear(const struct lg_checkpoint *ck, const char *base, uint32_t n_out,
+                        uint32_t k_in, float *w);
+
 /* ---- Model and forward pass ---- */
 
 /* The weights, f32, llama2.c TransformerWeights layout: per-layer tensors are
