@@ -275,3 +275,50 @@ void lg_dequantize_q4_k(const uint8_t *blocks, size_t n, float *y) {
         }
     }
 }
+
+/* ---- q6_K (dequantization only) ---- */
+
+void lg_dequantize_q6_k(const uint8_t *blocks, size_t n, float *y) {
+    for (size_t sb = 0; sb < n / LG_QK_K; sb++) {
+        const uint8_t *blk = blocks + sb * LG_Q6_K_BLOCK;
+        const uint8_t *ql = blk, *qh = blk + 128;
+        const int8_t *sc = (const int8_t *)(const void *)(blk + 192);
+        const float d = lg_f16_to_f32(get_u16(blk + 208));
+        float *out = y + sb * LG_QK_K;
+        for (int h = 0; h < 2; h++, ql += 64, qh += 32, sc += 8, out += 128) {
+            for (int l = 0; l < 32; l++) {
+                int is = l / 16;
+                int q1 = ((ql[l] & 15) | ((qh[l] >> 0) & 3) << 4) - 32;
+                int q2 = ((ql[l + 32] & 15) | ((qh[l] >> 2) & 3) << 4) - 32;
+                int q3 = ((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32;
+                int q4 = ((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32;
+                out[l] = d * (float)sc[is] * (float)q1;
+                out[l + 32] = d * (float)sc[is + 2] * (float)q2;
+                out[l + 64] = d * (float)sc[is + 4] * (float)q3;
+                out[l + 96] = d * (float)sc[is + 6] * (float)q4;
+            }
+        }
+    }
+}
+
+/* ---- ggml block layouts -> the split GPU layout ---- */
+
+void lg_q8_0_from_ggml(const uint8_t *blocks, size_t n, int8_t *qs, uint16_t *d) {
+    for (size_t b = 0; b < n / LG_QK; b++, blocks += 2 + LG_QK) {
+        d[b] = get_u16(blocks);
+        memcpy(qs + b * LG_QK, blocks + 2, LG_QK);
+    }
+}
+
+void lg_q4_0_from_ggml(const uint8_t *blocks, size_t n, uint8_t *qs, uint16_t *d) {
+    for (size_t b = 0; b < n / LG_QK; b++, blocks += 2 + LG_QK / 2) {
+        const uint8_t *q = blocks + 2;
+        uint8_t *o = qs + b * (LG_QK / 2);
+        d[b] = get_u16(blocks);
+        /* value v is the low nibble of q[v] for v < 16, the high one of q[v - 16] after */
+        for (int j = 0; j < LG_QK / 4; j++) {
+            o[j] = (uint8_t)((q[2 * j] & 15) | (q[2 * j + 1] & 15) << 4);
+            o[j + 8] = (uint8_t)((q[2 * j] >> 4) | (q[2 * j + 1] >> 4) << 4);
+        }
+    }
+}

@@ -55,4 +55,26 @@ void lg_dequantize_q4_0(const uint8_t *qs, const uint16_t *d, size_t n, float *y
 void lg_quantize_q4_k(const float *x, size_t n, uint8_t *blocks);
 void lg_dequantize_q4_k(const uint8_t *blocks, size_t n, float *y);
 
+/*
+ * q6_K: ggml's block_q6_K, 210 bytes per super-block of 256 values: 128 bytes
+ * ql (low 4 bits), 64 bytes qh (high 2 bits), 16 int8 scales (one per 16
+ * values), f16 d. Value i of a block (n = i / 128, j = i % 128, g = j / 32,
+ * l = j % 32): low bits = nibble g / 2 (low nibble for g < 2) of
+ * ql[64 n + 32 (g % 2) + l], high bits = (qh[32 n + l] >> 2 g) & 3,
+ * q = low | high << 4 in 0..63, x = f16(d) * scales[i / 16] * (q - 32), computed
+ * as ggml's dequantize_row_q6_K does ((d * scale) * (q - 32) in f32).
+ * No GPU type yet: the loader widens GGUF Q6_K tensors with this.
+ */
+#define LG_Q6_K_BLOCK 210
+void lg_dequantize_q6_k(const uint8_t *blocks, size_t n, float *y);
+
+/*
+ * ggml's block layouts of q8_0 (f16 d, 32 int8) and q4_0 (f16 d, 16 bytes:
+ * byte j = value j | value j+16 << 4) -> the split GPU layout above (values,
+ * then scales; q4_0 nibbles 2j | 2j+1 << 4), for one row of n values
+ * (n % 32 == 0). blocks need not be aligned. Bit-exact: no value changes.
+ */
+void lg_q8_0_from_ggml(const uint8_t *blocks, size_t n, int8_t *qs, uint16_t *d);
+void lg_q4_0_from_ggml(const uint8_t *blocks, size_t n, uint8_t *qs, uint16_t *d);
+
 #endif /* LG_QUANT_H */
