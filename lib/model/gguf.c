@@ -793,13 +793,6 @@ static enum llmgpu_status open_split(const struct lg_alloc *a, const struct lg_l
             want_total = v, have_total = 1;
         total += p->n_tensors; /* each bounded by its file's size */
     }
-    if (have_total && total != want_total) {
-        lg_err(log, "%s: the %llu parts hold %llu tensors; split.tensors.count says %llu", path,
-               (unsigned long long)n, (unsigned long long)total,
-               (unsigned long long)want_total);
-        st = LLMGPU_ERR_BAD_MODEL_FILE;
-        goto out;
-    }
     /* one table over all parts, names moved from the parts (their tables keep NULLs) */
     if (!(all = lg_calloc(a, (size_t)total, sizeof *all)) ||
         !(by_name = lg_calloc(a, (size_t)total, sizeof *by_name)))
@@ -828,6 +821,12 @@ static enum llmgpu_status open_split(const struct lg_alloc *a, const struct lg_l
             st = LLMGPU_ERR_BAD_MODEL_FILE;
             break;
         }
+    if (st == LLMGPU_OK && have_total && total != want_total) {
+        lg_err(log, "%s: the %llu parts hold %llu tensors; split.tensors.count says %llu", path,
+               (unsigned long long)n, (unsigned long long)total,
+               (unsigned long long)want_total);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+    }
     qsort(all, (size_t)total, sizeof *all, cmp_tensor_name);
     lg_free(a, g->tensors);
     g->tensors = all;
