@@ -110,18 +110,80 @@ static void print_device(const struct llmgpu_device_info *d, int chosen) {
     printf("\n");
 }
 
+static enum llmgpu_weight_type g_weight_type; /* --weight-type; DEFAULT when not given */
+static int parse_weight_type(const char *v);
+
+static const char *weight_type_name(enum llmgpu_weight_type t) {
+    static const char *const names[] = {"default", "f32", "f16", "bf16", "q8_0", "q4_0", "q4_k"};
+    return (unsigned)t < sizeof names / sizeof names[0] ? names[t] : "?";
+}
+
+/* `llmgpu info -m MODEL`: the model's hyper-parameters and what its weights became. */
+static int print_model(struct llmgpu_context *ctx, const char *path) {
+    struct llmgpu_model_params mp;
+    struct llmgpu_model_info mi = {.struct_size = sizeof mi};
+    struct llmgpu_model *m = NULL;
+    char piece[64];
+    size_t len;
+    enum llmgpu_status st;
+    llmgpu_model_params_init(&mp);
+    mp.weight_type = g_weight_type;
+    st = llmgpu_model_load(ctx, path, &mp, &m);
+    if (st != LLMGPU_OK) {
+        fprintf(stderr, "llmgpu: cannot load the model %s\n", path);
+        return fail("loading the model", st);
+    }
+    llmgpu_model_info(m, &mi);
+    printf("model %s\n", path);
+    printf("  architecture %s, %llu parameters, weights %s: %.1f MiB on the GPU\n",
+           mi.architecture, (unsigned long long)mi.n_params, weight_type_name(mi.weight_type),
+           (double)mi.weight_bytes / (1 << 20));
+    printf("  layers %u, n_embd %u, n_ff %u, heads %u (kv %u), head_dim %u\n", mi.n_layer,
+           mi.n_embd, mi.n_ff, mi.n_head, mi.n_kv_head, mi.head_dim);
+    printf("  vocab %u (tokenizer %u), context %u, sliding window %u, rope theta %g, rms eps %g\n",
+           mi.n_vocab, llmgpu_model_n_tokens(m), mi.n_ctx_train, mi.sliding_window,
+           (double)mi.rope_theta, (double)mi.rms_norm_eps);
+    len = sizeof piece;
+    if (llmgpu_model_token_bos(m) >= 0 &&
+        llmgpu_token_to_piece(m, llmgpu_model_token_bos(m), piece, &len) == LLMGPU_OK)
+        printf("  bos %d %.*s", llmgpu_model_token_bos(m), (int)len, piece);
+    else
+        printf("  bos none");
+    len = sizeof piece;
+    if (llmgpu_model_token_eos(m) >= 0 &&
+        llmgpu_token_to_piece(m, llmgpu_model_token_eos(m), piece, &len) == LLMGPU_OK)
+        printf(", eos %d %.*s\n", llmgpu_model_token_eos(m), (int)len, piece);
+    else
+        printf(", eos none\n");
+    {
+        struct llmgpu_chat_message msg = {.role = "user", .content = "hi"};
+        len = 0;
+        st = llmgpu_chat_apply_template(m, &msg, 1, 0, NULL, &len);
+        printf("  chat template: %s\n", st == LLMGPU_OK || st == LLMGPU_ERR_BUFFER_TOO_SMALL
+                                              ? "yes" : "none");
+    }
+    llmgpu_model_free(m);
+    return 0;
+}
+
 static int cmd_info(int argc, char **argv) {
     struct llmgpu_context_params cp;
     struct llmgpu_device_info devs[16], chosen;
     struct llmgpu_context *ctx;
     uint32_t n = 16;
-    int bandwidth = 0;
+    int bandwidth = 0, r = 0;
+    const char *model = NULL;
     enum llmgpu_status st;
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--bandwidth"))
             bandwidth = 1;
-        else {
-            fprintf(stderr, "usage: llmgpu info [--bandwidth]\n");
+        else if ((!strcmp(argv[i], "-m") || !strcmp(argv[i], "--model")) && i + 1 < argc)
+            model = argv[++i];
+        else if (!strcmp(argv[i], "--weight-type") && i + 1 < argc) {
+            if (parse_weight_type(argv[++i]))
+                return 2;
+        } else {
+            fprintf(stderr, "usage: llmgpu info [--bandwidth] [-m MODEL [--weight-type T]]\n");
             return 2;
         }
     }
@@ -149,13 +211,13 @@ static int cmd_info(int argc, char **argv) {
         }
         printf("streaming read bandwidth: %.1f GB/s\n", bps / 1e9);
     }
+    if (model)
+        r = print_model(ctx, model);
     llmgpu_context_free(ctx);
-    return 0;
+    return r;
 }
 
 /* ---- shared option handling ---- */
-
-static enum llmgpu_weight_type g_weight_type; /* --weight-type; DEFAULT when not given */
 
 /* --weight-type NAME; 0, or -1 for an unknown name. */
 static int parse_weight_type(const char *v) {
@@ -344,7 +406,7 @@ static int app_open(struct app *app, const char *model_dir, int vocab_only) {
         mp.progress_fn = progress_bar, mp.progress_user = &last;
     st = llmgpu_model_load(app->ctx, model_dir, &mp, &app->model);
     if (st != LLMGPU_OK) {
-        fprintf(stderr, "llmgpu: cannot load the model in %s\n", model_dir);
+        fprintf(stderr, "llmgpu: cannot load the model %s\n", model_dir);
         llmgpu_context_free(app->ctx);
         return fail("loading the model", st);
     }
@@ -381,7 +443,7 @@ static int32_t *tokenize(struct llmgpu_model *m, const char *text, size_t len, s
 }
 
 static int cmd_tokenize(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu tokenize [-m DIR] (-p TEXT | -f FILE)";
+    const char *use = "llmgpu tokenize [-m MODEL] (-p TEXT | -f FILE)";
     struct opts o;
     struct app app;
     char mbuf[4096], *text = NULL;
@@ -413,7 +475,7 @@ static int cmd_tokenize(int argc, char **argv, const char *argv0) {
 }
 
 static int cmd_detokenize(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu detokenize [-m DIR] ID...";
+    const char *use = "llmgpu detokenize [-m MODEL] ID...";
     struct opts o;
     struct app app;
     char mbuf[4096], *text;
@@ -526,7 +588,7 @@ static void print_telemetry(const struct app *app, const struct llmgpu_session_p
 }
 
 static int cmd_generate(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
+    const char *use = "llmgpu generate [-m MODEL] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
                       "[--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N] "
                       "[--weight-type T] [--ignore-eos] [--ids]";
     struct opts o;
@@ -615,7 +677,7 @@ static double log_softmax_at(const float *x, size_t n, int32_t i) {
 }
 
 static int cmd_perplexity(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]";
+    const char *use = "llmgpu perplexity [-m MODEL] -f FILE [--ctx N] [--weight-type T]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
@@ -702,7 +764,7 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
 }
 
 static int cmd_bench(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu bench [-m DIR] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N] "
+    const char *use = "llmgpu bench [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N] "
                       "[--weight-type T] [--profile]";
     struct app app;
     struct llmgpu_session_params sp;
@@ -1123,7 +1185,7 @@ static void chat_load(struct chat *c, const char *path) {
 }
 
 static int cmd_chat(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu chat [-m DIR] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] "
+    const char *use = "llmgpu chat [-m MODEL] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] "
                       "[--ignore-eos] [--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P] "
                       "[--repeat-penalty R] [--stop STR]...";
     struct opts o;
@@ -1298,22 +1360,23 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: llmgpu COMMAND [OPTIONS]\n"
             "commands:\n"
-            "  info [--bandwidth]              list Vulkan devices and the one chosen\n"
-            "  generate [-m DIR] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P]\n"
+            "  info [--bandwidth] [-m MODEL]   list Vulkan devices and the one chosen; with -m,\n"
+            "                                  load MODEL and print its parameters\n"
+            "  generate [-m MODEL] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P]\n"
             "           [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N]\n"
             "           [--weight-type T] [--ignore-eos] [--ids]\n"
             "                                  continue a prompt, sampling on the GPU\n"
             "                                  (--temp 0: greedy; --ignore-eos: go on past\n"
             "                                  end-of-generation tokens)\n"
-            "  chat [-m DIR] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] [--ignore-eos]\n"
+            "  chat [-m MODEL] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] [--ignore-eos]\n"
             "       [sampling options]\n"
             "                                  chat with the model's chat template; /reset,\n"
             "                                  /save FILE, /load FILE, /quit\n"
-            "  tokenize [-m DIR] (-p TEXT | -f FILE)   print token ids as transformers would\n"
-            "  detokenize [-m DIR] ID...       print the text of token ids\n"
-            "  perplexity [-m DIR] -f FILE [--ctx N] [--weight-type T]\n"
+            "  tokenize [-m MODEL] (-p TEXT | -f FILE)   print token ids as transformers would\n"
+            "  detokenize [-m MODEL] ID...       print the text of token ids\n"
+            "  perplexity [-m MODEL] -f FILE [--ctx N] [--weight-type T]\n"
             "                                  perplexity of a text file\n"
-            "  bench [-m DIR] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T]\n"
+            "  bench [-m MODEL] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T]\n"
             "                                  prompt and generation tok/s\n"
             "  quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k|q6_k]\n"
             "                                  write a Hugging Face model as GGUF (no GPU)\n"
@@ -1321,6 +1384,8 @@ static void usage(FILE *f) {
             "               q4_0, q4_k, q6_k (quantized at load; the embedding and LM head\n"
             "               stay f16)\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
+            "MODEL: a Hugging Face model directory or a GGUF file (the first part of a split\n"
+            "       set); a GGUF file keeps its weight types unless --weight-type is given\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
             "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1\n");
 }

@@ -345,7 +345,7 @@ typedef int (*llmgpu_progress_fn)(uint64_t bytes_done, uint64_t bytes_total, voi
 struct llmgpu_model_params {
     uint32_t struct_size;
     uint32_t flags;                  /* LLMGPU_MODEL_FLAG_*; default 0 */
-    enum llmgpu_weight_type weight_type; /* default LLMGPU_WEIGHT_TYPE_DEFAULT (f16) */
+    enum llmgpu_weight_type weight_type; /* default LLMGPU_WEIGHT_TYPE_DEFAULT (f16; GGUF: as stored) */
     llmgpu_progress_fn progress_fn;  /* default NULL */
     void *progress_user;
 };
@@ -358,7 +358,10 @@ struct llmgpu_model;
 /**
  * Load a model: a Hugging Face directory (config.json, tokenizer.json,
  * tokenizer_config.json, generation_config.json when present, model.safetensors
- * or shards listed in model.safetensors.index.json).
+ * or shards listed in model.safetensors.index.json), or a GGUF file (recognised by
+ * its magic; for a llama.cpp gguf-split set, the first part). For a GGUF file,
+ * weight_type DEFAULT keeps each matrix's stored type (Q6_K: f16 for now; a
+ * quantized token embedding: f16); llmgpu_model_info reports the resulting type.
  * \param[out] out  the model, or NULL on failure.
  * \returns LLMGPU_OK, LLMGPU_ERR_IO, LLMGPU_ERR_BAD_MODEL_FILE, LLMGPU_ERR_UNSUPPORTED_MODEL,
  *          LLMGPU_ERR_BAD_TOKENIZER, LLMGPU_ERR_OUT_OF_DEVICE_MEMORY (the log says how many

@@ -101,6 +101,10 @@ void lg_session_set_position(struct llmgpu_session *s, uint32_t pos);
 
 enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,
                                    const struct llmgpu_model_params *p);
+/* The same from a GGUF file (after lg_gguf_open_model); see upload.c. */
+struct lg_gguf;
+enum llmgpu_status lg_model_upload_gguf(struct llmgpu_model *m, const struct lg_gguf *g,
+                                        const struct llmgpu_model_params *p);
 void lg_model_release_gpu(struct llmgpu_model *m);
 uint64_t lg_wtensor_bytes(const struct lg_wtensor *t);
 

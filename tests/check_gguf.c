@@ -6,7 +6,11 @@
  * TCases: Parse (valid v2/v3 files, every accessor), Errors (each malformed input:
  * status and log message; every truncation; allocation failures), Model (config,
  * roles, the Q/K permutation proved against the HF tensors), Writer (round trip
- * through the Python reader), Tokenizer (parity with tokenizer.json).
+ * through the Python reader), Tokenizer (parity with tokenizer.json), Split (llama.cpp's
+ * gguf-split sets and their malformed variants), Blocks (the Q6_K dequantizer and the
+ * ggml -> GPU block repacking against formulas written here), and Load (tagged "gpu":
+ * llmgpu_model_load of GGUF files against the Hugging Face directory they came from and
+ * against tests/ref's f32 forward pass run on the file's dequantized values).
  */
 #include <check.h>
 #include <math.h>
@@ -20,6 +24,8 @@
 #include "model/gguf.h"
 #include "model/quant.h"
 #include "tokenizer/tok_gguf.h"
+#include "ref/ref.h"
+#include "testutil.h"
 #include "util/testmodel.h"
 
 /* ---- a GGUF byte builder ---- */
@@ -584,6 +590,21 @@ static struct lg_gguf *open_model(const char *dir) {
     return g;
 }
 
+/* ggml block_q6_K, value by value from the layout's description (quant.h), not the
+ * loop structure of ggml's dequantize_row_q6_K: value i has low bits in a nibble of ql,
+ * high bits in a 2-bit field of qh, scale scales[i / 16]. */
+static void q6_k_ref(const unsigned char *blk, float *y) {
+    const unsigned char *ql = blk, *qh = blk + 128;
+    float d = lg_f16_to_f32((uint16_t)(blk[208] | blk[209] << 8));
+    for (int i = 0; i < 256; i++) {
+        int n = i / 128, g = (i % 128) / 32, l = i % 32;
+        int lo = (ql[64 * n + 32 * (g % 2) + l] >> (g < 2 ? 0 : 4)) & 15;
+        int hi = (qh[32 * n + l] >> (2 * g)) & 3;
+        int8_t sc = (int8_t)blk[192 + i / 16];
+        y[i] = d * (float)sc * (float)((lo | hi << 4) - 32);
+    }
+}
+
 /* f32 values of GGUF row `row` of t (F32/F16/BF16 directly, Q8_0 dequantized). */
 static void gguf_row_f32(const struct lg_gguf_tensor *t, uint64_t row, float *out) {
     const unsigned char *p = (const unsigned char *)t->data + row * t->row_bytes;
@@ -605,6 +626,11 @@ static void gguf_row_f32(const struct lg_gguf_tensor *t, uint64_t row, float *ou
                 out[b * 32 + i + 16] = d * (float)((p[2 + i] >> 4) - 8);
             }
         }
+        return;
+    }
+    if (t->type == LG_GGML_Q6_K) {
+        for (b = 0; b < t->ne[0] / 256; b++, p += 210)
+            q6_k_ref(p, out + b * 256);
         return;
     }
     ck_assert_uint_eq(t->type, LG_GGML_Q8_0);
@@ -1395,6 +1421,540 @@ START_TEST(test_tok_errors) {
 }
 END_TEST
 
+/* ===================================================================== Blocks */
+
+static uint64_t rng_next(uint64_t *s) {
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* A finite f16 scale of either sign, magnitude in [2^-14, 2^3). */
+static uint16_t rand_scale(uint64_t *s) {
+    uint64_t r = rng_next(s);
+    return (uint16_t)((r & 0x8000) | ((1 + r % 17) << 10) | ((r >> 20) & 0x3ff));
+}
+
+/* Q6_K: blocks packed here from known levels L (0..63), int8 scales and an f16 d, as
+ * ggml's quantize_row_q6_K packs them; the library's dequantizer must give
+ * d * scale[i/16] * (L - 32) exactly, and agree bit for bit with q6_k_ref. */
+START_TEST(test_q6_k_dequant) {
+    enum { NB = 3 };
+    unsigned char blk[NB * 210];
+    int L[NB * 256];
+    int8_t sc[NB * 16];
+    uint16_t dh[NB];
+    float got[NB * 256], via[NB * 256], ref[256];
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int trial = 0; trial < 20; trial++) {
+        memset(blk, 0, sizeof blk);
+        for (int b = 0; b < NB; b++) {
+            unsigned char *ql = blk + 210 * b, *qh = ql + 128;
+            for (int i = 0; i < 256; i++)
+                L[256 * b + i] = trial == 0 ? (i % 2 ? 63 : 0) : (int)(rng_next(&seed) % 64);
+            for (int j = 0; j < 16; j++) {
+                sc[16 * b + j] = trial == 0 ? (int8_t)(j % 2 ? -128 : 127)
+                                            : (int8_t)(rng_next(&seed) & 255);
+                ql[192 + j] = (unsigned char)sc[16 * b + j];
+            }
+            dh[b] = rand_scale(&seed);
+            ql[208] = (unsigned char)dh[b];
+            ql[209] = (unsigned char)(dh[b] >> 8);
+            for (int n = 0; n < 2; n++)
+                for (int l = 0; l < 32; l++) {
+                    const int *x = L + 256 * b + 128 * n + l;
+                    ql[64 * n + l] = (unsigned char)((x[0] & 15) | (x[64] & 15) << 4);
+                    ql[64 * n + l + 32] = (unsigned char)((x[32] & 15) | (x[96] & 15) << 4);
+                    qh[32 * n + l] = (unsigned char)((x[0] >> 4) | (x[32] >> 4) << 2 |
+                                                     (x[64] >> 4) << 4 | (x[96] >> 4) << 6);
+                }
+        }
+        lg_dequantize_q6_k(blk, NB * 256, got);
+        lg_gguf_row_to_f32(LG_GGML_Q6_K, blk, NB * 256, via);
+        for (int b = 0; b < NB; b++) {
+            float d = lg_f16_to_f32(dh[b]);
+            q6_k_ref(blk + 210 * b, ref);
+            for (int i = 0; i < 256; i++) {
+                float want = d * (float)sc[16 * b + i / 16] * (float)(L[256 * b + i] - 32);
+                ck_assert_msg(memcmp(&got[256 * b + i], &want, 4) == 0,
+                              "trial %d block %d value %d: %g, want %g", trial, b, i,
+                              (double)got[256 * b + i], (double)want);
+                ck_assert(memcmp(&ref[i], &want, 4) == 0);
+                ck_assert(memcmp(&via[256 * b + i], &want, 4) == 0);
+            }
+        }
+    }
+}
+END_TEST
+
+/* ggml's q8_0/q4_0 blocks -> the split GPU layout: dequantizing the result with the
+ * GPU layout's dequantizer gives what the ggml layout says, bit for bit; so does
+ * lg_gguf_row_to_f32. */
+START_TEST(test_ggml_block_repack) {
+    enum { N = 128 };
+    unsigned char q8[N / 32 * 34], q4[N / 32 * 18], qs[N];
+    uint16_t d[N / 32];
+    float got[N], want[N], via[N];
+    uint64_t seed = 12345;
+    struct lg_gguf_tensor t;
+    memset(&t, 0, sizeof t);
+    t.ne[0] = N;
+    t.row_bytes = sizeof q8;
+    for (int trial = 0; trial < 50; trial++) {
+        for (size_t i = 0; i < sizeof q8; i++)
+            q8[i] = (unsigned char)rng_next(&seed);
+        for (size_t i = 0; i < sizeof q4; i++)
+            q4[i] = (unsigned char)rng_next(&seed);
+        for (int b = 0; b < N / 32; b++) {
+            uint16_t h = rand_scale(&seed);
+            q8[34 * b] = (unsigned char)h, q8[34 * b + 1] = (unsigned char)(h >> 8);
+            h = rand_scale(&seed);
+            q4[18 * b] = (unsigned char)h, q4[18 * b + 1] = (unsigned char)(h >> 8);
+        }
+        t.type = LG_GGML_Q8_0;
+        t.data = q8;
+        gguf_row_f32(&t, 0, want);
+        lg_q8_0_from_ggml(q8, N, (int8_t *)qs, d);
+        lg_dequantize_q8_0((const int8_t *)qs, d, N, got);
+        lg_gguf_row_to_f32(LG_GGML_Q8_0, q8, N, via);
+        ck_assert(memcmp(got, want, sizeof got) == 0);
+        ck_assert(memcmp(via, want, sizeof via) == 0);
+        t.type = LG_GGML_Q4_0;
+        t.data = q4;
+        gguf_row_f32(&t, 0, want);
+        lg_q4_0_from_ggml(q4, N, qs, d);
+        lg_dequantize_q4_0(qs, d, N, got);
+        lg_gguf_row_to_f32(LG_GGML_Q4_0, q4, N, via);
+        ck_assert(memcmp(got, want, sizeof got) == 0);
+        ck_assert(memcmp(via, want, sizeof via) == 0);
+    }
+}
+END_TEST
+
+/* ===================================================================== Split */
+
+/* dir/m.gguf (mkgguf.py --from-hf, q8_0) split by mkgguf.py --split into dir/s-*.gguf. */
+static void mk_split(const char *split_args, char *dir, size_t size) {
+    const char *data = getenv("LLMGPU_TEST_DATA");
+    char cmd[2048];
+    mk_hf_gguf("--kv-heads 2 --layers 3", "--type q8_0", dir, size);
+    snprintf(cmd, sizeof cmd,
+             "python3 '%s/tools/mkgguf.py' --split '%s/m.gguf' --parts 3 --out-prefix '%s/s' %s",
+             data ? data : "tests", dir, dir, split_args);
+    ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+}
+
+static enum llmgpu_status open_split_file(const char *dir, const char *name,
+                                          struct lg_gguf **g) {
+    char path[700];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    lgt_log_reset();
+    return lg_gguf_open_model(NULL, &lgt_log, path, g);
+}
+
+START_TEST(test_split_open) {
+    char dir[512];
+    struct lg_gguf *one, *g = NULL;
+    uint64_t i;
+    mk_split("", dir, sizeof dir);
+    one = open_model(dir);
+    ck_assert_msg(open_split_file(dir, "s-00001-of-00003.gguf", &g) == LLMGPU_OK, "%s",
+                  lgt_log_text());
+    ck_assert_uint_eq(g->n_parts, 3);
+    ck_assert_uint_eq(g->n_tensors, one->n_tensors);
+    check_cfg_equal(&g->cfg, &one->cfg);
+    {
+        uint32_t parts_seen = 0;
+        for (i = 0; i < g->n_tensors; i++) {
+            const struct lg_gguf_tensor *a = &g->tensors[i];
+            const struct lg_gguf_tensor *b = lg_gguf_find_tensor(one, a->name);
+            ck_assert_ptr_nonnull(b);
+            ck_assert_uint_eq(a->type, b->type);
+            ck_assert_uint_eq(a->nbytes, b->nbytes);
+            ck_assert(memcmp(a->ne, b->ne, sizeof a->ne) == 0);
+            ck_assert(memcmp(a->data, b->data, (size_t)a->nbytes) == 0);
+            parts_seen |= 1u << a->part;
+        }
+        ck_assert_uint_eq(parts_seen, 7); /* tensors really come from all three files */
+    }
+    lg_gguf_close(g);
+    lg_gguf_close(one);
+}
+END_TEST
+
+START_TEST(test_split_errors) {
+    char dir[512], path[700], cmd[1600];
+    struct lg_gguf *g = (struct lg_gguf *)1;
+    enum llmgpu_status st;
+    /* a later part names the file to load */
+    mk_split("", dir, sizeof dir);
+    st = open_split_file(dir, "s-00002-of-00003.gguf", &g);
+    ck_assert_int_eq(st, LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(g);
+    ck_assert(lgt_log_has("part 2 of a split set of 3", "load the first part", NULL));
+    /* the first part under another name: the parts cannot be found */
+    snprintf(cmd, sizeof cmd, "cp '%s/s-00001-of-00003.gguf' '%s/first.gguf'", dir, dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(open_split_file(dir, "first.gguf", &g), LLMGPU_ERR_BAD_MODEL_FILE);
+    ck_assert_msg(lgt_log_has("does not end in \"-00001-of-00003.gguf\"", NULL), "%s",
+                  lgt_log_text());
+    /* truncated data in part 3 */
+    snprintf(path, sizeof path, "%s/s-00003-of-00003.gguf", dir);
+    {
+        FILE *f = fopen(path, "rb");
+        long n;
+        ck_assert_ptr_nonnull(f);
+        fseek(f, 0, SEEK_END);
+        n = ftell(f);
+        fclose(f);
+        ck_assert_int_eq(truncate(path, n - 40), 0);
+    }
+    st = open_split_file(dir, "s-00001-of-00003.gguf", &g);
+    ck_assert_int_eq(st, LLMGPU_ERR_BAD_MODEL_FILE);
+    ck_assert_msg(lgt_log_has("s-00003-of-00003.gguf", "past the end", NULL), "%s",
+                  lgt_log_text());
+    /* a missing part */
+    ck_assert_int_eq(remove(path), 0);
+    st = open_split_file(dir, "s-00001-of-00003.gguf", &g);
+    ck_assert_int_eq(st, LLMGPU_ERR_IO);
+    ck_assert_msg(lgt_log_has("split part 3 of 3 is missing", NULL), "%s", lgt_log_text());
+    /* a tensor in two parts */
+    mk_split("--dup-tensor", dir, sizeof dir);
+    st = open_split_file(dir, "s-00001-of-00003.gguf", &g);
+    ck_assert_int_eq(st, LLMGPU_ERR_BAD_MODEL_FILE);
+    ck_assert_msg(lgt_log_has("is in split parts 1 and 2", NULL), "%s", lgt_log_text());
+    /* a tensor count that does not add up */
+    mk_split("--bad-count", dir, sizeof dir);
+    st = open_split_file(dir, "s-00001-of-00003.gguf", &g);
+    ck_assert_int_eq(st, LLMGPU_ERR_BAD_MODEL_FILE);
+    ck_assert_msg(lgt_log_has("split.tensors.count says", NULL), "%s", lgt_log_text());
+    ck_assert_ptr_null(g);
+}
+END_TEST
+
+/* ===================================================================== Load (GPU) */
+
+static struct tu_log tlog;
+static struct llmgpu_context *g_ctx;
+static void gpu_setup(void) {
+    tu_log_clear(&tlog);
+    g_ctx = tu_context(&tlog, NULL);
+}
+static void gpu_teardown(void) {
+    tu_context_free(g_ctx);
+}
+
+static struct llmgpu_model *load_model(const char *path, enum llmgpu_weight_type wt) {
+    struct llmgpu_model_params mp;
+    struct llmgpu_model *m = NULL;
+    enum llmgpu_status st;
+    llmgpu_model_params_init(&mp);
+    mp.weight_type = wt;
+    tu_log_clear(&tlog);
+    st = llmgpu_model_load(g_ctx, path, &mp, &m);
+    ck_assert_msg(st == LLMGPU_OK, "load %s: %s\n%s", path, llmgpu_status_string(st), tlog.text);
+    return m;
+}
+
+enum { N_PROMPT = 12, N_GEN = 16, N_CTX = 64 };
+
+/* Prefill a fixed prompt, then N_GEN greedy steps, feeding `feed` tokens when given
+ * (else the model's own): logits of every step (N_GEN + 1 rows) and tokens chosen. */
+static void run_greedy(struct llmgpu_model *m, const int32_t *feed, float *logits,
+                       int32_t *toks) {
+    struct llmgpu_session_params sp;
+    struct llmgpu_session *s = NULL;
+    uint32_t nv = llmgpu_model_n_tokens(m);
+    int32_t prompt[N_PROMPT];
+    struct llmgpu_model_info mi;
+    mi.struct_size = sizeof mi;
+    ck_assert_int_eq(llmgpu_model_info(m, &mi), LLMGPU_OK);
+    nv = mi.n_vocab;
+    for (int i = 0; i < N_PROMPT; i++)
+        prompt[i] = (int32_t)((i * 7919 + 13) % (int)nv);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = N_CTX;
+    sp.n_batch = 5;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_prefill(s, prompt, N_PROMPT), LLMGPU_OK);
+    for (int step = 0; step <= N_GEN; step++) {
+        size_t n = nv;
+        int32_t tok;
+        ck_assert_int_eq(llmgpu_session_logits(s, logits + (size_t)step * nv, &n), LLMGPU_OK);
+        ck_assert_int_eq(llmgpu_session_sample_greedy(s, &tok), LLMGPU_OK);
+        toks[step] = tok;
+        if (step < N_GEN)
+            ck_assert_int_eq(llmgpu_session_decode(s, feed ? feed[step] : tok), LLMGPU_OK);
+    }
+    llmgpu_session_free(s);
+}
+
+/* llmgpu_quantize(type) of a tiny HF model, loaded as stored, against the HF directory
+ * loaded with that weight_type: the same bytes reach the GPU (Q/K rows unpermuted,
+ * q8_0/q4_0 repacked, q4_K copied), so logits agree to the last bit and the greedy
+ * tokens are the same. Variants cover llama (MHA/GQA), Qwen2 biases and a Mistral
+ * sliding window shorter than the sequence. */
+static const struct {
+    enum llmgpu_weight_type wt;
+    const char *mk;
+} load_cases[] = {
+    {LLMGPU_WEIGHT_TYPE_F16, "--arch llama --kv-heads 2 --seed 21"},
+    {LLMGPU_WEIGHT_TYPE_Q8_0, "--arch qwen2 --kv-heads 2 --seed 22"},
+    {LLMGPU_WEIGHT_TYPE_Q4_0, "--arch mistral --kv-heads 2 --sliding-window 8 --seed 23"},
+    {LLMGPU_WEIGHT_TYPE_Q4_K, "--arch llama --kv-heads 1 --tie --seed 24"},
+};
+
+START_TEST(test_load_matches_hf) {
+    char dir[512], args[256], path[700];
+    struct llmgpu_quantize_params qp;
+    struct llmgpu_model *mh, *mg;
+    struct llmgpu_model_info ih, ig;
+    float *lh, *lgg;
+    int32_t th[N_GEN + 1], tg[N_GEN + 1];
+    size_t nv;
+    snprintf(args, sizeof args, "--layers 2 --hidden 256 --heads 4 --ff 512 --vocab 300 %s",
+             load_cases[_i].mk);
+    ck_assert_int_eq(lgt_mkmodel(args, dir, sizeof dir), 0);
+    snprintf(path, sizeof path, "%s/model.gguf", dir);
+    llmgpu_quantize_params_init(&qp);
+    qp.weight_type = load_cases[_i].wt;
+    ck_assert_int_eq(llmgpu_quantize(dir, path, &qp), LLMGPU_OK);
+    mh = load_model(dir, load_cases[_i].wt);
+    mg = load_model(path, LLMGPU_WEIGHT_TYPE_DEFAULT);
+    ih.struct_size = ig.struct_size = sizeof ih;
+    ck_assert_int_eq(llmgpu_model_info(mh, &ih), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_model_info(mg, &ig), LLMGPU_OK);
+    ck_assert_str_eq(ig.architecture, ih.architecture);
+    ck_assert_uint_eq(ig.n_params, ih.n_params);
+    ck_assert_uint_eq(ig.weight_bytes, ih.weight_bytes);
+    ck_assert_int_eq(ig.weight_type, load_cases[_i].wt); /* "as stored", resolved */
+    ck_assert_uint_eq(ig.n_vocab, ih.n_vocab);
+    ck_assert_uint_eq(ig.n_layer, ih.n_layer);
+    ck_assert_uint_eq(ig.n_kv_head, ih.n_kv_head);
+    ck_assert_uint_eq(ig.sliding_window, ih.sliding_window);
+    ck_assert(ig.rope_theta == ih.rope_theta && ig.rms_norm_eps == ih.rms_norm_eps);
+    ck_assert_int_eq(llmgpu_model_token_bos(mg), llmgpu_model_token_bos(mh));
+    ck_assert_int_eq(llmgpu_model_token_eos(mg), llmgpu_model_token_eos(mh));
+    {
+        int32_t a[64], b[64];
+        size_t na = 64, nb = 64;
+        const char *text = "Hello world, hello GGUF";
+        uint32_t fl = LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL;
+        ck_assert_int_eq(llmgpu_tokenize(mh, text, strlen(text), fl, a, &na), LLMGPU_OK);
+        ck_assert_int_eq(llmgpu_tokenize(mg, text, strlen(text), fl, b, &nb), LLMGPU_OK);
+        ck_assert_uint_eq(na, nb);
+        ck_assert(memcmp(a, b, na * sizeof *a) == 0);
+    }
+    nv = ih.n_vocab;
+    lh = malloc((N_GEN + 1) * nv * sizeof *lh);
+    lgg = malloc((N_GEN + 1) * nv * sizeof *lgg);
+    run_greedy(mh, NULL, lh, th);
+    run_greedy(mg, NULL, lgg, tg);
+    for (int step = 0; step <= N_GEN; step++) {
+        float amax = 0, dmax = 0;
+        for (size_t i = 0; i < nv; i++) {
+            amax = fmaxf(amax, fabsf(lh[step * nv + i]));
+            dmax = fmaxf(dmax, fabsf(lh[step * nv + i] - lgg[step * nv + i]));
+        }
+        ck_assert_msg(dmax <= 1e-6f * amax, "case %d step %d: logits differ by %g (max %g)", _i,
+                      step, (double)dmax, (double)amax);
+        ck_assert_int_eq(tg[step], th[step]);
+    }
+    free(lh);
+    free(lgg);
+    llmgpu_model_free(mh);
+    llmgpu_model_free(mg);
+}
+END_TEST
+
+/* Files from mkgguf.py (the independent writer) against tests/ref's f32 forward pass:
+ * "hf" = the HF checkpoint's own weights (so a file whose Q/K rows were NOT permuted,
+ * read through the loader's inverse permutation, must disagree), "file" = the file's
+ * values dequantized here (gguf_row_f32, HF row r read from file row
+ * lg_gguf_qk_file_row(r)), rounded to f16 where the loader widens: a quantized
+ * token_embd (also the LM head when tied). */
+static const struct {
+    const char *mk, *gguf;
+    int ref_from_file, expect_match;
+} ref_cases[] = {
+    {"", "--type f32", 0, 1},
+    {"", "--type f32 --no-permute", 0, 0},
+    {"--arch qwen2", "--type f16", 0, 1}, /* f16 file vs f32 weights: within f16 rounding */
+    {"", "--type q8_0", 1, 1},            /* Q8_0 token_embd and output */
+    {"--tie", "--type q8_0", 1, 1},       /* Q8_0 tied embedding = LM head */
+    {"--arch mistral --sliding-window 8", "--type q6_k", 1, 1},
+};
+
+static void ref_from_file(struct ref_model *rm, const struct lg_gguf *g) {
+    const struct lg_model_config *c = &g->cfg;
+    uint32_t q = c->n_head * c->head_dim, kv = c->n_kv_head * c->head_dim;
+    for (int r = 0; r < LG_T_COUNT; r++) {
+        uint32_t nl = lg_arch_is_per_layer((enum lg_tensor_role)r) ? c->n_layer : 1;
+        for (uint32_t l = 0; l < nl; l++) {
+            const struct lg_gguf_tensor *t = lg_gguf_tensor_role(g, (enum lg_tensor_role)r, l);
+            float *dst;
+            int widen;
+            if (!t || t->n_dims != 2)
+                continue;
+            switch (r) {
+            case LG_T_TOK_EMBD: dst = rm->w.token_embedding; break;
+            case LG_T_LM_HEAD: dst = rm->w.wcls; break;
+            case LG_T_WQ: dst = rm->w.wq + (size_t)l * q * c->n_embd; break;
+            case LG_T_WK: dst = rm->w.wk + (size_t)l * kv * c->n_embd; break;
+            case LG_T_WV: dst = rm->w.wv + (size_t)l * kv * c->n_embd; break;
+            case LG_T_WO: dst = rm->w.wo + (size_t)l * c->n_embd * q; break;
+            case LG_T_GATE: dst = rm->w.w1 + (size_t)l * c->n_ff * c->n_embd; break;
+            case LG_T_DOWN: dst = rm->w.w2 + (size_t)l * c->n_embd * c->n_ff; break;
+            case LG_T_UP: dst = rm->w.w3 + (size_t)l * c->n_ff * c->n_embd; break;
+            default: continue;
+            }
+            widen = r == LG_T_TOK_EMBD && (t->type == LG_GGML_Q8_0 || t->type == LG_GGML_Q4_0 ||
+                                           t->type == LG_GGML_Q4_K || t->type == LG_GGML_Q6_K);
+            for (uint64_t row = 0; row < t->n_rows; row++) {
+                float *o = dst + row * t->ne[0];
+                uint64_t fr = lg_gguf_role_permuted(g, (enum lg_tensor_role)r)
+                                  ? lg_gguf_qk_file_row(row, c->head_dim)
+                                  : row;
+                gguf_row_f32(t, fr, o);
+                for (uint64_t i = 0; widen && i < t->ne[0]; i++)
+                    o[i] = lg_f16_to_f32(lg_f32_to_f16(o[i]));
+            }
+        }
+    }
+}
+
+START_TEST(test_load_matches_reference) {
+    char dir[512], args[256], path[600];
+    struct lg_checkpoint *ck = NULL;
+    struct lg_gguf *g;
+    struct ref_model rm;
+    struct ref_state rs;
+    struct llmgpu_model *m;
+    float *lg, *lr;
+    int32_t toks[N_GEN + 1], fed[N_GEN];
+    size_t nv;
+    double worst = 0;
+    int pos = 0;
+    snprintf(args, sizeof args, "--layers 2 --hidden 256 --heads 4 --kv-heads 2 --ff 512 "
+             "--vocab 300 --seed %d %s", 30 + _i, ref_cases[_i].mk);
+    ck_assert_int_eq(lgt_mkmodel(args, dir, sizeof dir), 0);
+    {
+        const char *data = getenv("LLMGPU_TEST_DATA");
+        char cmd[2048];
+        snprintf(cmd, sizeof cmd, "python3 '%s/tools/mkgguf.py' --from-hf '%s' --out '%s/m.gguf' %s",
+                 data ? data : "tests", dir, dir, ref_cases[_i].gguf);
+        ck_assert_msg(system(cmd) == 0, "%s failed", cmd);
+    }
+    ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
+    ck_assert_int_eq(ref_model_from_ckpt(ck, &rm), 0);
+    g = open_model(dir);
+    if (ref_cases[_i].ref_from_file)
+        ref_from_file(&rm, g);
+    ck_assert_int_eq(ref_state_alloc(&rm, N_CTX, &rs), 0);
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    m = load_model(path, LLMGPU_WEIGHT_TYPE_DEFAULT);
+    if (strstr(ref_cases[_i].gguf, "q6_k")) { /* Q6_K matrices stay q6_K on the GPU */
+        struct llmgpu_model_info mi;
+        mi.struct_size = sizeof mi;
+        ck_assert_int_eq(llmgpu_model_info(m, &mi), LLMGPU_OK);
+        ck_assert_int_eq(mi.weight_type, LLMGPU_WEIGHT_TYPE_Q6_K);
+        ck_assert_uint_eq(lg_gguf_tensor_role(g, LG_T_GATE, 0)->type, LG_GGML_Q6_K);
+    }
+    nv = ck->cfg.n_vocab;
+    lg = malloc((N_GEN + 1) * nv * sizeof *lg);
+    lr = malloc(nv * sizeof *lr);
+    /* the GPU follows the reference's greedy tokens: run the reference first */
+    for (int i = 0; i < N_PROMPT; i++, pos++)
+        ck_assert_int_eq(ref_forward(&rm, &rs, (i * 7919 + 13) % (int)nv, pos, lr), 0);
+    for (int step = 0; step < N_GEN; step++, pos++) {
+        fed[step] = ref_argmax(lr, (int)nv);
+        ck_assert_int_eq(ref_forward(&rm, &rs, fed[step], pos, lr), 0);
+    }
+    run_greedy(m, fed, lg, toks);
+    /* recompute the reference's logits step by step to compare */
+    ref_state_free(&rs);
+    ck_assert_int_eq(ref_state_alloc(&rm, N_CTX, &rs), 0);
+    pos = 0;
+    for (int i = 0; i < N_PROMPT; i++, pos++)
+        ck_assert_int_eq(ref_forward(&rm, &rs, (i * 7919 + 13) % (int)nv, pos, lr), 0);
+    for (int step = 0; step <= N_GEN; step++, pos++) {
+        double e = ref_nmse(lg + (size_t)step * nv, lr, nv);
+        worst = e > worst ? e : worst;
+        if (ref_cases[_i].expect_match)
+            ck_assert_msg(e < 1e-5, "case %d step %d: logits NMSE %.3g", _i, step, e);
+        if (step < N_GEN)
+            ck_assert_int_eq(ref_forward(&rm, &rs, fed[step], pos, lr), 0);
+    }
+    if (!ref_cases[_i].expect_match) /* the permutation matters: skipping it is visible */
+        ck_assert_msg(worst > 1e-3, "case %d: unpermuted file gave NMSE %.3g only", _i, worst);
+    free(lg);
+    free(lr);
+    llmgpu_model_free(m);
+    ref_state_free(&rs);
+    ref_model_free(&rm);
+    lg_gguf_close(g);
+    lg_ckpt_close(ck);
+}
+END_TEST
+
+/* A split set loads like the single file (same greedy tokens and logits); a later part,
+ * a missing part, and the weight type the caller asks for instead of the file's. */
+START_TEST(test_load_split_and_convert) {
+    char dir[512], path[700];
+    struct llmgpu_model *one, *m;
+    struct llmgpu_model_params mp;
+    struct llmgpu_model_info mi;
+    float *a, *b;
+    int32_t ta[N_GEN + 1], tb[N_GEN + 1];
+    size_t nv;
+    mk_split("", dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/m.gguf", dir);
+    one = load_model(path, LLMGPU_WEIGHT_TYPE_DEFAULT);
+    snprintf(path, sizeof path, "%s/s-00001-of-00003.gguf", dir);
+    m = load_model(path, LLMGPU_WEIGHT_TYPE_DEFAULT);
+    nv = llmgpu_model_n_tokens(one);
+    {
+        mi.struct_size = sizeof mi;
+        ck_assert_int_eq(llmgpu_model_info(one, &mi), LLMGPU_OK);
+        nv = mi.n_vocab;
+    }
+    a = malloc((N_GEN + 1) * nv * sizeof *a);
+    b = malloc((N_GEN + 1) * nv * sizeof *b);
+    run_greedy(one, NULL, a, ta);
+    run_greedy(m, NULL, b, tb);
+    ck_assert(memcmp(ta, tb, sizeof ta) == 0);
+    ck_assert(memcmp(a, b, (N_GEN + 1) * nv * sizeof *a) == 0);
+    llmgpu_model_free(m);
+    /* q8_0 file loaded as f16: the values are dequantized on the CPU, then converted;
+     * the logits stay within f16 rounding of the q8_0 model's */
+    m = load_model(path, LLMGPU_WEIGHT_TYPE_F16);
+    mi.struct_size = sizeof mi;
+    ck_assert_int_eq(llmgpu_model_info(m, &mi), LLMGPU_OK);
+    ck_assert_int_eq(mi.weight_type, LLMGPU_WEIGHT_TYPE_F16);
+    run_greedy(m, ta, b, tb);
+    for (int step = 0; step <= N_GEN; step++) {
+        double e = ref_nmse(b + (size_t)step * nv, a + (size_t)step * nv, nv);
+        ck_assert_msg(e < 1e-5, "step %d: f16 vs q8_0 NMSE %.3g", step, e);
+    }
+    llmgpu_model_free(m);
+    /* a later part, then a missing part: clean errors through the public API */
+    llmgpu_model_params_init(&mp);
+    snprintf(path, sizeof path, "%s/s-00002-of-00003.gguf", dir);
+    m = (struct llmgpu_model *)1;
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, path, &mp, &m), LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(m);
+    ck_assert_int_eq(remove(path), 0);
+    snprintf(path, sizeof path, "%s/s-00001-of-00003.gguf", dir);
+    ck_assert_int_eq(llmgpu_model_load(g_ctx, path, &mp, &m), LLMGPU_ERR_IO);
+    ck_assert_ptr_null(m);
+    ck_assert(strstr(tlog.text, "split part 2 of 3 is missing") != NULL);
+    free(a);
+    free(b);
+    llmgpu_model_free(one);
+}
+END_TEST
+
 Suite *gguf_suite(void) {
     Suite *s = suite_create("gguf");
     TCase *tc = tcase_create("Parse");
@@ -1434,6 +1994,22 @@ Suite *gguf_suite(void) {
     tcase_add_test(tc, test_tok_gpt2_small);
     tcase_add_test(tc, test_tok_writer_ggml);
     tcase_add_test(tc, test_tok_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Blocks");
+    tcase_add_test(tc, test_q6_k_dequant);
+    tcase_add_test(tc, test_ggml_block_repack);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Split");
+    tcase_set_timeout(tc, 120);
+    tcase_add_test(tc, test_split_open);
+    tcase_add_test(tc, test_split_errors);
+    suite_add_tcase(s, tc);
+    tc = tcase_create("Load");
+    tcase_set_tags(tc, "gpu");
+    tcase_add_unchecked_fixture(tc, gpu_setup, gpu_teardown);
+    tcase_add_loop_test(tc, test_load_matches_hf, 0, (int)LG_ARRAY_LEN(load_cases));
+    tcase_add_loop_test(tc, test_load_matches_reference, 0, (int)LG_ARRAY_LEN(ref_cases));
+    tcase_add_test(tc, test_load_split_and_convert);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -604,10 +604,14 @@ enum llmgpu_status lg_ckpt_open(const struct lg_alloc *a, const struct lg_log *l
                     goto err_oom;
                 }
                 if (file_exists(path)) {
-                    lg_err(log, "%s: has %s but no model.safetensors or %s; only Hugging Face "
-                           "safetensors checkpoints are supported (convert it with "
-                           "transformers' save_pretrained(safe_serialization=True))",
-                           dir, others[i], index_name);
+                    if (strcmp(others[i], "model.gguf") == 0)
+                        lg_err(log, "%s: has model.gguf but no model.safetensors or %s; to load "
+                               "the GGUF file, pass its path (%s)", dir, index_name, path);
+                    else
+                        lg_err(log, "%s: has %s but no model.safetensors or %s; only Hugging "
+                               "Face safetensors checkpoints are supported (convert it with "
+                               "transformers' save_pretrained(safe_serialization=True))",
+                               dir, others[i], index_name);
                     st = LLMGPU_ERR_UNSUPPORTED_MODEL;
                     goto err;
                 }

@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "model/gguf.h"
+#include "model/quant.h"
 
 /* ---- ggml types ---- */
 
@@ -77,6 +78,37 @@ int lg_ggml_to_dtype(uint32_t t, enum lg_dtype *out) {
     case LG_GGML_F16: *out = LG_DTYPE_F16; return 0;
     case LG_GGML_BF16: *out = LG_DTYPE_BF16; return 0;
     default: return -1;
+    }
+}
+
+void lg_gguf_row_to_f32(uint32_t t, const void *row, size_t n, float *out) {
+    const unsigned char *p = row;
+    enum lg_dtype dt;
+    size_t b, i;
+    if (lg_ggml_to_dtype(t, &dt) == 0) {
+        lg_convert_to_f32(dt, row, out, n);
+        return;
+    }
+    switch (t) {
+    case LG_GGML_Q8_0:
+        for (b = 0; b < n / LG_QK; b++, p += 34) {
+            float d = lg_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+            for (i = 0; i < LG_QK; i++)
+                out[b * LG_QK + i] = (float)(int8_t)p[2 + i] * d;
+        }
+        break;
+    case LG_GGML_Q4_0:
+        for (b = 0; b < n / LG_QK; b++, p += 18) {
+            float d = lg_f16_to_f32((uint16_t)(p[0] | p[1] << 8));
+            for (i = 0; i < LG_QK / 2; i++) {
+                out[b * LG_QK + i] = (float)((p[2 + i] & 15) - 8) * d;
+                out[b * LG_QK + i + 16] = (float)((p[2 + i] >> 4) - 8) * d;
+            }
+        }
+        break;
+    case LG_GGML_Q4_K: lg_dequantize_q4_k(p, n, out); break;
+    case LG_GGML_Q6_K: lg_dequantize_q6_k(p, n, out); break;
+    default: memset(out, 0, n * sizeof *out); break; /* the parser refuses other types */
     }
 }
 
@@ -168,6 +200,9 @@ void lg_gguf_close(struct lg_gguf *g) {
     for (i = 0; g->tensors && i < g->n_tensors; i++)
         lg_free(a, g->tensors[i].name);
     lg_free(a, g->tensors);
+    for (i = 0; g->parts && i + 1 < g->n_parts; i++)
+        lg_gguf_close(g->parts[i]);
+    lg_free(a, g->parts);
     if (g->mapped && g->base)
         munmap((void *)(uintptr_t)g->base, (size_t)g->size);
     lg_free(a, g->path);
@@ -674,6 +709,182 @@ enum llmgpu_status lg_gguf_open(const struct lg_alloc *a, const struct lg_log *l
     }
     (*out)->mapped = 1;
     return LLMGPU_OK;
+}
+
+/* ---- split files (llama.cpp gguf-split) ---- */
+
+/* A split key as an integer: 1 found, 0 absent, -1 wrong type (message logged). */
+static int split_key(const struct lg_gguf *g, const struct lg_log *log, const char *key,
+                     uint64_t *v) {
+    const struct lg_gguf_kv *kv = lg_gguf_find_kv(g, key);
+    int r = lg_gguf_get_u64(kv, v);
+    if (r < 0)
+        lg_err(log, "%s: metadata key \"%s\" (at byte %llu) is %s; expected a non-negative "
+               "integer", g->path, key, (unsigned long long)kv->offset,
+               lg_gguf_vtype_name(kv->type));
+    return r;
+}
+
+static int cmp_tensor_ptr_name(const void *x, const void *y) {
+    const struct lg_gguf_tensor *const *a = x, *const *b = y;
+    return strcmp((*a)->name, (*b)->name);
+}
+
+/* Open parts 2..n of the set whose first part is g (split.count n > 1) and merge their
+ * tensors into g->tensors. */
+static enum llmgpu_status open_split(const struct lg_alloc *a, const struct lg_log *log,
+                                     struct lg_gguf *g, uint64_t n) {
+    static const char pat[] = "-00001-of-";
+    const char *path = g->path;
+    size_t len = strlen(path), plen;
+    char want_tail[40], *ppath = NULL;
+    uint64_t total = g->n_tensors, want_total = 0, v, i, k;
+    int have_total;
+    struct lg_gguf_tensor *all = NULL;
+    const struct lg_gguf_tensor **by_name = NULL;
+    enum llmgpu_status st = LLMGPU_OK;
+
+    if (n > 99999) {
+        lg_err(log, "%s: split.count %llu is more than the 99999 parts a name can number",
+               path, (unsigned long long)n);
+        return LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    snprintf(want_tail, sizeof want_tail, "-00001-of-%05llu.gguf", (unsigned long long)n);
+    if (len < strlen(want_tail) || strcmp(path + len - strlen(want_tail), want_tail) != 0) {
+        lg_err(log, "%s: split.count is %llu but the file name does not end in \"%s\" "
+               "(llama.cpp's gguf-split names parts NAME%sNNNNN.gguf)", path,
+               (unsigned long long)n, want_tail, pat);
+        return LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    plen = len - strlen(want_tail);
+    have_total = split_key(g, log, "split.tensors.count", &want_total);
+    if (have_total < 0)
+        return LLMGPU_ERR_BAD_MODEL_FILE;
+    if (!(g->parts = lg_calloc(a, (size_t)n - 1, sizeof *g->parts)) ||
+        !(ppath = lg_malloc(a, len + 1)))
+        goto oom;
+    g->n_parts = 1;
+    for (k = 1; k < n; k++) {
+        struct lg_gguf *p = NULL;
+        uint64_t no = 0, cnt = 0;
+        memcpy(ppath, path, plen);
+        snprintf(ppath + plen, len + 1 - plen, "-%05llu-of-%05llu.gguf",
+                 (unsigned long long)(k + 1), (unsigned long long)n);
+        if (access(ppath, F_OK) != 0) {
+            lg_err(log, "%s: split part %llu of %llu is missing: %s: %s", path,
+                   (unsigned long long)(k + 1), (unsigned long long)n, ppath, strerror(errno));
+            st = LLMGPU_ERR_IO;
+            goto out;
+        }
+        if ((st = lg_gguf_open(a, log, ppath, &p)) != LLMGPU_OK)
+            goto out;
+        g->parts[k - 1] = p;
+        g->n_parts = (uint32_t)(k + 1);
+        if (split_key(p, log, "split.count", &cnt) != 1 || cnt != n ||
+            split_key(p, log, "split.no", &no) != 1 || no != k) {
+            lg_err(log, "%s: expected split part %llu of %llu (split.no %llu, split.count "
+                   "%llu); it says split.no %llu, split.count %llu", ppath,
+                   (unsigned long long)(k + 1), (unsigned long long)n, (unsigned long long)k,
+                   (unsigned long long)n, (unsigned long long)no, (unsigned long long)cnt);
+            st = LLMGPU_ERR_BAD_MODEL_FILE;
+            goto out;
+        }
+        if (have_total == 0 && split_key(p, log, "split.tensors.count", &v) == 1)
+            want_total = v, have_total = 1;
+        total += p->n_tensors; /* each bounded by its file's size */
+    }
+    /* one table over all parts, names moved from the parts (their tables keep NULLs) */
+    if (!(all = lg_calloc(a, (size_t)total, sizeof *all)) ||
+        !(by_name = lg_calloc(a, (size_t)total, sizeof *by_name)))
+        goto oom;
+    for (i = 0; i < g->n_tensors; i++)
+        all[i] = g->tensors[i];
+    v = g->n_tensors;
+    for (k = 1; k < n; k++) {
+        struct lg_gguf *p = g->parts[k - 1];
+        for (i = 0; i < p->n_tensors; i++) {
+            all[v] = p->tensors[i];
+            all[v].part = (uint32_t)k;
+            p->tensors[i].name = NULL;
+            v++;
+        }
+    }
+    for (i = 0; i < total; i++)
+        by_name[i] = &all[i];
+    qsort(by_name, (size_t)total, sizeof *by_name, cmp_tensor_ptr_name);
+    for (i = 1; i < total; i++)
+        if (strcmp(by_name[i - 1]->name, by_name[i]->name) == 0) {
+            const struct lg_gguf_tensor *x = by_name[i - 1], *y = by_name[i];
+            lg_err(log, "%s: tensor \"%.200s\" is in split parts %u and %u (each tensor must be "
+                   "in exactly one)", path, x->name, LG_MIN(x->part, y->part) + 1,
+                   LG_MAX(x->part, y->part) + 1);
+            st = LLMGPU_ERR_BAD_MODEL_FILE;
+            break;
+        }
+    if (st == LLMGPU_OK && have_total && total != want_total) {
+        lg_err(log, "%s: the %llu parts hold %llu tensors; split.tensors.count says %llu", path,
+               (unsigned long long)n, (unsigned long long)total,
+               (unsigned long long)want_total);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+    }
+    qsort(all, (size_t)total, sizeof *all, cmp_tensor_name);
+    lg_free(a, g->tensors);
+    g->tensors = all;
+    g->n_tensors = total;
+    all = NULL;
+    if (st == LLMGPU_OK)
+        lg_dbg(log, "%s: split set of %llu files, %llu tensors", path, (unsigned long long)n,
+               (unsigned long long)total);
+    goto out;
+oom:
+    lg_err(log, "%s: out of host memory", path);
+    st = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+out:
+    lg_free(a, all);
+    lg_free(a, by_name);
+    lg_free(a, ppath);
+    return st;
+}
+
+enum llmgpu_status lg_gguf_open_model(const struct lg_alloc *a, const struct lg_log *log,
+                                      const char *path, struct lg_gguf **out) {
+    struct lg_gguf *g = NULL;
+    enum llmgpu_status st;
+    uint64_t n = 1, no = 0;
+    int r;
+
+    if (!out)
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    *out = NULL;
+    if ((st = lg_gguf_open(a, log, path, &g)) != LLMGPU_OK)
+        return st;
+    g->n_parts = 1;
+    if ((r = split_key(g, log, "split.count", &n)) < 0 ||
+        split_key(g, log, "split.no", &no) < 0) {
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto err;
+    }
+    if (r == 1 && n == 0) {
+        lg_err(log, "%s: split.count is 0", path);
+        st = LLMGPU_ERR_BAD_MODEL_FILE;
+        goto err;
+    }
+    if (no != 0) {
+        lg_err(log, "%s: this is part %llu of a split set of %llu files; load the first part "
+               "(NAME-00001-of-%05llu.gguf), which opens the others", path,
+               (unsigned long long)(no + 1), (unsigned long long)n, (unsigned long long)n);
+        st = LLMGPU_ERR_INVALID_ARGUMENT;
+        goto err;
+    }
+    if (n > 1 && (st = open_split(a, log, g, n)) != LLMGPU_OK)
+        goto err;
+    if ((st = lg_gguf_model_config(g, log)) != LLMGPU_OK)
+        goto err;
+    *out = g;
+    return LLMGPU_OK;
+err:
+    lg_gguf_close(g);
+    return st;
 }
 
 /* ---- lookups ---- */

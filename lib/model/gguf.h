@@ -49,6 +49,11 @@ int lg_ggml_type_supported(uint32_t type);
 /* The lg_dtype of F32/F16/BF16 (0 ok), so the upload can use lg_convert_*; -1 for block types. */
 int lg_ggml_to_dtype(uint32_t type, enum lg_dtype *out);
 
+/* One row of n values (n a multiple of the type's block size) of a supported
+ * type to f32: F32/F16/BF16 converted, Q8_0/Q4_0/Q4_K/Q6_K dequantized with
+ * ggml's dequantize_row_* semantics (model/quant.h). row need not be aligned. */
+void lg_gguf_row_to_f32(uint32_t type, const void *row, size_t n, float *out);
+
 /* ---- metadata ---- */
 enum lg_gguf_vtype {
     LG_GGUF_U8 = 0,
@@ -104,6 +109,7 @@ struct lg_gguf_tensor {
     uint64_t file_offset;   /* absolute byte offset of the data */
     const void *data;       /* base + file_offset; aligned to `alignment` within the file */
     uint64_t info_offset;   /* byte offset of the tensor info, for messages */
+    uint32_t part;          /* split files: index of the file holding it (0: the first) */
 };
 
 /* Caps (beyond the file-size checks, which come first). */
@@ -128,6 +134,11 @@ struct lg_gguf {
     uint64_t n_kv;
     struct lg_gguf_tensor *tensors; /* n_tensors, sorted by name */
     uint64_t n_tensors;
+
+    /* split files (llama.cpp's gguf-split, lg_gguf_open_model): the other parts, owned;
+     * `tensors` then lists the tensors of every part, each pointing into its own file */
+    struct lg_gguf **parts;     /* n_parts - 1 entries: parts 2..n_parts */
+    uint32_t n_parts;           /* 1 for a single file */
 
     /* filled by lg_gguf_model_config() */
     struct lg_model_config cfg;
@@ -155,6 +166,19 @@ enum llmgpu_status lg_gguf_parse(const struct lg_alloc *a, const struct lg_log *
 enum llmgpu_status lg_gguf_open(const struct lg_alloc *a, const struct lg_log *log,
                                 const char *path, struct lg_gguf **out);
 void lg_gguf_close(struct lg_gguf *g); /* NULL is a no-op */
+
+/*
+ * Open a model file for loading: lg_gguf_open, then, when the file is the first
+ * part of a llama.cpp gguf-split set (split.count > 1), the other parts
+ * NAME-0000k-of-0000N.gguf beside it; their tensors join g->tensors (each part
+ * is mmapped; nothing is copied). Checks: the file name follows that pattern,
+ * each part exists (LLMGPU_ERR_IO naming it), has split.count N and split.no
+ * k-1, every tensor is in exactly one part, and the total is split.tensors.count.
+ * Given a later part (split.no > 0), says which file to load instead
+ * (LLMGPU_ERR_INVALID_ARGUMENT). Then lg_gguf_model_config.
+ */
+enum llmgpu_status lg_gguf_open_model(const struct lg_alloc *a, const struct lg_log *log,
+                                      const char *path, struct lg_gguf **out);
 
 /* Lookups: NULL when absent. O(log n) for tensors, O(n) for keys. */
 const struct lg_gguf_kv *lg_gguf_find_kv(const struct lg_gguf *g, const char *key);

@@ -1,11 +1,63 @@
 /*
  * model_api.c - public entry points of models and their tokenizer: load
  * (checkpoint + tokenizer + GPU upload), free, info, tokenize/detokenize.
+ *
+ * A path is a GGUF file when it is not a directory and starts with the magic
+ * "GGUF" (whatever its name); anything else is a Hugging Face directory.
  */
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "forward.h"
+#include "model/gguf.h"
+#include "tokenizer/tok_gguf.h"
+
+/* 1 when path is a regular file (not a directory) that starts with "GGUF". */
+static int is_gguf_file(const char *path) {
+    struct stat sb;
+    unsigned char magic[4];
+    FILE *f;
+    int ok;
+    if (stat(path, &sb) != 0 || S_ISDIR(sb.st_mode) || !(f = fopen(path, "rb")))
+        return 0;
+    ok = fread(magic, 1, 4, f) == 4 && memcmp(magic, "GGUF", 4) == 0;
+    fclose(f);
+    return ok;
+}
+
+/* The tensors of a GGUF model: their element count. */
+static uint64_t gguf_n_params(const struct lg_gguf *g) {
+    uint64_t n = 0;
+    for (int r = 0; r < LG_T_COUNT; r++) {
+        uint32_t layers = lg_arch_is_per_layer((enum lg_tensor_role)r) ? g->cfg.n_layer : 1;
+        for (uint32_t l = 0; l < layers; l++) {
+            const struct lg_gguf_tensor *t = lg_gguf_tensor_role(g, (enum lg_tensor_role)r, l);
+            n += t ? t->n_elements : 0;
+        }
+    }
+    return n;
+}
+
+/* llmgpu_model_load of a GGUF file (or the first part of a split set). */
+static enum llmgpu_status load_gguf(struct llmgpu_model *m, const char *path,
+                                    const struct llmgpu_model_params *p) {
+    struct llmgpu_context *ctx = m->ctx;
+    struct lg_gguf *g = NULL;
+    enum llmgpu_status st = lg_gguf_open_model(&ctx->alloc, &ctx->log, path, &g);
+    if (st != LLMGPU_OK)
+        return st;
+    m->cfg = g->cfg;
+    m->n_params = gguf_n_params(g);
+    st = lg_tok_load_gguf(&ctx->alloc, &ctx->log, g, 0, &m->tok);
+    if (st == LLMGPU_OK && lg_tok_n_vocab(m->tok) > m->cfg.n_vocab)
+        lg_warn(&ctx->log, "%s: the tokenizer has %u tokens, the model's vocabulary %u", path,
+                lg_tok_n_vocab(m->tok), m->cfg.n_vocab);
+    if (st == LLMGPU_OK && !m->vocab_only)
+        st = lg_model_upload_gguf(m, g, p);
+    lg_gguf_close(g);
+    return st;
+}
 
 void llmgpu_model_params_init(struct llmgpu_model_params *p) {
     if (!p)
@@ -46,6 +98,13 @@ enum llmgpu_status llmgpu_model_load(struct llmgpu_context *ctx, const char *pat
     m->ctx = ctx;
     m->weight_type = p.weight_type;
     m->vocab_only = (p.flags & LLMGPU_MODEL_FLAG_VOCAB_ONLY) != 0;
+    if (is_gguf_file(path)) {
+        st = load_gguf(m, path, &p);
+        if (st != LLMGPU_OK)
+            goto err;
+        *out = m;
+        return LLMGPU_OK;
+    }
     st = lg_ckpt_open(&ctx->alloc, &ctx->log, path, &ck);
     if (st != LLMGPU_OK)
         goto err;

@@ -508,3 +508,25 @@ void lg_q4g_repack(int awq, int zero_minus_one, uint32_t K, uint32_t N, uint32_t
         }
     }
 }
+
+/* ---- ggml block layouts -> the split GPU layout ---- */
+
+void lg_q8_0_from_ggml(const uint8_t *blocks, size_t n, int8_t *qs, uint16_t *d) {
+    for (size_t b = 0; b < n / LG_QK; b++, blocks += 2 + LG_QK) {
+        d[b] = get_u16(blocks);
+        memcpy(qs + b * LG_QK, blocks + 2, LG_QK);
+    }
+}
+
+void lg_q4_0_from_ggml(const uint8_t *blocks, size_t n, uint8_t *qs, uint16_t *d) {
+    for (size_t b = 0; b < n / LG_QK; b++, blocks += 2 + LG_QK / 2) {
+        const uint8_t *q = blocks + 2;
+        uint8_t *o = qs + b * (LG_QK / 2);
+        d[b] = get_u16(blocks);
+        /* value v is the low nibble of q[v] for v < 16, the high one of q[v - 16] after */
+        for (int j = 0; j < LG_QK / 4; j++) {
+            o[j] = (uint8_t)((q[2 * j] & 15) | (q[2 * j + 1] & 15) << 4);
+            o[j + 8] = (uint8_t)((q[2 * j] >> 4) | (q[2 * j + 1] >> 4) << 4);
+        }
+    }
+}

@@ -119,4 +119,13 @@ void lg_q4g_repack(int awq, int zero_minus_one, uint32_t K, uint32_t N, uint32_t
                    const void *qweight, const void *qzeros, const void *scales, uint32_t r0,
                    uint32_t n, uint32_t *vals, uint16_t *pairs);
 
+/*
+ * ggml's block layouts of q8_0 (f16 d, 32 int8) and q4_0 (f16 d, 16 bytes:
+ * byte j = value j | value j+16 << 4) -> the split GPU layout above (values,
+ * then scales; q4_0 nibbles 2j | 2j+1 << 4), for one row of n values
+ * (n % 32 == 0). blocks need not be aligned. Bit-exact: no value changes.
+ */
+void lg_q8_0_from_ggml(const uint8_t *blocks, size_t n, int8_t *qs, uint16_t *d);
+void lg_q4_0_from_ggml(const uint8_t *blocks, size_t n, uint8_t *qs, uint16_t *d);
+
 #endif /* LG_QUANT_H */

@@ -66,6 +66,24 @@
  *   offset R K (resp. R K/2) bytes is known to the kernel from the shard's row
  *   count (push constant n_rows).
  *
+ * GGUF files (lg_model_upload_gguf) go through the same code, reading each
+ * row where the file keeps it (attn_q/attn_k rows of "llama" files through
+ * lg_gguf_qk_file_row, so the kernels see Hugging Face's rotate-half order).
+ * With weight_type DEFAULT every matrix keeps the file's type ("as stored",
+ * gguf_wtype()): F32/F16/BF16 as they are; Q8_0 and Q4_0 repacked from ggml's
+ * interleaved blocks into the split layout below (bit-exact); Q4_K copied as
+ * is; Q6_K repacked into the q6_K layout below (lg_q6k_repack_rows, bit-exact).
+ * The token embedding is gathered by embed.comp, which reads
+ * f32/f16/bf16 only: a quantized token_embd (Q4_K_M files have one) is
+ * dequantized to f16 at load, and so is the LM head when it is tied to it; an
+ * untied quantized output.weight stays quantized (mat-vec reads every type).
+ * Q, K and V share one matrix: when the file gives them different types
+ * (Q4_K_M: attn_v in Q6_K) the matrix takes f16 if any of them is a float or
+ * widened type, else q8_0 (the others requantized from their values; an INFO
+ * line says so). Any other weight_type converts as for a checkpoint: block
+ * data is dequantized to f32 on the CPU, a row at a time, then converted or
+ * quantized.
+ *
  * Quantization runs on the CPU's threads, one chunk of rows (one staging
  * fill) at a time: each thread widens a row to f32 and quantizes it straight
  * into the staging memory (values) and a small scale buffer (copied after).
@@ -75,6 +93,7 @@
 #include <unistd.h>
 
 #include "forward.h"
+#include "model/gguf.h"
 #include "quant.h"
 
 #define LG_STAGING_BYTES ((VkDeviceSize)64 << 20)
@@ -84,6 +103,24 @@
 static int wtype_is_quant(enum lg_wtype t) {
     return t == LG_WTYPE_Q8_0 || t == LG_WTYPE_Q4_0 || t == LG_WTYPE_Q4_K ||
            t == LG_WTYPE_Q6_K;
+}
+
+/* Where a weight's values come from: a safetensors tensor (ggml == WSRC_HF) or a
+ * GGUF tensor, rows of row_bytes bytes; HF row r is stored as row
+ * lg_gguf_qk_file_row(r, perm_hd) when perm_hd != 0, else as row r. */
+#define WSRC_HF UINT32_MAX
+struct wsrc {
+    const char *data;
+    uint32_t rows, cols;
+    uint64_t row_bytes;
+    uint32_t ggml;       /* LG_GGML_* of GGUF data; WSRC_HF */
+    enum lg_dtype dtype; /* float data (HF, GGUF F32/F16/BF16); LG_DTYPE_COUNT for blocks */
+    uint32_t perm_hd;
+};
+
+static const char *src_row(const struct wsrc *w, uint32_t r) {
+    uint64_t fr = w->perm_hd ? lg_gguf_qk_file_row(r, w->perm_hd) : r;
+    return w->data + fr * w->row_bytes;
 }
 
 /* Bytes of one row's values, and of its block scales (0 for float types). */
@@ -212,6 +249,9 @@ static void wtensor_destroy(struct llmgpu_context *ctx, struct lg_wtensor *t) {
 
 struct upload_state {
     struct llmgpu_model *m;
+    const struct lg_checkpoint *ck; /* one of these two is the source */
+    const struct lg_gguf *g;
+    int said_mix;         /* the GGUF Q/K/V type mix was logged */
     struct lg_uploader up;
     const struct llmgpu_model_params *p;
     uint64_t done, total;
@@ -247,9 +287,9 @@ static void convert(struct upload_state *u, enum lg_wtype t, enum lg_dtype src, 
  * dtype) quantized into qs (row_qs bytes a row) and d (cols/32 a row). */
 struct qjob {
     enum lg_wtype type;
-    enum lg_dtype dtype;
+    const struct wsrc *src;
+    uint32_t src_r0; /* source row of chunk row 0 */
     const float *f16_table;
-    const char *src;
     uint32_t cols, r0, r1;
     uint8_t *qs;
     uint16_t *d;
@@ -258,20 +298,21 @@ struct qjob {
 
 static void *qjob_run(void *arg) {
     const struct qjob *j = arg;
-    size_t es = lg_dtype_size(j->dtype);
     uint64_t qrow = row_qs_bytes(j->type, j->cols);
     for (uint32_t r = j->r0; r < j->r1; r++) {
         uint8_t *q = j->qs + (size_t)r * qrow;
         uint16_t *d = j->d + (size_t)r * (row_d_bytes(j->type, j->cols) / 2);
-        const char *in = j->src + (size_t)r * j->cols * es;
-        if (j->dtype == LG_DTYPE_F16) {
+        const char *in = src_row(j->src, j->src_r0 + r);
+        if (j->src->dtype == LG_DTYPE_COUNT) {
+            lg_gguf_row_to_f32(j->src->ggml, in, j->cols, j->row);
+        } else if (j->src->dtype == LG_DTYPE_F16) {
             for (uint32_t i = 0; i < j->cols; i++) {
                 uint16_t h;
                 memcpy(&h, in + 2 * i, 2);
                 j->row[i] = j->f16_table[h];
             }
         } else {
-            lg_convert_to_f32(j->dtype, in, j->row, j->cols);
+            lg_convert_to_f32(j->src->dtype, in, j->row, j->cols);
         }
         if (j->type == LG_WTYPE_Q8_0)
             lg_quantize_q8_0(j->row, j->cols, (int8_t *)q, d);
@@ -288,8 +329,8 @@ static void *qjob_run(void *arg) {
 /* Quantize n rows on up to u->n_threads threads (fewer for small chunks; the
  * calling thread takes the first share, and any thread that fails to start
  * leaves its share to the calling thread). */
-static void quantize_rows(struct upload_state *u, enum lg_wtype type, enum lg_dtype dtype,
-                          const void *src, uint32_t cols, uint32_t n, uint8_t *qs, uint16_t *d) {
+static void quantize_rows(struct upload_state *u, enum lg_wtype type, const struct wsrc *src,
+                          uint32_t src_r0, uint32_t cols, uint32_t n, uint8_t *qs, uint16_t *d) {
     struct qjob jobs[LG_QUANT_MAX_THREADS] = {{0}};
     pthread_t tid[LG_QUANT_MAX_THREADS];
     int started[LG_QUANT_MAX_THREADS] = {0};
@@ -300,9 +341,9 @@ static void quantize_rows(struct upload_state *u, enum lg_wtype type, enum lg_dt
         nt--;
     for (uint32_t i = 0; i < nt; i++) {
         jobs[i] = (struct qjob){type,
-                                dtype,
-                                u->f16_table,
                                 src,
+                                src_r0,
+                                u->f16_table,
                                 cols,
                                 (uint32_t)((uint64_t)n * i / nt),
                                 (uint32_t)((uint64_t)n * (i + 1) / nt),
@@ -352,10 +393,14 @@ static enum llmgpu_status quant_scratch(struct upload_state *u, uint32_t cols, s
  * staging, the scales through u->scales (a second reservation may flush the
  * ring, so the first one is complete before it is made). */
 static enum llmgpu_status upload_rows_quant(struct upload_state *u, struct lg_wtensor *t,
-                                           uint32_t dst_row, const struct lg_tensor_src *src) {
-    size_t es = lg_dtype_size(src->dtype);
+                                           uint32_t dst_row, const struct wsrc *src) {
     uint64_t qrow = row_qs_bytes(t->type, t->cols), drow = row_d_bytes(t->type, t->cols);
-    uint32_t n_rows = (uint32_t)src->shape[0];
+    uint32_t n_rows = src->rows;
+    /* GGUF data already in t's type: repacked (q8_0, q4_0) or copied (q4_K), not requantized */
+    int same = (t->type == LG_WTYPE_Q8_0 && src->ggml == LG_GGML_Q8_0) ||
+               (t->type == LG_WTYPE_Q4_0 && src->ggml == LG_GGML_Q4_0) ||
+               (t->type == LG_WTYPE_Q4_K && src->ggml == LG_GGML_Q4_K) ||
+               (t->type == LG_WTYPE_Q6_K && src->ggml == LG_GGML_Q6_K);
     uint64_t chunk_rows = LG_MAX((u->up.staging.size - 64) / (qrow + drow), 1);
     uint32_t r = 0;
     enum llmgpu_status st = quant_scratch(u, t->cols, (size_t)LG_MIN(chunk_rows, n_rows) *
@@ -376,9 +421,23 @@ static enum llmgpu_status upload_rows_quant(struct upload_state *u, struct lg_wt
                                      (VkDeviceSize)n * qrow, &ptr);
             if (st != LLMGPU_OK)
                 return st;
-            quantize_rows(u, t->type, src->dtype,
-                          (const char *)src->data + (size_t)r * t->cols * es, t->cols, n, ptr,
-                          u->scales);
+            if (!same) {
+                quantize_rows(u, t->type, src, r, t->cols, n, ptr, u->scales);
+            } else {
+                for (uint32_t i = 0; i < n; i++) {
+                    const uint8_t *in = (const uint8_t *)src_row(src, r + i);
+                    uint8_t *q = (uint8_t *)ptr + (size_t)i * qrow;
+                    uint16_t *d = u->scales + (size_t)i * (drow / 2);
+                    if (t->type == LG_WTYPE_Q8_0)
+                        lg_q8_0_from_ggml(in, t->cols, (int8_t *)q, d);
+                    else if (t->type == LG_WTYPE_Q4_0)
+                        lg_q4_0_from_ggml(in, t->cols, q, d);
+                    else if (t->type == LG_WTYPE_Q6_K)
+                        lg_q6k_repack_rows(in, 1, t->cols, q, d);
+                    else
+                        memcpy(q, in, (size_t)qrow);
+                }
+            }
             if (drow) {
                 st = lg_uploader_reserve(&u->up, &sh->buf,
                                          (VkDeviceSize)sh->rows * qrow +
@@ -388,7 +447,7 @@ static enum llmgpu_status upload_rows_quant(struct upload_state *u, struct lg_wt
                     return st;
                 memcpy(ptr, u->scales, (size_t)n * drow);
             }
-            st = progress(u, (uint64_t)n * t->cols * es);
+            st = progress(u, (uint64_t)n * src->row_bytes);
             if (st != LLMGPU_OK)
                 return st;
             r += n;
@@ -397,16 +456,39 @@ static enum llmgpu_status upload_rows_quant(struct upload_state *u, struct lg_wt
     return LLMGPU_OK;
 }
 
+/* Convert n rows of src from source row r into dst (float type t): in one call when
+ * they are contiguous floats, else a row at a time (permuted rows; block data
+ * dequantized to f32 in u->rows_f32 first). */
+static void convert_rows(struct upload_state *u, enum lg_wtype t, const struct wsrc *src,
+                         uint32_t r, uint32_t n, char *dst) {
+    size_t ws = (size_t)row_qs_bytes(t, 1);
+    if (src->dtype != LG_DTYPE_COUNT && !src->perm_hd) {
+        convert(u, t, src->dtype, src_row(src, r), dst, (size_t)n * src->cols);
+        return;
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        char *out = dst + (size_t)i * src->cols * ws;
+        if (src->dtype != LG_DTYPE_COUNT) {
+            convert(u, t, src->dtype, src_row(src, r + i), out, src->cols);
+        } else {
+            lg_gguf_row_to_f32(src->ggml, src_row(src, r + i), src->cols, u->rows_f32);
+            convert(u, t, LG_DTYPE_F32, u->rows_f32, out, src->cols);
+        }
+    }
+}
+
 /* Copy rows [0, src rows) of a source tensor into t starting at row dst_row. */
 static enum llmgpu_status upload_rows(struct upload_state *u, struct lg_wtensor *t,
-                                      uint32_t dst_row, const struct lg_tensor_src *src) {
-    size_t es = lg_dtype_size(src->dtype), ws;
-    uint32_t n_rows = (uint32_t)src->shape[0];
+                                      uint32_t dst_row, const struct wsrc *src) {
+    size_t ws;
+    uint32_t n_rows = src->rows;
     uint64_t chunk_rows;
     uint32_t r = 0;
     enum llmgpu_status st;
     if (wtype_is_quant(t->type))
         return upload_rows_quant(u, t, dst_row, src);
+    if (src->dtype == LG_DTYPE_COUNT && (st = quant_scratch(u, t->cols, 0)) != LLMGPU_OK)
+        return st;
     ws = (size_t)row_qs_bytes(t->type, 1);
     chunk_rows = LG_MAX(u->up.staging.size / ((uint64_t)t->cols * ws), 1);
     while (r < n_rows) {
@@ -424,9 +506,8 @@ static enum llmgpu_status upload_rows(struct upload_state *u, struct lg_wtensor 
                                      (VkDeviceSize)n * t->cols * ws, &ptr);
             if (st != LLMGPU_OK)
                 return st;
-            convert(u, t->type, src->dtype, (const char *)src->data + (size_t)r * t->cols * es,
-                    ptr, (size_t)n * t->cols);
-            st = progress(u, (uint64_t)n * t->cols * es);
+            convert_rows(u, t->type, src, r, n, ptr);
+            st = progress(u, (uint64_t)n * src->row_bytes);
             if (st != LLMGPU_OK)
                 return st;
             r += n;
@@ -523,80 +604,204 @@ static enum llmgpu_status upload_rows_q4g(struct upload_state *u, struct lg_wten
     return LLMGPU_OK;
 }
 
-/* A projection: its float tensor (of type picked for `want`), or the GPTQ/AWQ
- * Linear q as q4_g. */
-static enum llmgpu_status upload_proj(struct upload_state *u, struct lg_wtensor *t,
-                                      uint32_t rows, uint32_t cols, const struct lg_tensor_src *f,
-                                      const struct lg_qlinear *q, const struct lg_log *log,
-                                      const char *what) {
-    enum llmgpu_status st;
-    if (q) {
-        st = wtensor_create_g(u->m, rows, cols, LG_WTYPE_Q4_G, q->group, t);
-        return st == LLMGPU_OK ? upload_rows_q4g(u, t, 0, q) : st;
-    }
-    st = wtensor_create(u->m, rows, cols, pick_type(u->p->weight_type, f->dtype, cols, 1, log, what),
-                        t);
-    return st == LLMGPU_OK ? upload_rows(u, t, 0, f) : st;
-}
-
 /* A small f32 vector (norm weight, bias) at offset `at` floats of dst. */
 static enum llmgpu_status upload_vec(struct upload_state *u, struct lg_buffer *dst, size_t at,
-                                     const struct lg_tensor_src *src) {
+                                     const struct wsrc *src) {
     void *ptr;
-    enum llmgpu_status st =
-        lg_uploader_reserve(&u->up, dst, at * 4, src->n_elements * 4, &ptr);
+    uint64_t n = (uint64_t)src->rows * src->cols;
+    enum llmgpu_status st = lg_uploader_reserve(&u->up, dst, at * 4, n * 4, &ptr);
     if (st != LLMGPU_OK)
         return st;
-    lg_convert_to_f32(src->dtype, src->data, ptr, (size_t)src->n_elements);
-    return progress(u, src->nbytes);
+    lg_convert_to_f32(src->dtype, src->data, ptr, (size_t)n); /* vectors are float (checked) */
+    return progress(u, src->rows * src->row_bytes);
 }
 
 static enum llmgpu_status vec_create(struct llmgpu_model *m, size_t n, struct lg_buffer *b) {
     return lg_buffer_create(m->ctx, n * 4, LG_MEM_DEVICE, b);
 }
 
+/* The source of role r (layer l), from the checkpoint or the GGUF file; 0 when the
+ * model has no such tensor. */
+static int get_src(const struct upload_state *u, enum lg_tensor_role r, uint32_t l,
+                   struct wsrc *w) {
+    memset(w, 0, sizeof *w);
+    if (u->ck) {
+        const struct lg_tensor_src *t = lg_ckpt_tensor(u->ck, r, l);
+        if (!t)
+            return 0;
+        w->data = t->data;
+        w->rows = t->n_dims == 2 ? (uint32_t)t->shape[0] : 1;
+        w->cols = (uint32_t)(t->n_elements / w->rows);
+        w->row_bytes = (uint64_t)w->cols * lg_dtype_size(t->dtype);
+        w->ggml = WSRC_HF;
+        w->dtype = t->dtype;
+    } else {
+        const struct lg_gguf_tensor *t = lg_gguf_tensor_role(u->g, r, l);
+        if (!t)
+            return 0;
+        w->data = t->data;
+        w->rows = (uint32_t)t->n_rows; /* shapes were checked against the config */
+        w->cols = (uint32_t)t->ne[0];
+        w->row_bytes = t->row_bytes;
+        w->ggml = t->type;
+        if (lg_ggml_to_dtype(t->type, &w->dtype) != 0)
+            w->dtype = LG_DTYPE_COUNT;
+        w->perm_hd = lg_gguf_role_permuted(u->g, r) ? u->m->cfg.head_dim : 0;
+    }
+    return 1;
+}
+
+/* GGUF Q6_K on the GPU: LG_WTYPE_Q6_K, its blocks repacked (lg_q6k_repack_rows). */
+static enum lg_wtype gguf_q6_k_wtype(void) {
+    return LG_WTYPE_Q6_K;
+}
+
+/* The GPU type of a GGUF tensor with weight_type DEFAULT: the file's own ("as
+ * stored"); the token embedding only in a type embed.comp reads (f32/f16/bf16). */
+static enum lg_wtype gguf_wtype(uint32_t ggml, enum lg_tensor_role r) {
+    switch (ggml) {
+    case LG_GGML_F32: return LG_WTYPE_F32;
+    case LG_GGML_BF16: return LG_WTYPE_BF16;
+    case LG_GGML_F16: return LG_WTYPE_F16;
+    default: break;
+    }
+    if (r == LG_T_TOK_EMBD)
+        return LG_WTYPE_F16;
+    switch (ggml) {
+    case LG_GGML_Q8_0: return LG_WTYPE_Q8_0;
+    case LG_GGML_Q4_0: return LG_WTYPE_Q4_0;
+    case LG_GGML_Q4_K: return LG_WTYPE_Q4_K;
+    case LG_GGML_Q6_K: return gguf_q6_k_wtype();
+    default: return LG_WTYPE_F16;
+    }
+}
+
+static const char *wtype_name(enum lg_wtype t) {
+    static const char *const n[] = {"f32", "f16", "bf16", "q8_0", "q4_0", "q4_K", "q6_K",
+                                    "q4_g"};
+    return (unsigned)t < LG_ARRAY_LEN(n) ? n[t] : "?";
+}
+
+/* The GPU type of the matrix of role r (LG_T_WQ: the Q/K/V matrix) in layer l.
+ * log != NULL: say why when it differs from what was asked or stored. */
+static enum lg_wtype matrix_type(struct upload_state *u, enum lg_tensor_role r, uint32_t l,
+                                 const struct lg_log *log, const char *name) {
+    struct wsrc w;
+    int quantizable = r != LG_T_TOK_EMBD && r != LG_T_LM_HEAD;
+    get_src(u, r, l, &w);
+    if (!u->g || u->p->weight_type != LLMGPU_WEIGHT_TYPE_DEFAULT)
+        return pick_type(u->p->weight_type, w.dtype == LG_DTYPE_COUNT ? LG_DTYPE_F16 : w.dtype,
+                         w.cols, quantizable, log, name);
+    if (r == LG_T_WQ) {
+        struct wsrc wk, wv;
+        enum lg_wtype tq, tk, tv;
+        int any_float;
+        get_src(u, LG_T_WK, l, &wk);
+        get_src(u, LG_T_WV, l, &wv);
+        tq = gguf_wtype(w.ggml, r);
+        tk = gguf_wtype(wk.ggml, r);
+        tv = gguf_wtype(wv.ggml, r);
+        if (tq == tk && tk == tv)
+            return tq;
+        any_float = !wtype_is_quant(tq) || !wtype_is_quant(tk) || !wtype_is_quant(tv);
+        if (log && !u->said_mix++)
+            lg_info(log, "layer %u (and maybe others): Q, K and V are %s, %s and %s in the "
+                    "file and share one matrix on the GPU: %s for all three", l, lg_ggml_type_name(w.ggml),
+                    lg_ggml_type_name(wk.ggml), lg_ggml_type_name(wv.ggml),
+                    any_float ? "f16" : "q8_0");
+        return any_float ? LG_WTYPE_F16 : LG_WTYPE_Q8_0;
+    }
+    if (log && r == LG_T_TOK_EMBD && gguf_wtype(w.ggml, r) != gguf_wtype(w.ggml, LG_T_WO))
+        lg_info(log, "%s: %s dequantized to f16 (the embedding gather reads float types)", name,
+                lg_ggml_type_name(w.ggml));
+    return gguf_wtype(w.ggml, r);
+}
+
 /* Bytes the model will take on the device, for the fit check before allocating. */
-static uint64_t needed_bytes(const struct llmgpu_model *m, const struct lg_checkpoint *ck,
-                             const struct llmgpu_model_params *p) {
-    const struct lg_model_config *c = &m->cfg;
+static int role_is_vec(enum lg_tensor_role r) {
+    return r == LG_T_ATTN_NORM || r == LG_T_FFN_NORM || r == LG_T_OUT_NORM || r == LG_T_BQ ||
+           r == LG_T_BK || r == LG_T_BV;
+}
+
+static uint64_t needed_bytes(struct upload_state *u) {
+    const struct lg_model_config *c = &u->m->cfg;
     uint64_t total = 0;
     for (int r = 0; r < LG_T_COUNT; r++) {
         uint32_t layers = lg_arch_is_per_layer((enum lg_tensor_role)r) ? c->n_layer : 1;
         for (uint32_t l = 0; l < layers; l++) {
-            const struct lg_tensor_src *t = lg_ckpt_tensor(ck, (enum lg_tensor_role)r, l);
-            const struct lg_qlinear *ql = lg_ckpt_qlinear(ck, (enum lg_tensor_role)r, l);
+            struct wsrc w;
+            enum lg_tensor_role role = (enum lg_tensor_role)r;
+            const struct lg_qlinear *ql = u->ck ? lg_ckpt_qlinear(u->ck, role, l) : NULL;
             if (ql)
                 total += (uint64_t)ql->rows * q4g_row_bytes(ql->cols, ql->group);
-            if (!t)
+            if (!get_src(u, role, l, &w))
                 continue;
-            if (t->n_dims == 2) {
-                uint32_t cols = (uint32_t)t->shape[1];
-                int q = r != LG_T_TOK_EMBD && r != LG_T_LM_HEAD;
-                total += t->shape[0] *
-                         row_bytes(pick_type(p->weight_type, t->dtype, cols, q, NULL, NULL), cols);
+            if (!role_is_vec(role)) {
+                /* K and V take the Q/K/V matrix's type */
+                enum lg_tensor_role tr = role == LG_T_WK || role == LG_T_WV ? LG_T_WQ : role;
+                total += (uint64_t)w.rows * row_bytes(matrix_type(u, tr, l, NULL, NULL), w.cols);
+            } else {
+                total += (uint64_t)w.cols * 4;
             }
-            else
-                total += t->n_elements * 4;
         }
     }
     return total;
 }
 
-static enum llmgpu_status upload_layer(struct upload_state *u, struct lg_checkpoint *ck,
-                                       uint32_t l) {
+/* Bytes the sources hold (the progress total) and their element count. */
+static void source_totals(const struct upload_state *u, uint64_t *bytes, uint64_t *elements) {
+    const struct lg_model_config *c = &u->m->cfg;
+    *bytes = *elements = 0;
+    for (int r = 0; r < LG_T_COUNT; r++) {
+        uint32_t layers = lg_arch_is_per_layer((enum lg_tensor_role)r) ? c->n_layer : 1;
+        for (uint32_t l = 0; l < layers; l++) {
+            struct wsrc w;
+            if (get_src(u, (enum lg_tensor_role)r, l, &w)) {
+                *bytes += (uint64_t)w.rows * w.row_bytes;
+                *elements += (uint64_t)w.rows * w.cols;
+            }
+        }
+    }
+}
+
+/* Create t for role r (layer l) and fill it from its source (row 0 on). */
+static enum llmgpu_status upload_matrix(struct upload_state *u, enum lg_tensor_role r,
+                                        uint32_t l, const struct lg_log *log, const char *name,
+                                        struct lg_wtensor *t) {
+    struct wsrc w;
+    enum llmgpu_status st;
+    get_src(u, r, l, &w);
+    st = wtensor_create(u->m, w.rows, w.cols, matrix_type(u, r, l, log, name), t);
+    return st == LLMGPU_OK ? upload_rows(u, t, 0, &w) : st;
+}
+
+/* A projection of role r (layer l): the GPTQ/AWQ Linear as q4_g, or the float (or
+ * GGUF) tensor in the type matrix_type picks. */
+static enum llmgpu_status upload_proj(struct upload_state *u, struct lg_wtensor *t,
+                                      enum lg_tensor_role r, uint32_t l, const struct lg_log *log,
+                                      const char *what) {
+    const struct lg_qlinear *q = u->ck ? lg_ckpt_qlinear(u->ck, r, l) : NULL;
+    enum llmgpu_status st;
+    if (q) {
+        st = wtensor_create_g(u->m, q->rows, q->cols, LG_WTYPE_Q4_G, q->group, t);
+        return st == LLMGPU_OK ? upload_rows_q4g(u, t, 0, q) : st;
+    }
+    return upload_matrix(u, r, l, log, what, t);
+}
+
+static enum llmgpu_status upload_layer(struct upload_state *u, uint32_t l) {
     struct llmgpu_model *m = u->m;
     const struct lg_model_config *c = &m->cfg;
     struct lg_layer *L = &m->layers[l];
-    const struct lg_tensor_src *wq = lg_ckpt_tensor(ck, LG_T_WQ, l);
-    const struct lg_tensor_src *wk = lg_ckpt_tensor(ck, LG_T_WK, l);
-    const struct lg_tensor_src *wv = lg_ckpt_tensor(ck, LG_T_WV, l);
-    const struct lg_qlinear *qq = lg_ckpt_qlinear(ck, LG_T_WQ, l);
-    const struct lg_qlinear *qk = lg_ckpt_qlinear(ck, LG_T_WK, l);
-    const struct lg_qlinear *qv = lg_ckpt_qlinear(ck, LG_T_WV, l);
+    struct wsrc wq, wk, wv, w;
+    const struct lg_checkpoint *ck = u->ck;
+    const struct lg_qlinear *qq = ck ? lg_ckpt_qlinear(ck, LG_T_WQ, l) : NULL;
+    const struct lg_qlinear *qk = ck ? lg_ckpt_qlinear(ck, LG_T_WK, l) : NULL;
+    const struct lg_qlinear *qv = ck ? lg_ckpt_qlinear(ck, LG_T_WV, l) : NULL;
     uint32_t q_rows = c->n_head * c->head_dim, kv_rows = c->n_kv_head * c->head_dim;
     enum llmgpu_status st;
-    enum llmgpu_weight_type w = u->p->weight_type;
-    const struct lg_log *log = l == 0 ? &m->ctx->log : NULL; /* say it once, not per layer */
+    /* say it once, not per layer; GGUF types vary by layer (matrix_type says each once) */
+    const struct lg_log *log = l == 0 || u->g ? &m->ctx->log : NULL;
 
 #define TRY(x)                                                                                   \
     do {                                                                                         \
@@ -604,10 +809,15 @@ static enum llmgpu_status upload_layer(struct upload_state *u, struct lg_checkpo
         if (st != LLMGPU_OK)                                                                     \
             return st;                                                                           \
     } while (0)
+    get_src(u, LG_T_WQ, l, &wq);
+    get_src(u, LG_T_WK, l, &wk);
+    get_src(u, LG_T_WV, l, &wv);
     TRY(vec_create(m, c->n_embd, &L->attn_norm));
-    TRY(upload_vec(u, &L->attn_norm, 0, lg_ckpt_tensor(ck, LG_T_ATTN_NORM, l)));
+    get_src(u, LG_T_ATTN_NORM, l, &w);
+    TRY(upload_vec(u, &L->attn_norm, 0, &w));
     TRY(vec_create(m, c->n_embd, &L->ffn_norm));
-    TRY(upload_vec(u, &L->ffn_norm, 0, lg_ckpt_tensor(ck, LG_T_FFN_NORM, l)));
+    get_src(u, LG_T_FFN_NORM, l, &w);
+    TRY(upload_vec(u, &L->ffn_norm, 0, &w));
     if (qq || qk || qv) {
         /* one q4_g matrix: all three quantized (with one group size) or none */
         if (!qq || !qk || !qv || qq->group != qk->group || qq->group != qv->group) {
@@ -622,49 +832,59 @@ static enum llmgpu_status upload_layer(struct upload_state *u, struct lg_checkpo
         TRY(upload_rows_q4g(u, &L->wqkv, q_rows + kv_rows, qv));
     } else {
         TRY(wtensor_create(m, q_rows + 2 * kv_rows, c->n_embd,
-                           pick_type(w, wq->dtype, c->n_embd, 1, log, "Q/K/V projections"),
-                           &L->wqkv));
-        TRY(upload_rows(u, &L->wqkv, 0, wq));
-        TRY(upload_rows(u, &L->wqkv, q_rows, wk));
-        TRY(upload_rows(u, &L->wqkv, q_rows + kv_rows, wv));
+                           matrix_type(u, LG_T_WQ, l, log, "Q/K/V projections"), &L->wqkv));
+        TRY(upload_rows(u, &L->wqkv, 0, &wq));
+        TRY(upload_rows(u, &L->wqkv, q_rows, &wk));
+        TRY(upload_rows(u, &L->wqkv, q_rows + kv_rows, &wv));
     }
     if (c->qkv_bias) {
         TRY(vec_create(m, q_rows + 2 * kv_rows, &L->bqkv));
-        TRY(upload_vec(u, &L->bqkv, 0, lg_ckpt_tensor(ck, LG_T_BQ, l)));
-        TRY(upload_vec(u, &L->bqkv, q_rows, lg_ckpt_tensor(ck, LG_T_BK, l)));
-        TRY(upload_vec(u, &L->bqkv, q_rows + kv_rows, lg_ckpt_tensor(ck, LG_T_BV, l)));
+        get_src(u, LG_T_BQ, l, &w);
+        TRY(upload_vec(u, &L->bqkv, 0, &w));
+        get_src(u, LG_T_BK, l, &w);
+        TRY(upload_vec(u, &L->bqkv, q_rows, &w));
+        get_src(u, LG_T_BV, l, &w);
+        TRY(upload_vec(u, &L->bqkv, q_rows + kv_rows, &w));
     }
     {
-        const struct lg_qlinear *qg = lg_ckpt_qlinear(ck, LG_T_GATE, l);
-        const struct lg_qlinear *qu = lg_ckpt_qlinear(ck, LG_T_UP, l);
+        const struct lg_qlinear *qg = ck ? lg_ckpt_qlinear(ck, LG_T_GATE, l) : NULL;
+        const struct lg_qlinear *qu = ck ? lg_ckpt_qlinear(ck, LG_T_UP, l) : NULL;
         /* one fused kernel reads gate and up with one type (matvec.comp GATE_UP) */
         if (!qg != !qu || (qg && qg->group != qu->group)) {
             lg_err(&m->ctx->log, "layer %u: gate_proj and up_proj must both be %s-quantized with "
                    "one group size, or both float", l, lg_quant_method_name(ck->quant.method));
             return LLMGPU_ERR_UNSUPPORTED_MODEL;
         }
-        TRY(upload_proj(u, &L->wo, c->n_embd, q_rows, lg_ckpt_tensor(ck, LG_T_WO, l),
-                        lg_ckpt_qlinear(ck, LG_T_WO, l), log, "output projection"));
-        TRY(upload_proj(u, &L->gate, c->n_ff, c->n_embd, lg_ckpt_tensor(ck, LG_T_GATE, l), qg,
-                        log, "gate projection"));
-        TRY(upload_proj(u, &L->up, c->n_ff, c->n_embd, lg_ckpt_tensor(ck, LG_T_UP, l), qu, log,
-                        "up projection"));
-        TRY(upload_proj(u, &L->down, c->n_embd, c->n_ff, lg_ckpt_tensor(ck, LG_T_DOWN, l),
-                        lg_ckpt_qlinear(ck, LG_T_DOWN, l), log, "down projection"));
+        TRY(upload_proj(u, &L->wo, LG_T_WO, l, log, "output projection"));
+        TRY(upload_proj(u, &L->gate, LG_T_GATE, l, log, "gate projection"));
+        TRY(upload_proj(u, &L->up, LG_T_UP, l, log, "up projection"));
+        TRY(upload_proj(u, &L->down, LG_T_DOWN, l, log, "down projection"));
     }
     return LLMGPU_OK;
 }
 
-enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,
-                                   const struct llmgpu_model_params *p) {
+static enum llmgpu_weight_type public_type(enum lg_wtype t) {
+    switch (t) {
+    case LG_WTYPE_F32: return LLMGPU_WEIGHT_TYPE_F32;
+    case LG_WTYPE_BF16: return LLMGPU_WEIGHT_TYPE_BF16;
+    case LG_WTYPE_Q8_0: return LLMGPU_WEIGHT_TYPE_Q8_0;
+    case LG_WTYPE_Q4_0: return LLMGPU_WEIGHT_TYPE_Q4_0;
+    case LG_WTYPE_Q4_K: return LLMGPU_WEIGHT_TYPE_Q4_K;
+    case LG_WTYPE_Q6_K: return LLMGPU_WEIGHT_TYPE_Q6_K;
+    default: return LLMGPU_WEIGHT_TYPE_F16;
+    }
+}
+
+static enum llmgpu_status upload_all(struct llmgpu_model *m, const struct lg_checkpoint *ck,
+                                     const struct lg_gguf *g,
+                                     const struct llmgpu_model_params *p) {
     struct llmgpu_context *ctx = m->ctx;
     const struct lg_model_config *c = &m->cfg;
     struct upload_state u;
     enum llmgpu_status st;
-    uint64_t need = needed_bytes(m, ck, p), used = atomic_load(&ctx->device_bytes);
-    uint64_t avail = used < ctx->device_limit ? ctx->device_limit - used : 0;
+    uint64_t need, used = atomic_load(&ctx->device_bytes), avail, n_elements;
 
-    if (ck->quant.method != LG_QUANT_NONE &&
+    if (ck && ck->quant.method != LG_QUANT_NONE &&
         (p->weight_type == LLMGPU_WEIGHT_TYPE_Q8_0 || p->weight_type == LLMGPU_WEIGHT_TYPE_Q4_0 ||
          p->weight_type == LLMGPU_WEIGHT_TYPE_Q4_K)) {
         lg_err(&ctx->log, "this is a %s checkpoint: its projections load as stored (4-bit); "
@@ -672,6 +892,13 @@ enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint 
                "f16/bf16/f32 for its float tensors)", lg_quant_method_name(ck->quant.method));
         return LLMGPU_ERR_INVALID_ARGUMENT;
     }
+    memset(&u, 0, sizeof u);
+    u.m = m;
+    u.p = p;
+    u.ck = ck;
+    u.g = g;
+    need = needed_bytes(&u);
+    avail = used < ctx->device_limit ? ctx->device_limit - used : 0;
     if (need > avail) {
         lg_err(&ctx->log,
                "out of device memory: the weights need %llu bytes (%.1f MiB), %llu bytes "
@@ -680,10 +907,9 @@ enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint 
                (double)avail / (1 << 20), (unsigned long long)ctx->device_limit);
         return LLMGPU_ERR_OUT_OF_DEVICE_MEMORY;
     }
-    memset(&u, 0, sizeof u);
-    u.m = m;
-    u.p = p;
-    u.total = ck->weight_bytes;
+    source_totals(&u, &u.total, &n_elements);
+    if (g && p->weight_type == LLMGPU_WEIGHT_TYPE_DEFAULT) /* report what "as stored" gave */
+        m->weight_type = public_type(matrix_type(&u, LG_T_GATE, 0, NULL, NULL));
     {
         long nproc = sysconf(_SC_NPROCESSORS_ONLN);
         u.n_threads = nproc < 1 ? 1 : nproc > LG_QUANT_MAX_THREADS ? LG_QUANT_MAX_THREADS
@@ -699,37 +925,27 @@ enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint 
     if (st != LLMGPU_OK)
         return st;
     st = lg_buffer_create(ctx, 256, LG_MEM_DEVICE, &m->dummy);
-    if (st != LLMGPU_OK)
-        goto done;
-    {
-        const struct lg_tensor_src *e = lg_ckpt_tensor(ck, LG_T_TOK_EMBD, 0);
-        st = wtensor_create(m, c->n_vocab, c->n_embd, 
-                            pick_type(p->weight_type, e->dtype, c->n_embd, 0, NULL, NULL),
-                            &m->tok_embd);
-        if (st == LLMGPU_OK)
-            st = upload_rows(&u, &m->tok_embd, 0, e);
-        if (st != LLMGPU_OK)
-            goto done;
-    }
+    if (st == LLMGPU_OK)
+        st = upload_matrix(&u, LG_T_TOK_EMBD, 0, g ? &ctx->log : NULL, "token_embd",
+                           &m->tok_embd);
     for (uint32_t l = 0; l < c->n_layer && st == LLMGPU_OK; l++)
-        st = upload_layer(&u, ck, l);
+        st = upload_layer(&u, l);
     if (st != LLMGPU_OK)
         goto done;
     st = vec_create(m, c->n_embd, &m->out_norm);
-    if (st == LLMGPU_OK)
-        st = upload_vec(&u, &m->out_norm, 0, lg_ckpt_tensor(ck, LG_T_OUT_NORM, 0));
+    if (st == LLMGPU_OK) {
+        struct wsrc w;
+        get_src(&u, LG_T_OUT_NORM, 0, &w);
+        st = upload_vec(&u, &m->out_norm, 0, &w);
+    }
     if (st != LLMGPU_OK)
         goto done;
     if (c->tie_word_embeddings) {
         m->lm_head = m->tok_embd;
         m->lm_head_tied = 1;
     } else {
-        const struct lg_tensor_src *h = lg_ckpt_tensor(ck, LG_T_LM_HEAD, 0);
-        st = wtensor_create(m, c->n_vocab, c->n_embd, 
-                            pick_type(p->weight_type, h->dtype, c->n_embd, 0, NULL, NULL),
-                            &m->lm_head);
-        if (st == LLMGPU_OK)
-            st = upload_rows(&u, &m->lm_head, 0, h);
+        st = upload_matrix(&u, LG_T_LM_HEAD, 0, g ? &ctx->log : NULL, "output (LM head)",
+                           &m->lm_head);
         if (st != LLMGPU_OK)
             goto done;
     }
@@ -737,6 +953,11 @@ enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint 
     if (u.overflows)
         lg_warn(&ctx->log, "%zu weight values overflowed f16 and became inf; load with "
                            "weight_type bf16 or f32 to keep them", u.overflows);
+    if (st == LLMGPU_OK && g)
+        lg_info(&ctx->log, "%s: GGUF weights on the GPU: token_embd %s, LM head %s, layer 0 "
+                "Q/K/V %s, FFN down %s", g->path, wtype_name(m->tok_embd.type),
+                wtype_name(m->lm_head.type), wtype_name(m->layers[0].wqkv.type),
+                wtype_name(m->layers[0].down.type));
 done:
     lg_uploader_free(&u.up);
     lg_free(&ctx->alloc, u.rows_f32);
@@ -744,6 +965,16 @@ done:
     lg_free(&ctx->alloc, u.f16_table);
     m->weight_bytes = atomic_load(&ctx->device_bytes) - used;
     return st;
+}
+
+enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,
+                                   const struct llmgpu_model_params *p) {
+    return upload_all(m, ck, NULL, p);
+}
+
+enum llmgpu_status lg_model_upload_gguf(struct llmgpu_model *m, const struct lg_gguf *g,
+                                        const struct llmgpu_model_params *p) {
+    return upload_all(m, NULL, g, p);
 }
 
 void lg_model_release_gpu(struct llmgpu_model *m) {

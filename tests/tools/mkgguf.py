@@ -3,7 +3,7 @@
 written from ggml's docs/gguf.md and independent of lib/model/gguf*.c.
 
 Modes:
-  --from-hf DIR --out F [--type f32|f16|q8_0] [--no-permute] [--version 2|3]
+  --from-hf DIR --out F [--type f32|f16|q8_0|q6_k] [--no-permute] [--version 2|3]
       Convert a Hugging Face checkpoint (tests/tools/mkmodel.py's output, or any
       single-file model.safetensors of F32/F16/BF16) the way llama.cpp's
       convert_hf_to_gguf.py does for LlamaForCausalLM / MistralForCausalLM
@@ -11,7 +11,14 @@ Modes:
       names, dims reversed (ne[0] = row length), attn_q/attn_k rows permuted for
       interleaved RoPE on "llama" (convert_hf_to_gguf's LlamaModel.permute:
       reshape(n_head, 2, hd/2, n_in).swapaxes(1, 2)), norms and biases F32, and the
-      tokenizer metadata below when DIR has a tokenizer.json.
+      tokenizer metadata below when DIR has a tokenizer.json. q8_0 and q6_k quantize
+      every matrix, token_embd and output included (as llama.cpp's Q8_0 / Q6_K files);
+      q6_k rows that are not a multiple of 256 stay F16.
+  --split F --parts N --out-prefix P [--dup-tensor] [--bad-count]
+      Split F as llama.cpp's gguf-split does: P-00001-of-0000N.gguf holds F's metadata,
+      every part split.no (U16, 0-based), split.count (U16), split.tensors.count (I32),
+      the tensors in order, spread over the parts. --dup-tensor also puts the first
+      tensor of part 2 into part 1; --bad-count writes split.tensors.count + 1.
   --tokenizer DIR --out F [--pre NAME]
       Only the tokenizer metadata of DIR/tokenizer.json (+ tokenizer_config.json), as
       convert_hf_to_gguf does: "llama" (SentencePiece-style BPE with byte_fallback:
@@ -72,6 +79,7 @@ class Writer:
         self.version = version
         self.alignment = alignment
         self.kv = []       # (key, vtype, value)
+        self.raw_kv = []   # encoded key/value pairs copied from another file
         self.tensors = []  # (name, ggml type, ne list, bytes)
 
     def add(self, key, vtype, value):
@@ -87,7 +95,9 @@ class Writer:
 
     def tobytes(self):
         al = self.alignment
-        out = [b"GGUF", struct.pack("<IQQ", self.version, len(self.tensors), len(self.kv))]
+        out = [b"GGUF", struct.pack("<IQQ", self.version, len(self.tensors),
+                                    len(self.kv) + len(self.raw_kv))]
+        out.extend(self.raw_kv)
         for k, t, v in self.kv:
             out.append(_str(k) + struct.pack("<I", t) + _value(t, v))
         off = 0
@@ -147,6 +157,7 @@ class Reader:
 
 
 def read_gguf(data):
+    """The file as a dict; "raw_kv" keeps each key/value pair's bytes (for --split)."""
     r = Reader(data)
     if r.take(4) != b"GGUF":
         raise ValueError("bad magic")
@@ -156,13 +167,16 @@ def read_gguf(data):
     n_t, n_kv = r.scalar(U64), r.scalar(U64)
     kv = {}
     types = {}
+    raw_kv = []
     for _ in range(n_kv):
+        start = r.p
         k = r.string()
         t = r.scalar(U32)
         if k in kv:
             raise ValueError("duplicate key " + k)
         kv[k] = r.value(t)
         types[k] = t
+        raw_kv.append(data[start:r.p])
     align = kv.get("general.alignment", 32)
     infos = []
     for _ in range(n_t):
@@ -198,7 +212,8 @@ def read_gguf(data):
         if y[0] < x[1]:
             raise ValueError("overlap %s %s" % (x[2], y[2]))
     return {"version": version, "alignment": align, "kv": kv, "types": types,
-            "tensors": tensors, "data_start": data_start}
+            "tensors": tensors, "data_start": data_start, "raw_kv": raw_kv,
+            "order": [i[0] for i in infos]}
 
 
 # ---------------------------------------------------------------- floats
@@ -348,6 +363,59 @@ def tokenizer_kv(w, tdir, pre=None):
 
 # ---------------------------------------------------------------- model
 
+def q6_k_rows(vals):
+    """A valid ggml block_q6_K encoding (not ggml's search): per 16 values a scale
+    s = amax/31, d = max(s)/127 (f16), scale q = round(s/d), q = round(x/(d*scale)) in
+    -32..31, packed as ggml's quantize_row_q6_K packs L = q + 32."""
+    out = bytearray()
+    for b in range(0, len(vals), 256):
+        x = vals[b:b + 256]
+        subs = [max(abs(v) for v in x[16 * j:16 * j + 16]) / 31.0 for j in range(16)]
+        d = max(subs) / 127.0
+        dh = struct.unpack("<e", struct.pack("<e", d))[0]
+        sc = [max(-128, min(127, round(s / dh))) if dh else 0 for s in subs]
+        L = []
+        for i, v in enumerate(x):
+            m = dh * sc[i // 16]
+            q = round(v / m) if m else 0
+            L.append(max(-32, min(31, q)) + 32)
+        ql = bytearray(128)
+        qh = bytearray(64)
+        for n in range(2):
+            for l in range(32):
+                a, b2, c, e = (L[128 * n + l], L[128 * n + l + 32], L[128 * n + l + 64],
+                               L[128 * n + l + 96])
+                ql[64 * n + l] = (a & 15) | (c & 15) << 4
+                ql[64 * n + l + 32] = (b2 & 15) | (e & 15) << 4
+                qh[32 * n + l] = (a >> 4) | (b2 >> 4) << 2 | (c >> 4) << 4 | (e >> 4) << 6
+        out += ql + qh + struct.pack("<16b", *sc) + struct.pack("<e", dh)
+    return bytes(out)
+
+
+def split(args):
+    with open(args.split, "rb") as f:
+        g = read_gguf(f.read())
+    names = g["order"]
+    n = args.parts
+    total = len(names)
+    chunks = [names[k * total // n:(k + 1) * total // n] for k in range(n)]
+    if args.dup_tensor:
+        chunks[0] = chunks[0] + chunks[1][:1]
+    for k in range(n):
+        w = Writer(version=g["version"], alignment=g["alignment"])
+        if k == 0:
+            w.raw_kv = list(g["raw_kv"])
+        elif g["alignment"] != 32:
+            w.add("general.alignment", U32, g["alignment"])
+        w.add("split.no", U16, k)
+        w.add("split.count", U16, n)
+        w.add("split.tensors.count", I32, total + (1 if args.bad_count else 0))
+        for name in chunks[k]:
+            t = g["tensors"][name]
+            w.add_tensor(name, t["type"], t["ne"], t["data"])
+        w.write("%s-%05d-of-%05d.gguf" % (args.out_prefix, k + 1, n))
+
+
 def permute(vals, rows, cols, n_head):
     """convert_hf_to_gguf LlamaModel.permute: per head, row j*hd/2 + i -> 2*i + j."""
     hd = rows // n_head
@@ -443,8 +511,10 @@ def from_hf(args):
         ne = list(reversed(shape))
         if len(shape) == 1 or args.type == "f32":
             w.add_tensor(gname, GGML_F32, ne, f32_bytes(vals))
-        elif args.type == "f16":
+        elif args.type == "f16" or (args.type == "q6_k" and shape[1] % 256):
             w.add_tensor(gname, GGML_F16, ne, f16_bytes(vals))
+        elif args.type == "q6_k":
+            w.add_tensor(gname, GGML_Q6_K, ne, q6_k_rows(vals))
         else:
             w.add_tensor(gname, GGML_Q8_0, ne, q8_0_rows(vals, shape[1]))
     w.write(args.out)
@@ -516,7 +586,12 @@ def main():
     ap.add_argument("--dump")
     ap.add_argument("--seed-corpus")
     ap.add_argument("--out")
-    ap.add_argument("--type", default="f32", choices=["f32", "f16", "q8_0"])
+    ap.add_argument("--type", default="f32", choices=["f32", "f16", "q8_0", "q6_k"])
+    ap.add_argument("--split")
+    ap.add_argument("--parts", type=int, default=3)
+    ap.add_argument("--out-prefix")
+    ap.add_argument("--dup-tensor", action="store_true")
+    ap.add_argument("--bad-count", action="store_true")
     ap.add_argument("--version", type=int, default=3)
     ap.add_argument("--pre")
     ap.add_argument("--no-permute", action="store_true")
@@ -527,6 +602,8 @@ def main():
     NAIVE_SCORES = args.naive_scores
     if args.from_hf:
         from_hf(args)
+    elif args.split:
+        split(args)
     elif args.tokenizer:
         w = Writer(version=args.version)
         w.add("general.architecture", STRING, "llama")
@@ -545,7 +622,7 @@ def main():
     elif args.seed_corpus:
         seed_corpus(args.seed_corpus)
     else:
-        ap.error("one of --from-hf, --tokenizer, --dump, --seed-corpus")
+        ap.error("one of --from-hf, --split, --tokenizer, --dump, --seed-corpus")
 
 
 if __name__ == "__main__":
