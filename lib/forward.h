@@ -87,6 +87,8 @@ struct llmgpu_session;
 struct llmgpu_context *lg_session_context(const struct llmgpu_session *s);
 const struct llmgpu_model *lg_session_model(const struct llmgpu_session *s);
 const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s);
+/* The session's sampler scratch (sample.c), kept between llmgpu_session_sample calls. */
+struct lg_sample_cache *lg_session_sample_cache(struct llmgpu_session *s);
 int lg_session_has_logits(const struct llmgpu_session *s);
 /* The f16 KV cache of layer l: (n_ctx, NKV HD) each; positions [0, position) are valid. */
 const struct lg_buffer *lg_session_kcache(const struct llmgpu_session *s, uint32_t l);

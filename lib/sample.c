@@ -9,9 +9,13 @@
  * Must not touch: the session's state; it reads the session through the
  * accessors of forward.h (context, model, logits buffer).
  *
- * The scratch buffers, descriptor sets and command buffer of a draw are made and
- * freed per call, because the session (session.c) has no slot for them yet;
- * pipelines are the context's and made once.
+ * The scratch buffers, descriptor sets and command buffer of a draw live in a
+ * struct lg_sample_cache: a session keeps one (made at its first sample, grown
+ * when a call needs more edits or draws, freed with the session), so a token
+ * costs one small command buffer recording and one submit, not six buffer
+ * allocations, a descriptor pool and a command buffer; lg_sample_from_buffer
+ * (tests, one-off draws) uses a cache of its own for the call. Pipelines are the
+ * context's and made once.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -24,6 +28,7 @@ enum { K_PREP, K_SELECT, K_HIST, K_MASS, K_DRAW, K_COUNT };
 static const char *const kernel_names[K_COUNT] = {"sample_prep.comp", "sample_select.comp",
                                                   "sample_hist.comp", "sample_mass.comp",
                                                   "sample_draw.comp"};
+_Static_assert(K_COUNT == LG_ARRAY_LEN(((struct lg_sample_cache *)0)->sets), "one set a kernel");
 #define N_BINDINGS 7  /* kernels/sample.glsl: logits edits uin work part state result */
 #define IPT 16        /* sample.glsl IPT */
 #define STATE_BYTES 48 /* sample.glsl State */
@@ -190,25 +195,80 @@ static void make_push(const struct llmgpu_sampler_params *p, uint32_t n_vocab, u
     *topp_search = pc->k != 1 && pc->top_p < 1.0f;
 }
 
-enum llmgpu_status lg_sample_from_buffer(struct llmgpu_context *ctx, const struct lg_buffer *logits,
-                                         uint32_t n_vocab, const struct llmgpu_sampler_params *in,
-                                         const float *u, uint32_t n_draws, int32_t *tokens) {
+void lg_sample_cache_free(struct llmgpu_context *ctx, struct lg_sample_cache *c) {
+    if (!c)
+        return;
+    lg_cmd_destroy(ctx, &c->cmd);
+    lg_dpool_destroy(ctx, &c->pool);
+    lg_buffer_destroy(ctx, &c->res);
+    lg_buffer_destroy(ctx, &c->ubuf);
+    lg_buffer_destroy(ctx, &c->ebuf);
+    lg_buffer_destroy(ctx, &c->state);
+    lg_buffer_destroy(ctx, &c->part);
+    lg_buffer_destroy(ctx, &c->work);
+    memset(c, 0, sizeof *c);
+}
+
+/* Make c fit a draw from `logits` (n_vocab) with n_edits edits and n_draws draws:
+ * (re)made when it is empty, bound to another logits buffer or vocabulary, or too
+ * small; kept as is otherwise. On failure c is left empty. */
+static enum llmgpu_status cache_fit(struct llmgpu_context *ctx, struct lg_sample_cache *c,
+                                    const struct lg_buffer *logits, uint32_t n_vocab,
+                                    uint32_t n_edits, uint32_t n_draws, uint64_t part_words,
+                                    struct lg_pipeline *const pl[K_COUNT]) {
+    enum llmgpu_status st;
+    if (c->ok && c->logits == logits->buf && c->n_vocab == n_vocab && c->cap_edits >= n_edits &&
+        c->cap_draws >= n_draws)
+        return LLMGPU_OK;
+    {
+        uint32_t cap_e = LG_MAX(LG_MAX(n_edits, 1u), c->ok ? c->cap_edits : 0u);
+        uint32_t cap_d = LG_MAX(n_draws, c->ok ? c->cap_draws : 0u);
+        lg_sample_cache_free(ctx, c);
+        c->cap_edits = cap_e;
+        c->cap_draws = cap_d;
+    }
+    if ((st = lg_buffer_create(ctx, (VkDeviceSize)n_vocab * 4, LG_MEM_DEVICE, &c->work)) ||
+        (st = lg_buffer_create(ctx, part_words * 4, LG_MEM_DEVICE, &c->part)) ||
+        (st = lg_buffer_create(ctx, STATE_BYTES, LG_MEM_DEVICE, &c->state)) ||
+        (st = lg_buffer_create(ctx, (VkDeviceSize)c->cap_edits * sizeof(struct lg_sample_edit),
+                               LG_MEM_UPLOAD, &c->ebuf)) ||
+        (st = lg_buffer_create(ctx, (VkDeviceSize)c->cap_draws * 4, LG_MEM_UPLOAD, &c->ubuf)) ||
+        (st = lg_buffer_create(ctx, (VkDeviceSize)c->cap_draws * 4, LG_MEM_HOST, &c->res)) ||
+        (st = lg_dpool_create(ctx, K_COUNT, &c->pool)))
+        goto fail;
+    {
+        struct lg_binding b[N_BINDINGS] = {{logits, 0, 0},  {&c->ebuf, 0, 0}, {&c->ubuf, 0, 0},
+                                           {&c->work, 0, 0}, {&c->part, 0, 0}, {&c->state, 0, 0},
+                                           {&c->res, 0, 0}};
+        for (int k = 0; k < K_COUNT; k++)
+            if ((st = lg_dset_create(ctx, &c->pool, pl[k], b, N_BINDINGS, &c->sets[k])))
+                goto fail;
+    }
+    if ((st = lg_cmd_create(ctx, &c->cmd)))
+        goto fail;
+    c->logits = logits->buf;
+    c->n_vocab = n_vocab;
+    c->ok = 1;
+    return LLMGPU_OK;
+fail:
+    lg_sample_cache_free(ctx, c);
+    return st;
+}
+
+enum llmgpu_status lg_sample_cached(struct llmgpu_context *ctx, struct lg_sample_cache *c,
+                                    const struct lg_buffer *logits, uint32_t n_vocab,
+                                    const struct llmgpu_sampler_params *in, const float *u,
+                                    uint32_t n_draws, int32_t *tokens) {
     struct llmgpu_sampler_params p;
     struct lg_sample_edit *edits = NULL;
     uint32_t n_edits = 0, wg;
     struct lg_sample_push pc;
     int topk_search, topp_search;
-    struct lg_buffer work = {0}, part = {0}, state = {0}, ebuf = {0}, ubuf = {0}, res = {0};
     struct lg_pipeline *pl[K_COUNT];
-    VkDescriptorSet sets[K_COUNT];
-    struct lg_dpool pool = {VK_NULL_HANDLE};
-    struct lg_cmd cmd;
     enum llmgpu_status st;
     VkCommandBuffer cb;
-    uint64_t part_words;
 
-    memset(&cmd, 0, sizeof cmd);
-    if (!ctx || !logits || !u || !tokens || n_vocab == 0 || n_draws == 0 ||
+    if (!ctx || !c || !logits || !u || !tokens || n_vocab == 0 || n_draws == 0 ||
         n_draws > LG_SAMPLE_MAX_DRAWS)
         return LLMGPU_ERR_INVALID_ARGUMENT;
     if (atomic_load(&ctx->lost))
@@ -223,65 +283,43 @@ enum llmgpu_status lg_sample_from_buffer(struct llmgpu_context *ctx, const struc
     wg = wg_size(ctx);
     make_push(&p, n_vocab, wg, n_edits, n_draws, &pc, &topk_search, &topp_search);
 
-    for (int k = 0; k < K_COUNT; k++) {
+    for (int k = 0; k < K_COUNT && st == LLMGPU_OK; k++)
         st = get_pipeline(ctx, k, &pl[k]);
-        if (st != LLMGPU_OK)
-            goto err_free_edits;
-    }
-    part_words = LG_MAX((uint64_t)pc.n_prep, (uint64_t)pc.n_chunks * 32);
-    if ((st = lg_buffer_create(ctx, (VkDeviceSize)n_vocab * 4, LG_MEM_DEVICE, &work)) ||
-        (st = lg_buffer_create(ctx, part_words * 4, LG_MEM_DEVICE, &part)) ||
-        (st = lg_buffer_create(ctx, STATE_BYTES, LG_MEM_DEVICE, &state)) ||
-        (st = lg_buffer_create(ctx, LG_MAX(n_edits, 1u) * sizeof *edits, LG_MEM_UPLOAD,
-                               &ebuf)) ||
-        (st = lg_buffer_create(ctx, (VkDeviceSize)n_draws * 4, LG_MEM_UPLOAD, &ubuf)) ||
-        (st = lg_buffer_create(ctx, (VkDeviceSize)n_draws * 4, LG_MEM_HOST, &res)))
-        goto err_free_buffers;
-    if (n_edits)
-        memcpy(ebuf.mapped, edits, n_edits * sizeof *edits);
-    memcpy(ubuf.mapped, u, (size_t)n_draws * 4);
-
-    st = lg_dpool_create(ctx, K_COUNT, &pool);
-    if (st != LLMGPU_OK)
-        goto err_free_buffers;
-    {
-        struct lg_binding b[N_BINDINGS] = {{logits, 0, 0}, {&ebuf, 0, 0}, {&ubuf, 0, 0},
-                                           {&work, 0, 0},  {&part, 0, 0}, {&state, 0, 0},
-                                           {&res, 0, 0}};
-        for (int k = 0; k < K_COUNT; k++) {
-            st = lg_dset_create(ctx, &pool, pl[k], b, N_BINDINGS, &sets[k]);
-            if (st != LLMGPU_OK)
-                goto err_free_pool;
-        }
-    }
-    st = lg_cmd_create(ctx, &cmd);
     if (st == LLMGPU_OK)
-        st = lg_cmd_begin(ctx, &cmd, 1);
+        st = cache_fit(ctx, c, logits, n_vocab, n_edits, n_draws,
+                       LG_MAX((uint64_t)pc.n_prep, (uint64_t)pc.n_chunks * 32), pl);
     if (st != LLMGPU_OK)
-        goto err_free_cmd;
-    cb = cmd.cb;
+        goto done;
+    if (n_edits)
+        memcpy(c->ebuf.mapped, edits, n_edits * sizeof *edits);
+    memcpy(c->ubuf.mapped, u, (size_t)n_draws * 4);
+    /* recorded anew each call (a few dozen commands): the plan depends on the params */
+    st = lg_cmd_begin(ctx, &c->cmd, 1);
+    if (st != LLMGPU_OK)
+        goto done;
+    cb = c->cmd.cb;
 
     /* the order of kernels/sample.glsl; one barrier after each dispatch */
     lg_cmd_barrier_transfer(cb);
-    lg_cmd_dispatch(cb, pl[K_PREP], sets[K_PREP], &pc, pc.n_prep, 1, 1);
+    lg_cmd_dispatch(cb, pl[K_PREP], c->sets[K_PREP], &pc, pc.n_prep, 1, 1);
     lg_cmd_barrier(cb);
     pc.op = OP_INIT;
-    lg_cmd_dispatch(cb, pl[K_SELECT], sets[K_SELECT], &pc, 1, 1, 1);
+    lg_cmd_dispatch(cb, pl[K_SELECT], c->sets[K_SELECT], &pc, 1, 1, 1);
     lg_cmd_barrier(cb);
     for (int search = 0; search < 2; search++) {
         if (!(search == 0 ? topk_search : topp_search))
             continue;
         pc.op = search == 0 ? OP_COUNT : OP_MASS;
         for (pc.pass = 0; pc.pass < 8; pc.pass++) {
-            lg_cmd_dispatch(cb, pl[K_HIST], sets[K_HIST], &pc, pc.n_chunks, 1, 1);
+            lg_cmd_dispatch(cb, pl[K_HIST], c->sets[K_HIST], &pc, pc.n_chunks, 1, 1);
             lg_cmd_barrier(cb);
-            lg_cmd_dispatch(cb, pl[K_SELECT], sets[K_SELECT], &pc, 1, 1, 1);
+            lg_cmd_dispatch(cb, pl[K_SELECT], c->sets[K_SELECT], &pc, 1, 1, 1);
             lg_cmd_barrier(cb);
         }
     }
-    lg_cmd_dispatch(cb, pl[K_MASS], sets[K_MASS], &pc, pc.n_chunks, 1, 1);
+    lg_cmd_dispatch(cb, pl[K_MASS], c->sets[K_MASS], &pc, pc.n_chunks, 1, 1);
     lg_cmd_barrier(cb);
-    lg_cmd_dispatch(cb, pl[K_DRAW], sets[K_DRAW], &pc, n_draws, 1, 1);
+    lg_cmd_dispatch(cb, pl[K_DRAW], c->sets[K_DRAW], &pc, n_draws, 1, 1);
     {
         VkMemoryBarrier mb = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
                               .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT,
@@ -289,11 +327,11 @@ enum llmgpu_status lg_sample_from_buffer(struct llmgpu_context *ctx, const struc
         vkCmdPipelineBarrier(cb, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, VK_PIPELINE_STAGE_HOST_BIT,
                              0, 1, &mb, 0, NULL, 0, NULL);
     }
-    st = lg_cmd_end(ctx, &cmd);
+    st = lg_cmd_end(ctx, &c->cmd);
     if (st == LLMGPU_OK)
-        st = lg_cmd_submit_wait(ctx, &cmd);
+        st = lg_cmd_submit_wait(ctx, &c->cmd);
     if (st == LLMGPU_OK) {
-        const uint32_t *r = res.mapped;
+        const uint32_t *r = c->res.mapped;
         for (uint32_t i = 0; i < n_draws; i++) {
             if (r[i] >= n_vocab) {
                 lg_err(&ctx->log, "nothing to sample: every token is banned");
@@ -303,20 +341,20 @@ enum llmgpu_status lg_sample_from_buffer(struct llmgpu_context *ctx, const struc
             tokens[i] = (int32_t)r[i];
         }
     }
-
-err_free_cmd:
-    lg_cmd_destroy(ctx, &cmd);
-err_free_pool:
-    lg_dpool_destroy(ctx, &pool);
-err_free_buffers:
-    lg_buffer_destroy(ctx, &res);
-    lg_buffer_destroy(ctx, &ubuf);
-    lg_buffer_destroy(ctx, &ebuf);
-    lg_buffer_destroy(ctx, &state);
-    lg_buffer_destroy(ctx, &part);
-    lg_buffer_destroy(ctx, &work);
-err_free_edits:
+done:
     lg_free(&ctx->alloc, edits);
+    return st;
+}
+
+enum llmgpu_status lg_sample_from_buffer(struct llmgpu_context *ctx, const struct lg_buffer *logits,
+                                         uint32_t n_vocab, const struct llmgpu_sampler_params *in,
+                                         const float *u, uint32_t n_draws, int32_t *tokens) {
+    struct lg_sample_cache c;
+    enum llmgpu_status st;
+    memset(&c, 0, sizeof c);
+    st = lg_sample_cached(ctx, &c, logits, n_vocab, in, u, n_draws, tokens);
+    if (ctx)
+        lg_sample_cache_free(ctx, &c);
     return st;
 }
 
@@ -341,6 +379,6 @@ enum llmgpu_status llmgpu_session_sample(struct llmgpu_session *s,
         return st;
     /* the draw's number: (seed, position), so no sampler state is stored */
     u = lg_sample_uniform(p.seed, llmgpu_session_position(s));
-    return lg_sample_from_buffer(ctx, lg_session_logits_buffer(s),
-                                 lg_session_model(s)->cfg.n_vocab, &p, &u, 1, token);
+    return lg_sample_cached(ctx, lg_session_sample_cache(s), lg_session_logits_buffer(s),
+                            lg_session_model(s)->cfg.n_vocab, &p, &u, 1, token);
 }

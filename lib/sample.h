@@ -42,4 +42,23 @@ enum llmgpu_status lg_sample_from_buffer(struct llmgpu_context *ctx, const struc
                                          uint32_t n_vocab, const struct llmgpu_sampler_params *p,
                                          const float *u, uint32_t n_draws, int32_t *tokens);
 
+/* What one draw needs besides the pipelines (buffers, descriptor sets, a command
+ * buffer), kept between draws by a session (lg_session_sample_cache). Zeroed
+ * memory is an empty cache. */
+struct lg_sample_cache {
+    int ok;
+    VkBuffer logits;          /* the logits buffer the sets bind */
+    uint32_t n_vocab, cap_edits, cap_draws;
+    struct lg_buffer work, part, state, ebuf, ubuf, res;
+    struct lg_dpool pool;
+    VkDescriptorSet sets[5];
+    struct lg_cmd cmd;
+};
+/* lg_sample_from_buffer through c, which is made or grown as needed and kept. */
+enum llmgpu_status lg_sample_cached(struct llmgpu_context *ctx, struct lg_sample_cache *c,
+                                    const struct lg_buffer *logits, uint32_t n_vocab,
+                                    const struct llmgpu_sampler_params *p, const float *u,
+                                    uint32_t n_draws, int32_t *tokens);
+void lg_sample_cache_free(struct llmgpu_context *ctx, struct lg_sample_cache *c);
+
 #endif /* LG_SAMPLE_H */

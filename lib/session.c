@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "forward.h"
+#include "sample.h"
 
 /* Stages the profiler names; a timestamp is written after each. */
 enum stage { ST_EMBED, ST_QKV, ST_ROPE, ST_ATTN, ST_WO, ST_GATE_UP, ST_DOWN, ST_LM_HEAD, ST_COUNT };
@@ -57,6 +58,7 @@ struct llmgpu_session {
     struct lg_buffer hb;      /* (B, F) */
     struct lg_buffer logits;  /* (V) */
     struct lg_buffer logits_host; /* (V) host-visible copy, filled on request */
+    struct lg_sample_cache sample_cache; /* llmgpu_session_sample's buffers, made at first use */
     struct lg_buffer result;  /* uint32 greedy token; host-visible */
     struct lg_buffer rope;    /* (n_ctx, HD/2) of (cos, sin) */
     struct lg_buffer part;    /* (NH, n_chunks, HD + 2) flash-decoding partial states */
@@ -680,6 +682,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     lg_cmd_destroy(ctx, &s->decode_cmd);
     lg_cmd_destroy(ctx, &s->prefill_cmd);
     lg_cmd_destroy(ctx, &s->logits_cmd);
+    lg_sample_cache_free(ctx, &s->sample_cache);
     prof_destroy(s, &s->prof_decode);
     prof_destroy(s, &s->prof_prefill);
     destroy_sets(s);
@@ -1128,6 +1131,10 @@ struct llmgpu_context *lg_session_context(const struct llmgpu_session *s) {
 
 const struct llmgpu_model *lg_session_model(const struct llmgpu_session *s) {
     return s->model;
+}
+
+struct lg_sample_cache *lg_session_sample_cache(struct llmgpu_session *s) {
+    return &s->sample_cache;
 }
 
 const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s) {

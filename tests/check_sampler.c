@@ -518,6 +518,40 @@ START_TEST(session_sample) {
     ck_assert_int_eq(llmgpu_session_sample(s, &p, &a), LLMGPU_OK);
     ck_assert_int_eq(llmgpu_session_sample_greedy(s, &g), LLMGPU_OK);
     ck_assert_int_eq(a, g);
+    /* The session keeps its sampler buffers between calls and grows them: 150 bans,
+     * then 299 (more edits than any call before: all but token 123), then none again,
+     * then a decode step (new logits in the same buffer) and the 299 bans once more. */
+    {
+        int32_t ids[299];
+        float vals[299];
+        struct llmgpu_sampler_params q;
+        llmgpu_sampler_params_init(&q);
+        q.seed = 9;
+        q.temperature = 100.0f; /* nearly uniform: the bans decide */
+        q.top_k = 0;
+        q.top_p = 1.0f;
+        q.min_p = 0.0f;
+        for (int i = 0; i < 299; i++) {
+            ids[i] = i < 123 ? i : i + 1;
+            vals[i] = -INFINITY;
+        }
+        q.bias_ids = ids;
+        q.bias_values = vals;
+        q.n_bias = 150; /* ids 0..122 and 124..150 */
+        ck_assert_int_eq(llmgpu_session_sample(s, &q, &b2), LLMGPU_OK);
+        ck_assert(b2 > 150 || b2 == 123);
+        q.n_bias = 299;
+        ck_assert_int_eq(llmgpu_session_sample(s, &q, &b2), LLMGPU_OK);
+        ck_assert_int_eq(b2, 123);
+        ck_assert_int_eq(llmgpu_session_sample(s, &p, &a), LLMGPU_OK);
+        ck_assert_int_eq(a, g); /* temperature 0, no edits: still the greedy token */
+        ck_assert_int_eq(llmgpu_session_decode(s, g), LLMGPU_OK);
+        ck_assert_int_eq(llmgpu_session_sample_greedy(s, &g), LLMGPU_OK);
+        ck_assert_int_eq(llmgpu_session_sample(s, &p, &a), LLMGPU_OK);
+        ck_assert_int_eq(a, g);
+        ck_assert_int_eq(llmgpu_session_sample(s, &q, &b2), LLMGPU_OK);
+        ck_assert_int_eq(b2, 123);
+    }
     ck_assert_int_eq(llmgpu_session_sample(NULL, &p, &a), LLMGPU_ERR_INVALID_ARGUMENT);
     ck_assert_int_eq(llmgpu_session_sample(s, &p, NULL), LLMGPU_ERR_INVALID_ARGUMENT);
     llmgpu_session_free(s);
