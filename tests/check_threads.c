@@ -181,6 +181,8 @@ struct other_job {
     int n_tokens;
     enum llmgpu_status st;
     char what[64];
+    uint64_t weight_bytes; /* llmgpu_model_info's, read after the load */
+    atomic_int done;
 };
 
 static int collect_other(int32_t token, const char *text, size_t len, void *user) {
@@ -205,8 +207,15 @@ static void *run_other(void *arg) {
     mp.weight_type = LLMGPU_WEIGHT_TYPE_Q8_0;
     snprintf(o->what, sizeof o->what, "load");
     o->st = llmgpu_model_load(g_ctx, o->dir, &mp, &m);
-    if (o->st != LLMGPU_OK)
+    if (o->st != LLMGPU_OK) {
+        atomic_store(&o->done, 1);
         return NULL;
+    }
+    {
+        struct llmgpu_model_info mi = {.struct_size = sizeof mi};
+        llmgpu_model_info(m, &mi);
+        o->weight_bytes = mi.weight_bytes;
+    }
     llmgpu_session_params_init(&sp);
     sp.n_ctx = 64;
     snprintf(o->what, sizeof o->what, "session");
@@ -222,13 +231,17 @@ static void *run_other(void *arg) {
     }
     llmgpu_session_free(s);
     llmgpu_model_free(m);
+    atomic_store(&o->done, 1);
     return NULL;
 }
 
-/* Sessions of the shared model created, used for one decode step and freed. */
+/* Sessions of the shared model created, used for one decode step and freed, at
+ * least `rounds` times and until the other model's job is done (so device memory
+ * is allocated and freed while it loads). */
 struct churn_job {
     int rounds;
     enum llmgpu_status st;
+    atomic_int *other_done;
 };
 
 static void *run_churn(void *arg) {
@@ -237,7 +250,7 @@ static void *run_churn(void *arg) {
     const int32_t tok = 5;
     llmgpu_session_params_init(&sp);
     sp.n_ctx = 32;
-    for (int i = 0; i < c->rounds && c->st == LLMGPU_OK; i++) {
+    for (int i = 0; (i < c->rounds || !atomic_load(c->other_done)) && c->st == LLMGPU_OK; i++) {
         struct llmgpu_session *s = NULL;
         c->st = llmgpu_session_create(g_model, &sp, &s);
         if (c->st == LLMGPU_OK)
@@ -250,7 +263,7 @@ static void *run_churn(void *arg) {
 START_TEST(load_and_create_while_generating) {
     struct job seq[2], par[2];
     struct other_job other, other_solo;
-    struct churn_job churn = {4, LLMGPU_OK};
+    struct churn_job churn = {4, LLMGPU_OK, NULL};
     pthread_t th[2], th_other, th_churn;
     char script[512], cmd[2048];
     memset(&other, 0, sizeof other);
@@ -262,6 +275,8 @@ START_TEST(load_and_create_while_generating) {
              ">/dev/null",
              other.dir, script, other.dir, NV);
     ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    atomic_init(&other.done, 0);
+    churn.other_done = &other.done;
     other_solo = other;
     for (int i = 0; i < 2; i++) {
         init_job(&seq[i], i);
@@ -296,6 +311,12 @@ START_TEST(load_and_create_while_generating) {
     ck_assert_int_eq(other.n_tokens, N_GEN);
     ck_assert_msg(!memcmp(other.tokens, other_solo.tokens, sizeof other.tokens),
                   "the model loaded during the generations generates differently alone");
+    /* its weight_bytes count its own buffers, not what other threads allocated or
+     * freed meanwhile */
+    ck_assert_msg(other.weight_bytes == other_solo.weight_bytes,
+                  "weight_bytes %llu while sessions came and went, %llu alone",
+                  (unsigned long long)other.weight_bytes,
+                  (unsigned long long)other_solo.weight_bytes);
     ck_assert_msg(tlog.errors == 0, "errors logged:\n%s", tlog.text);
 }
 END_TEST
