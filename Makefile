@@ -166,6 +166,12 @@ $(TEST_BIN): $(TEST_OBJS) $(STLIB)
 LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
   VK_LOADER_DISABLE_DYNAMIC_LIBRARY_UNLOADING=1
+# Sanitized code runs several times slower (and LSan scans each forked test at exit):
+# Check's per-test timeouts (4 s default) stretch so a loaded machine does not time out
+# the CPU suites' small tests.
+ifneq ($(SANITIZE),)
+  LG_TEST_ENV += CK_TIMEOUT_MULTIPLIER=10
+endif
 # Real tokenizer files (Llama 2, Llama 3, Qwen3) for the parity tests, pinned by sha256.
 fixtures:
 	@sh tests/tools/fetch_tokenizers.sh
