@@ -169,8 +169,11 @@ LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/t
 # Sanitized code runs several times slower (and LSan scans each forked test at exit):
 # Check's per-test timeouts (4 s default) stretch so a loaded machine does not time out
 # the CPU suites' small tests.
+# The GPU suites' outer timeout (seconds) stretches likewise.
+LG_GPU_TIMEOUT := 1500
 ifneq ($(SANITIZE),)
   LG_TEST_ENV += CK_TIMEOUT_MULTIPLIER=10
+  LG_GPU_TIMEOUT := 7200
 endif
 # Real tokenizer files (Llama 2, Llama 3, Qwen3) for the parity tests, pinned by sha256.
 fixtures:
@@ -178,7 +181,7 @@ fixtures:
 check: all $(TEST_BIN) check-symbols check-header fixtures
 	@mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
-	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
+	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout $(LG_GPU_TIMEOUT) $(TEST_BIN)
 	$(MAKE) --no-print-directory check-examples check-install check-readme
 	@if $(FUZZ_WORKS); then $(MAKE) --no-print-directory fuzz-smoke; \
 	else echo "fuzz-smoke: skipped (no clang with libFuzzer here; 'make deps' installs it)"; fi
@@ -191,7 +194,7 @@ check-cpu: $(TEST_BIN)
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
 check-gpu: $(TEST_BIN)
 	@mkdir -p $(B)/tmp
-	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
+	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout $(LG_GPU_TIMEOUT) $(TEST_BIN)
 check-examples: $(CLI)
 	@sh tests/cli_test.sh $(B)
 check-python: lib
