@@ -9,6 +9,7 @@
 #   make fuzz       every tests/fuzz/*.c under libFuzzer+ASan+UBSan for FUZZ_SECONDS each
 #                   (into build-fuzz/); make check runs a few seconds each when clang works
 #   make check-valgrind     the CPU-only suites under valgrind --leak-check=full
+#   make check-tsan the suites tagged "threads" under ThreadSanitizer (into build-tsan/)
 
 CC      ?= cc
 CXX     ?= c++
@@ -73,7 +74,7 @@ TEST_OBJS := $(patsubst %.c,$(B)/obj/%.o,$(TEST_SRCS))
 TEST_BIN  := $(B)/tests/check_all
 DEPS_STAMP := $(B)/.deps-ok
 
-.PHONY: all lib examples fixtures check fuzz-smoke fuzz-build check-valgrind check-install check-cpu check-gpu check-symbols check-header check-python \
+.PHONY: all lib examples fixtures check check-tsan fuzz-smoke fuzz-build check-valgrind check-install check-cpu check-gpu check-symbols check-header check-python \
         demo deps install install-pc uninstall clean golden format tidy fuzz
 
 all: lib examples
@@ -165,23 +166,35 @@ $(TEST_BIN): $(TEST_OBJS) $(STLIB)
 LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp \
   LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
   VK_LOADER_DISABLE_DYNAMIC_LIBRARY_UNLOADING=1
+# Sanitized code runs several times slower (and LSan scans each forked test at exit):
+# Check's per-test timeouts (4 s default) stretch so a loaded machine does not time out
+# the CPU suites' small tests.
+# The GPU suites' outer timeout (seconds) stretches likewise.
+LG_GPU_TIMEOUT := 1500
+ifneq ($(SANITIZE),)
+  LG_TEST_ENV += CK_TIMEOUT_MULTIPLIER=10
+  LG_GPU_TIMEOUT := 7200
+endif
 # Real tokenizer files (Llama 2, Llama 3, Qwen3) for the parity tests, pinned by sha256.
 fixtures:
 	@sh tests/tools/fetch_tokenizers.sh
 check: all $(TEST_BIN) check-symbols check-header fixtures
 	@mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
-	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
+	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout $(LG_GPU_TIMEOUT) $(TEST_BIN)
 	$(MAKE) --no-print-directory check-examples check-install check-readme
 	@if $(FUZZ_WORKS); then $(MAKE) --no-print-directory fuzz-smoke; \
 	else echo "fuzz-smoke: skipped (no clang with libFuzzer here; 'make deps' installs it)"; fi
 	@if [ -d bindings/python/tests ]; then $(MAKE) --no-print-directory check-python; fi
+	@if [ -n "$(SANITIZE)" ]; then echo "check-tsan: skipped (SANITIZE=$(SANITIZE) build)"; \
+	elif $(TSAN_WORKS); then $(MAKE) --no-print-directory check-tsan; \
+	else echo "check-tsan: skipped ($(CC) cannot build and run a -fsanitize=thread program here)"; fi
 check-cpu: $(TEST_BIN)
 	@mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
 check-gpu: $(TEST_BIN)
 	@mkdir -p $(B)/tmp
-	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout 1500 $(TEST_BIN)
+	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout $(LG_GPU_TIMEOUT) $(TEST_BIN)
 check-examples: $(CLI)
 	@sh tests/cli_test.sh $(B)
 check-python: lib
@@ -294,6 +307,24 @@ check-valgrind: $(TEST_BIN) fixtures
 	$(LG_TEST_ENV) CK_FORK=no CK_EXCLUDE_TAGS=gpu $(VALGRIND) --leak-check=full --errors-for-leak-kinds=definite,indirect \
 	  --show-leak-kinds=definite,indirect --error-exitcode=1 --track-origins=yes $(TEST_BIN)
 
+# ---- ThreadSanitizer: the tcases tagged "threads" (several threads on one model,
+# context and tokenizer; GPU ones on lavapipe), built with -fsanitize=thread into
+# build-tsan/ by a sub-make. Unforked: TSan must see every thread of the process.
+# tests/tsan.supp names only driver code (lavapipe, the validation layer), each justified.
+# make check runs it after everything else (about a minute on 2 cores, build included).
+TSAN_B ?= build-tsan
+# Does $(CC) build and run a ThreadSanitizer program? (gcc: libtsan2; the runtime also
+# refuses some kernels' address-space layouts, which running it finds out.)
+TSAN_WORKS = printf 'int main(void) { return 0; }\n' | $(CC) -x c -fsanitize=thread -o $(B)/tsan-probe - \
+  >/dev/null 2>&1 && $(B)/tsan-probe >/dev/null 2>&1
+check-tsan: fixtures
+	@$(MAKE) --no-print-directory SANITIZE=thread B=$(TSAN_B) $(TSAN_B)/tests/check_all
+	@mkdir -p $(TSAN_B)/tmp
+	LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(TSAN_B)/tmp \
+	  VK_LOADER_DISABLE_DYNAMIC_LIBRARY_UNLOADING=1 \
+	  TSAN_OPTIONS="suppressions=$(CURDIR)/tests/tsan.supp halt_on_error=1 exitcode=66 history_size=4" \
+	  CK_FORK=no CK_INCLUDE_TAGS=threads timeout 1200 $(TSAN_B)/tests/check_all
+
 # Regenerate the transformers golden fixtures (needs torch + transformers: the GPU machine).
 golden:
 	python3 tests/tools/make_golden.py --out tests/fixtures/golden
@@ -324,7 +355,7 @@ uninstall:
 	      $(DESTDIR)$(INCLUDEDIR)/llmgpu.h $(DESTDIR)$(BINDIR)/llmgpu $(DESTDIR)$(PKGCONFIGDIR)/llmgpu.pc
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-fuzz build-tsan
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -679,8 +679,9 @@ enum llmgpu_stop_reason {
 
 /**
  * Receives each generated token and the text that became final with it: len
- * bytes of complete UTF-8 characters (not NUL-terminated; len may be 0), valid
- * only during the call. The text of a token may come with a later token's call:
+ * bytes of complete UTF-8 characters (not NUL-terminated; len may be 0, text is
+ * never NULL), valid only during the call. The text of a token may come with a
+ * later token's call:
  * a character split across tokens waits for its last byte, and text that could
  * begin a stop string waits until it cannot (the call of the token that ends
  * generation carries everything left). Text from a stop string on is never

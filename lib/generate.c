@@ -80,7 +80,7 @@ static enum llmgpu_status push_text(struct gen *g, int32_t id) {
     n = g->piece.cap;
     st = id >= 0 ? lg_tok_stream_push(t, &g->stream, id, g->piece.p, &n)
                  : lg_tok_stream_flush(t, &g->stream, g->piece.p, &n);
-    if (st != LLMGPU_OK)
+    if (st != LLMGPU_OK || n == 0) /* nothing to add; txt.p may still be NULL */
         return st;
     if (gbuf_reserve(&g->txt, n))
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
@@ -129,7 +129,9 @@ static int emit(struct gen *g, int32_t token, size_t end) {
     int r = 0;
     if (g->p.on_token) {
         uint64_t t0 = lg_now_ns();
-        r = g->p.on_token(token, g->txt.p + g->emitted, end - g->emitted, g->p.user);
+        /* txt.p is NULL until the first text: the callback gets "" then, never NULL */
+        r = g->p.on_token(token, g->txt.p ? g->txt.p + g->emitted : "", end - g->emitted,
+                          g->p.user);
         g->cb_ns += lg_now_ns() - t0;
     }
     g->emitted = end;

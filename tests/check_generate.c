@@ -81,6 +81,7 @@ static int utf8_complete(const char *s, size_t n) {
 
 static int on_token(int32_t token, const char *text, size_t len, void *user) {
     struct seen *sn = user;
+    ck_assert_ptr_nonnull(text); /* even when len is 0 (an EOS first: no text yet) */
     ck_assert_int_lt(sn->n_tokens, 256);
     ck_assert_uint_lt(sn->len + len, sizeof sn->text);
     sn->tokens[sn->n_tokens++] = token;

@@ -1130,6 +1130,7 @@ Suite *tokenizer_suite(void) {
     Suite *s = suite_create("tokenizer");
     TCase *core = tcase_create("Core"), *par = tcase_create("Parity");
     TCase *err = tcase_create("Errors"), *str = tcase_create("Stream");
+    TCase *thr = tcase_create("Threads"); /* tag "threads": make check-tsan runs it */
     tcase_add_test(core, test_bytelevel_basic);
     tcase_add_test(core, test_bytelevel_added_flags);
     tcase_add_test(core, test_bytelevel_llama_class);
@@ -1149,7 +1150,9 @@ Suite *tokenizer_suite(void) {
     tcase_add_loop_test(par, test_parity, 0, 6);
     tcase_add_test(par, test_pieces_concat_llama3);
     tcase_add_loop_test(par, test_long_input, 0, 3);
-    tcase_add_test(par, test_threads);
+    tcase_set_tags(thr, "threads");
+    tcase_set_timeout(thr, 600);
+    tcase_add_test(thr, test_threads);
     tcase_set_timeout(err, 120);
     tcase_add_test(err, test_malformed);
     tcase_add_test(err, test_error_logged);
@@ -1163,5 +1166,6 @@ Suite *tokenizer_suite(void) {
     suite_add_tcase(s, par);
     suite_add_tcase(s, err);
     suite_add_tcase(s, str);
+    suite_add_tcase(s, thr);
     return s;
 }

@@ -863,6 +863,40 @@ static enum llmgpu_status upload_layer(struct upload_state *u, uint32_t l) {
     return LLMGPU_OK;
 }
 
+/* Device-local bytes of the model's own buffers, as lg_buffer_create counted them.
+ * Not a difference of ctx->device_bytes: other threads' sessions and models
+ * allocate and free on the same context while this one loads. */
+static uint64_t buffer_bytes(const struct llmgpu_context *ctx, const struct lg_buffer *b) {
+    VkMemoryRequirements req;
+    if (!b->buf || !b->device_local)
+        return 0;
+    vkGetBufferMemoryRequirements(ctx->device, b->buf, &req);
+    return req.size;
+}
+
+static uint64_t wtensor_device_bytes(const struct llmgpu_context *ctx, const struct lg_wtensor *t) {
+    uint64_t n = 0;
+    for (uint32_t s = 0; t->shards && s < t->n_shards; s++)
+        n += buffer_bytes(ctx, &t->shards[s].buf);
+    return n;
+}
+
+static uint64_t model_device_bytes(const struct llmgpu_model *m) {
+    const struct llmgpu_context *ctx = m->ctx;
+    uint64_t n = buffer_bytes(ctx, &m->dummy) + buffer_bytes(ctx, &m->out_norm) +
+                 wtensor_device_bytes(ctx, &m->tok_embd);
+    if (!m->lm_head_tied)
+        n += wtensor_device_bytes(ctx, &m->lm_head);
+    for (uint32_t l = 0; m->layers && l < m->cfg.n_layer; l++) {
+        const struct lg_layer *L = &m->layers[l];
+        n += buffer_bytes(ctx, &L->attn_norm) + buffer_bytes(ctx, &L->ffn_norm) +
+             buffer_bytes(ctx, &L->bqkv) + wtensor_device_bytes(ctx, &L->wqkv) +
+             wtensor_device_bytes(ctx, &L->wo) + wtensor_device_bytes(ctx, &L->gate) +
+             wtensor_device_bytes(ctx, &L->up) + wtensor_device_bytes(ctx, &L->down);
+    }
+    return n;
+}
+
 static enum llmgpu_weight_type public_type(enum lg_wtype t) {
     switch (t) {
     case LG_WTYPE_F32: return LLMGPU_WEIGHT_TYPE_F32;
@@ -963,7 +997,7 @@ done:
     lg_free(&ctx->alloc, u.rows_f32);
     lg_free(&ctx->alloc, u.scales);
     lg_free(&ctx->alloc, u.f16_table);
-    m->weight_bytes = atomic_load(&ctx->device_bytes) - used;
+    m->weight_bytes = model_device_bytes(m);
     return st;
 }
 
