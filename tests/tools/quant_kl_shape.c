@@ -30,8 +30,10 @@
  *                        [THREADS 2] [SEED 1]
  *
  * The reassociation flags let the compiler vectorize the f32 dot products of
- * ref_matvec (about 4x faster); they change only the rounding of the sums,
- * identically for every job, so the measured differences are the weights'.
+ * ref_matvec; they change only the rounding of the sums, identically for
+ * every job, so the measured differences are the weights'. The forward pass
+ * is memory-bound on the 4.4 GB of f32 weights (1.3-3.8 s a token and job
+ * on the shared 2-core VM).
  */
 #include <math.h>
 #include <pthread.h>
