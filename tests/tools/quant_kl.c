@@ -58,7 +58,7 @@ int main(int argc, char **argv) {
         const char *name;
         enum llmgpu_weight_type t;
     } types[] = {{"q8_0", LLMGPU_WEIGHT_TYPE_Q8_0}, {"q4_0", LLMGPU_WEIGHT_TYPE_Q4_0},
-                 {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K},
+                 {"q4_k", LLMGPU_WEIGHT_TYPE_Q4_K}, {"q6_k", LLMGPU_WEIGHT_TYPE_Q6_K},
                  {"f16", LLMGPU_WEIGHT_TYPE_F16},   {"bf16", LLMGPU_WEIGHT_TYPE_BF16},
                  {"f32", LLMGPU_WEIGHT_TYPE_F32}};
     struct llmgpu_context *ctx;
@@ -80,7 +80,7 @@ int main(int argc, char **argv) {
     uint32_t n_ctx;
 
     if (argc < 4) {
-        fprintf(stderr, "usage: quant_kl MODEL_DIR TEXT_FILE q8_0|q4_0|q4_k|... [n_ctx]\n");
+        fprintf(stderr, "usage: quant_kl MODEL_DIR TEXT_FILE q8_0|q4_0|q4_k|q6_k|... [n_ctx]\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
