@@ -7,6 +7,9 @@
  *   LLMGPU_LOG        debug|info|warn|error (default warn)
  *   LLMGPU_VALIDATE   1: enable the Vulkan validation layer
  *   LLMGPU_COOPMAT    1: cooperative-matrix (tensor-core) prefill kernels
+ *   LLMGPU_FUSE_ROPE  0: decode's RoPE and KV write as a dispatch of their own
+ *   LLMGPU_MATVEC_SG  1: every decode mat-vec a subgroup per row pair; 0: none
+ *                     (default: block-quantized weights only)
  */
 #include <errno.h>
 #include <math.h>
@@ -40,6 +43,11 @@ static void on_log(enum llmgpu_log_level level, const char *msg, void *user) {
     fprintf(stderr, "llmgpu: %s: %s\n", names[level < 4 ? level : 3], msg);
 }
 
+static int env_is(const char *name, const char *value) {
+    const char *v = getenv(name);
+    return v && !strcmp(v, value);
+}
+
 static void context_params_from_env(struct llmgpu_context_params *cp) {
     const char *dev = getenv("LLMGPU_DEVICE");
     const char *cache = getenv("LLMGPU_CACHE_DIR");
@@ -61,8 +69,14 @@ static void context_params_from_env(struct llmgpu_context_params *cp) {
     }
     if (val && !strcmp(val, "1"))
         cp->flags |= LLMGPU_CONTEXT_FLAG_VALIDATION;
-    if (getenv("LLMGPU_COOPMAT") && !strcmp(getenv("LLMGPU_COOPMAT"), "1"))
+    if (env_is("LLMGPU_COOPMAT", "1"))
         cp->flags |= LLMGPU_CONTEXT_FLAG_COOPMAT;
+    if (env_is("LLMGPU_FUSE_ROPE", "0"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_NO_FUSE_ROPE;
+    if (env_is("LLMGPU_MATVEC_SG", "1"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_MATVEC_SUBGROUP;
+    if (env_is("LLMGPU_MATVEC_SG", "0"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_MATVEC_WORKGROUP;
 }
 
 static int fail(const char *what, enum llmgpu_status st) {
@@ -1387,7 +1401,8 @@ static void usage(FILE *f) {
             "MODEL: a Hugging Face model directory or a GGUF file (the first part of a split\n"
             "       set); a GGUF file keeps its weight types unless --weight-type is given\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
-            "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1\n");
+            "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1, LLMGPU_FUSE_ROPE=0,\n"
+            "             LLMGPU_MATVEC_SG=0|1\n");
 }
 
 int main(int argc, char **argv) {

@@ -240,6 +240,17 @@ struct llmgpu_device_info {
  * correct but slower than the portable tiled GEMM on the H100 (bench/RESULTS.md).
  * \since 0.1.0 */
 #define LLMGPU_CONTEXT_FLAG_COOPMAT (1u << 3)
+/** Decode applies RoPE and writes the KV cache in a dispatch of its own instead of
+ * in the Q/K/V mat-vec's epilogue (for comparisons; results are the same).
+ * \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_NO_FUSE_ROPE (1u << 4)
+/** Decode mat-vecs of every weight type run a subgroup per pair of rows (by default
+ * only block-quantized types do, where the device has subgroup arithmetic).
+ * \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_MATVEC_SUBGROUP (1u << 5)
+/** Decode mat-vecs of every weight type run a workgroup per pair of rows (wins over
+ * LLMGPU_CONTEXT_FLAG_MATVEC_SUBGROUP). \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_MATVEC_WORKGROUP (1u << 6)
 
 /** Parameters of llmgpu_context_create(). \since 0.1.0 */
 struct llmgpu_context_params {

@@ -27,6 +27,11 @@ enum lg_wtype {
     LG_WTYPE_Q4_G = 7  /* GPTQ/AWQ 4-bit, per-group f16 scale and zero point */
 };
 
+/* A block-quantized type (kernels/quant.glsl WQUANT). */
+static inline int lg_wtype_is_block(enum lg_wtype t) {
+    return t >= LG_WTYPE_Q8_0 && t <= LG_WTYPE_Q4_G;
+}
+
 struct lg_wshard {
     struct lg_buffer buf;
     uint32_t row_begin, rows;

@@ -22,7 +22,6 @@
  */
 #include <math.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "forward.h"
@@ -139,17 +138,16 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
  * weights use matvec.comp's SG_ROWS mode (a subgroup per LG_MATVEC_ROWS rows, lanes
  * splitting K: no workgroup barrier per row, more bytes per lane); float weights keep
  * the workgroup-per-rows mode that PLATFORM.md measured at 88-101 % of the streaming
- * rate. LLMGPU_MATVEC_SG=1 (all types) or 0 (none) overrides, for measurements. */
+ * rate. LLMGPU_CONTEXT_FLAG_MATVEC_SUBGROUP (all types) or _WORKGROUP (none)
+ * override, for measurements. */
 static int mv_subgroup_rows(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
-    const char *e = getenv("LLMGPU_MATVEC_SG");
-    int quant = w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0 || w->type == LG_WTYPE_Q4_K ||
-                w->type == LG_WTYPE_Q6_K || w->type == LG_WTYPE_Q4_G;
     if (!ctx->caps.subgroup_arith || ctx->caps.subgroup_size == 0 ||
-        wg_size(ctx) % ctx->caps.subgroup_size)
+        wg_size(ctx) % ctx->caps.subgroup_size ||
+        (ctx->flags & LLMGPU_CONTEXT_FLAG_MATVEC_WORKGROUP))
         return 0;
-    if (e && (!strcmp(e, "0") || !strcmp(e, "1")))
-        return e[0] == '1';
-    return quant;
+    if (ctx->flags & LLMGPU_CONTEXT_FLAG_MATVEC_SUBGROUP)
+        return 1;
+    return lg_wtype_is_block(w->type);
 }
 static uint32_t mv_rows_per_wg(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
     if (!mv_subgroup_rows(ctx, w))
@@ -348,11 +346,10 @@ static enum llmgpu_status mm_sets(struct llmgpu_session *s, const struct lg_wten
 /* Decode's Q/K/V mat-vec can apply RoPE and write the KV cache itself
  * (matvec.comp ROPE_KV) when every shard of every layer's [Q; K; V] starts and
  * ends on a head boundary, so a workgroup's rotate-half pair of rows lies in
- * one shard. LLMGPU_FUSE_ROPE=0 turns it off (to compare; the tests do). */
+ * one shard. LLMGPU_CONTEXT_FLAG_NO_FUSE_ROPE turns it off (to compare; the tests do). */
 static int fuse_rope_ok(const struct llmgpu_model *m) {
-    const char *e = getenv("LLMGPU_FUSE_ROPE");
     uint32_t hd = m->cfg.head_dim;
-    if ((e && !strcmp(e, "0")) || LG_MATVEC_ROWS != 2 || hd % 2)
+    if ((m->ctx->flags & LLMGPU_CONTEXT_FLAG_NO_FUSE_ROPE) || LG_MATVEC_ROWS != 2 || hd % 2)
         return 0;
     for (uint32_t l = 0; l < m->cfg.n_layer; l++)
         for (uint32_t i = 0; i < m->layers[l].wqkv.n_shards; i++) {
@@ -783,6 +780,7 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
                    uint32_t ld_y, uint32_t y_col) {
     struct lg_pipeline *p;
     int gemm = n_tok > 1 && !(flags & MM_GATE_UP);
+    uint32_t rpw = mv_rows_per_wg(s->ctx, w);
     if (mm_pipeline(s, w, flags | (gemm ? MM_GEMM : 0), &p) != LLMGPU_OK)
         return; /* created in create_sets; cannot fail here */
     for (uint32_t i = 0; i < w->n_shards; i++) {
@@ -791,9 +789,7 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
         if (gemm)
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 63) / 64, (n_tok + 63) / 64, 1);
         else
-            lg_cmd_dispatch(cb, p, sets[i], &pc,
-                            (pc.n_rows + mv_rows_per_wg(s->ctx, w) - 1) / mv_rows_per_wg(s->ctx, w),
-                            n_tok, 1);
+            lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + rpw - 1) / rpw, n_tok, 1);
     }
 }
 

@@ -197,6 +197,28 @@ START_TEST(sharded_weights_match) {
 }
 END_TEST
 
+/* The decode variants the context flags select: RoPE as its own dispatch, every
+ * mat-vec in subgroup-row mode (fused RoPE in that mode too), every mat-vec in
+ * workgroup mode; each against the reference, on a Qwen2 model (bias) and a GQA one. */
+START_TEST(decode_modes_match) {
+    static const uint32_t modes[] = {LLMGPU_CONTEXT_FLAG_NO_FUSE_ROPE,
+                                     LLMGPU_CONTEXT_FLAG_MATVEC_SUBGROUP,
+                                     LLMGPU_CONTEXT_FLAG_NO_FUSE_ROPE |
+                                         LLMGPU_CONTEXT_FLAG_MATVEC_SUBGROUP,
+                                     LLMGPU_CONTEXT_FLAG_MATVEC_WORKGROUP};
+    struct llmgpu_context_params cp;
+    struct llmgpu_context *ctx;
+    llmgpu_context_params_init(&cp);
+    cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE | modes[_i];
+    cp.log_fn = tu_log_fn;
+    cp.log_user = &tlog;
+    ck_assert_int_eq(llmgpu_context_create(&cp, &ctx), LLMGPU_OK);
+    compare(ctx, &variants[5], 7); /* qwen2_bias */
+    compare(ctx, &variants[0], 1); /* llama_gqa_f32, prompt through the mat-vec path */
+    llmgpu_context_free(ctx);
+}
+END_TEST
+
 START_TEST(context_full_and_bad_tokens) {
     char dir[512];
     struct llmgpu_model *m;
@@ -350,6 +372,7 @@ Suite *forward_suite(void) {
                         (int)(sizeof variants / sizeof variants[0]));
     tcase_add_test(core, single_token_prefill_path);
     tcase_add_test(limits, sharded_weights_match);
+    tcase_add_loop_test(limits, decode_modes_match, 0, 4);
     tcase_add_test(limits, context_full_and_bad_tokens);
     tcase_add_test(limits, kv_cache_grows_in_pages);
     tcase_add_test(limits, state_beyond_one_page);

@@ -89,6 +89,9 @@ class ContextFlag(enum.IntFlag):
     NO_DISK_CACHE = 1 << 1
     PROFILE = 1 << 2
     COOPMAT = 1 << 3
+    NO_FUSE_ROPE = 1 << 4
+    MATVEC_SUBGROUP = 1 << 5
+    MATVEC_WORKGROUP = 1 << 6
 
 
 class ModelFlag(enum.IntFlag):
