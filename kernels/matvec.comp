@@ -113,11 +113,13 @@ WG_REDUCE(wg_sum, subgroupAdd, LG_ADD)
 // The ROWS rows from slot s0 (slot = row of the shard, or in ROPE_KV rows of pairs):
 // dot products, bias, SiLU, then the epilogue, by lane 0.
 void rows_at(uint s0, uint t, uint xb, float nscale) {
+    uint rw[ROWS];   // the rows, worked out once (ROPE_KV's pair mapping divides)
     float acc[ROWS];
 #if GATE_UP
     float acc_u[ROWS];
 #endif
     [[unroll]] for (uint j = 0; j < ROWS; j++) {
+        rw[j] = ROW_OF(s0, j);
         acc[j] = 0.0;
 #if GATE_UP
         acc_u[j] = 0.0;
@@ -134,7 +136,7 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
 #endif
         }
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
-            uint r = ROW_OF(s0, j);
+            uint r = rw[j];
             acc[j] += QDOT(wq, wd, pc.n_rows, r, un, xq);
 #if GATE_UP
             acc_u[j] += QDOT(uq, ud, pc.n_rows, r, un, xq);
@@ -152,7 +154,7 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
         xv = nw[k] * (xv * nscale);
 #endif
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
-            uint r = ROW_OF(s0, j);
+            uint r = rw[j];
             acc[j] += DOT(w[r * KV + k], xv);
 #if GATE_UP
             acc_u[j] += DOT(u[r * KV + k], xv);
@@ -164,7 +166,7 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
     [[unroll]] for (uint j = 0; j < ROWS; j++) {
         sv[j] = ROW_SUM(acc[j]);
 #if HAS_BIAS
-        sv[j] += bias[pc.row_begin + ROW_OF(s0, j)];
+        sv[j] += bias[pc.row_begin + rw[j]];
 #endif
 #if GATE_UP
         float su = ROW_SUM(acc_u[j]);

@@ -389,6 +389,17 @@ static enum llmgpu_status quant_scratch(struct upload_state *u, uint32_t cols, s
     return LLMGPU_OK;
 }
 
+/* The shard of t that holds row g, and in *n how many rows from g stay in it (at
+ * most `most`): the upload loops walk a tensor's rows shard by shard with it. */
+static struct lg_wshard *shard_span(struct lg_wtensor *t, uint32_t g, uint64_t most,
+                                    uint32_t *n) {
+    uint32_t s = 0;
+    while (s + 1 < t->n_shards && g >= t->shards[s + 1].row_begin)
+        s++;
+    *n = (uint32_t)LG_MIN((uint64_t)(t->shards[s].row_begin + t->shards[s].rows - g), most);
+    return &t->shards[s];
+}
+
 /* upload_rows for a quantized t: per chunk, the values go straight into
  * staging, the scales through u->scales (a second reservation may flush the
  * ring, so the first one is complete before it is made). */
@@ -408,14 +419,9 @@ static enum llmgpu_status upload_rows_quant(struct upload_state *u, struct lg_wt
     if (st != LLMGPU_OK)
         return st;
     while (r < n_rows) {
-        uint32_t g = dst_row + r;
-        uint32_t s = 0;
-        while (s + 1 < t->n_shards && g >= t->shards[s + 1].row_begin)
-            s++;
+        uint32_t g = dst_row + r, n;
+        struct lg_wshard *sh = shard_span(t, g, LG_MIN((uint64_t)(n_rows - r), chunk_rows), &n);
         {
-            struct lg_wshard *sh = &t->shards[s];
-            uint32_t in_shard = sh->row_begin + sh->rows - g;
-            uint32_t n = (uint32_t)LG_MIN(LG_MIN((uint64_t)(n_rows - r), in_shard), chunk_rows);
             void *ptr;
             st = lg_uploader_reserve(&u->up, &sh->buf, (VkDeviceSize)(g - sh->row_begin) * qrow,
                                      (VkDeviceSize)n * qrow, &ptr);
@@ -492,14 +498,9 @@ static enum llmgpu_status upload_rows(struct upload_state *u, struct lg_wtensor 
     ws = (size_t)row_qs_bytes(t->type, 1);
     chunk_rows = LG_MAX(u->up.staging.size / ((uint64_t)t->cols * ws), 1);
     while (r < n_rows) {
-        uint32_t g = dst_row + r;
-        uint32_t s = 0;
-        while (s + 1 < t->n_shards && g >= t->shards[s + 1].row_begin)
-            s++;
+        uint32_t g = dst_row + r, n;
+        struct lg_wshard *sh = shard_span(t, g, LG_MIN((uint64_t)(n_rows - r), chunk_rows), &n);
         {
-            struct lg_wshard *sh = &t->shards[s];
-            uint32_t in_shard = sh->row_begin + sh->rows - g;
-            uint32_t n = (uint32_t)LG_MIN(LG_MIN((uint64_t)(n_rows - r), in_shard), chunk_rows);
             void *ptr;
             st = lg_uploader_reserve(&u->up, &sh->buf,
                                      (VkDeviceSize)(g - sh->row_begin) * t->cols * ws,
@@ -573,14 +574,9 @@ static enum llmgpu_status upload_rows_q4g(struct upload_state *u, struct lg_wten
     if (st != LLMGPU_OK)
         return st;
     while (r < q->rows) {
-        uint32_t g = dst_row + r;
-        uint32_t s = 0;
-        while (s + 1 < t->n_shards && g >= t->shards[s + 1].row_begin)
-            s++;
+        uint32_t g = dst_row + r, n;
+        struct lg_wshard *sh = shard_span(t, g, LG_MIN((uint64_t)(q->rows - r), chunk_rows), &n);
         {
-            struct lg_wshard *sh = &t->shards[s];
-            uint32_t in_shard = sh->row_begin + sh->rows - g;
-            uint32_t n = (uint32_t)LG_MIN(LG_MIN((uint64_t)(q->rows - r), in_shard), chunk_rows);
             void *ptr;
             st = lg_uploader_reserve(&u->up, &sh->buf, (VkDeviceSize)(g - sh->row_begin) * qrow,
                                      (VkDeviceSize)n * qrow, &ptr);
