@@ -9,6 +9,9 @@
 
 #extension GL_EXT_control_flow_attributes : enable
 #extension GL_EXT_shader_16bit_storage : require
+#if IDOT
+#extension GL_EXT_spirv_intrinsics : require
+#endif
 #if USE_SUBGROUP
 #extension GL_KHR_shader_subgroup_basic : enable
 #extension GL_KHR_shader_subgroup_arithmetic : enable

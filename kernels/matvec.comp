@@ -22,6 +22,11 @@
 //   epilogue applies RoPE at position pos0 + t as rope_kv.comp does and writes roped q
 //   to y (ld_y NH HD) and k, v into the f16 KV cache: one dispatch and one barrier
 //   fewer a layer. Shards must start and end on head boundaries (session.c checks).
+//   IDOT (q8_0, q4_0, q4_g; K % 16 == 0): integer dot products. The workgroup first
+//   quantizes its x row (after NORM) into shared memory, 16 values a unit with one f32
+//   scale (and, for the nibble types, the unit's sum), then each unit is four
+//   OpSDotAccSat and one multiply per row (quant.glsl's IDOT section). The rounding of
+//   x adds an error like q8_0's own; shared memory is 6 K + 4 WG_SIZE bytes (host checks).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
 //   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16
 //   values (32 for q4_K and q6_K), dequantized in registers: scale times the unscaled
@@ -92,6 +97,49 @@ layout(push_constant) uniform Push {
 shared float scratch[WG_SIZE];
 WG_REDUCE(wg_sum, subgroupAdd, LG_ADD)
 
+#if IDOT
+shared uint xs_q[K / 4];   // x as int8, four a word (unit un: words 4 un .. 4 un + 3)
+shared float xs_d[K / 16]; // a unit's scale
+#if WTYPE != 3
+shared int xs_s[K / 16];   // a unit's sum of quantized values (the zero point's term)
+#endif
+
+// Quantize x row xb (normalized with NORM) into xs_*; every invocation calls it.
+void quantize_x(uint xb, float nscale) {
+    for (uint un = gl_LocalInvocationID.x; un < K / 16; un += WG_SIZE) {
+        vec4 v[4];
+        float amax = 0.0;
+        [[unroll]] for (uint i = 0; i < 4; i++) {
+            v[i] = x[xb + un * 4 + i];
+#if NORM
+            v[i] = nw[un * 4 + i] * (v[i] * nscale);
+#endif
+            vec4 a = abs(v[i]);
+            amax = max(amax, max(max(a.x, a.y), max(a.z, a.w)));
+        }
+        float d = amax / 127.0, id = amax > 0.0 ? 127.0 / amax : 0.0;
+        ivec4 q[4];
+        [[unroll]] for (uint i = 0; i < 4; i++)
+            q[i] = ivec4(roundEven(v[i] * id));
+#if WTYPE == 3
+        [[unroll]] for (uint i = 0; i < 4; i++)
+            xs_q[un * 4 + i] = pack_i8x4(q[i].x, q[i].y, q[i].z, q[i].w);
+#else
+        // values (0, 2, 4, 6) then (1, 3, 5, 7) of each 8-value half
+        [[unroll]] for (uint g = 0; g < 2; g++) {
+            ivec4 a = q[2 * g], b = q[2 * g + 1];
+            xs_q[un * 4 + 2 * g] = pack_i8x4(a.x, a.z, b.x, b.z);
+            xs_q[un * 4 + 2 * g + 1] = pack_i8x4(a.y, a.w, b.y, b.w);
+        }
+        ivec4 t = q[0] + q[1] + q[2] + q[3];
+        xs_s[un] = t.x + t.y + t.z + t.w;
+#endif
+        xs_d[un] = d;
+    }
+    barrier();
+}
+#endif
+
 #if K % 4 == 0
 #define DOT(a, b) dot(W2F4(a), b)
 #else
@@ -125,7 +173,41 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
         acc_u[j] = 0.0;
 #endif
     }
-#if WQUANT
+#if IDOT
+    // One unit a lane a step: x from shared memory as int8 words.
+    for (uint un = LANE; un < QUNITS; un += NLANES) {
+        uvec4 xw = uvec4(xs_q[un * 4], xs_q[un * 4 + 1], xs_q[un * 4 + 2], xs_q[un * 4 + 3]);
+        float xd = xs_d[un];
+#if WTYPE != 3
+        int xsum = xs_s[un];
+#endif
+        [[unroll]] for (uint j = 0; j < ROWS; j++) {
+            uint r = rw[j];
+#if WTYPE == 3
+            acc[j] += QSCALE(wd, pc.n_rows, r, un) * xd * float(idot_unit(wq[r * QUNITS + un], xw));
+#if GATE_UP
+            acc_u[j] += QSCALE(ud, pc.n_rows, r, un) * xd * float(idot_unit(uq[r * QUNITS + un], xw));
+#endif
+#elif WTYPE == 4
+            acc[j] += QSCALE(wd, pc.n_rows, r, un) * xd *
+                      float(idot_unit(wq[r * QUNITS + un], xw) - 8 * xsum);
+#if GATE_UP
+            acc_u[j] += QSCALE(ud, pc.n_rows, r, un) * xd *
+                        float(idot_unit(uq[r * QUNITS + un], xw) - 8 * xsum);
+#endif
+#else
+            acc[j] += float(wd[QG_PAIR(pc.n_rows, r, un)]) * xd *
+                      (float(idot_unit(wq[r * QUNITS + un], xw)) -
+                       float(wd[QG_PAIR(pc.n_rows, r, un) + 1]) * float(xsum));
+#if GATE_UP
+            acc_u[j] += float(ud[QG_PAIR(pc.n_rows, r, un)]) * xd *
+                        (float(idot_unit(uq[r * QUNITS + un], xw)) -
+                         float(ud[QG_PAIR(pc.n_rows, r, un) + 1]) * float(xsum));
+#endif
+#endif
+        }
+    }
+#elif WQUANT
     // One unit of QUADS * 4 values a lane a step: x as QUADS vec4s.
     for (uint un = LANE; un < QUNITS; un += NLANES) {
         vec4 xq[QUADS];
@@ -219,6 +301,9 @@ void main() {
     for (uint k = gl_LocalInvocationID.x; k < KV; k += WG_SIZE)
         ss += dot(x[xb + k], x[xb + k]);
     nscale = inversesqrt(wg_sum(ss) / float(K) + EPS);
+#endif
+#if IDOT
+    quantize_x(xb, nscale);
 #endif
 #if SG_ROWS
     // RPW rows a workgroup, ROWS a subgroup at a time (any subgroup size works: a

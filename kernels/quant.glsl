@@ -225,4 +225,45 @@ float qunit_dot(QUNIT q, vec4 xs[QUADS]) {
 #endif
 #endif // WQUANT
 
+// ---- IDOT: integer dot products (matvec.comp) ----
+// With IDOT (WTYPE 3, 4, 7 only: 16-value units of int8 or nibbles) x is quantized
+// once per workgroup into shared memory, 16 values a unit: xd = max |x| / 127,
+// xq = round(x / xd) as int8, four to a word; each unit's weights then meet x through
+// OpSDotAccSat (SPV_KHR_integer_dot_product, reached through GL_EXT_spirv_intrinsics:
+// bookworm's glslang has no GL_EXT_integer_dot_product) and one float multiply a unit:
+//   q8_0  d xd sum_i q_i xq_i             (x words in value order)
+//   q4_0  d xd (sum_i q_i xq_i - 8 sum_i xq_i)
+//   q4_g  s xd (sum_i q_i xq_i - z sum_i xq_i)
+// The nibble types' words hold values (0, 2, 4, 6) and (1, 3, 5, 7) of an 8-value
+// group after masking (w & 0x0F0F0F0F and w >> 4 & ...), so their x words are packed
+// in that order (matvec.comp's quantize_x).
+#if IDOT
+#if WTYPE != 3 && WTYPE != 4 && WTYPE != 7
+#error IDOT needs q8_0, q4_0 or q4_g weights
+#endif
+spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018],
+                  id = 4453)
+int sdot4_acc(uint a, uint b, int acc, spirv_literal int packed_format);
+#define SDOT(a, b, acc) sdot4_acc(a, b, acc, 0)   // 0: PackedVectorFormat4x8Bit
+
+// Four ints (each in -128..127) as one word of bytes, a in the lowest.
+uint pack_i8x4(int a, int b, int c, int d) {
+    return (uint(a) & 255u) | ((uint(b) & 255u) << 8) | ((uint(c) & 255u) << 16) |
+           (uint(d) << 24);
+}
+
+// sum_i q_i xq_i of a unit (no scales, no zero point) against its x words xw.
+#if WTYPE == 3
+int idot_unit(uvec4 q, uvec4 xw) {
+    return SDOT(q.w, xw.w, SDOT(q.z, xw.z, SDOT(q.y, xw.y, SDOT(q.x, xw.x, 0))));
+}
+#else
+int idot_unit(uvec2 q, uvec4 xw) {
+    const uint m = 0x0F0F0F0Fu;
+    return SDOT((q.y >> 4) & m, xw.w,
+                SDOT(q.y & m, xw.z, SDOT((q.x >> 4) & m, xw.y, SDOT(q.x & m, xw.x, 0))));
+}
+#endif
+#endif // IDOT
+
 #endif

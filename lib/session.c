@@ -155,9 +155,24 @@ static uint32_t mv_rows_per_wg(const struct llmgpu_context *ctx, const struct lg
     return LG_MATVEC_ROWS * (wg_size(ctx) / ctx->caps.subgroup_size);
 }
 
+/* Integer dot products for this decode mat-vec (matvec.comp IDOT): asked for
+ * (LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT), supported, a 16-value-unit type, and x's
+ * int8 copy (K bytes, 4 K / 16 of scales, as many of sums for nibbles) plus the
+ * reduction scratch fit in shared memory. */
+static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
+    uint64_t shared;
+    if (!(ctx->flags & LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT) || !ctx->caps.int_dot ||
+        (w->type != LG_WTYPE_Q8_0 && w->type != LG_WTYPE_Q4_0 && w->type != LG_WTYPE_Q4_G) ||
+        w->cols % 16)
+        return 0;
+    shared = (uint64_t)w->cols + (uint64_t)w->cols / 16 * (w->type == LG_WTYPE_Q8_0 ? 4 : 8) +
+             4ull * wg_size(ctx);
+    return shared <= ctx->props.limits.maxComputeSharedMemorySize;
+}
+
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
-    char st[17][48];
+    char st[18][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
     base_desc(s->ctx, &d, st,
@@ -180,6 +195,8 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
         int sg = mv_subgroup_rows(s->ctx, w);
         lg_desc_define(&d, st[14], "SG_ROWS", sg);
         lg_desc_define(&d, st[15], "RPW", mv_rows_per_wg(s->ctx, w));
+        if (mv_int_dot(s->ctx, w))
+            lg_desc_define(&d, st[17], "IDOT", 1);
     }
     if (flags & MM_ROPE) {
         lg_desc_define(&d, st[11], "HD", s->model->cfg.head_dim);

@@ -494,6 +494,9 @@ static void gpu_teardown(void) {
 }
 
 enum { KF_BIAS = 1, KF_ACC = 2, KF_GATE_UP = 4, KF_NORM = 8, KF_GEMM = 16 };
+/* Mat-vec modes (matvec.comp): a workgroup per row pair, a subgroup per row pair
+ * (SG_ROWS), and either with integer dot products (IDOT). */
+enum { KM_SG = 1, KM_IDOT = 2 };
 #define KEPS 1e-5f
 
 /* Quantize rows x cols of w into the shard layout of upload.c (values, then scales). */
@@ -542,9 +545,14 @@ static void ref_dequant(enum lg_wtype t, float *w, size_t n) {
         qref_roundtrip_q4_K(w, n);
 }
 
+/* Rows a workgroup computes in SG_ROWS mode (2 a subgroup). */
+static uint32_t sg_rpw(const struct llmgpu_context *ctx) {
+    return 2 * ((ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ? 64 : 256) / ctx->caps.subgroup_size);
+}
+
 static struct lg_pipeline *mm_pipe(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t K,
-                                   unsigned f) {
-    char st[10][48];
+                                   unsigned f, unsigned mode) {
+    char st[13][48];
     struct lg_pipeline_desc d;
     struct lg_pipeline *p;
     memset(&d, 0, sizeof d);
@@ -562,22 +570,28 @@ static struct lg_pipeline *mm_pipe(struct llmgpu_context *ctx, enum lg_wtype t, 
     lg_desc_define(&d, st[8], "NORM", (f & KF_NORM) != 0);
     snprintf(st[9], 48, "EPS=%.9e", (double)KEPS);
     d.defines[d.n_defines++] = st[9];
+    lg_desc_define(&d, st[10], "SG_ROWS", (mode & KM_SG) != 0);
+    lg_desc_define(&d, st[11], "RPW", (mode & KM_SG) ? sg_rpw(ctx) : 2);
+    lg_desc_define(&d, st[12], "IDOT", (mode & KM_IDOT) != 0);
     ck_assert_msg(lg_pipeline_get(ctx, &d, &p) == LLMGPU_OK, "pipeline: %s", tlog.text);
     return p;
 }
 
 /* y[t, y_col + r] (+)= op(W x[x_row + t]) for a quantized W (and U); returns the NMSE
- * of the whole y buffer against the C reference on the dequantized weights. */
+ * of the whole y buffer against the C reference on the dequantized weights (with
+ * KM_IDOT, on x rounded as the kernel rounds it; *e_exact, when given, gets the NMSE
+ * against the reference on x as it is). */
 static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows, uint32_t K,
-                     uint32_t n_tok, unsigned f) {
+                     uint32_t n_tok, unsigned f, unsigned mode, double *e_exact) {
     const uint32_t x_row = 1, y_col = 3, ld_y = rows + 5;
     size_t nw = (size_t)rows * K, ny = (size_t)n_tok * ld_y, wbytes, ubytes;
     float *w = malloc(nw * 4), *u = malloc(nw * 4), *x = malloc((size_t)(n_tok + x_row) * K * 4);
     float *bias = malloc(rows * 4), *nrm = malloc(K * 4), *y = malloc(ny * 4);
     float *yg = malloc(ny * 4), *xn = malloc(K * 4), *o = malloc(rows * 4), *ou = malloc(rows * 4);
+    float *y0 = malloc(ny * 4), *ye = malloc(ny * 4);
     void *wq, *uq;
     struct lg_buffer bw, bu, bx, bb, by, bn;
-    struct lg_pipeline *p = mm_pipe(ctx, t, K, f);
+    struct lg_pipeline *p = mm_pipe(ctx, t, K, f, mode);
     struct lg_dpool pool;
     struct lg_cmd cmd;
     VkDescriptorSet set;
@@ -617,31 +631,42 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     lg_cmd_barrier_transfer(cmd.cb);
     if (f & KF_GEMM)
         lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + 63) / 64, (n_tok + 63) / 64, 1);
+    else if (mode & KM_SG)
+        lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + sg_rpw(ctx) - 1) / sg_rpw(ctx), n_tok, 1);
     else
         lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + 1) / 2, n_tok, 1);
     ck_assert_int_eq(lg_cmd_end(ctx, &cmd), LLMGPU_OK);
     ck_assert_int_eq(lg_cmd_submit_wait(ctx, &cmd), LLMGPU_OK);
     ck_assert_int_eq(lg_buffer_download(ctx, &by, 0, yg, ny * 4), LLMGPU_OK);
 
-    /* the reference on dequantized weights */
+    /* the reference on dequantized weights (pass 0: x rounded as IDOT rounds it;
+     * pass 1, IDOT only: x as it is) */
     ref_dequant(t, w, nw);
     ref_dequant(t, u, nw);
-    for (uint32_t tk = 0; tk < n_tok; tk++) {
-        const float *xi = x + (size_t)(x_row + tk) * K;
-        if (f & KF_NORM) {
-            ref_rmsnorm(xn, xi, nrm, (int)K, KEPS);
-            xi = xn;
-        }
-        ref_matvec(o, xi, w, (f & KF_BIAS) ? bias : NULL, (int)K, (int)rows);
-        if (f & KF_GATE_UP) {
-            ref_matvec(ou, xi, u, NULL, (int)K, (int)rows);
-            ref_silu_mul(o, o, ou, (int)rows);
-        }
-        for (uint32_t r = 0; r < rows; r++) {
-            float *dst = &y[(size_t)tk * ld_y + y_col + r];
-            *dst = (f & KF_ACC) ? *dst + o[r] : o[r];
+    memcpy(y0, y, ny * 4);
+    for (int pass = 0; pass < ((mode & KM_IDOT) ? 2 : 1); pass++) {
+        float *yr = pass ? ye : y;
+        if (pass)
+            memcpy(ye, y0, ny * 4);
+        for (uint32_t tk = 0; tk < n_tok; tk++) {
+            memcpy(xn, x + (size_t)(x_row + tk) * K, K * 4);
+            if (f & KF_NORM)
+                ref_rmsnorm(xn, xn, nrm, (int)K, KEPS);
+            if ((mode & KM_IDOT) && !pass)
+                ref_round_x_int8(xn, K);
+            ref_matvec(o, xn, w, (f & KF_BIAS) ? bias : NULL, (int)K, (int)rows);
+            if (f & KF_GATE_UP) {
+                ref_matvec(ou, xn, u, NULL, (int)K, (int)rows);
+                ref_silu_mul(o, o, ou, (int)rows);
+            }
+            for (uint32_t r = 0; r < rows; r++) {
+                float *dst = &yr[(size_t)tk * ld_y + y_col + r];
+                *dst = (f & KF_ACC) ? *dst + o[r] : o[r];
+            }
         }
     }
+    if (e_exact)
+        *e_exact = (mode & KM_IDOT) ? ref_nmse(yg, ye, ny) : ref_nmse(yg, y, ny);
     e = ref_nmse(yg, y, ny);
     lg_cmd_destroy(ctx, &cmd);
     lg_dpool_destroy(ctx, &pool);
@@ -659,6 +684,8 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     free(bias);
     free(nrm);
     free(y);
+    free(y0);
+    free(ye);
     free(yg);
     free(xn);
     free(o);
@@ -699,7 +726,7 @@ START_TEST(kernels_match_dequantized_reference) {
         {37, t == LG_WTYPE_Q4_K || t == LG_WTYPE_Q6_K ? 512 : 96}, {130, 2048}};
     for (int sh = 0; sh < 2; sh++) {
         double e = run_mm(g_ctx, t, shapes[sh][0], shapes[sh][1], mm_cases[c].n_tok,
-                          mm_cases[c].flags);
+                          mm_cases[c].flags, 0, NULL);
         fprintf(stderr, "# %s %s %ux%u: NMSE %.3g\n", wtype_name(t), mm_cases[c].name,
                 shapes[sh][0], shapes[sh][1], e);
         ck_assert_msg(e <= 1e-10, "%s %s %ux%u: NMSE %.3g", wtype_name(t), mm_cases[c].name,
@@ -707,6 +734,42 @@ START_TEST(kernels_match_dequantized_reference) {
     }
 }
 END_TEST
+
+/* The other mat-vec modes, on the mat-vec cases (mm_cases[0..5]) of q8_0 and q4_0:
+ * _i = (case * 2 + type) * 3 + mode - 1 over modes KM_SG, KM_IDOT, KM_SG | KM_IDOT.
+ * Subgroup rows must match the reference as the workgroup mode does. IDOT is checked
+ * against the reference on x rounded the same way: the integer sums are exact, but a
+ * value that lands on a rounding boundary may round the other way on the GPU
+ * (its 127 / max differs from C's by an ulp or so, and NORM's scale too), and one
+ * such flip moves every row by w d ~ 1e-3 of y: NMSE 1e-6 allows a handful while a
+ * wrong packing gives ~1. Against exact x the rounding error of 8 bits per 16
+ * values must stay below 1e-3 (Gaussian x: about 2e-5 expected). */
+START_TEST(matvec_modes_match_reference) {
+    static const enum lg_wtype types[2] = {LG_WTYPE_Q8_0, LG_WTYPE_Q4_0};
+    unsigned mode = (unsigned)(_i % 3) + 1;
+    enum lg_wtype t = types[(_i / 3) % 2];
+    int c = _i / 6;
+    const uint32_t shapes[][2] = {{37, 96}, {130, 2048}};
+    if ((mode & KM_SG) && !g_ctx->caps.subgroup_arith)
+        return;
+    if ((mode & KM_IDOT) && !g_ctx->caps.int_dot) {
+        fprintf(stderr, "# no shaderIntegerDotProduct: IDOT not tested\n");
+        return;
+    }
+    for (int sh = 0; sh < 2; sh++) {
+        double ex, e = run_mm(g_ctx, t, shapes[sh][0], shapes[sh][1], mm_cases[c].n_tok,
+                              mm_cases[c].flags, mode, &ex);
+        fprintf(stderr, "# %s %s%s%s %ux%u: NMSE %.3g (exact x %.3g)\n", wtype_name(t),
+                mm_cases[c].name, (mode & KM_SG) ? " sg" : "", (mode & KM_IDOT) ? " idot" : "",
+                shapes[sh][0], shapes[sh][1], e, ex);
+        ck_assert_msg(e <= ((mode & KM_IDOT) ? 1e-6 : 1e-10), "%s %s mode %u %ux%u: NMSE %.3g",
+                      wtype_name(t), mm_cases[c].name, mode, shapes[sh][0], shapes[sh][1], e);
+        ck_assert_msg(ex <= 1e-3, "%s %s mode %u: NMSE %.3g against exact x", wtype_name(t),
+                      mm_cases[c].name, mode, ex);
+    }
+}
+END_TEST
+#define N_MV_CASES 6 /* mm_cases before the GEMM ones */
 
 /* ---- the forward pass of a tiny model loaded quantized ---- */
 
@@ -746,35 +809,36 @@ struct fwd_case {
     enum llmgpu_weight_type wt;
     uint32_t max_binding; /* 0: the device's */
     uint32_t n_batch;     /* the prompt goes through the GEMM in chunks of n_batch */
+    uint32_t ctx_flags;   /* LLMGPU_CONTEXT_FLAG_*: a context of its own when non-zero */
 };
 
 static const struct fwd_case fwd_cases[] = {
     {"q8_0", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q8_0, 0,
-     7},
+     7, 0},
     {"q4_0", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q4_0, 0,
-     7},
+     7, 0},
     /* 4 KiB bindings: every quantized matrix in several row shards (and a
      * smaller n_batch, so the activations fit such bindings too) */
     {"q8_0_sharded", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 32",
-     LLMGPU_WEIGHT_TYPE_Q8_0, 4096, 3},
+     LLMGPU_WEIGHT_TYPE_Q8_0, 4096, 3, 0},
     {"q4_0_sharded", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 32",
-     LLMGPU_WEIGHT_TYPE_Q4_0, 4096, 3},
+     LLMGPU_WEIGHT_TYPE_Q4_0, 4096, 3, 0},
     /* ff 80: the down projection (rows of 80) stays f16, the rest is quantized */
     {"q4_0_mixed", "--hidden 64 --ff 80 --heads 4 --kv-heads 2 --seed 33",
-     LLMGPU_WEIGHT_TYPE_Q4_0, 0, 7},
+     LLMGPU_WEIGHT_TYPE_Q4_0, 0, 7, 0},
     /* q4_K: hidden 256 (q4_K), ff 288 (the down projection becomes q4_0) */
     {"q4_k", "--hidden 256 --ff 288 --heads 4 --kv-heads 2 --seed 35", LLMGPU_WEIGHT_TYPE_Q4_K,
-     0, 7},
+     0, 7, 0},
     /* hidden 48: nothing can be quantized; the load is the f16 one */
     {"q8_0_unaligned", "--hidden 48 --ff 80 --heads 4 --kv-heads 1 --seed 34",
-     LLMGPU_WEIGHT_TYPE_Q8_0, 0, 7},
+     LLMGPU_WEIGHT_TYPE_Q8_0, 0, 7, 0},
     /* q6_K: hidden 256 (q6_K), ff 288 (the down projection becomes q8_0) */
     {"q6_k", "--hidden 256 --ff 288 --heads 4 --kv-heads 2 --seed 35", LLMGPU_WEIGHT_TYPE_Q6_K,
-     0, 7},
+     0, 7, 0},
     /* 16 KiB bindings: the q6_K matrices in shards of 78 rows (the d array's
      * offset follows each shard's row count) */
     {"q6_k_sharded", "--hidden 256 --ff 512 --heads 4 --kv-heads 2 --seed 37",
-     LLMGPU_WEIGHT_TYPE_Q6_K, 16384, 3},
+     LLMGPU_WEIGHT_TYPE_Q6_K, 16384, 3, 0},
 };
 #define FWD_Q6_K 7 /* fwd_cases index of "q6_k" */
 
@@ -813,10 +877,10 @@ static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
     qref_quantize_model(&rq, fc->wt, 0);
     ck_assert_int_eq(ref_state_alloc(&rq, 64, &sq), 0);
     ck_assert_int_eq(ref_state_alloc(&rf, 64, &sf), 0);
-    if (fc->max_binding) {
+    if (fc->max_binding || fc->ctx_flags) {
         struct llmgpu_context_params cp;
         llmgpu_context_params_init(&cp);
-        cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE;
+        cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE | fc->ctx_flags;
         cp.max_binding_size = fc->max_binding;
         cp.log_fn = tu_log_fn;
         cp.log_user = &tlog;
@@ -922,6 +986,37 @@ START_TEST(q6_k_quality_drift_bounds) {
 }
 END_TEST
 
+/* Integer dot products in the decode mat-vecs (LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT) on
+ * fwd_cases[0] and [1]'s models: decode rounds x to int8 per 16 values on top of the
+ * weights' quantization. Measured on lavapipe: q8_0 logits NMSE vs the dequantized
+ * reference (x unrounded) 7.7e-5 at the worst step; vs f16 NMSE 6.8e-5, KL 3.3e-4
+ * (the plain kernels: 3.2e-5, 1.9e-4), greedy 24/25; q4_0 KL 0.041 and 23/25 as the
+ * plain kernels. On this random model int8 activations double q8_0's drift; the
+ * bounds are the plain kernels' drift bounds (q8_0 must keep its standing), with one
+ * more greedy flip allowed. */
+START_TEST(int_dot_quality_drift_bounds) {
+    struct fwd_case c8 = fwd_cases[0], c4 = fwd_cases[1];
+    struct fwd_result r8, r4;
+    if (!g_ctx->caps.int_dot) {
+        fprintf(stderr, "# no shaderIntegerDotProduct: int-dot quality not tested\n");
+        return;
+    }
+    c8.ctx_flags = c4.ctx_flags = LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT;
+    c8.name = "q8_0_int_dot";
+    c4.name = "q4_0_int_dot";
+    run_forward(&c8, &r8);
+    run_forward(&c4, &r4);
+    ck_assert_msg(r8.nmse_q < 3e-4 && r4.nmse_q < 3e-4,
+                  "int dot: logits NMSE %.3g (q8_0), %.3g (q4_0) vs the dequantized reference",
+                  r8.nmse_q, r4.nmse_q);
+    ck_assert_msg(r8.nmse_f16 < QUALITY_Q8_0_NMSE && r8.kl_f16 < QUALITY_Q8_0_KL,
+                  "q8_0 int dot drifted: NMSE %.3g, KL %.3g", r8.nmse_f16, r8.kl_f16);
+    ck_assert_int_ge(r8.agree, r8.steps - 2);
+    ck_assert_msg(r4.nmse_f16 < QUALITY_Q4_0_NMSE && r4.kl_f16 < QUALITY_Q4_0_KL,
+                  "q4_0 int dot drifted: NMSE %.3g, KL %.3g", r4.nmse_f16, r4.kl_f16);
+}
+END_TEST
+
 /* ---- loading ---- */
 
 struct prog {
@@ -1001,6 +1096,7 @@ Suite *quant_suite(void) {
         tcase_set_tags(k, "gpu");
         tcase_add_unchecked_fixture(k, gpu_setup, gpu_teardown);
         tcase_add_loop_test(k, kernels_match_dequantized_reference, 0, N_MM_CASES * 4);
+        tcase_add_loop_test(k, matvec_modes_match_reference, 0, N_MV_CASES * 2 * 3);
         tcase_set_timeout(k, 600);
         suite_add_tcase(s, k);
     }
@@ -1012,6 +1108,7 @@ Suite *quant_suite(void) {
                             (int)(sizeof fwd_cases / sizeof fwd_cases[0]));
         tcase_add_test(f, quality_drift_bounds);
         tcase_add_test(f, q6_k_quality_drift_bounds);
+        tcase_add_test(f, int_dot_quality_drift_bounds);
         tcase_add_test(f, load_sizes_progress_and_refusal);
         tcase_set_timeout(f, 600);
         suite_add_tcase(s, f);

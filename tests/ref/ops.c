@@ -57,6 +57,18 @@ void ref_rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
         out[i] = w[i] * (x[i] * inv);
 }
 
+void ref_round_x_int8(float *x, size_t n) {
+    for (size_t u = 0; u + 16 <= n; u += 16) {
+        float amax = 0.0f, d, id;
+        for (int i = 0; i < 16; i++)
+            amax = fabsf(x[u + i]) > amax ? fabsf(x[u + i]) : amax;
+        d = amax / 127.0f;
+        id = amax > 0.0f ? 127.0f / amax : 0.0f;
+        for (int i = 0; i < 16; i++)
+            x[u + i] = d * rintf(x[u + i] * id); /* default rounding: half to even */
+    }
+}
+
 void ref_matvec(float *out, const float *x, const float *w, const float *b, int n_in, int n_out) {
     /* W (n_out, n_in) @ x (n_in,) -> out (n_out,) */
     for (int o = 0; o < n_out; o++) {

@@ -46,6 +46,11 @@ void ref_fill_normal(struct ref_rng *r, float *out, size_t n, float mean, float 
  * transformers' (normalise first, then weight). out may alias x. */
 void ref_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
 
+/* x rounded as matvec.comp's IDOT (integer dot product) mode rounds it before the
+ * dot products: per 16 values, d = max |x| / 127, q = x * (127 / max |x|) rounded
+ * half to even, x = d q. A tail of fewer than 16 values is left as it is. */
+void ref_round_x_int8(float *x, size_t n);
+
 /* nn.Linear.forward: out[o] = sum_i w[o*n_in + i] * x[i] (+ b[o] when b != NULL).
  * w: (n_out, n_in). out must not alias x. */
 void ref_matvec(float *out, const float *x, const float *w, const float *b, int n_in, int n_out);
