@@ -2,7 +2,7 @@
 # device_run.sh - what bench/RESULTS.md was measured with on the lent GPU machine.
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
 # devbin/ (llmgpu, libllmgpu.so*, check_all), tests/fixtures/tokenizers/npm/.
-# Writes logs to $OUT. Steps are chosen by arguments: info bench tokfix check ctx2048.
+# Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot mem cm ctx2048 tokfix.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -51,6 +51,17 @@ for step in "$@"; do
       echo "== LLMGPU_FUSE_ROPE=0 $L bench -m /tmp/tinyllama -p 16 -n 128 -r 3"; LLMGPU_FUSE_ROPE=0 $L bench -m /tmp/tinyllama -p 16 -n 128 -r 3
       echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --profile"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --profile
     } > "$OUT/sg.txt" 2>&1 ;;
+  dot)
+    # integer dot products in the q8_0/q4_0 decode mat-vecs against the float path
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        for w in q8_0 q4_0; do
+          for d in 0 1; do
+            echo "== LLMGPU_MATVEC_DOT=$d $L bench -m $m -p 16 -n 128 -r 3 --weight-type $w"
+            LLMGPU_MATVEC_DOT=$d $L bench -m $m -p 16 -n 128 -r 3 --weight-type $w
+          done
+        done
+      done
+    } > "$OUT/dot.txt" 2>&1 ;;
   mem)
     # peak host memory (RSS) and GPU memory while loading and generating
     { for m in /tmp/tinyllama /tmp/llama2-7b; do

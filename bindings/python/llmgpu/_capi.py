@@ -92,6 +92,7 @@ class ContextFlag(enum.IntFlag):
     NO_FUSE_ROPE = 1 << 4
     MATVEC_SUBGROUP = 1 << 5
     MATVEC_WORKGROUP = 1 << 6
+    MATVEC_INT_DOT = 1 << 7
 
 
 class ModelFlag(enum.IntFlag):
