@@ -52,9 +52,9 @@ for step in "$@"; do
       echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --profile"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 3 --profile
     } > "$OUT/sg.txt" 2>&1 ;;
   dot)
-    # integer dot products in the q8_0/q4_0 decode mat-vecs against the float path
+    # integer dot products in the q8_0/q4_0/q4_k decode mat-vecs against the float path
     { for m in /tmp/tinyllama /tmp/llama2-7b; do
-        for w in q8_0 q4_0; do
+        for w in q8_0 q4_0 q4_k; do
           for d in 0 1; do
             echo "== LLMGPU_MATVEC_DOT=$d $L bench -m $m -p 16 -n 128 -r 3 --weight-type $w"
             LLMGPU_MATVEC_DOT=$d $L bench -m $m -p 16 -n 128 -r 3 --weight-type $w

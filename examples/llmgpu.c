@@ -10,7 +10,7 @@
  *   LLMGPU_FUSE_ROPE  0: decode's RoPE and KV write as a dispatch of their own
  *   LLMGPU_MATVEC_SG  1: every decode mat-vec a subgroup per row pair; 0: none
  *                     (default: block-quantized weights only)
- *   LLMGPU_MATVEC_DOT 1: integer dot products in q8_0/q4_0/q4_g decode mat-vecs
+ *   LLMGPU_MATVEC_DOT 1: integer dot products in q8_0/q4_0/q4_K/q4_g decode mat-vecs
  */
 #include <errno.h>
 #include <math.h>

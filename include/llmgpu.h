@@ -251,7 +251,7 @@ struct llmgpu_device_info {
 /** Decode mat-vecs of every weight type run a workgroup per pair of rows (wins over
  * LLMGPU_CONTEXT_FLAG_MATVEC_SUBGROUP). \since 0.1.0 */
 #define LLMGPU_CONTEXT_FLAG_MATVEC_WORKGROUP (1u << 6)
-/** Decode mat-vecs of q8_0, q4_0 and GPTQ/AWQ (q4_g) weights use integer dot products
+/** Decode mat-vecs of q8_0, q4_0, q4_K and GPTQ/AWQ (q4_g) weights use integer dot products
  * (x rounded to int8 per 16 values, then 4x8-bit packed dot products) where the device
  * has shaderIntegerDotProduct; elsewhere the flag is ignored. Opt-in until measured
  * on GPUs (bench/RESULTS.md); the extra rounding of x is about as large as q8_0's own.

@@ -22,7 +22,7 @@
 //   epilogue applies RoPE at position pos0 + t as rope_kv.comp does and writes roped q
 //   to y (ld_y NH HD) and k, v into the f16 KV cache: one dispatch and one barrier
 //   fewer a layer. Shards must start and end on head boundaries (session.c checks).
-//   IDOT (q8_0, q4_0, q4_g; K % 16 == 0): integer dot products. The workgroup first
+//   IDOT (q8_0, q4_0, q4_K, q4_g; K % 16 == 0): integer dot products. The workgroup first
 //   quantizes its x row (after NORM) into shared memory, 16 values a unit with one f32
 //   scale (and, for the nibble types, the unit's sum), then each unit is four
 //   OpSDotAccSat and one multiply per row (quant.glsl's IDOT section). The rounding of
@@ -121,7 +121,7 @@ void quantize_x(uint xb, float nscale) {
         ivec4 q[4];
         [[unroll]] for (uint i = 0; i < 4; i++)
             q[i] = ivec4(roundEven(v[i] * id));
-#if WTYPE == 3
+#if WTYPE == 3 || WTYPE == 5
         [[unroll]] for (uint i = 0; i < 4; i++)
             xs_q[un * 4 + i] = pack_i8x4(q[i].x, q[i].y, q[i].z, q[i].w);
 #else
@@ -131,6 +131,8 @@ void quantize_x(uint xb, float nscale) {
             xs_q[un * 4 + 2 * g] = pack_i8x4(a.x, a.z, b.x, b.z);
             xs_q[un * 4 + 2 * g + 1] = pack_i8x4(a.y, a.w, b.y, b.w);
         }
+#endif
+#if WTYPE != 3
         ivec4 t = q[0] + q[1] + q[2] + q[3];
         xs_s[un] = t.x + t.y + t.z + t.w;
 #endif
@@ -173,7 +175,31 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
         acc_u[j] = 0.0;
 #endif
     }
-#if IDOT
+#if IDOT && WTYPE == 5
+    // q4_K: a unit of 32 values is 16 of sub-block 2g (x unit xl) and 16 of 2g + 1 (xl + 2).
+    for (uint un = LANE; un < QUNITS; un += NLANES) {
+        uint p = un % 8, xl = (un / 8) * 16 + (p / 2) * 4 + p % 2;
+        uvec4 xw0 = uvec4(xs_q[xl * 4], xs_q[xl * 4 + 1], xs_q[xl * 4 + 2], xs_q[xl * 4 + 3]);
+        uvec4 xw1 = uvec4(xs_q[xl * 4 + 8], xs_q[xl * 4 + 9], xs_q[xl * 4 + 10], xs_q[xl * 4 + 11]);
+        vec2 xd = vec2(xs_d[xl], xs_d[xl + 2]);
+        vec2 xsum = vec2(float(xs_s[xl]), float(xs_s[xl + 2]));
+        [[unroll]] for (uint j = 0; j < ROWS; j++) {
+            uint base = rw[j] * QROW_U4 + (un / 8) * 9;
+            uvec4 h = wq[base], q = wq[base + 1 + p];
+            vec2 lo = k4_sub(h, p & 6u), hi = k4_sub(h, (p & 6u) + 1);
+            acc[j] += xd.x * (lo.x * float(idot_k4(q, 0, xw0)) - lo.y * xsum.x) +
+                      xd.y * (hi.x * float(idot_k4(q, 1, xw1)) - hi.y * xsum.y);
+#if GATE_UP
+            h = uq[base];
+            q = uq[base + 1 + p];
+            lo = k4_sub(h, p & 6u);
+            hi = k4_sub(h, (p & 6u) + 1);
+            acc_u[j] += xd.x * (lo.x * float(idot_k4(q, 0, xw0)) - lo.y * xsum.x) +
+                        xd.y * (hi.x * float(idot_k4(q, 1, xw1)) - hi.y * xsum.y);
+#endif
+        }
+    }
+#elif IDOT
     // One unit a lane a step: x from shared memory as int8 words.
     for (uint un = LANE; un < QUNITS; un += NLANES) {
         uvec4 xw = uvec4(xs_q[un * 4], xs_q[un * 4 + 1], xs_q[un * 4 + 2], xs_q[un * 4 + 3]);

@@ -226,7 +226,7 @@ float qunit_dot(QUNIT q, vec4 xs[QUADS]) {
 #endif // WQUANT
 
 // ---- IDOT: integer dot products (matvec.comp) ----
-// With IDOT (WTYPE 3, 4, 7 only: 16-value units of int8 or nibbles) x is quantized
+// With IDOT (WTYPE 3, 4, 5, 7: int8 or nibble weights) x is quantized
 // once per workgroup into shared memory, 16 values a unit: xd = max |x| / 127,
 // xq = round(x / xd) as int8, four to a word; each unit's weights then meet x through
 // OpSDotAccSat (SPV_KHR_integer_dot_product, reached through GL_EXT_spirv_intrinsics:
@@ -234,12 +234,15 @@ float qunit_dot(QUNIT q, vec4 xs[QUADS]) {
 //   q8_0  d xd sum_i q_i xq_i             (x words in value order)
 //   q4_0  d xd (sum_i q_i xq_i - 8 sum_i xq_i)
 //   q4_g  s xd (sum_i q_i xq_i - z sum_i xq_i)
+//   q4_K  per 16-value half of a unit (sub-block j): xd (d sc_j sum_i q_i xq_i - dmin m_j
+//         sum_i xq_i); a unit's low nibbles are values in order (x unit un4) and its
+//         high nibbles the values 32 later (x unit un4 + 2)
 // The nibble types' words hold values (0, 2, 4, 6) and (1, 3, 5, 7) of an 8-value
 // group after masking (w & 0x0F0F0F0F and w >> 4 & ...), so their x words are packed
 // in that order (matvec.comp's quantize_x).
 #if IDOT
-#if WTYPE != 3 && WTYPE != 4 && WTYPE != 7
-#error IDOT needs q8_0, q4_0 or q4_g weights
+#if WTYPE != 3 && WTYPE != 4 && WTYPE != 5 && WTYPE != 7
+#error IDOT needs q8_0, q4_0, q4_K or q4_g weights
 #endif
 spirv_instruction(extensions = ["SPV_KHR_integer_dot_product"], capabilities = [6019, 6018],
                   id = 4453)
@@ -256,6 +259,13 @@ uint pack_i8x4(int a, int b, int c, int d) {
 #if WTYPE == 3
 int idot_unit(uvec4 q, uvec4 xw) {
     return SDOT(q.w, xw.w, SDOT(q.z, xw.z, SDOT(q.y, xw.y, SDOT(q.x, xw.x, 0))));
+}
+#elif WTYPE == 5
+// The low (hi = 0) or high (hi = 1) nibbles of a q4_K unit's 16 bytes against x words xw.
+int idot_k4(uvec4 q, uint hi, uvec4 xw) {
+    const uint m = 0x0F0F0F0Fu;
+    uvec4 n = (q >> (4 * hi)) & m;
+    return SDOT(n.w, xw.w, SDOT(n.z, xw.z, SDOT(n.y, xw.y, SDOT(n.x, xw.x, 0))));
 }
 #else
 int idot_unit(uvec2 q, uvec4 xw) {

@@ -156,13 +156,14 @@ static uint32_t mv_rows_per_wg(const struct llmgpu_context *ctx, const struct lg
 }
 
 /* Integer dot products for this decode mat-vec (matvec.comp IDOT): asked for
- * (LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT), supported, a 16-value-unit type, and x's
+ * (LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT), supported, an int8 or nibble type, and x's
  * int8 copy (K bytes, 4 K / 16 of scales, as many of sums for nibbles) plus the
  * reduction scratch fit in shared memory. */
 static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
     uint64_t shared;
     if (!(ctx->flags & LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT) || !ctx->caps.int_dot ||
-        (w->type != LG_WTYPE_Q8_0 && w->type != LG_WTYPE_Q4_0 && w->type != LG_WTYPE_Q4_G) ||
+        (w->type != LG_WTYPE_Q8_0 && w->type != LG_WTYPE_Q4_0 && w->type != LG_WTYPE_Q4_K &&
+         w->type != LG_WTYPE_Q4_G) ||
         w->cols % 16)
         return 0;
     shared = (uint64_t)w->cols + (uint64_t)w->cols / 16 * (w->type == LG_WTYPE_Q8_0 ? 4 : 8) +

@@ -735,8 +735,8 @@ START_TEST(kernels_match_dequantized_reference) {
 }
 END_TEST
 
-/* The other mat-vec modes, on the mat-vec cases (mm_cases[0..5]) of q8_0 and q4_0:
- * _i = (case * 2 + type) * 3 + mode - 1 over modes KM_SG, KM_IDOT, KM_SG | KM_IDOT.
+/* The other mat-vec modes, on the mat-vec cases (mm_cases[0..5]) of q8_0, q4_0 and
+ * q4_K: _i = (case * 3 + type) * 3 + mode - 1 over modes KM_SG, KM_IDOT, KM_SG | KM_IDOT.
  * Subgroup rows must match the reference as the workgroup mode does. IDOT is checked
  * against the reference on x rounded the same way: the integer sums are exact, but a
  * value that lands on a rounding boundary may round the other way on the GPU
@@ -745,11 +745,11 @@ END_TEST
  * wrong packing gives ~1. Against exact x the rounding error of 8 bits per 16
  * values must stay below 1e-3 (Gaussian x: about 2e-5 expected). */
 START_TEST(matvec_modes_match_reference) {
-    static const enum lg_wtype types[2] = {LG_WTYPE_Q8_0, LG_WTYPE_Q4_0};
+    static const enum lg_wtype types[3] = {LG_WTYPE_Q8_0, LG_WTYPE_Q4_0, LG_WTYPE_Q4_K};
     unsigned mode = (unsigned)(_i % 3) + 1;
-    enum lg_wtype t = types[(_i / 3) % 2];
-    int c = _i / 6;
-    const uint32_t shapes[][2] = {{37, 96}, {130, 2048}};
+    enum lg_wtype t = types[(_i / 3) % 3];
+    int c = _i / 9;
+    const uint32_t shapes[][2] = {{37, t == LG_WTYPE_Q4_K ? 512 : 96}, {130, 2048}};
     if ((mode & KM_SG) && !g_ctx->caps.subgroup_arith)
         return;
     if ((mode & KM_IDOT) && !g_ctx->caps.int_dot) {
@@ -841,6 +841,7 @@ static const struct fwd_case fwd_cases[] = {
      LLMGPU_WEIGHT_TYPE_Q6_K, 16384, 3, 0},
 };
 #define FWD_Q6_K 7 /* fwd_cases index of "q6_k" */
+#define FWD_Q4_K 5 /* fwd_cases index of "q4_k" */
 
 struct fwd_result {
     double nmse_q, nmse_f16, kl_f16; /* worst vs quantized ref; mean vs f16 ref; mean KL */
@@ -991,24 +992,29 @@ END_TEST
  * weights' quantization. Measured on lavapipe: q8_0 logits NMSE vs the dequantized
  * reference (x unrounded) 7.7e-5 at the worst step; vs f16 NMSE 6.8e-5, KL 3.3e-4
  * (the plain kernels: 3.2e-5, 1.9e-4), greedy 24/25; q4_0 KL 0.041 and 23/25 as the
- * plain kernels. On this random model int8 activations double q8_0's drift; the
- * bounds are the plain kernels' drift bounds (q8_0 must keep its standing), with one
- * more greedy flip allowed. */
+ * plain kernels; q4_K (fwd_cases "q4_k", hidden 256) NMSE vs the dequantized reference
+ * 1.1e-4 at the worst step, KL 0.037 (plain 0.037). On this random model int8
+ * activations double q8_0's drift; the bounds are the plain kernels' drift bounds
+ * (q8_0 must keep its standing), with one more greedy flip allowed. */
 START_TEST(int_dot_quality_drift_bounds) {
-    struct fwd_case c8 = fwd_cases[0], c4 = fwd_cases[1];
-    struct fwd_result r8, r4;
+    struct fwd_case c8 = fwd_cases[0], c4 = fwd_cases[1], ck = fwd_cases[FWD_Q4_K];
+    struct fwd_result r8, r4, rk;
     if (!g_ctx->caps.int_dot) {
         fprintf(stderr, "# no shaderIntegerDotProduct: int-dot quality not tested\n");
         return;
     }
-    c8.ctx_flags = c4.ctx_flags = LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT;
+    ck_assert_str_eq(ck.name, "q4_k");
+    c8.ctx_flags = c4.ctx_flags = ck.ctx_flags = LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT;
     c8.name = "q8_0_int_dot";
     c4.name = "q4_0_int_dot";
+    ck.name = "q4_k_int_dot";
     run_forward(&c8, &r8);
     run_forward(&c4, &r4);
-    ck_assert_msg(r8.nmse_q < 3e-4 && r4.nmse_q < 3e-4,
-                  "int dot: logits NMSE %.3g (q8_0), %.3g (q4_0) vs the dequantized reference",
-                  r8.nmse_q, r4.nmse_q);
+    run_forward(&ck, &rk);
+    ck_assert_msg(r8.nmse_q < 3e-4 && r4.nmse_q < 3e-4 && rk.nmse_q < 3e-4,
+                  "int dot: logits NMSE %.3g (q8_0), %.3g (q4_0), %.3g (q4_K) vs the "
+                  "dequantized reference",
+                  r8.nmse_q, r4.nmse_q, rk.nmse_q);
     ck_assert_msg(r8.nmse_f16 < QUALITY_Q8_0_NMSE && r8.kl_f16 < QUALITY_Q8_0_KL,
                   "q8_0 int dot drifted: NMSE %.3g, KL %.3g", r8.nmse_f16, r8.kl_f16);
     ck_assert_int_ge(r8.agree, r8.steps - 2);
@@ -1096,7 +1102,7 @@ Suite *quant_suite(void) {
         tcase_set_tags(k, "gpu");
         tcase_add_unchecked_fixture(k, gpu_setup, gpu_teardown);
         tcase_add_loop_test(k, kernels_match_dequantized_reference, 0, N_MM_CASES * 4);
-        tcase_add_loop_test(k, matvec_modes_match_reference, 0, N_MV_CASES * 2 * 3);
+        tcase_add_loop_test(k, matvec_modes_match_reference, 0, N_MV_CASES * 3 * 3);
         tcase_set_timeout(k, 600);
         suite_add_tcase(s, k);
     }

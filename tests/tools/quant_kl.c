@@ -8,7 +8,11 @@
  *
  *   make lib && cc -O2 -std=c11 -Iinclude -o build/quant_kl tests/tools/quant_kl.c \
  *       -Lbuild -lllmgpu -Wl,-rpath,'$ORIGIN' -lm
- *   build/quant_kl models/demo models/demo/heldout.txt q8_0 [n_ctx]
+ *   build/quant_kl models/demo models/demo/heldout.txt q8_0 [n_ctx [flags [max_tokens]]]
+ *
+ * flags: llmgpu_context_params.flags for the context of both loads (e.g. 128,
+ * LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT, which changes only the quantized model's decode);
+ * max_tokens: score only the first max_tokens tokens of the text.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
@@ -80,7 +84,8 @@ int main(int argc, char **argv) {
     uint32_t n_ctx;
 
     if (argc < 4) {
-        fprintf(stderr, "usage: quant_kl MODEL_DIR TEXT_FILE q8_0|q4_0|q4_k|q6_k|... [n_ctx]\n");
+        fprintf(stderr, "usage: quant_kl MODEL_DIR TEXT_FILE q8_0|q4_0|q4_k|q6_k|... [n_ctx "
+                        "[flags [max_tokens]]]\n");
         return 2;
     }
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
@@ -101,6 +106,8 @@ int main(int argc, char **argv) {
     fclose(f);
 
     llmgpu_context_params_init(&cp);
+    if (argc > 5)
+        cp.flags = (uint32_t)strtoul(argv[5], NULL, 0);
     if ((st = llmgpu_context_create(&cp, &ctx)) != LLMGPU_OK)
         die("context", st);
     llmgpu_model_params_init(&mp);
@@ -121,6 +128,8 @@ int main(int argc, char **argv) {
     if (st != LLMGPU_OK || !ids ||
         (st = llmgpu_tokenize(mb, text, (size_t)len, TOK_FLAGS, ids, &n)) != LLMGPU_OK)
         die("tokenizing", st);
+    if (argc > 6 && (size_t)atol(argv[6]) < n)
+        n = (size_t)atol(argv[6]);
     llmgpu_session_params_init(&sp);
     if (argc > 4)
         sp.n_ctx = (uint32_t)atoi(argv[4]);
@@ -157,7 +166,8 @@ int main(int argc, char **argv) {
             counted++;
         }
     }
-    printf("type %s: %zu tokens scored (n_ctx %u)\n", argv[3], counted, n_ctx);
+    printf("type %s: %zu tokens scored (n_ctx %u, context flags 0x%x)\n", argv[3], counted,
+           n_ctx, cp.flags);
     printf("  weights on the GPU: default %.2f MiB, %s %.2f MiB; load %.2f s / %.2f s\n",
            (double)ib.weight_bytes / (1 << 20), argv[3], (double)iq.weight_bytes / (1 << 20),
            t_load_b, t_load_q);
