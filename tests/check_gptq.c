@@ -28,6 +28,7 @@
 #include "model/quant.h"
 #include "ref/ref.h"
 #include "testutil.h"
+#include "tu_mm.h"
 
 static struct tu_log tlog;
 
@@ -196,7 +197,8 @@ static void gpu_teardown(void) {
     tu_context_free(g_ctx);
 }
 
-enum { KF_BIAS = 1, KF_ACC = 2, KF_GATE_UP = 4, KF_NORM = 8, KF_GEMM = 16 };
+enum { KF_BIAS = TU_MM_BIAS, KF_ACC = TU_MM_ACC, KF_GATE_UP = TU_MM_GATE_UP, KF_NORM = TU_MM_NORM,
+       KF_GEMM = TU_MM_GEMM };
 #define KEPS 1e-5f
 
 /* A random q4_g shard of rows x K in groups of G (upload.c's layout) and its
@@ -226,31 +228,6 @@ static void *make_shard(uint32_t rows, uint32_t K, uint32_t G, uint64_t seed, fl
     return buf;
 }
 
-static struct lg_pipeline *mm_pipe(uint32_t K, uint32_t G, unsigned f, int idot) {
-    char st[12][48];
-    struct lg_pipeline_desc d;
-    struct lg_pipeline *p;
-    memset(&d, 0, sizeof d);
-    d.kernel = (f & KF_GEMM) ? "matmul.comp" : "matvec.comp";
-    d.n_bindings = (f & KF_NORM) ? 6 : (f & KF_GATE_UP) ? 5 : 4;
-    d.push_size = sizeof(struct lg_mm_push);
-    lg_desc_define(&d, st[0], "WG_SIZE", g_ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ? 64 : 256);
-    lg_desc_define(&d, st[1], "USE_SUBGROUP", g_ctx->caps.subgroup_arith ? 1 : 0);
-    lg_desc_define(&d, st[2], "K", K);
-    lg_desc_define(&d, st[3], "WTYPE", LG_WTYPE_Q4_G);
-    lg_desc_define(&d, st[4], "HAS_BIAS", (f & KF_BIAS) != 0);
-    lg_desc_define(&d, st[5], "ACCUMULATE", (f & KF_ACC) != 0);
-    lg_desc_define(&d, st[6], "GATE_UP", (f & KF_GATE_UP) != 0);
-    lg_desc_define(&d, st[7], "ROWS", 2);
-    lg_desc_define(&d, st[8], "NORM", (f & KF_NORM) != 0);
-    snprintf(st[9], 48, "EPS=%.9e", (double)KEPS);
-    d.defines[d.n_defines++] = st[9];
-    lg_desc_define(&d, st[10], "GROUP", G);
-    lg_desc_define(&d, st[11], "IDOT", idot);
-    ck_assert_msg(lg_pipeline_get(g_ctx, &d, &p) == LLMGPU_OK, "pipeline: %s", tlog.text);
-    return p;
-}
-
 /* y[t, y_col + r] (+)= op(W x[x_row + t]); the NMSE of y against C on the dequantized W (U)
  * (with idot, on x rounded as matvec.comp's IDOT rounds it). */
 static double run_mm(uint32_t rows, uint32_t K, uint32_t G, uint32_t n_tok, unsigned f,
@@ -264,11 +241,7 @@ static double run_mm(uint32_t rows, uint32_t K, uint32_t G, uint32_t n_tok, unsi
     float *yg = malloc(ny * 4), *xn = malloc(K * 4), *o = malloc(rows * 4), *ou = malloc(rows * 4);
     void *wq = make_shard(rows, K, G, rows * 7u + K + f, w, &wbytes);
     void *uq = make_shard(rows, K, G, rows * 11u + K + f, u, &ubytes);
-    struct lg_buffer bw, bu, bx, bb, by, bn;
-    struct lg_pipeline *p = mm_pipe(K, G, f, idot);
-    struct lg_dpool pool;
-    struct lg_cmd cmd;
-    VkDescriptorSet set;
+    struct tu_mm_opts mo = tu_mm_opts(LG_WTYPE_Q4_G, K, f);
     struct lg_mm_push pc = {0, rows, ld_y, n_tok, x_row, y_col};
     struct ref_rng rng;
     double e;
@@ -277,34 +250,15 @@ static double run_mm(uint32_t rows, uint32_t K, uint32_t G, uint32_t n_tok, unsi
     ref_fill_normal(&rng, bias, rows, 0.0f, 1.0f);
     ref_fill_normal(&rng, nrm, K, 1.0f, 0.25f);
     ref_fill_normal(&rng, y, ny, 0.0f, 1.0f);
-    ck_assert_int_eq(lg_buffer_create(ctx, wbytes, LG_MEM_DEVICE, &bw), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, ubytes, LG_MEM_DEVICE, &bu), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, nx * 4, LG_MEM_DEVICE, &bx), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, rows * 4, LG_MEM_DEVICE, &bb), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, ny * 4, LG_MEM_DEVICE, &by), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, K * 4, LG_MEM_DEVICE, &bn), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bw, 0, wq, wbytes), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bu, 0, uq, ubytes), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bx, 0, x, nx * 4), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bb, 0, bias, rows * 4), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &by, 0, y, ny * 4), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bn, 0, nrm, K * 4), LLMGPU_OK);
-    ck_assert_int_eq(lg_dpool_create(ctx, 1, &pool), LLMGPU_OK);
+    mo.eps = KEPS;
+    mo.group = G;
+    mo.idot = idot;
     {
-        struct lg_binding b[6] = {{&bw, 0, 0}, {&bx, 0, 0}, {&bb, 0, 0},
-                                  {&by, 0, 0}, {&bu, 0, 0}, {&bn, 0, 0}};
-        ck_assert_int_eq(lg_dset_create(ctx, &pool, p, b, p->n_bindings, &set), LLMGPU_OK);
+        struct tu_mm_io io = {.w = wq, .w_bytes = wbytes, .u = uq, .u_bytes = ubytes, .x = x,
+                              .n_x = nx, .bias = bias, .n_bias = rows, .norm = nrm, .n_norm = K,
+                              .y = y, .n_y = ny, .y_out = yg};
+        tu_mm_run(ctx, &tlog, &mo, &io, &pc);
     }
-    ck_assert_int_eq(lg_cmd_create(ctx, &cmd), LLMGPU_OK);
-    ck_assert_int_eq(lg_cmd_begin(ctx, &cmd, 1), LLMGPU_OK);
-    lg_cmd_barrier_transfer(cmd.cb);
-    if (f & KF_GEMM)
-        lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + 63) / 64, (n_tok + 63) / 64, 1);
-    else
-        lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + 1) / 2, n_tok, 1);
-    ck_assert_int_eq(lg_cmd_end(ctx, &cmd), LLMGPU_OK);
-    ck_assert_int_eq(lg_cmd_submit_wait(ctx, &cmd), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_download(ctx, &by, 0, yg, ny * 4), LLMGPU_OK);
 
     for (uint32_t tk = 0; tk < n_tok; tk++) {
         const float *xi = xn;
@@ -324,14 +278,6 @@ static double run_mm(uint32_t rows, uint32_t K, uint32_t G, uint32_t n_tok, unsi
         }
     }
     e = ref_nmse(yg, y, ny);
-    lg_cmd_destroy(ctx, &cmd);
-    lg_dpool_destroy(ctx, &pool);
-    lg_buffer_destroy(ctx, &bw);
-    lg_buffer_destroy(ctx, &bu);
-    lg_buffer_destroy(ctx, &bx);
-    lg_buffer_destroy(ctx, &bb);
-    lg_buffer_destroy(ctx, &by);
-    lg_buffer_destroy(ctx, &bn);
     free(wq);
     free(uq);
     free(w);

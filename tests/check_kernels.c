@@ -20,6 +20,7 @@
 #include "forward.h"
 #include "ref/ref.h"
 #include "testutil.h"
+#include "tu_mm.h"
 
 static struct tu_log tlog;
 static struct llmgpu_context *ctx;
@@ -42,21 +43,20 @@ static struct lg_buffer buf_f32(const float *x, size_t n) {
     return b;
 }
 
-/* Round x to the weight type in place and upload it in that type. */
-static struct lg_buffer buf_w(float *x, size_t n, enum lg_wtype t) {
-    struct lg_buffer b;
+/* Round x to the weight type in place; returns it in that type (*bytes long). */
+static void *pack_w(float *x, size_t n, enum lg_wtype t, size_t *bytes) {
     uint16_t *h;
-    if (t == LG_WTYPE_F32)
-        return buf_f32(x, n);
+    if (t == LG_WTYPE_F32) {
+        *bytes = n * 4;
+        return memcpy(malloc(LG_MAX(n, 1) * 4), x, n * 4);
+    }
     h = malloc(LG_MAX(n, 1) * 2);
     for (size_t i = 0; i < n; i++) {
         h[i] = t == LG_WTYPE_F16 ? lg_f32_to_f16(x[i]) : lg_f32_to_bf16(x[i]);
         x[i] = t == LG_WTYPE_F16 ? lg_f16_to_f32(h[i]) : lg_bf16_to_f32(h[i]);
     }
-    ck_assert_int_eq(lg_buffer_create(ctx, LG_MAX(n, 2) * 2, LG_MEM_DEVICE, &b), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &b, 0, h, n * 2), LLMGPU_OK);
-    free(h);
-    return b;
+    *bytes = n * 2;
+    return h;
 }
 
 static void fetch(const struct lg_buffer *b, float *out, size_t n) {
@@ -66,23 +66,8 @@ static void fetch(const struct lg_buffer *b, float *out, size_t n) {
 /* One dispatch of a kernel with storage-buffer bindings, then wait. */
 static void run(struct lg_pipeline_desc *d, const struct lg_binding *b, uint32_t n,
                 const void *push, uint32_t gx, uint32_t gy) {
-    struct lg_pipeline *p;
-    struct lg_dpool pool;
-    struct lg_cmd cmd;
-    VkDescriptorSet set;
     d->n_bindings = n;
-    ck_assert_msg(lg_pipeline_get(ctx, d, &p) == LLMGPU_OK, "%s: %s", d->kernel, tlog.text);
-    ck_assert_int_eq(lg_dpool_create(ctx, 1, &pool), LLMGPU_OK);
-    ck_assert_int_eq(lg_dset_create(ctx, &pool, p, b, n, &set), LLMGPU_OK);
-    ck_assert_int_eq(lg_cmd_create(ctx, &cmd), LLMGPU_OK);
-    ck_assert_int_eq(lg_cmd_begin(ctx, &cmd, 1), LLMGPU_OK);
-    lg_cmd_barrier_transfer(cmd.cb);
-    lg_cmd_dispatch(cmd.cb, p, set, push, gx, gy, 1);
-    lg_cmd_barrier_transfer(cmd.cb);
-    ck_assert_int_eq(lg_cmd_end(ctx, &cmd), LLMGPU_OK);
-    ck_assert_int_eq(lg_cmd_submit_wait(ctx, &cmd), LLMGPU_OK);
-    lg_cmd_destroy(ctx, &cmd);
-    lg_dpool_destroy(ctx, &pool);
+    tu_dispatch(ctx, &tlog, d, b, push, gx, gy);
 }
 
 static uint32_t wg(void) {
@@ -111,9 +96,12 @@ static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint3
     float *nw8 = malloc(K * 4), *bias = malloc(rows * 4);
     float *y0 = malloc((size_t)T * rows * 4), *y = malloc((size_t)T * rows * 4);
     float *ref = malloc((size_t)T * rows * 4), *ru = malloc(rows * 4);
-    struct lg_buffer bw, bx, bb, by, bu, bn;
-    struct lg_pipeline_desc d;
-    char st[10][48], epsdef[48];
+    void *wp, *up;
+    size_t wbytes, ubytes;
+    const unsigned mf = (gemm ? TU_MM_GEMM : 0u) | ((flags & F_BIAS) ? TU_MM_BIAS : 0u) |
+                        ((flags & F_ACC) ? TU_MM_ACC : 0u) | ((flags & F_NORM) ? TU_MM_NORM : 0u) |
+                        ((flags & F_GATE_UP) ? TU_MM_GATE_UP : 0u);
+    struct tu_mm_opts mo = tu_mm_opts(t, K, mf);
     struct lg_mm_push pc = {0, rows, rows, T, 0, 0};
     double e;
 
@@ -127,35 +115,19 @@ static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint3
     ref_fill_normal(&rng, nw8, K, 1, 0.25f);
     ref_fill_normal(&rng, bias, rows, 0, 0.5f);
     ref_fill_normal(&rng, y0, (size_t)T * rows, 0, 1);
-    bw = buf_w(w, nw, t);
-    bu = buf_w(u, nw, t);
-    bx = buf_f32(x, (size_t)T * K);
-    bb = buf_f32(bias, rows);
-    by = buf_f32(y0, (size_t)T * rows);
-    bn = buf_f32(nw8, K);
-
-    base(&d, st, gemm == 2 ? "matmul_cm.comp" : gemm ? "matmul.comp" : "matvec.comp", sizeof pc);
-    if (gemm == 2)
-        d.required_subgroup_size = 32;
-    lg_desc_define(&d, st[2], "K", K);
-    lg_desc_define(&d, st[3], "WTYPE", t);
-    lg_desc_define(&d, st[4], "HAS_BIAS", (flags & F_BIAS) != 0);
-    lg_desc_define(&d, st[5], "ACCUMULATE", (flags & F_ACC) != 0);
-    lg_desc_define(&d, st[6], "GATE_UP", (flags & F_GATE_UP) != 0);
-    lg_desc_define(&d, st[7], "ROWS", 2);
-    lg_desc_define(&d, st[8], "NORM", (flags & F_NORM) != 0);
-    snprintf(epsdef, sizeof epsdef, "EPS=%.9e", (double)eps);
-    d.defines[d.n_defines++] = epsdef;
-    {
-        struct lg_binding b[6] = {{&bw, 0, 0}, {&bx, 0, 0}, {&bb, 0, 0},
-                                  {&by, 0, 0}, {&bu, 0, 0}, {&bn, 0, 0}};
-        uint32_t nb = (flags & F_NORM) ? 6 : (flags & F_GATE_UP) ? 5 : 4;
-        if (gemm)
-            run(&d, b, nb, &pc, (rows + 63) / 64, (T + 63) / 64);
-        else
-            run(&d, b, nb, &pc, (rows + 1) / 2, T);
+    wp = pack_w(w, nw, t, &wbytes);
+    up = pack_w(u, nw, t, &ubytes);
+    mo.eps = eps;
+    if (gemm == 2) {
+        mo.kernel = "matmul_cm.comp";
+        mo.required_subgroup_size = 32;
     }
-    fetch(&by, y, (size_t)T * rows);
+    {
+        struct tu_mm_io io = {.w = wp, .w_bytes = wbytes, .u = up, .u_bytes = ubytes, .x = x,
+                              .n_x = (size_t)T * K, .bias = bias, .n_bias = rows, .norm = nw8,
+                              .n_norm = K, .y = y0, .n_y = (size_t)T * rows, .y_out = y};
+        tu_mm_run(ctx, &tlog, &mo, &io, &pc);
+    }
 
     for (uint32_t tt = 0; tt < T; tt++) {
         const float *xr = x + (size_t)tt * K;
@@ -175,12 +147,8 @@ static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint3
     e = ref_nmse(y, ref, (size_t)T * rows);
     ck_assert_msg(e < (gemm == 2 ? 1e-9 : 1e-10), "%s wtype %d K %u rows %u T %u flags %u: NMSE %.3g",
                   gemm == 2 ? "matmul_cm" : gemm ? "matmul" : "matvec", t, K, rows, T, flags, e);
-    lg_buffer_destroy(ctx, &bw);
-    lg_buffer_destroy(ctx, &bu);
-    lg_buffer_destroy(ctx, &bx);
-    lg_buffer_destroy(ctx, &bb);
-    lg_buffer_destroy(ctx, &by);
-    lg_buffer_destroy(ctx, &bn);
+    free(wp);
+    free(up);
     free(w);
     free(u);
     free(x);

@@ -26,6 +26,7 @@
 #include "ref/quant_ref.h"
 #include "ref/ref.h"
 #include "testutil.h"
+#include "tu_mm.h"
 
 /* ---- CPU quantizers ---- */
 
@@ -493,7 +494,8 @@ static void gpu_teardown(void) {
     tu_context_free(g_ctx);
 }
 
-enum { KF_BIAS = 1, KF_ACC = 2, KF_GATE_UP = 4, KF_NORM = 8, KF_GEMM = 16 };
+enum { KF_BIAS = TU_MM_BIAS, KF_ACC = TU_MM_ACC, KF_GATE_UP = TU_MM_GATE_UP, KF_NORM = TU_MM_NORM,
+       KF_GEMM = TU_MM_GEMM };
 /* Mat-vec modes (matvec.comp): a workgroup per row pair, a subgroup per row pair
  * (SG_ROWS), and either with integer dot products (IDOT). */
 enum { KM_SG = 1, KM_IDOT = 2 };
@@ -545,38 +547,6 @@ static void ref_dequant(enum lg_wtype t, float *w, size_t n) {
         qref_roundtrip_q4_K(w, n);
 }
 
-/* Rows a workgroup computes in SG_ROWS mode (2 a subgroup). */
-static uint32_t sg_rpw(const struct llmgpu_context *ctx) {
-    return 2 * ((ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ? 64 : 256) / ctx->caps.subgroup_size);
-}
-
-static struct lg_pipeline *mm_pipe(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t K,
-                                   unsigned f, unsigned mode) {
-    char st[13][48];
-    struct lg_pipeline_desc d;
-    struct lg_pipeline *p;
-    memset(&d, 0, sizeof d);
-    d.kernel = (f & KF_GEMM) ? "matmul.comp" : "matvec.comp";
-    d.n_bindings = (f & KF_NORM) ? 6 : (f & KF_GATE_UP) ? 5 : 4;
-    d.push_size = sizeof(struct lg_mm_push);
-    lg_desc_define(&d, st[0], "WG_SIZE", ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ? 64 : 256);
-    lg_desc_define(&d, st[1], "USE_SUBGROUP", ctx->caps.subgroup_arith ? 1 : 0);
-    lg_desc_define(&d, st[2], "K", K);
-    lg_desc_define(&d, st[3], "WTYPE", t);
-    lg_desc_define(&d, st[4], "HAS_BIAS", (f & KF_BIAS) != 0);
-    lg_desc_define(&d, st[5], "ACCUMULATE", (f & KF_ACC) != 0);
-    lg_desc_define(&d, st[6], "GATE_UP", (f & KF_GATE_UP) != 0);
-    lg_desc_define(&d, st[7], "ROWS", 2);
-    lg_desc_define(&d, st[8], "NORM", (f & KF_NORM) != 0);
-    snprintf(st[9], 48, "EPS=%.9e", (double)KEPS);
-    d.defines[d.n_defines++] = st[9];
-    lg_desc_define(&d, st[10], "SG_ROWS", (mode & KM_SG) != 0);
-    lg_desc_define(&d, st[11], "RPW", (mode & KM_SG) ? sg_rpw(ctx) : 2);
-    lg_desc_define(&d, st[12], "IDOT", (mode & KM_IDOT) != 0);
-    ck_assert_msg(lg_pipeline_get(ctx, &d, &p) == LLMGPU_OK, "pipeline: %s", tlog.text);
-    return p;
-}
-
 /* y[t, y_col + r] (+)= op(W x[x_row + t]) for a quantized W (and U); returns the NMSE
  * of the whole y buffer against the C reference on the dequantized weights (with
  * KM_IDOT, on x rounded as the kernel rounds it; *e_exact, when given, gets the NMSE
@@ -590,11 +560,7 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     float *yg = malloc(ny * 4), *xn = malloc(K * 4), *o = malloc(rows * 4), *ou = malloc(rows * 4);
     float *y0 = malloc(ny * 4), *ye = malloc(ny * 4);
     void *wq, *uq;
-    struct lg_buffer bw, bu, bx, bb, by, bn;
-    struct lg_pipeline *p = mm_pipe(ctx, t, K, f, mode);
-    struct lg_dpool pool;
-    struct lg_cmd cmd;
-    VkDescriptorSet set;
+    struct tu_mm_opts mo = tu_mm_opts(t, K, f);
     struct lg_mm_push pc = {0, rows, ld_y, n_tok, x_row, y_col};
     struct ref_rng rng;
     double e;
@@ -607,37 +573,16 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     ref_fill_normal(&rng, y, ny, 0.0f, 1.0f);
     wq = pack_shard(t, w, rows, K, &wbytes);
     uq = pack_shard(t, u, rows, K, &ubytes);
-    ck_assert_int_eq(lg_buffer_create(ctx, wbytes, LG_MEM_DEVICE, &bw), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, ubytes, LG_MEM_DEVICE, &bu), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, (size_t)(n_tok + x_row) * K * 4, LG_MEM_DEVICE, &bx),
-                     LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, rows * 4, LG_MEM_DEVICE, &bb), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, ny * 4, LG_MEM_DEVICE, &by), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_create(ctx, K * 4, LG_MEM_DEVICE, &bn), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bw, 0, wq, wbytes), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bu, 0, uq, ubytes), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bx, 0, x, (size_t)(n_tok + x_row) * K * 4), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bb, 0, bias, rows * 4), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &by, 0, y, ny * 4), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_upload(ctx, &bn, 0, nrm, K * 4), LLMGPU_OK);
-    ck_assert_int_eq(lg_dpool_create(ctx, 1, &pool), LLMGPU_OK);
+    mo.eps = KEPS;
+    mo.sg_rows = (mode & KM_SG) != 0;
+    mo.idot = (mode & KM_IDOT) != 0;
     {
-        struct lg_binding b[6] = {{&bw, 0, 0}, {&bx, 0, 0}, {&bb, 0, 0},
-                                  {&by, 0, 0}, {&bu, 0, 0}, {&bn, 0, 0}};
-        ck_assert_int_eq(lg_dset_create(ctx, &pool, p, b, p->n_bindings, &set), LLMGPU_OK);
+        struct tu_mm_io io = {.w = wq, .w_bytes = wbytes, .u = uq, .u_bytes = ubytes,
+                              .x = x, .n_x = (size_t)(n_tok + x_row) * K, .bias = bias,
+                              .n_bias = rows, .norm = nrm, .n_norm = K, .y = y, .n_y = ny,
+                              .y_out = yg};
+        tu_mm_run(ctx, &tlog, &mo, &io, &pc);
     }
-    ck_assert_int_eq(lg_cmd_create(ctx, &cmd), LLMGPU_OK);
-    ck_assert_int_eq(lg_cmd_begin(ctx, &cmd, 1), LLMGPU_OK);
-    lg_cmd_barrier_transfer(cmd.cb);
-    if (f & KF_GEMM)
-        lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + 63) / 64, (n_tok + 63) / 64, 1);
-    else if (mode & KM_SG)
-        lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + sg_rpw(ctx) - 1) / sg_rpw(ctx), n_tok, 1);
-    else
-        lg_cmd_dispatch(cmd.cb, p, set, &pc, (rows + 1) / 2, n_tok, 1);
-    ck_assert_int_eq(lg_cmd_end(ctx, &cmd), LLMGPU_OK);
-    ck_assert_int_eq(lg_cmd_submit_wait(ctx, &cmd), LLMGPU_OK);
-    ck_assert_int_eq(lg_buffer_download(ctx, &by, 0, yg, ny * 4), LLMGPU_OK);
 
     /* the reference on dequantized weights (pass 0: x rounded as IDOT rounds it;
      * pass 1, IDOT only: x as it is) */
@@ -668,14 +613,6 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     if (e_exact)
         *e_exact = (mode & KM_IDOT) ? ref_nmse(yg, ye, ny) : ref_nmse(yg, y, ny);
     e = ref_nmse(yg, y, ny);
-    lg_cmd_destroy(ctx, &cmd);
-    lg_dpool_destroy(ctx, &pool);
-    lg_buffer_destroy(ctx, &bw);
-    lg_buffer_destroy(ctx, &bu);
-    lg_buffer_destroy(ctx, &bx);
-    lg_buffer_destroy(ctx, &bb);
-    lg_buffer_destroy(ctx, &by);
-    lg_buffer_destroy(ctx, &bn);
     free(wq);
     free(uq);
     free(w);
