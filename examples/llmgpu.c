@@ -105,6 +105,7 @@ static void print_device(const struct llmgpu_device_info *d, int chosen) {
         {LLMGPU_DEVICE_FEATURE_STORAGE_16BIT, "storage16"},
         {LLMGPU_DEVICE_FEATURE_STORAGE_8BIT, "storage8"},
         {LLMGPU_DEVICE_FEATURE_INTEGER_DOT, "int-dot"},
+        {LLMGPU_DEVICE_FEATURE_INTEGER_DOT_ACCELERATED, "int-dot-accelerated"},
         {LLMGPU_DEVICE_FEATURE_COOPMAT_NV, "coopmat-nv"},
         {LLMGPU_DEVICE_FEATURE_COOPMAT_KHR, "coopmat-khr"},
         {LLMGPU_DEVICE_FEATURE_MEMORY_BUDGET, "memory-budget"},

@@ -206,6 +206,9 @@ enum llmgpu_device_type {
 #define LLMGPU_DEVICE_FEATURE_MEMORY_BUDGET (1u << 7)   /* VK_EXT_memory_budget */
 #define LLMGPU_DEVICE_FEATURE_SUBGROUP_ARITH (1u << 8)  /* subgroup arithmetic in compute */
 #define LLMGPU_DEVICE_FEATURE_SUBGROUP_SIZE_CONTROL (1u << 9)
+/** The device reports 4x8-bit packed signed integer dot products (accumulating,
+ * saturating) as accelerated, not emulated. \since 0.1.0 */
+#define LLMGPU_DEVICE_FEATURE_INTEGER_DOT_ACCELERATED (1u << 10)
 
 /** What a caller needs to choose a device. \since 0.1.0 */
 struct llmgpu_device_info {

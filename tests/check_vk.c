@@ -31,6 +31,14 @@ START_TEST(devices_two_call) {
     ck_assert(strlen(infos[0].name) > 0);
     ck_assert_uint_ge(infos[0].subgroup_size, 1);
     ck_assert_uint_gt(infos[0].max_storage_buffer_range, 0);
+    for (uint32_t i = 0; i < n && i < 8; i++) {
+        /* accelerated integer dot products are a property of having them */
+        if (infos[i].features & LLMGPU_DEVICE_FEATURE_INTEGER_DOT_ACCELERATED)
+            ck_assert(infos[i].features & LLMGPU_DEVICE_FEATURE_INTEGER_DOT);
+        /* lavapipe emulates them on the CPU (Mesa 22.3 reports none accelerated) */
+        if (infos[i].type == LLMGPU_DEVICE_TYPE_CPU && strstr(infos[i].name, "llvmpipe"))
+            ck_assert(!(infos[i].features & LLMGPU_DEVICE_FEATURE_INTEGER_DOT_ACCELERATED));
+    }
 }
 END_TEST
 

@@ -165,6 +165,8 @@ int lg_vk_type_rank(enum llmgpu_device_type t) {
 
 void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_info *info,
                      struct lg_vk_caps *caps) {
+    VkPhysicalDeviceShaderIntegerDotProductProperties idp = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SHADER_INTEGER_DOT_PRODUCT_PROPERTIES};
     VkPhysicalDeviceSubgroupProperties sg = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_SUBGROUP_PROPERTIES};
     VkPhysicalDeviceSubgroupSizeControlProperties sgc = {
@@ -192,8 +194,10 @@ void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_i
     memset(&c, 0, sizeof c);
     vkGetPhysicalDeviceProperties(pd, &p2.properties);
     api = p2.properties.apiVersion;
-    if (api >= VK_API_VERSION_1_3)
+    if (api >= VK_API_VERSION_1_3) {
         f12.pNext = &f13;
+        sg.pNext = &idp; /* a Vulkan 1.3 struct: chained only where the device knows it */
+    }
     vkGetPhysicalDeviceProperties2(pd, &p2);
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     vkGetPhysicalDeviceMemoryProperties(pd, &mp);
@@ -205,6 +209,8 @@ void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_i
     c.storage16 = f11.storageBuffer16BitAccess;
     c.storage8 = f12.storageBuffer8BitAccess;
     c.int_dot = api >= VK_API_VERSION_1_3 && f13.shaderIntegerDotProduct;
+    c.int_dot_accel =
+        c.int_dot && idp.integerDotProductAccumulatingSaturating4x8BitPackedSignedAccelerated;
     c.coopmat_nv = has_ext(exts, n_ext, "VK_NV_cooperative_matrix");
     c.coopmat_khr = has_ext(exts, n_ext, "VK_KHR_cooperative_matrix");
     c.memory_budget = has_ext(exts, n_ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
@@ -240,6 +246,7 @@ void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_i
                      (c.storage16 ? LLMGPU_DEVICE_FEATURE_STORAGE_16BIT : 0) |
                      (c.storage8 ? LLMGPU_DEVICE_FEATURE_STORAGE_8BIT : 0) |
                      (c.int_dot ? LLMGPU_DEVICE_FEATURE_INTEGER_DOT : 0) |
+                     (c.int_dot_accel ? LLMGPU_DEVICE_FEATURE_INTEGER_DOT_ACCELERATED : 0) |
                      (c.coopmat_nv ? LLMGPU_DEVICE_FEATURE_COOPMAT_NV : 0) |
                      (c.coopmat_khr ? LLMGPU_DEVICE_FEATURE_COOPMAT_KHR : 0) |
                      (c.memory_budget ? LLMGPU_DEVICE_FEATURE_MEMORY_BUDGET : 0) |

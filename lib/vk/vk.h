@@ -20,7 +20,8 @@ struct lg_vk_caps {
     int int8;             /* shaderInt8 */
     int storage16;        /* storageBuffer16BitAccess */
     int storage8;         /* storageBuffer8BitAccess */
-    int int_dot;          /* VK_KHR_shader_integer_dot_product (4x8 packed accelerated) */
+    int int_dot;          /* shaderIntegerDotProduct (Vulkan 1.3) */
+    int int_dot_accel;    /* its 4x8-bit packed signed accumulating form is accelerated */
     int coopmat_nv;       /* VK_NV_cooperative_matrix */
     int coopmat_khr;      /* VK_KHR_cooperative_matrix */
     int memory_budget;    /* VK_EXT_memory_budget */

@@ -81,6 +81,7 @@ class DeviceFeature(enum.IntFlag):
     MEMORY_BUDGET = 1 << 7
     SUBGROUP_ARITH = 1 << 8
     SUBGROUP_SIZE_CONTROL = 1 << 9
+    INTEGER_DOT_ACCELERATED = 1 << 10
 
 
 class ContextFlag(enum.IntFlag):
