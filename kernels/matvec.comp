@@ -24,9 +24,10 @@
 //   fewer a layer. Shards must start and end on head boundaries (session.c checks).
 //   IDOT (q8_0, q4_0, q4_K, q4_g; K % 16 == 0): integer dot products. The workgroup first
 //   quantizes its x row (after NORM) into shared memory, 16 values a unit with one f32
-//   scale (and, for the nibble types, the unit's sum), then each unit is four
-//   OpSDotAccSat and one multiply per row (quant.glsl's IDOT section). The rounding of
-//   x adds an error like q8_0's own; shared memory is 6 K + 4 WG_SIZE bytes (host checks).
+//   scale (and, for the nibble types, the unit's sum), then every 16 weights of a row
+//   are four OpSDotAccSat and a multiply or three (quant.glsl's IDOT section). The rounding of
+//   x adds an error like q8_0's own; shared memory is K + K / 2 (q8_0: K + K / 4) +
+//   4 WG_SIZE bytes (session.c checks it fits).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
 //   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16
 //   values (32 for q4_K and q6_K), dequantized in registers: scale times the unscaled
