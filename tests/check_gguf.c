@@ -27,6 +27,7 @@
 #include "ref/ref.h"
 #include "testutil.h"
 #include "util/testmodel.h"
+#include "util/b64.h"
 
 /* ---- a GGUF byte builder ---- */
 
@@ -1069,25 +1070,6 @@ END_TEST
 
 /* ===================================================================== Tokenizer */
 
-static size_t b64dec(const char *in, unsigned char *out) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = 0;
-    unsigned v = 0;
-    int bits = 0;
-    for (; *in; in++) {
-        const char *p = strchr(tab, *in);
-        if (*in == '=' || !p)
-            continue;
-        v = (v << 6) | (unsigned)(p - tab);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(v >> bits);
-        }
-    }
-    return n;
-}
-
 struct parity {
     int texts, same_ids[2], same_decode;
 };
@@ -1107,7 +1089,7 @@ static struct parity tok_parity(const struct lg_tokenizer *ref, const struct lg_
         cJSON *j = cJSON_Parse(line);
         const char *b = cJSON_GetObjectItem(j, "b64")->valuestring;
         unsigned char *raw = malloc(strlen(b) + 4);
-        size_t n = b64dec(b, raw), k;
+        size_t n = tu_b64dec(b, raw), k;
         for (k = 0; k < 2; k++) {
             uint32_t fl = LLMGPU_TOKENIZE_FLAG_ADD_SPECIAL | (k ? 0 : LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL);
             size_t na = 0, nb = 0;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "tokenizer/tok_internal.h" /* lg_tok_utf8_valid */
+#include "util/b64.h"
 #include "tokenizer/tokenizer.h"
 
 #define SP "\xE2\x96\x81" /* U+2581, SentencePiece's space */
@@ -144,25 +145,6 @@ static char *decode(const struct lg_tokenizer *t, const int32_t *ids, size_t n, 
     return s;
 }
 
-static size_t b64dec(const char *in, unsigned char *out) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = 0;
-    unsigned v = 0;
-    int bits = 0;
-    for (; *in; in++) {
-        const char *p = strchr(tab, *in);
-        if (*in == '=' || !p)
-            continue;
-        v = (v << 6) | (unsigned)(p - tab);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(v >> bits);
-        }
-    }
-    return n;
-}
-
 /* The corpus: names and raw bytes. */
 struct corpus {
     int n;
@@ -185,7 +167,7 @@ static struct corpus corpus_load(void) {
         b = cJSON_GetObjectItem(j, "b64")->valuestring;
         c.name[c.n] = strdup(cJSON_GetObjectItem(j, "name")->valuestring);
         c.raw[c.n] = malloc(strlen(b) + 4);
-        c.len[c.n] = b64dec(b, c.raw[c.n]);
+        c.len[c.n] = tu_b64dec(b, c.raw[c.n]);
         c.n++;
         cJSON_Delete(j);
     }
@@ -585,7 +567,7 @@ static int decoded_equal(const cJSON *r, const char *key, const char *got, size_
     if (!cJSON_IsString(b))
         return 1;
     w = malloc(strlen(b->valuestring) + 4);
-    wl = b64dec(b->valuestring, w);
+    wl = tu_b64dec(b->valuestring, w);
     eq = wl == gl && !memcmp(w, got, gl);
     free(w);
     return eq;

@@ -3,7 +3,9 @@
  * make_tokenizer_fixtures.py (or the JS variant) and print every mismatch.
  *
  *   cc -O2 -std=c11 -D_GNU_SOURCE -Iinclude -Ilib -o build/tok_parity tests/tools/tok_parity.c
- *      lib/tokenizer/tok_*.c lib/log.c lib/alloc.c -lpcre2-8 -lutf8proc -lcjson
+ *      lib/tokenizer/tok_load.c lib/tokenizer/tok_encode.c lib/tokenizer/tok_decode.c
+ *      lib/tokenizer/tok_util.c lib/log.c lib/alloc.c -lpcre2-8 -lutf8proc -lcjson
+ *   (not tok_gguf.c: it needs the GGUF reader, and this tool reads tokenizer.json only)
  *   build/tok_parity TOKDIR CORPUS.jsonl FIXTURE.jsonl [-v|-q] [--v4|--v5]
  * Exit status 0 when everything matches.
  */
@@ -13,6 +15,7 @@
 #include <string.h>
 
 #include "tokenizer/tokenizer.h"
+#include "../util/b64.h"
 
 static char *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -33,25 +36,6 @@ static char *slurp(const char *path, size_t *len) {
     p[n] = 0;
     *len = (size_t)n;
     return p;
-}
-
-static size_t b64dec(const char *in, unsigned char *out) {
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = 0;
-    unsigned v = 0;
-    int bits = 0;
-    for (; *in; in++) {
-        const char *p = strchr(tab, *in);
-        if (*in == '=' || !p)
-            continue;
-        v = (v << 6) | (unsigned)(p - tab);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (unsigned char)(v >> bits);
-        }
-    }
-    return n;
 }
 
 static void logfn(enum llmgpu_log_level l, const char *msg, void *u) {
@@ -137,7 +121,7 @@ int main(int argc, char **argv) {
             continue;
         total++;
         raw = malloc(strlen(cJSON_GetObjectItem(c, "b64")->valuestring) + 4);
-        rl = b64dec(cJSON_GetObjectItem(c, "b64")->valuestring, raw);
+        rl = tu_b64dec(cJSON_GetObjectItem(c, "b64")->valuestring, raw);
         lg_tok_encode(t, (char *)raw, rl, 3, NULL, &n);
         ids = malloc((n + 1) * sizeof *ids);
         lg_tok_encode(t, (char *)raw, rl, 3, ids, &n);
@@ -171,7 +155,7 @@ int main(int argc, char **argv) {
                 const char *key = pass ? "decoded_skip_b64" : "decoded_b64";
                 const char *wb = cJSON_GetObjectItem(r, key)->valuestring;
                 char *ws = malloc(strlen(wb) + 4);
-                size_t wl = b64dec(wb, (unsigned char *)ws);
+                size_t wl = tu_b64dec(wb, (unsigned char *)ws);
                 dl = 0;
                 lg_tok_decode(t, wi, wn, (uint32_t)pass, NULL, &dl);
                 dec = malloc(dl + 1);
