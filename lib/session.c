@@ -10,7 +10,7 @@
  * Each step is one dispatch (one per weight shard) with one barrier after it.
  * Decode fuses more: the RMSNorms into the next mat-vec, gate+up+SiLU into one,
  * the residual adds into the output projections, and RoPE plus the KV-cache write
- * into the Q/K/V mat-vec's epilogue (fuse_rope_ok), so a layer is 6 dispatches:
+ * into the Q/K/V mat-vec's epilogue (fuse_rope_ok), so a layer is 5 dispatches:
  * qkv, attention (flash decoding, its reduction done by each head's last
  * workgroup), wo, gate_up, down.
  *
@@ -157,8 +157,8 @@ static uint32_t mv_rows_per_wg(const struct llmgpu_context *ctx, const struct lg
 
 /* Integer dot products for this decode mat-vec (matvec.comp IDOT): asked for
  * (LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT), supported, an int8 or nibble type, and x's
- * int8 copy (K bytes, 4 K / 16 of scales, as many of sums for nibbles) plus the
- * reduction scratch fit in shared memory. */
+ * int8 copy (K bytes, K / 4 bytes of f32 scales, as many of int sums for the nibble
+ * types) plus the reduction scratch fit in shared memory. */
 static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
     uint64_t shared;
     if (!(ctx->flags & LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT) || !ctx->caps.int_dot ||
