@@ -6,7 +6,7 @@ B=${1:-build}
 T=$B/tmp/cli
 fails=0 passes=0
 ok() { passes=$((passes + 1)); echo "ok - $1"; }
-bad() { fails=$((fails + 1)); echo "not ok - $1"; }
+bad() { fails=$((fails + 1)); echo "not ok - $1"; return 1; }
 check() { name=$1; shift; if "$@"; then ok "$name"; else bad "$name"; fi; }
 
 rm -rf "$T" && mkdir -p "$T"
@@ -52,10 +52,14 @@ check "generate --weight-type q6_k" sh -c "$L generate -m $T/m -p hello -n 4 --t
 check "unknown --weight-type: exit 2 naming q6_k" sh -c "[ $rc -eq 2 ] && grep -q 'q6_k' $T/err"
 
 # llmgpu chat through a pseudo-terminal (script from util-linux), typed as a user
-# would: the tiny model's Zephyr-style chat template from mkmodel.py.
+# would: the tiny model's Zephyr-style chat template from mkmodel.py. script runs its
+# command through $SHELL -c; with dash (CI's /bin/sh) that shell stays the parent of
+# llmgpu in the terminal's process group and dies of Ctrl-C's SIGINT, so the command
+# execs llmgpu, and SHELL is fixed to /bin/sh so that this machine behaves like CI.
+export SHELL=/bin/sh
 chat() { # chat OUTFILE ARGS... < typed lines
   out=$1; shift
-  script -q -e -c "$L chat -m $T/m -n 6 --temp 0 $*" /dev/null > "$out" 2>&1
+  script -q -e -c "exec $L chat -m $T/m -n 6 --temp 0 $*" /dev/null > "$out" 2>&1
 }
 printf 'hello there\nhow are you\nand now\n/save %s\n/quit\n' "$T/a.kv" | chat "$T/chat1.txt" --system "'Be brief.'"
 rc=$?
@@ -83,7 +87,7 @@ check "chat: --drop-oldest drops turns and answers every one" \
 # context of 16384 keep the answer going for a long time (about two minutes here), so
 # Ctrl-C lands while it streams. It is typed once the answer's text has grown or 3 s after
 # the prompt, whichever comes first: a greedy answer may loop on a token that prints
-# nothing (the likely cause of one CI failure), so text growth alone is no signal.
+# nothing, so text growth alone is no signal.
 ( printf 'hello\n'
   i=0; until grep -q 'type a message' "$T/chat6.txt" 2>/dev/null || [ $i -ge 600 ]; do sleep 0.1; i=$((i + 1)); done
   n0=$(wc -c < "$T/chat6.txt")
