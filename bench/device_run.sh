@@ -2,7 +2,8 @@
 # device_run.sh - what bench/RESULTS.md was measured with on the lent GPU machine.
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
 # devbin/ (llmgpu, libllmgpu.so*, check_all), tests/fixtures/tokenizers/npm/.
-# Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot mem cm ctx2048 tokfix.
+# Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg prof mem mem2 cm
+# ctx2048 tokfix.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -62,6 +63,47 @@ for step in "$@"; do
         done
       done
     } > "$OUT/dot.txt" 2>&1 ;;
+  wg)
+    # workgroup size of the subgroup-row (block-type) decode mat-vecs: devbin/wgN holds
+    # a build with -DLG_MATVEC_SG_WG=N (its own libllmgpu.so, hence LD_LIBRARY_PATH)
+    { for m in /tmp/llama2-7b /tmp/tinyllama; do
+        for w in q8_0 q4_0 q4_k; do
+          for n in 256 128 64; do
+            d=devbin; [ $n = 256 ] || d=devbin/wg$n
+            echo "== LG_MATVEC_SG_WG=$n $d/llmgpu bench -m $m -p 16 -n 128 -r 3 --weight-type $w"
+            LD_LIBRARY_PATH=$PWD/$d $d/llmgpu bench -m $m -p 16 -n 128 -r 3 --weight-type $w
+          done
+        done
+      done
+    } > "$OUT/wg.txt" 2>&1 ;;
+  prof)
+    # per-stage GPU times of decode with the default mat-vecs (integer dot products on
+    # the H100 for the block types)
+    { for w in f16 q8_0 q4_0 q4_k; do
+        echo "== $L bench -m /tmp/llama2-7b -p 16 -n 128 -r 2 --weight-type $w --profile"
+        $L bench -m /tmp/llama2-7b -p 16 -n 128 -r 2 --weight-type $w --profile
+      done
+      for w in f16 q4_0; do
+        echo "== $L bench -m /tmp/tinyllama -p 16 -n 128 -r 3 --weight-type $w --profile"
+        $L bench -m /tmp/tinyllama -p 16 -n 128 -r 3 --weight-type $w --profile
+      done
+    } > "$OUT/prof.txt" 2>&1 ;;
+  mem2)
+    # peak anonymous host memory (RssAnon sampled every 10 ms; the mapped file's pages
+    # are not in it) and the GPU memory the CLI reports
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        for w in f16 q4_0; do
+          echo "== $L generate -m $m -p hello -n 8 --temp 0 --weight-type $w (RssAnon peak, VmHWM)"
+          $L generate -m $m -p hello -n 8 --temp 0 --weight-type $w > /dev/null 2> "$OUT/gen.err" &
+          pid=$!; peak=0; hwm=0
+          while kill -0 $pid 2>/dev/null; do
+            a=$(awk '/^RssAnon/ {print $2}' /proc/$pid/status 2>/dev/null); h=$(awk '/^VmHWM/ {print $2}' /proc/$pid/status 2>/dev/null)
+            [ -n "$a" ] && [ "$a" -gt $peak ] && peak=$a; [ -n "$h" ] && hwm=$h; sleep 0.01
+          done
+          wait $pid; grep -E "llmgpu:" "$OUT/gen.err"; echo "RssAnon peak: $peak kB; VmHWM (with file pages): $hwm kB"
+        done
+      done
+    } > "$OUT/mem2.txt" 2>&1 ;;
   mem)
     # peak host memory (RSS) and GPU memory while loading and generating
     { for m in /tmp/tinyllama /tmp/llama2-7b; do
@@ -82,7 +124,7 @@ for step in "$@"; do
     # One process per suite: on the H100, after the reliability suite's hundreds of
     # contexts in one process, vkCreateInstance reports VK_ERROR_INCOMPATIBLE_DRIVER
     # (seen 2026-11-21; each suite passes alone; not yet explained).
-    for s in api chat demo forward generate golden kernels quant reliability sampler state threads vk; do
+    for s in api chat demo forward generate gguf golden gptq kernels memory quant reliability sampler state threads vk; do
       LLMGPU_TEST_DATA=$PWD/tests LLMGPU_TEST_TMP=/tmp/t CK_FORK=no CK_INCLUDE_TAGS=gpu CK_RUN_SUITE=$s \
         timeout 300 devbin/check_all 2>&1 | grep -E "%:|:F:|:E:" | sed "s/^/$s: /"
     done > "$OUT/check_gpu.txt" 2>&1 ;;

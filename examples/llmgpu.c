@@ -10,7 +10,8 @@
  *   LLMGPU_FUSE_ROPE  0: decode's RoPE and KV write as a dispatch of their own
  *   LLMGPU_MATVEC_SG  1: every decode mat-vec a subgroup per row pair; 0: none
  *                     (default: block-quantized weights only)
- *   LLMGPU_MATVEC_DOT 1: integer dot products in q8_0/q4_0/q4_K/q4_g decode mat-vecs
+ *   LLMGPU_MATVEC_DOT 1: integer dot products in q8_0/q4_0/q4_K/q4_g decode mat-vecs;
+ *                     0: float ones (default: integer where the device accelerates them)
  */
 #include <errno.h>
 #include <math.h>
@@ -80,6 +81,8 @@ static void context_params_from_env(struct llmgpu_context_params *cp) {
         cp->flags |= LLMGPU_CONTEXT_FLAG_MATVEC_WORKGROUP;
     if (env_is("LLMGPU_MATVEC_DOT", "1"))
         cp->flags |= LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT;
+    if (env_is("LLMGPU_MATVEC_DOT", "0"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT;
 }
 
 static int fail(const char *what, enum llmgpu_status st) {
@@ -1406,7 +1409,7 @@ static void usage(FILE *f) {
             "       set); a GGUF file keeps its weight types unless --weight-type is given\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
             "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=1, LLMGPU_FUSE_ROPE=0,\n"
-            "             LLMGPU_MATVEC_SG=0|1, LLMGPU_MATVEC_DOT=1\n");
+            "             LLMGPU_MATVEC_SG=0|1, LLMGPU_MATVEC_DOT=0|1\n");
 }
 
 int main(int argc, char **argv) {

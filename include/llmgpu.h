@@ -256,10 +256,15 @@ struct llmgpu_device_info {
 #define LLMGPU_CONTEXT_FLAG_MATVEC_WORKGROUP (1u << 6)
 /** Decode mat-vecs of q8_0, q4_0, q4_K and GPTQ/AWQ (q4_g) weights use integer dot products
  * (x rounded to int8 per 16 values, then 4x8-bit packed dot products) where the device
- * has shaderIntegerDotProduct; elsewhere the flag is ignored. Opt-in until measured
- * on GPUs (bench/RESULTS.md); the extra rounding of x is about as large as q8_0's own.
+ * has shaderIntegerDotProduct; elsewhere the flag is ignored. This is the default where
+ * the device reports them accelerated (LLMGPU_DEVICE_FEATURE_INTEGER_DOT_ACCELERATED:
+ * 1.2-1.7x faster decode on an H100, bench/RESULTS.md); the flag forces them on other
+ * devices. The extra rounding of x is about as large as q8_0's own.
  * \since 0.1.0 */
 #define LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT (1u << 7)
+/** Decode mat-vecs keep float dot products (x unrounded) even where integer dot products
+ * are accelerated (wins over LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT). \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT (1u << 8)
 
 /** Parameters of llmgpu_context_create(). \since 0.1.0 */
 struct llmgpu_context_params {

@@ -99,7 +99,7 @@ shared float scratch[WG_SIZE];
 WG_REDUCE(wg_sum, subgroupAdd, LG_ADD)
 
 #if IDOT
-shared uint xs_q[K / 4];   // x as int8, four a word (unit un: words 4 un .. 4 un + 3)
+shared uvec4 xs_q[K / 16]; // x as int8, four a word, a unit a uvec4 (one 16-byte load)
 shared float xs_d[K / 16]; // a unit's scale
 #if WTYPE != 3
 shared int xs_s[K / 16];   // a unit's sum of quantized values (the zero point's term)
@@ -123,15 +123,16 @@ void quantize_x(uint xb, float nscale) {
         [[unroll]] for (uint i = 0; i < 4; i++)
             q[i] = ivec4(roundEven(v[i] * id));
 #if WTYPE == 3 || WTYPE == 5
-        [[unroll]] for (uint i = 0; i < 4; i++)
-            xs_q[un * 4 + i] = pack_i8x4(q[i].x, q[i].y, q[i].z, q[i].w);
+        xs_q[un] = uvec4(pack_i8x4(q[0].x, q[0].y, q[0].z, q[0].w),
+                         pack_i8x4(q[1].x, q[1].y, q[1].z, q[1].w),
+                         pack_i8x4(q[2].x, q[2].y, q[2].z, q[2].w),
+                         pack_i8x4(q[3].x, q[3].y, q[3].z, q[3].w));
 #else
         // values (0, 2, 4, 6) then (1, 3, 5, 7) of each 8-value half
-        [[unroll]] for (uint g = 0; g < 2; g++) {
-            ivec4 a = q[2 * g], b = q[2 * g + 1];
-            xs_q[un * 4 + 2 * g] = pack_i8x4(a.x, a.z, b.x, b.z);
-            xs_q[un * 4 + 2 * g + 1] = pack_i8x4(a.y, a.w, b.y, b.w);
-        }
+        xs_q[un] = uvec4(pack_i8x4(q[0].x, q[0].z, q[1].x, q[1].z),
+                         pack_i8x4(q[0].y, q[0].w, q[1].y, q[1].w),
+                         pack_i8x4(q[2].x, q[2].z, q[3].x, q[3].z),
+                         pack_i8x4(q[2].y, q[2].w, q[3].y, q[3].w));
 #endif
 #if WTYPE != 3
         ivec4 t = q[0] + q[1] + q[2] + q[3];
@@ -180,8 +181,7 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
     // q4_K: a unit of 32 values is 16 of sub-block 2g (x unit xl) and 16 of 2g + 1 (xl + 2).
     for (uint un = LANE; un < QUNITS; un += NLANES) {
         uint p = un % 8, xl = (un / 8) * 16 + (p / 2) * 4 + p % 2;
-        uvec4 xw0 = uvec4(xs_q[xl * 4], xs_q[xl * 4 + 1], xs_q[xl * 4 + 2], xs_q[xl * 4 + 3]);
-        uvec4 xw1 = uvec4(xs_q[xl * 4 + 8], xs_q[xl * 4 + 9], xs_q[xl * 4 + 10], xs_q[xl * 4 + 11]);
+        uvec4 xw0 = xs_q[xl], xw1 = xs_q[xl + 2];
         vec2 xd = vec2(xs_d[xl], xs_d[xl + 2]);
         vec2 xsum = vec2(float(xs_s[xl]), float(xs_s[xl + 2]));
         [[unroll]] for (uint j = 0; j < ROWS; j++) {
@@ -203,7 +203,7 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
 #elif IDOT
     // One unit a lane a step: x from shared memory as int8 words.
     for (uint un = LANE; un < QUNITS; un += NLANES) {
-        uvec4 xw = uvec4(xs_q[un * 4], xs_q[un * 4 + 1], xs_q[un * 4 + 2], xs_q[un * 4 + 3]);
+        uvec4 xw = xs_q[un];
         float xd = xs_d[un];
 #if WTYPE != 3
         int xsum = xs_s[un];

@@ -149,25 +149,39 @@ static int mv_subgroup_rows(const struct llmgpu_context *ctx, const struct lg_wt
         return 1;
     return lg_wtype_is_block(w->type);
 }
+/* Workgroup size of the subgroup-row mat-vecs on GPUs (a build-time knob for
+ * measurements; wg_size() on CPU devices and in workgroup mode). */
+#ifndef LG_MATVEC_SG_WG
+#define LG_MATVEC_SG_WG 256
+#endif
+static uint32_t mv_wg_size(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
+    uint32_t n = LG_MATVEC_SG_WG;
+    if (!mv_subgroup_rows(ctx, w) || ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ||
+        n % ctx->caps.subgroup_size || n > ctx->props.limits.maxComputeWorkGroupSize[0])
+        return wg_size(ctx);
+    return n;
+}
 static uint32_t mv_rows_per_wg(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
     if (!mv_subgroup_rows(ctx, w))
         return LG_MATVEC_ROWS;
-    return LG_MATVEC_ROWS * (wg_size(ctx) / ctx->caps.subgroup_size);
+    return LG_MATVEC_ROWS * (mv_wg_size(ctx, w) / ctx->caps.subgroup_size);
 }
 
 /* Integer dot products for this decode mat-vec (matvec.comp IDOT): asked for
- * (LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT), supported, an int8 or nibble type, and x's
+ * (LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT) or accelerated by the device, not refused
+ * (LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT), supported, an int8 or nibble type, and x's
  * int8 copy (K bytes, K / 4 bytes of f32 scales, as many of int sums for the nibble
  * types) plus the reduction scratch fit in shared memory. */
 static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
     uint64_t shared;
-    if (!(ctx->flags & LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT) || !ctx->caps.int_dot ||
+    int want = (ctx->flags & LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT) || ctx->caps.int_dot_accel;
+    if (!want || (ctx->flags & LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT) || !ctx->caps.int_dot ||
         (w->type != LG_WTYPE_Q8_0 && w->type != LG_WTYPE_Q4_0 && w->type != LG_WTYPE_Q4_K &&
          w->type != LG_WTYPE_Q4_G) ||
         w->cols % 16)
         return 0;
     shared = (uint64_t)w->cols + (uint64_t)w->cols / 16 * (w->type == LG_WTYPE_Q8_0 ? 4 : 8) +
-             4ull * wg_size(ctx);
+             4ull * mv_wg_size(ctx, w);
     return shared <= ctx->props.limits.maxComputeSharedMemorySize;
 }
 
@@ -194,6 +208,7 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
     lg_desc_define(&d, st[10], "ROPE_KV", (flags & MM_ROPE) != 0);
     if (!(flags & MM_GEMM)) {
         int sg = mv_subgroup_rows(s->ctx, w);
+        snprintf(st[0], sizeof st[0], "WG_SIZE=%u", mv_wg_size(s->ctx, w)); /* base_desc's */
         lg_desc_define(&d, st[14], "SG_ROWS", sg);
         lg_desc_define(&d, st[15], "RPW", mv_rows_per_wg(s->ctx, w));
         if (mv_int_dot(s->ctx, w))

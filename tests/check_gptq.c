@@ -470,7 +470,7 @@ START_TEST(sharded_and_float_types) {
     make_ckpt("gptq_sharded", "--method gptq --group 32 --asym -- " TINY " --seed 47", dir,
               sizeof dir);
     llmgpu_context_params_init(&cp);
-    cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE;
+    cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE | LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT;
     cp.max_binding_size = 4096;
     cp.log_fn = tu_log_fn;
     cp.log_user = &tlog;

@@ -819,6 +819,8 @@ static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
         struct llmgpu_context_params cp;
         llmgpu_context_params_init(&cp);
         cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE | fc->ctx_flags;
+        if (!(fc->ctx_flags & LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT))
+            cp.flags |= LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT; /* as tu_context's */
         cp.max_binding_size = fc->max_binding;
         cp.log_fn = tu_log_fn;
         cp.log_user = &tlog;
@@ -960,6 +962,82 @@ START_TEST(int_dot_quality_drift_bounds) {
 }
 END_TEST
 
+/* Which decode mat-vecs a context gets: integer dot products by default only where the
+ * device accelerates them (caps.int_dot_accel, set by hand here: lavapipe emulates
+ * them), always with LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT, never with
+ * LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT. The decode logits of each setting must equal,
+ * bit for bit, those of the setting that names the same kernels, and the two kernel
+ * families must differ (x rounded to int8 changes the last bits). */
+static void idot_logits(const char *dir, uint32_t flags, int accel, float *out, size_t nv,
+                        int n_steps) {
+    struct llmgpu_context_params cp;
+    struct llmgpu_context *ctx;
+    struct llmgpu_model_params mp;
+    struct llmgpu_model *m;
+    struct llmgpu_session_params sp;
+    struct llmgpu_session *s;
+    int32_t prompt[8], tok = 0;
+    llmgpu_context_params_init(&cp);
+    cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE | flags;
+    cp.log_fn = tu_log_fn;
+    cp.log_user = &tlog;
+    ck_assert_int_eq(llmgpu_context_create(&cp, &ctx), LLMGPU_OK);
+    ctx->caps.int_dot_accel = accel;
+    llmgpu_model_params_init(&mp);
+    mp.weight_type = LLMGPU_WEIGHT_TYPE_Q8_0;
+    ck_assert_int_eq(llmgpu_model_load(ctx, dir, &mp, &m), LLMGPU_OK);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 32;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_OK);
+    for (int i = 0; i < 8; i++)
+        prompt[i] = (int32_t)((i * 7919 + 13) % (int)nv);
+    ck_assert_int_eq(llmgpu_session_prefill(s, prompt, 8), LLMGPU_OK);
+    for (int step = 0; step < n_steps; step++) {
+        size_t n = nv;
+        ck_assert_int_eq(llmgpu_session_decode(s, tok), LLMGPU_OK);
+        ck_assert_int_eq(llmgpu_session_logits(s, out + (size_t)step * nv, &n), LLMGPU_OK);
+        ck_assert_uint_eq(n, nv);
+        tok = prompt[(step * 3 + 1) % 8]; /* the same tokens for every setting */
+    }
+    llmgpu_session_free(s);
+    llmgpu_model_free(m);
+    llmgpu_context_free(ctx);
+}
+
+START_TEST(int_dot_default_follows_acceleration) {
+    enum { STEPS = 4, NV = 300 };
+    static float dflt[STEPS * NV], accel[STEPS * NV], forced[STEPS * NV], refused[STEPS * NV];
+    char dir[512], cmd[2048], script[512];
+    double e;
+    if (!g_ctx->caps.int_dot) {
+        fprintf(stderr, "# no shaderIntegerDotProduct: int-dot default not tested\n");
+        return;
+    }
+    tu_tmp_path("idot_default", dir, sizeof dir);
+    tu_data_path("tools/mkmodel.py", script, sizeof script);
+    snprintf(cmd, sizeof cmd,
+             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f16 --layers 2 "
+             "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --vocab %d --ctx 128 --seed 31 "
+             ">/dev/null",
+             dir, script, dir, NV);
+    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    idot_logits(dir, 0, 0, dflt, NV, STEPS);
+    idot_logits(dir, 0, 1, accel, NV, STEPS);
+    idot_logits(dir, LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT, 0, forced, NV, STEPS);
+    idot_logits(dir, LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT | LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT,
+                1, refused, NV, STEPS);
+    ck_assert_msg(!memcmp(accel, forced, sizeof accel),
+                  "accelerated default differs from the forced integer kernels");
+    ck_assert_msg(!memcmp(dflt, refused, sizeof dflt),
+                  "MATVEC_FLOAT_DOT differs from the unaccelerated default");
+    ck_assert_msg(memcmp(dflt, accel, sizeof dflt), "integer and float decode gave the same "
+                                                    "bits: the default did not switch kernels");
+    e = tu_nmse(accel, dflt, STEPS * NV);
+    fprintf(stderr, "# int-dot default: decode logits NMSE integer vs float %.3g\n", e);
+    ck_assert_msg(e < 1e-3, "integer vs float decode: NMSE %.3g", e);
+}
+END_TEST
+
 /* ---- loading ---- */
 
 struct prog {
@@ -1052,6 +1130,7 @@ Suite *quant_suite(void) {
         tcase_add_test(f, quality_drift_bounds);
         tcase_add_test(f, q6_k_quality_drift_bounds);
         tcase_add_test(f, int_dot_quality_drift_bounds);
+        tcase_add_test(f, int_dot_default_follows_acceleration);
         tcase_add_test(f, load_sizes_progress_and_refusal);
         tcase_set_timeout(f, 600);
         suite_add_tcase(s, f);

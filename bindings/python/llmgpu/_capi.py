@@ -94,6 +94,7 @@ class ContextFlag(enum.IntFlag):
     MATVEC_SUBGROUP = 1 << 5
     MATVEC_WORKGROUP = 1 << 6
     MATVEC_INT_DOT = 1 << 7
+    MATVEC_FLOAT_DOT = 1 << 8
 
 
 class ModelFlag(enum.IntFlag):
