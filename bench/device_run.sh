@@ -2,7 +2,7 @@
 # device_run.sh - what bench/RESULTS.md was measured with on the lent GPU machine.
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
 # devbin/ (llmgpu, libllmgpu.so*, check_all), tests/fixtures/tokenizers/npm/.
-# Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg prof mem mem2 cm
+# Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg tg prof mem mem2 cm
 # ctx2048 tokfix.
 set -u
 OUT=${OUT:-/tmp/out}
@@ -76,6 +76,15 @@ for step in "$@"; do
         done
       done
     } > "$OUT/wg.txt" 2>&1 ;;
+  tg)
+    # decode speed of the default kernels, no profiling (f16 rows with pp512 too)
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        for w in f16 q8_0 q4_0 q4_k; do
+          p=16; [ $w = f16 ] && p=512
+          echo "== $L bench -m $m -p $p -n 128 -r 3 --weight-type $w"; $L bench -m $m -p $p -n 128 -r 3 --weight-type $w
+        done
+      done
+    } > "$OUT/tg.txt" 2>&1 ;;
   prof)
     # per-stage GPU times of decode with the default mat-vecs (integer dot products on
     # the H100 for the block types)
