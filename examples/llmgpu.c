@@ -895,10 +895,15 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         if (llmgpu_session_profile(s, pe, &np) == LLMGPU_OK) {
             for (uint32_t i = 0; i < np; i++)
                 total += pe[i].ns;
-            printf("prefill profile (GPU time of a %d-token prompt):\n", n_prompt);
+            printf("prefill profile (GPU time of a %d-token prompt; MB the stage reads, GB/s, "
+                   "barriers):\n", n_prompt);
             for (uint32_t i = 0; i < np; i++)
-                printf("  %-22s %9.3f ms  %5.1f %%\n", pe[i].name, (double)pe[i].ns / 1e6,
-                       100.0 * (double)pe[i].ns / (double)LG_MAX_SZ(total, 1));
+                printf("  %-22s %9.3f ms  %5.1f %%  %9.1f MB  %7.1f GB/s  %4llu barriers\n",
+                       pe[i].name, (double)pe[i].ns / 1e6,
+                       100.0 * (double)pe[i].ns / (double)LG_MAX_SZ(total, 1),
+                       (double)pe[i].bytes / 1e6,
+                       pe[i].ns ? (double)pe[i].bytes / (double)pe[i].ns : 0.0,
+                       (unsigned long long)pe[i].barriers);
             printf("  %-22s %9.3f ms of GPU time\n", "total", (double)total / 1e6);
         }
         total = 0;
@@ -912,14 +917,22 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         if (llmgpu_session_profile(s, pe, &np) == LLMGPU_OK) {
             for (uint32_t i = 0; i < np; i++)
                 total += pe[i].ns;
-            printf("decode profile (GPU time per token, %d tokens after a %d-token prompt):\n",
+            uint64_t bars = 0;
+            printf("decode profile (GPU time per token, %d tokens after a %d-token prompt; MB "
+                   "the stage reads a token, GB/s, barriers a token):\n",
                    n_gen, n_prompt);
-            for (uint32_t i = 0; i < np; i++)
-                printf("  %-22s %8.1f us  %5.1f %%  (%llu runs)\n", pe[i].name,
-                       (double)pe[i].ns / 1e3 / n_gen, 100.0 * (double)pe[i].ns / (double)total,
-                       (unsigned long long)pe[i].count);
-            printf("  %-22s %8.1f us per token of GPU time\n", "total",
-                   (double)total / 1e3 / n_gen);
+            for (uint32_t i = 0; i < np; i++) {
+                bars += pe[i].barriers;
+                printf("  %-22s %8.1f us  %5.1f %%  %8.2f MB  %7.1f GB/s  %5.1f barriers  "
+                       "(%llu runs)\n",
+                       pe[i].name, (double)pe[i].ns / 1e3 / n_gen,
+                       100.0 * (double)pe[i].ns / (double)LG_MAX_SZ(total, 1),
+                       (double)pe[i].bytes / 1e6 / n_gen,
+                       pe[i].ns ? (double)pe[i].bytes / (double)pe[i].ns : 0.0,
+                       (double)pe[i].barriers / n_gen, (unsigned long long)pe[i].count);
+            }
+            printf("  %-22s %8.1f us per token of GPU time, %.1f barriers per token\n", "total",
+                   (double)total / 1e3 / n_gen, (double)bars / n_gen);
         } else {
             printf("profile: not available (no timestamps on this device)\n");
         }

@@ -592,6 +592,11 @@ struct llmgpu_profile_entry {
     const char *name;   /* static string, e.g. "attention", "ffn_down" */
     uint64_t ns;        /* GPU nanoseconds, from timestamp queries */
     uint64_t count;     /* how many times the stage ran (per layer and step) */
+    /* Bytes the stage must read from GPU memory at least once: the weights of its
+     * mat-vecs or GEMMs (scales included) and, for attention, the K and V cache rows up
+     * to each step's last position. bytes / ns is the achieved GB/s. */
+    uint64_t bytes;
+    uint64_t barriers;  /* pipeline barriers recorded in the stage, summed over its runs */
 };
 
 /**

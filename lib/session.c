@@ -38,6 +38,9 @@ struct prof {
     VkQueryPool pool;
     uint32_t n, cap;
     uint8_t *stages;
+    /* per stage of the recorded step: weight bytes its mat-vecs read, barriers */
+    uint64_t rec_bytes[ST_COUNT], rec_barriers[ST_COUNT];
+    uint64_t pend_bytes, pend_barriers; /* since the last stamp */
 };
 
 struct llmgpu_session {
@@ -73,7 +76,8 @@ struct llmgpu_session {
     struct lg_cmd logits_cmd; /* copies logits to logits_host; recorded once */
     int decode_recorded, logits_recorded;
     struct prof prof_decode, prof_prefill; /* with LLMGPU_CONTEXT_FLAG_PROFILE */
-    uint64_t prof_ns[ST_COUNT], prof_count[ST_COUNT];
+    uint64_t prof_ns[ST_COUNT], prof_count[ST_COUNT], prof_bytes[ST_COUNT],
+        prof_barriers[ST_COUNT];
 
     /* descriptor sets, made once */
     VkDescriptorSet *embed_sets;  /* per tok_embd shard */
@@ -830,10 +834,28 @@ static void stamp(struct llmgpu_session *s, struct prof *pf, VkCommandBuffer cb,
                   enum stage closes) {
     if (!pf || !pf->pool || pf->n >= pf->cap)
         return;
-    if (pf->n > 0)
+    if (pf->n > 0) {
         pf->stages[pf->n - 1] = (uint8_t)closes;
+        pf->rec_bytes[closes] += pf->pend_bytes;
+        pf->rec_barriers[closes] += pf->pend_barriers;
+    }
+    pf->pend_bytes = pf->pend_barriers = 0;
     vkCmdWriteTimestamp(cb, VK_PIPELINE_STAGE_BOTTOM_OF_PIPE_BIT, pf->pool, pf->n++);
     (void)s;
+}
+
+/* A barrier between dispatches, counted for the profile. */
+static void bar(struct prof *pf, VkCommandBuffer cb) {
+    lg_cmd_barrier(cb);
+    if (pf && pf->pool)
+        pf->pend_barriers++;
+}
+
+/* Bytes of a weight matrix on the GPU (every shard, scales included), counted for the
+ * profile as read by the mat-vec or GEMM about to be recorded. */
+static void wread(struct prof *pf, const struct lg_wtensor *w) {
+    for (uint32_t i = 0; pf && pf->pool && i < w->n_shards; i++)
+        pf->pend_bytes += w->shards[i].buf.size;
 }
 
 /* Record one step of T tokens. T == 1 is the decode path: mat-vecs with the
@@ -881,6 +903,8 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
     if (pf && pf->pool) {
         vkCmdResetQueryPool(cb, pf->pool, 0, pf->cap);
         pf->n = 0;
+        memset(pf->rec_bytes, 0, sizeof pf->rec_bytes);
+        memset(pf->rec_barriers, 0, sizeof pf->rec_barriers);
     }
     lg_cmd_barrier_transfer(cb); /* host writes of the step buffer are visible at submit */
     stamp(s, pf, cb, ST_EMBED);
@@ -888,7 +912,7 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         uint32_t push[2] = {m->tok_embd.shards[i].row_begin, m->tok_embd.shards[i].rows};
         lg_cmd_dispatch(cb, p_embed, s->embed_sets[i], push, (c->n_embd + wg - 1) / wg, T, 1);
     }
-    lg_cmd_barrier(cb);
+    bar(pf, cb);
     stamp(s, pf, cb, ST_EMBED);
     for (uint32_t l = 0; l < c->n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
@@ -898,21 +922,24 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         /* qkv = Wqkv rmsnorm(x) (+ b) */
         if (T > 1) {
             lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
-            lg_cmd_barrier(cb);
+            bar(pf, cb);
+            wread(pf, &L->wqkv);
             rec_mm(s, cb, &L->wqkv, S->qkv, bias, T, 0, qkv_w, 0);
         } else if (s->fuse_rope) {
             /* q, k, v = rope(Wqkv rmsnorm(x) (+ b)); k and v into the cache */
+            wread(pf, &L->wqkv);
             rec_mm(s, cb, &L->wqkv, S->qkv_rope, bias | MM_NORM | MM_ROPE, 1, 0,
                    c->n_head * c->head_dim, 0);
         } else {
+            wread(pf, &L->wqkv);
             rec_mm(s, cb, &L->wqkv, S->qkv_dec, bias | MM_NORM, 1, 0, qkv_w, 0);
         }
-        lg_cmd_barrier(cb);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_QKV);
         if (T > 1 || !s->fuse_rope) {
             /* q, k, v = rope(qkv); k and v into the cache */
             lg_cmd_dispatch(cb, p_rope, S->rope, NULL, T, c->n_head + c->n_kv_head, 1);
-            lg_cmd_barrier(cb);
+            bar(pf, cb);
             stamp(s, pf, cb, ST_ROPE);
         }
         /* att = softmax(q K^T / sqrt(d)) V */
@@ -921,34 +948,41 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         } else {
             lg_cmd_dispatch(cb, p_split, S->attn_split, NULL, c->n_head, s->n_chunks, 1);
         }
-        lg_cmd_barrier(cb);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_ATTN);
         /* x += Wo att */
+        wread(pf, &L->wo);
         rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
-        lg_cmd_barrier(cb);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_WO);
         /* hb = silu(Wg rmsnorm(x)) * (Wu rmsnorm(x)) */
         if (T > 1) {
             uint32_t n = c->n_ff * T;
             lg_cmd_dispatch(cb, p_norm, S->norm2, rows, T, 1, 1);
-            lg_cmd_barrier(cb);
+            bar(pf, cb);
+            wread(pf, &L->gate);
+            wread(pf, &L->up);
             rec_mm(s, cb, &L->gate, S->gate, 0, T, 0, 2 * c->n_ff, 0);
             rec_mm(s, cb, &L->up, S->up, 0, T, 0, 2 * c->n_ff, c->n_ff);
-            lg_cmd_barrier(cb);
+            bar(pf, cb);
             lg_cmd_dispatch(cb, p_silu, S->silu, &T, (n + wg - 1) / wg, 1, 1);
         } else {
+            wread(pf, &L->gate);
+            wread(pf, &L->up);
             rec_mm(s, cb, &L->gate, S->gate_up, MM_GATE_UP | MM_NORM, 1, 0, c->n_ff, 0);
         }
-        lg_cmd_barrier(cb);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_GATE_UP);
         /* x += Wd hb */
+        wread(pf, &L->down);
         rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
-        lg_cmd_barrier(cb);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_DOWN);
     }
     /* logits = Wlm rmsnorm(x[T - 1]); token = argmax(logits) */
+    wread(pf, &m->lm_head);
     rec_mm(s, cb, &m->lm_head, s->lm_sets, MM_NORM, 1, T - 1, c->n_vocab, 0);
-    lg_cmd_barrier(cb);
+    bar(pf, cb);
     lg_cmd_dispatch(cb, p_argmax, s->argmax, &c->n_vocab, 1, 1, 1);
     stamp(s, pf, cb, ST_LM_HEAD);
     {
@@ -997,6 +1031,14 @@ static void collect_profile(struct llmgpu_session *s, struct prof *pf) {
         s->prof_ns[st] += (uint64_t)((double)(t[i] - t[i - 1]) * s->ctx->timestamp_period);
         s->prof_count[st]++;
     }
+    for (uint32_t i = 0; i < ST_COUNT; i++) {
+        s->prof_bytes[i] += pf->rec_bytes[i];
+        s->prof_barriers[i] += pf->rec_barriers[i];
+    }
+    /* attention reads the K and V (f16) of every cached position up to the step's last,
+     * in every layer (s->pos is past the step already) */
+    s->prof_bytes[ST_ATTN] += (uint64_t)s->model->cfg.n_layer * s->pos *
+                              s->model->cfg.n_kv_head * s->model->cfg.head_dim * 2 * 2;
 }
 
 static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tokens, uint32_t n) {
@@ -1190,6 +1232,8 @@ enum llmgpu_status llmgpu_session_profile(const struct llmgpu_session *s,
         entries[i].name = stage_names[i];
         entries[i].ns = s->prof_ns[i];
         entries[i].count = s->prof_count[i];
+        entries[i].bytes = s->prof_bytes[i];
+        entries[i].barriers = s->prof_barriers[i];
     }
     return LLMGPU_OK;
 }
@@ -1199,6 +1243,8 @@ enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s) {
         return LLMGPU_ERR_INVALID_ARGUMENT;
     memset(s->prof_ns, 0, sizeof s->prof_ns);
     memset(s->prof_count, 0, sizeof s->prof_count);
+    memset(s->prof_bytes, 0, sizeof s->prof_bytes);
+    memset(s->prof_barriers, 0, sizeof s->prof_barriers);
     return LLMGPU_OK;
 }
 

@@ -219,6 +219,98 @@ START_TEST(decode_modes_match) {
 }
 END_TEST
 
+/* llmgpu_session_profile's bytes and barriers on llama_gqa_f32 (2 layers, 8 heads, 2 KV
+ * heads of 8): a 5-token prefill, then 3 decode steps. Decode: the Q/K/V, Wo, gate/up
+ * and down stages read their weights once a step and put one barrier after each
+ * dispatch (fused RoPE: 5 a layer), embed and LM head one each; attention reads K and V
+ * of every position up to the step's. Prefill has its norm and SiLU dispatches too. */
+static uint64_t wt_bytes(const struct lg_wtensor *w) {
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < w->n_shards; i++)
+        n += w->shards[i].buf.size;
+    return n;
+}
+static const struct llmgpu_profile_entry *entry(const struct llmgpu_profile_entry *pe,
+                                                uint32_t n, const char *name) {
+    for (uint32_t i = 0; i < n; i++)
+        if (!strcmp(pe[i].name, name))
+            return &pe[i];
+    ck_abort_msg("no profile entry %s", name);
+    return NULL;
+}
+START_TEST(profile_counts_bytes_and_barriers) {
+    struct llmgpu_context_params cp;
+    struct llmgpu_context *ctx;
+    struct llmgpu_model *m;
+    struct llmgpu_session *s;
+    struct llmgpu_session_params sp;
+    struct llmgpu_profile_entry pe[16];
+    uint32_t n = 16, L;
+    uint64_t qkv = 0, wo = 0, gu = 0, down = 0, kv_row;
+    int32_t prompt[5] = {1, 5, 9, 13, 17};
+    char dir[512];
+    enum llmgpu_status st;
+    make_model(&variants[0], dir, sizeof dir);
+    llmgpu_context_params_init(&cp);
+    cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE | LLMGPU_CONTEXT_FLAG_PROFILE;
+    cp.log_fn = tu_log_fn;
+    cp.log_user = &tlog;
+    ck_assert_int_eq(llmgpu_context_create(&cp, &ctx), LLMGPU_OK);
+    m = load(ctx, dir, variants[0].wtype, 0);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 32;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_OK);
+    st = llmgpu_session_profile(s, pe, &n);
+    if (st == LLMGPU_ERR_UNSUPPORTED) {
+        fprintf(stderr, "# no timestamps: profile not tested\n");
+    } else {
+        L = m->cfg.n_layer;
+        for (uint32_t l = 0; l < L; l++) {
+            qkv += wt_bytes(&m->layers[l].wqkv);
+            wo += wt_bytes(&m->layers[l].wo);
+            gu += wt_bytes(&m->layers[l].gate) + wt_bytes(&m->layers[l].up);
+            down += wt_bytes(&m->layers[l].down);
+        }
+        kv_row = (uint64_t)m->cfg.n_kv_head * m->cfg.head_dim * 2 * 2; /* K and V, f16 */
+        ck_assert_uint_gt(qkv, 0);
+        ck_assert_int_eq(llmgpu_session_prefill(s, prompt, 5), LLMGPU_OK);
+        n = 16;
+        ck_assert_int_eq(llmgpu_session_profile(s, pe, &n), LLMGPU_OK);
+        ck_assert_uint_eq(entry(pe, n, "norm+qkv")->bytes, qkv);
+        ck_assert_uint_eq(entry(pe, n, "norm+qkv")->barriers, 2 * L); /* norm, GEMM */
+        ck_assert_uint_eq(entry(pe, n, "norm+gate_up+silu")->barriers, 3 * L);
+        ck_assert_uint_eq(entry(pe, n, "attention")->bytes, L * 5 * kv_row);
+        ck_assert_int_eq(llmgpu_session_profile_reset(s), LLMGPU_OK);
+        for (int i = 0; i < 3; i++)
+            ck_assert_int_eq(llmgpu_session_decode(s, 3 + i), LLMGPU_OK);
+        n = 16;
+        ck_assert_int_eq(llmgpu_session_profile(s, pe, &n), LLMGPU_OK);
+        ck_assert_uint_eq(entry(pe, n, "norm+qkv")->bytes, 3 * qkv);
+        ck_assert_uint_eq(entry(pe, n, "wo+residual")->bytes, 3 * wo);
+        ck_assert_uint_eq(entry(pe, n, "norm+gate_up+silu")->bytes, 3 * gu);
+        ck_assert_uint_eq(entry(pe, n, "ffn_down+residual")->bytes, 3 * down);
+        ck_assert_uint_eq(entry(pe, n, "norm+lm_head+argmax")->bytes, 3 * wt_bytes(&m->lm_head));
+        /* positions 6, 7 and 8 after the step */
+        ck_assert_uint_eq(entry(pe, n, "attention")->bytes, L * (6 + 7 + 8) * kv_row);
+        {
+            uint64_t bars = 0;
+            for (uint32_t i = 0; i < n; i++)
+                bars += pe[i].barriers;
+            ck_assert_uint_eq(bars, 3 * (5 * L + 2));
+        }
+        ck_assert_uint_eq(entry(pe, n, "attention")->barriers, 3 * L);
+        ck_assert_int_eq(llmgpu_session_profile_reset(s), LLMGPU_OK);
+        n = 16;
+        ck_assert_int_eq(llmgpu_session_profile(s, pe, &n), LLMGPU_OK);
+        for (uint32_t i = 0; i < n; i++)
+            ck_assert(pe[i].bytes == 0 && pe[i].barriers == 0 && pe[i].ns == 0);
+    }
+    llmgpu_session_free(s);
+    llmgpu_model_free(m);
+    llmgpu_context_free(ctx);
+}
+END_TEST
+
 START_TEST(context_full_and_bad_tokens) {
     char dir[512];
     struct llmgpu_model *m;
@@ -374,6 +466,7 @@ Suite *forward_suite(void) {
     tcase_add_test(limits, sharded_weights_match);
     tcase_add_loop_test(limits, decode_modes_match, 0, 4);
     tcase_add_test(limits, context_full_and_bad_tokens);
+    tcase_add_test(limits, profile_counts_bytes_and_barriers);
     tcase_add_test(limits, kv_cache_grows_in_pages);
     tcase_add_test(limits, state_beyond_one_page);
     tcase_set_timeout(core, 600);

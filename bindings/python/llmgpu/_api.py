@@ -533,8 +533,9 @@ class Model(_Handle):
         return "<llmgpu.Model %r%s>" % (self.path, " closed" if self.closed else "")
 
 
-ProfileEntry = collections.namedtuple("ProfileEntry", "name ns count")
-ProfileEntry.__doc__ = "GPU nanoseconds and run count of one forward-pass stage."
+ProfileEntry = collections.namedtuple("ProfileEntry", "name ns count bytes barriers")
+ProfileEntry.__doc__ = ("GPU nanoseconds, run count, bytes read (weights, KV cache) and "
+                        "pipeline barriers of one forward-pass stage.")
 
 _FFFD = "\ufffd".encode("utf-8")
 _DECODE_CONTEXT = 8  # tokens before the generated ones that stream() decodes with them
@@ -679,7 +680,7 @@ class Session(_Handle):
 
     def profile(self):
         """GPU time per stage of the forward pass since the session was created or
-        profile_reset(), as a list of ProfileEntry(name, ns, count).
+        profile_reset(), as a list of ProfileEntry(name, ns, count, bytes, barriers).
 
         Needs a Context(profile=True) (else LlmgpuError ERR_UNSUPPORTED) and a device
         with timestamps on its compute queue.
@@ -695,7 +696,8 @@ class Session(_Handle):
                 continue
             if st != Status.OK:
                 _raise(st, "llmgpu_session_profile", self._sink.take())
-            return [ProfileEntry((e.name or b"").decode("utf-8", "replace"), e.ns, e.count)
+            return [ProfileEntry((e.name or b"").decode("utf-8", "replace"), e.ns, e.count,
+                                 e.bytes, e.barriers)
                     for e in entries[:n.value]]
 
     def profile_reset(self):

@@ -260,6 +260,8 @@ class llmgpu_profile_entry(ctypes.Structure):
         ("name", ctypes.c_char_p),
         ("ns", ctypes.c_uint64),
         ("count", ctypes.c_uint64),
+        ("bytes", ctypes.c_uint64),
+        ("barriers", ctypes.c_uint64),
     ]
 
 

@@ -195,8 +195,13 @@ class ModelTest(unittest.TestCase):
                 self.assertTrue(entries)
                 self.assertTrue(all(isinstance(e.name, str) and e.name for e in entries))
                 self.assertTrue(any(e.count > 0 for e in entries))
+                by = {e.name: e for e in entries}
+                self.assertGreater(by["norm+qkv"].bytes, 0)
+                self.assertGreater(by["attention"].bytes, 0)
+                self.assertGreater(by["norm+qkv"].barriers, 0)
                 s.profile_reset()
-                self.assertTrue(all(e.ns == 0 and e.count == 0 for e in s.profile()))
+                self.assertTrue(all(e.ns == 0 and e.count == 0 and e.bytes == 0 and
+                                    e.barriers == 0 for e in s.profile()))
 
     # ---- errors
 
