@@ -238,7 +238,7 @@ static double run_mm(uint32_t rows, uint32_t K, uint32_t G, uint32_t n_tok, unsi
     size_t wbytes, ubytes;
     float *w = malloc(nw * 4), *u = malloc(nw * 4), *x = malloc(nx * 4);
     float *bias = malloc(rows * 4), *nrm = malloc(K * 4), *y = malloc(ny * 4);
-    float *yg = malloc(ny * 4), *xn = malloc(K * 4), *o = malloc(rows * 4), *ou = malloc(rows * 4);
+    float *yg = malloc(ny * 4);
     void *wq = make_shard(rows, K, G, rows * 7u + K + f, w, &wbytes);
     void *uq = make_shard(rows, K, G, rows * 11u + K + f, u, &ubytes);
     struct tu_mm_opts mo = tu_mm_opts(LG_WTYPE_Q4_G, K, f);
@@ -260,23 +260,7 @@ static double run_mm(uint32_t rows, uint32_t K, uint32_t G, uint32_t n_tok, unsi
         tu_mm_run(ctx, &tlog, &mo, &io, &pc);
     }
 
-    for (uint32_t tk = 0; tk < n_tok; tk++) {
-        const float *xi = xn;
-        memcpy(xn, x + (size_t)(x_row + tk) * K, K * 4);
-        if (f & KF_NORM)
-            ref_rmsnorm(xn, xn, nrm, (int)K, KEPS);
-        if (idot)
-            ref_round_x_int8(xn, K);
-        ref_matvec(o, xi, w, (f & KF_BIAS) ? bias : NULL, (int)K, (int)rows);
-        if (f & KF_GATE_UP) {
-            ref_matvec(ou, xi, u, NULL, (int)K, (int)rows);
-            ref_silu_mul(o, o, ou, (int)rows);
-        }
-        for (uint32_t r = 0; r < rows; r++) {
-            float *dst = &y[(size_t)tk * ld_y + y_col + r];
-            *dst = (f & KF_ACC) ? *dst + o[r] : o[r];
-        }
-    }
+    tu_mm_expect(&mo, &pc, x, w, u, bias, nrm, idot, y);
     e = ref_nmse(yg, y, ny);
     free(wq);
     free(uq);
@@ -287,9 +271,6 @@ static double run_mm(uint32_t rows, uint32_t K, uint32_t G, uint32_t n_tok, unsi
     free(nrm);
     free(y);
     free(yg);
-    free(xn);
-    free(o);
-    free(ou);
     return e;
 }
 

@@ -557,8 +557,7 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     size_t nw = (size_t)rows * K, ny = (size_t)n_tok * ld_y, wbytes, ubytes;
     float *w = malloc(nw * 4), *u = malloc(nw * 4), *x = malloc((size_t)(n_tok + x_row) * K * 4);
     float *bias = malloc(rows * 4), *nrm = malloc(K * 4), *y = malloc(ny * 4);
-    float *yg = malloc(ny * 4), *xn = malloc(K * 4), *o = malloc(rows * 4), *ou = malloc(rows * 4);
-    float *y0 = malloc(ny * 4), *ye = malloc(ny * 4);
+    float *yg = malloc(ny * 4), *ye = malloc(ny * 4);
     void *wq, *uq;
     struct tu_mm_opts mo = tu_mm_opts(t, K, f);
     struct lg_mm_push pc = {0, rows, ld_y, n_tok, x_row, y_col};
@@ -584,32 +583,14 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
         tu_mm_run(ctx, &tlog, &mo, &io, &pc);
     }
 
-    /* the reference on dequantized weights (pass 0: x rounded as IDOT rounds it;
-     * pass 1, IDOT only: x as it is) */
+    /* the reference on dequantized weights: y with x rounded as IDOT rounds it, ye
+     * (IDOT only) with x as it is */
     ref_dequant(t, w, nw);
     ref_dequant(t, u, nw);
-    memcpy(y0, y, ny * 4);
-    for (int pass = 0; pass < ((mode & KM_IDOT) ? 2 : 1); pass++) {
-        float *yr = pass ? ye : y;
-        if (pass)
-            memcpy(ye, y0, ny * 4);
-        for (uint32_t tk = 0; tk < n_tok; tk++) {
-            memcpy(xn, x + (size_t)(x_row + tk) * K, K * 4);
-            if (f & KF_NORM)
-                ref_rmsnorm(xn, xn, nrm, (int)K, KEPS);
-            if ((mode & KM_IDOT) && !pass)
-                ref_round_x_int8(xn, K);
-            ref_matvec(o, xn, w, (f & KF_BIAS) ? bias : NULL, (int)K, (int)rows);
-            if (f & KF_GATE_UP) {
-                ref_matvec(ou, xn, u, NULL, (int)K, (int)rows);
-                ref_silu_mul(o, o, ou, (int)rows);
-            }
-            for (uint32_t r = 0; r < rows; r++) {
-                float *dst = &yr[(size_t)tk * ld_y + y_col + r];
-                *dst = (f & KF_ACC) ? *dst + o[r] : o[r];
-            }
-        }
-    }
+    memcpy(ye, y, ny * 4);
+    tu_mm_expect(&mo, &pc, x, w, u, bias, nrm, mo.idot, y);
+    if (mo.idot)
+        tu_mm_expect(&mo, &pc, x, w, u, bias, nrm, 0, ye);
     if (e_exact)
         *e_exact = (mode & KM_IDOT) ? ref_nmse(yg, ye, ny) : ref_nmse(yg, y, ny);
     e = ref_nmse(yg, y, ny);
@@ -621,12 +602,8 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     free(bias);
     free(nrm);
     free(y);
-    free(y0);
     free(ye);
     free(yg);
-    free(xn);
-    free(o);
-    free(ou);
     return e;
 }
 

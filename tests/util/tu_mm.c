@@ -1,8 +1,10 @@
 /* tu_mm.c - see tu_mm.h. */
 #include <check.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "ref/ref.h"
 #include "tu_mm.h"
 
 struct tu_mm_opts tu_mm_opts(enum lg_wtype wtype, uint32_t K, unsigned flags) {
@@ -121,4 +123,32 @@ void tu_mm_run(struct llmgpu_context *ctx, const struct tu_log *log, const struc
     lg_buffer_destroy(ctx, &bb);
     lg_buffer_destroy(ctx, &by);
     lg_buffer_destroy(ctx, &bn);
+}
+
+void tu_mm_expect(const struct tu_mm_opts *o, const struct lg_mm_push *pc, const float *x,
+                  const float *w, const float *u, const float *bias, const float *norm,
+                  int round_x, float *y) {
+    uint32_t K = o->K, rows = pc->n_rows;
+    float *xn = malloc(K * sizeof *xn), *a = malloc(rows * sizeof *a),
+          *b = malloc(rows * sizeof *b);
+    ck_assert(xn && a && b);
+    for (uint32_t t = 0; t < pc->n_tok; t++) {
+        memcpy(xn, x + (size_t)(pc->x_row + t) * K, K * sizeof *xn);
+        if (o->flags & TU_MM_NORM)
+            ref_rmsnorm(xn, xn, norm, (int)K, o->eps);
+        if (round_x)
+            ref_round_x_int8(xn, K);
+        ref_matvec(a, xn, w, (o->flags & TU_MM_BIAS) ? bias : NULL, (int)K, (int)rows);
+        if (o->flags & TU_MM_GATE_UP) {
+            ref_matvec(b, xn, u, NULL, (int)K, (int)rows);
+            ref_silu_mul(a, a, b, (int)rows);
+        }
+        for (uint32_t r = 0; r < rows; r++) {
+            float *dst = &y[(size_t)t * pc->ld_y + pc->y_col + r];
+            *dst = (o->flags & TU_MM_ACC) ? *dst + a[r] : a[r];
+        }
+    }
+    free(xn);
+    free(a);
+    free(b);
 }

@@ -74,4 +74,13 @@ struct tu_mm_io {
 void tu_mm_run(struct llmgpu_context *ctx, const struct tu_log *log, const struct tu_mm_opts *o,
                const struct tu_mm_io *io, const struct lg_mm_push *pc);
 
+/* What the kernel must leave in y (ld_y a token row), computed by the C reference
+ * (tests/ref) on float weights w (and u): for each token t, x row x_row + t (RMSNorm'd
+ * with norm and o->eps under TU_MM_NORM; rounded to int8 per 16 as IDOT rounds it when
+ * round_x), W x (+ bias), silu(W x) * (U x) with TU_MM_GATE_UP, stored at y_col or added
+ * with TU_MM_ACC. */
+void tu_mm_expect(const struct tu_mm_opts *o, const struct lg_mm_push *pc, const float *x,
+                  const float *w, const float *u, const float *bias, const float *norm,
+                  int round_x, float *y);
+
 #endif
