@@ -238,11 +238,12 @@ struct llmgpu_device_info {
 #define LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE (1u << 1)
 /** Record GPU timestamps per kernel (see llmgpu_session_profile). */
 #define LLMGPU_CONTEXT_FLAG_PROFILE (1u << 2)
-/** Use cooperative-matrix (tensor-core) kernels for prefill where the device has
- * VK_NV_cooperative_matrix (f16 weights). Off by default: the current kernel is
- * correct but slower than the portable tiled GEMM on the H100 (bench/RESULTS.md).
+/** Prefill GEMMs use the portable tiled kernel even where the device has
+ * VK_NV_cooperative_matrix. By default prefill runs on tensor cores there (f16 and
+ * block-quantized weights; x and dequantized weights are rounded to f16 for the
+ * products, accumulation is f32), and the portable kernel everywhere else.
  * \since 0.1.0 */
-#define LLMGPU_CONTEXT_FLAG_COOPMAT (1u << 3)
+#define LLMGPU_CONTEXT_FLAG_NO_COOPMAT (1u << 3)
 /** Decode applies RoPE and writes the KV cache in a dispatch of its own instead of
  * in the Q/K/V mat-vec's epilogue (for comparisons; results are the same).
  * \since 0.1.0 */

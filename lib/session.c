@@ -129,13 +129,31 @@ static void define_eps(struct lg_pipeline_desc *d, char *store, float eps) {
     d->defines[d->n_defines++] = store;
 }
 
-/* Prefill GEMMs on tensor cores when asked (LLMGPU_CONTEXT_FLAG_COOPMAT): NV
- * cooperative matrices, f16 weights, 32-wide subgroups (matmul_cm.comp);
- * matmul.comp otherwise. */
+/* Prefill GEMMs on tensor cores (matmul_cm.comp) where the device has NV cooperative
+ * matrices with f16 and 32-wide subgroups, for f16, q8_0, q4_0, q4_K and q6_K weights
+ * (the types its tests cover; GPTQ/AWQ q4_g keeps matmul.comp), unless
+ * LLMGPU_CONTEXT_FLAG_NO_COOPMAT asks for the portable matmul.comp. */
 static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
     return ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
-           ctx->caps.subgroup_size == 32 && w->type == LG_WTYPE_F16 &&
-           (ctx->flags & LLMGPU_CONTEXT_FLAG_COOPMAT);
+           ctx->caps.subgroup_size == 32 && !(ctx->flags & LLMGPU_CONTEXT_FLAG_NO_COOPMAT) &&
+           (w->type == LG_WTYPE_F16 || w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0 ||
+            w->type == LG_WTYPE_Q4_K || w->type == LG_WTYPE_Q6_K);
+}
+
+/* Tile of matmul_cm.comp for n_tok tokens: BN 128 tokens when there are more than 64,
+ * and BM 128 rows when that still leaves at least 256 workgroups (two or more a
+ * streaming multiprocessor on the H100's 132), else 64. LG_CM_BM / LG_CM_BN force
+ * them (build-time knobs for measurements). */
+static void cm_tile(const struct lg_wtensor *w, uint32_t n_tok, uint32_t *bm, uint32_t *bn) {
+    uint32_t rows = w->n_shards ? w->shards[0].rows : w->rows;
+    *bn = n_tok > 64 ? 128 : 64;
+    *bm = (uint64_t)((rows + 127) / 128) * ((n_tok + *bn - 1) / *bn) >= 256 ? 128 : 64;
+#ifdef LG_CM_BM
+    *bm = LG_CM_BM;
+#endif
+#ifdef LG_CM_BN
+    *bn = LG_CM_BN;
+#endif
 }
 
 /* Rows per workgroup of the decode mat-vec. With subgroup arithmetic, block-quantized
@@ -190,16 +208,21 @@ static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor 
 }
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
-                                      unsigned flags, struct lg_pipeline **out) {
-    char st[18][48];
+                                      unsigned flags, uint32_t n_tok, struct lg_pipeline **out) {
+    char st[20][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
     base_desc(s->ctx, &d, st,
               cm ? "matmul_cm.comp" : (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
               (flags & MM_ROPE) ? 10 : (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4,
               sizeof(struct lg_mm_push));
-    if (cm)
+    if (cm) {
+        uint32_t bm, bn;
+        cm_tile(w, n_tok, &bm, &bn);
         d.required_subgroup_size = 32;
+        lg_desc_define(&d, st[18], "BM", bm);
+        lg_desc_define(&d, st[19], "BN", bn);
+    }
     lg_desc_define(&d, st[2], "K", w->cols);
     lg_desc_define(&d, st[3], "WTYPE", w->type);
     lg_desc_define(&d, st[4], "HAS_BIAS", (flags & MM_BIAS) != 0);
@@ -240,9 +263,11 @@ static enum llmgpu_status norm_pipeline(struct llmgpu_session *s, struct lg_pipe
 static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *kernel,
                                         uint32_t n_bindings, struct lg_pipeline **out) {
     const struct lg_model_config *c = &s->model->cfg;
-    char st[7][48];
+    char st[8][48];
     struct lg_pipeline_desc d;
     base_desc(s->ctx, &d, st, kernel, n_bindings, 0);
+    if (!strcmp(kernel, "attn.comp"))
+        lg_desc_define(&d, st[7], "BQ", lg_attn_bq(c->head_dim));
     lg_desc_define(&d, st[2], "HD", c->head_dim);
     lg_desc_define(&d, st[3], "NH", c->n_head);
     lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
@@ -360,7 +385,7 @@ static enum llmgpu_status mm_sets(struct llmgpu_session *s, const struct lg_wten
                                   const struct lg_buffer *norm_w, VkDescriptorSet **sets) {
     struct lg_pipeline *p;
     enum llmgpu_status st =
-        mm_pipeline(s, w, (up ? MM_GATE_UP : 0) | (norm_w ? MM_NORM : 0), &p);
+        mm_pipeline(s, w, (up ? MM_GATE_UP : 0) | (norm_w ? MM_NORM : 0), 1, &p);
     if (st != LLMGPU_OK)
         return st;
     *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
@@ -403,7 +428,7 @@ static enum llmgpu_status rope_sets(struct llmgpu_session *s, uint32_t l, VkDesc
     const struct lg_layer *L = &s->model->layers[l];
     const struct lg_wtensor *w = &L->wqkv;
     struct lg_pipeline *p;
-    enum llmgpu_status st = mm_pipeline(s, w, MM_NORM | MM_ROPE, &p);
+    enum llmgpu_status st = mm_pipeline(s, w, MM_NORM | MM_ROPE, 1, &p);
     if (st != LLMGPU_OK)
         return st;
     *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
@@ -818,12 +843,18 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     struct lg_pipeline *p;
     int gemm = n_tok > 1 && !(flags & MM_GATE_UP);
     uint32_t rpw = mv_rows_per_wg(s->ctx, w);
-    if (mm_pipeline(s, w, flags | (gemm ? MM_GEMM : 0), &p) != LLMGPU_OK)
-        return; /* created in create_sets; cannot fail here */
+    uint32_t bm = 0, bn = 0;
+    if (mm_pipeline(s, w, flags | (gemm ? MM_GEMM : 0), n_tok, &p) != LLMGPU_OK)
+        return; /* created in create_sets or record_step; cannot fail here */
+    if (gemm && use_coopmat(s->ctx, w))
+        cm_tile(w, n_tok, &bm, &bn);
     for (uint32_t i = 0; i < w->n_shards; i++) {
         struct lg_mm_push pc = {w->shards[i].row_begin, w->shards[i].rows, ld_y, n_tok, x_row,
                                 y_col};
-        if (gemm)
+        if (gemm && bm) /* matmul_cm.comp: token tiles along x */
+            lg_cmd_dispatch(cb, p, sets[i], &pc, (n_tok + bn - 1) / bn, (pc.n_rows + bm - 1) / bm,
+                            1);
+        else if (gemm)
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 63) / 64, (n_tok + 63) / 64, 1);
         else
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + rpw - 1) / rpw, n_tok, 1);
@@ -883,21 +914,21 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         const struct lg_layer *L = &m->layers[l];
         struct lg_pipeline *p;
         unsigned qkv_norm = T > 1 ? 0 : MM_NORM;
-        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | g, &p));
+        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | g, T, &p));
         if (T == 1 && s->fuse_rope)
-            TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, &p));
-        TRY(mm_pipeline(s, &L->wo, MM_ACC | g, &p));
-        TRY(mm_pipeline(s, &L->down, MM_ACC | g, &p));
+            TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, 1, &p));
+        TRY(mm_pipeline(s, &L->wo, MM_ACC | g, T, &p));
+        TRY(mm_pipeline(s, &L->down, MM_ACC | g, T, &p));
         if (T > 1) {
-            TRY(mm_pipeline(s, &L->gate, g, &p));
-            TRY(mm_pipeline(s, &L->up, g, &p));
+            TRY(mm_pipeline(s, &L->gate, g, T, &p));
+            TRY(mm_pipeline(s, &L->up, g, T, &p));
         } else {
-            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));
+            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, 1, &p));
         }
     }
     {
         struct lg_pipeline *p;
-        TRY(mm_pipeline(s, &m->lm_head, MM_NORM, &p));
+        TRY(mm_pipeline(s, &m->lm_head, MM_NORM, 1, &p));
     }
 
     if (pf && pf->pool) {
@@ -944,7 +975,8 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         }
         /* att = softmax(q K^T / sqrt(d)) V */
         if (T > 1) {
-            lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, T, 1);
+            uint32_t bq = lg_attn_bq(c->head_dim);
+            lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, (T + bq - 1) / bq, 1);
         } else {
             lg_cmd_dispatch(cb, p_split, S->attn_split, NULL, c->n_head, s->n_chunks, 1);
         }

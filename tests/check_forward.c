@@ -219,6 +219,67 @@ START_TEST(decode_modes_match) {
 }
 END_TEST
 
+/* Prefill with the library's default GEMM (on tensor cores where the device has NV
+ * cooperative matrices: x and weights rounded to f16 for the products; the portable
+ * kernel elsewhere) against the reference, at the suite's 1e-5: a 64-wide f16 model
+ * (every K a multiple of 32: the kernel's vector path), the 48-wide MQA one (K 48 and
+ * 80: its scalar path), the same 64-wide model loaded as q8_0 against the NO_COOPMAT
+ * context's logits; prompts of 20 tokens in one chunk and in chunks of 7. */
+static const struct variant f16_k64 = {
+    "llama_f16_k64", "--arch llama --dtype f16 --layers 2 --hidden 64 --heads 4 --kv-heads 2 "
+                     "--ff 128 --vocab 300 --ctx 128 --seed 18",
+    LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5};
+static void prefill_logits(struct llmgpu_context *ctx, const char *dir,
+                           enum llmgpu_weight_type wt, uint32_t n_batch, float *lg, size_t nv) {
+    struct llmgpu_model *m = load(ctx, dir, wt, 0);
+    struct llmgpu_session *s;
+    struct llmgpu_session_params sp;
+    int32_t prompt[20];
+    size_t n = nv;
+    for (int i = 0; i < 20; i++)
+        prompt[i] = (int32_t)((i * 7919 + 13) % (int)nv);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 64;
+    sp.n_batch = n_batch;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_prefill(s, prompt, 20), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_logits(s, lg, &n), LLMGPU_OK);
+    llmgpu_session_free(s);
+    llmgpu_model_free(m);
+}
+START_TEST(prefill_default_gemm_matches_reference) {
+    struct llmgpu_context_params cp;
+    struct llmgpu_context *ctx;
+    llmgpu_context_params_init(&cp);
+    cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE | LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT;
+    cp.log_fn = tu_log_fn;
+    cp.log_user = &tlog;
+    ck_assert_int_eq(llmgpu_context_create(&cp, &ctx), LLMGPU_OK);
+    fprintf(stderr, "check_forward: default prefill GEMM: %s\n",
+            ctx->caps.coopmat_nv && ctx->caps.subgroup_size == 32 ? "tensor cores"
+                                                                    : "portable");
+    compare(ctx, &f16_k64, 64);
+    compare(ctx, &f16_k64, 7);
+    compare(ctx, &variants[1], 64); /* llama_mqa_f16 */
+    {
+        char dir[512];
+        size_t nv = 300;
+        float *a = malloc(nv * 4), *b = malloc(nv * 4);
+        double e;
+        tu_tmp_path(f16_k64.name, dir, sizeof dir); /* made by compare() above */
+        prefill_logits(ctx, dir, LLMGPU_WEIGHT_TYPE_Q8_0, 64, a, nv);
+        prefill_logits(g_ctx, dir, LLMGPU_WEIGHT_TYPE_Q8_0, 64, b, nv);
+        e = tu_nmse(a, b, nv);
+        fprintf(stderr, "check_forward: q8_0 prefill, default against portable GEMM: NMSE %.3g\n",
+                e);
+        ck_assert_msg(e < 1e-5, "q8_0 prefill default vs portable GEMM: NMSE %.3g", e);
+        free(a);
+        free(b);
+    }
+    llmgpu_context_free(ctx);
+}
+END_TEST
+
 /* llmgpu_session_profile's bytes and barriers on llama_gqa_f32 (2 layers, 8 heads, 2 KV
  * heads of 8): a 5-token prefill, then 3 decode steps. Decode: the Q/K/V, Wo, gate/up
  * and down stages read their weights once a step and put one barrier after each
@@ -463,6 +524,7 @@ Suite *forward_suite(void) {
     tcase_add_loop_test(core, variant_matches_reference, 0,
                         (int)(sizeof variants / sizeof variants[0]));
     tcase_add_test(core, single_token_prefill_path);
+    tcase_add_test(core, prefill_default_gemm_matches_reference);
     tcase_add_test(limits, sharded_weights_match);
     tcase_add_loop_test(limits, decode_modes_match, 0, 4);
     tcase_add_test(limits, context_full_and_bad_tokens);

@@ -86,6 +86,9 @@ static void base(struct lg_pipeline_desc *d, char st[][48], const char *kernel, 
 
 enum { F_BIAS = 1, F_ACC = 2, F_NORM = 4, F_GATE_UP = 8 };
 
+/* matmul_cm.comp's tile (BM, BN) for check_mm(2, ...) */
+static uint32_t cm_tile[2] = {64, 64};
+
 static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint32_t T,
                      unsigned flags) {
     const float eps = 1e-5f;
@@ -118,10 +121,8 @@ static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint3
     wp = pack_w(w, nw, t, &wbytes);
     up = pack_w(u, nw, t, &ubytes);
     mo.eps = eps;
-    if (gemm == 2) {
-        mo.kernel = "matmul_cm.comp";
-        mo.required_subgroup_size = 32;
-    }
+    if (gemm == 2)
+        tu_mm_cm(&mo, cm_tile[0], cm_tile[1]);
     {
         struct tu_mm_io io = {.w = wp, .w_bytes = wbytes, .u = up, .u_bytes = ubytes, .x = x,
                               .n_x = (size_t)T * K, .bias = bias, .n_bias = rows, .norm = nw8,
@@ -190,16 +191,25 @@ END_TEST
 
 START_TEST(matmul_coopmat_awkward) {
     /* Runs where the device has NV cooperative matrices (the H100), as the session
-     * would select it; lavapipe has none and skips. */
-    static const uint32_t shapes[][3] = {{16, 16, 16}, {3, 5, 2}, {70, 63, 65}, {64, 129, 130},
-                                         {200, 17, 7}, {2048, 96, 77}};
-    if (!(ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.subgroup_size == 32)) {
+     * would select it; lavapipe has none and skips. Every tile shape; K 3 and 70 take
+     * the scalar path, the others the vector one; y's stride is the row count, so
+     * 256 x 256 and 200 x 132 have whole tiles stored straight to y (and, the
+     * latter, staged edge tiles beside them) while the other shapes stage every tile. */
+    static const uint32_t shapes[][3] = {{16, 16, 16}, {3, 5, 2},     {70, 63, 65},
+                                         {64, 129, 130}, {200, 17, 7}, {2048, 96, 77},
+                                         {96, 256, 256}, {64, 200, 132}};
+    static const uint32_t tiles[4][2] = {{64, 64}, {64, 128}, {128, 64}, {128, 128}};
+    if (!tu_has_coopmat(ctx)) {
         fprintf(stderr, "check_kernels: no VK_NV_cooperative_matrix here: matmul_cm.comp not run\n");
         return;
     }
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
-        for (unsigned f = 0; f < 4; f++)
-            check_mm(2, LG_WTYPE_F16, shapes[s][0], shapes[s][1], shapes[s][2], f);
+    for (size_t ti = 0; ti < 4; ti++) {
+        cm_tile[0] = tiles[ti][0];
+        cm_tile[1] = tiles[ti][1];
+        for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+            for (unsigned f = 0; f < 4; f++)
+                check_mm(2, LG_WTYPE_F16, shapes[s][0], shapes[s][1], shapes[s][2], f);
+    }
 }
 END_TEST
 
@@ -271,9 +281,9 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
         vh[i] = lg_f32_to_f16(v[i]);
         k[i] = lg_f16_to_f32(kh[i]);
         v[i] = lg_f16_to_f32(vh[i]);
-        /* decode: the cache past pos0 is not written yet (it may hold anything); NaN
-         * there must not reach o (the reference never reads it) */
-        if (decode && i / ((size_t)NKV * HD) > pos0)
+        /* the cache past the step's last position is not written yet (it may hold
+         * anything); NaN there must not reach o (the reference never reads it) */
+        if (i / ((size_t)NKV * HD) > pos0 + T - 1)
             kh[i] = vh[i] = 0x7e00;
     }
     ck_assert_int_eq(lg_buffer_create(ctx, sizeof step + 64, LG_MEM_UPLOAD, &bstep), LLMGPU_OK);
@@ -317,7 +327,9 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
     } else {
         struct lg_binding b[5] = {{&bstep, 0, 0}, {&bq, 0, 0}, {&bk, 0, 0}, {&bv, 0, 0},
                                   {&bo, 0, 0}};
-        run(&d, b, 5, NULL, NH, T);
+        uint32_t bqn = lg_attn_bq(HD);
+        lg_desc_define(&d, st[7], "BQ", bqn);
+        run(&d, b, 5, NULL, NH, (T + bqn - 1) / bqn);
     }
     fetch(&bo, o, qn);
     for (uint32_t t = 0; t < T; t++)
@@ -357,11 +369,17 @@ START_TEST(attention_decode_chunks) {
 END_TEST
 
 START_TEST(attention_prefill) {
-    static const uint32_t cases[][3] = {{0, 1, 0}, {0, 70, 0}, {5, 33, 8}, {100, 130, 0},
-                                        {60, 70, 64}};
+    /* {pos0, T, window}: one query; blocks of queries whole and partial; windows
+     * shorter than a key tile and across tiles; the cache past pos0 + T - 1 is NaN.
+     * HD 16/20 (tiles of 32 keys), 64, 128 (16 keys), 256 (8 keys, 8 queries a block) */
+    static const uint32_t cases[][3] = {{0, 1, 0},    {0, 70, 0},    {5, 33, 8},
+                                        {100, 130, 0}, {60, 70, 64}, {17, 40, 21}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         check_attention(16, 4, 2, cases[c][2], cases[c][0], cases[c][1], 0);
         check_attention(20, 3, 1, cases[c][2], cases[c][0], cases[c][1], 0);
+        check_attention(64, 4, 4, cases[c][2], cases[c][0], cases[c][1], 0);
+        check_attention(128, 4, 2, cases[c][2], cases[c][0], cases[c][1], 0);
+        check_attention(256, 2, 1, cases[c][2], cases[c][0], cases[c][1], 0);
     }
 }
 END_TEST

@@ -498,7 +498,10 @@ enum { KF_BIAS = TU_MM_BIAS, KF_ACC = TU_MM_ACC, KF_GATE_UP = TU_MM_GATE_UP, KF_
        KF_GEMM = TU_MM_GEMM };
 /* Mat-vec modes (matvec.comp): a workgroup per row pair, a subgroup per row pair
  * (SG_ROWS), and either with integer dot products (IDOT). */
-enum { KM_SG = 1, KM_IDOT = 2 };
+/* KM_CM: the GEMM on tensor cores (matmul_cm.comp), its reference on f16-rounded x and
+ * dequantized weights; KM_ALIGN: y's column and row stride multiples of 4 floats, so
+ * that matmul_cm.comp stores whole tiles straight to y. */
+enum { KM_SG = 1, KM_IDOT = 2, KM_CM = 4, KM_ALIGN = 8 };
 #define KEPS 1e-5f
 
 /* Quantize rows x cols of w into the shard layout of upload.c (values, then scales). */
@@ -549,11 +552,14 @@ static void ref_dequant(enum lg_wtype t, float *w, size_t n) {
 
 /* y[t, y_col + r] (+)= op(W x[x_row + t]) for a quantized W (and U); returns the NMSE
  * of the whole y buffer against the C reference on the dequantized weights (with
- * KM_IDOT, on x rounded as the kernel rounds it; *e_exact, when given, gets the NMSE
- * against the reference on x as it is). */
-static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows, uint32_t K,
-                     uint32_t n_tok, unsigned f, unsigned mode, double *e_exact) {
-    const uint32_t x_row = 1, y_col = 3, ld_y = rows + 5;
+ * KM_IDOT or KM_CM, on x rounded as the kernel rounds it, and with KM_CM on weights
+ * rounded to f16 after dequantizing; *e_exact, when given, gets the NMSE against the
+ * reference on x as it is). KM_CM runs tile bm x bn. */
+static double run_mm_tile(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
+                          uint32_t K, uint32_t n_tok, unsigned f, unsigned mode, uint32_t bm,
+                          uint32_t bn, double *e_exact) {
+    const uint32_t x_row = 1, y_col = (mode & KM_ALIGN) ? 4 : 3;
+    const uint32_t ld_y = (mode & KM_ALIGN) ? (rows + 8) / 4 * 4 : rows + 5;
     size_t nw = (size_t)rows * K, ny = (size_t)n_tok * ld_y, wbytes, ubytes;
     float *w = malloc(nw * 4), *u = malloc(nw * 4), *x = malloc((size_t)(n_tok + x_row) * K * 4);
     float *bias = malloc(rows * 4), *nrm = malloc(K * 4), *y = malloc(ny * 4);
@@ -575,6 +581,8 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     mo.eps = KEPS;
     mo.sg_rows = (mode & KM_SG) != 0;
     mo.idot = (mode & KM_IDOT) != 0;
+    if (mode & KM_CM)
+        tu_mm_cm(&mo, bm, bn);
     {
         struct tu_mm_io io = {.w = wq, .w_bytes = wbytes, .u = uq, .u_bytes = ubytes,
                               .x = x, .n_x = (size_t)(n_tok + x_row) * K, .bias = bias,
@@ -587,12 +595,16 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
      * (IDOT only) with x as it is */
     ref_dequant(t, w, nw);
     ref_dequant(t, u, nw);
+    if (mode & KM_CM)
+        for (size_t i = 0; i < nw; i++)
+            w[i] = lg_f16_to_f32(lg_f32_to_f16(w[i]));
     memcpy(ye, y, ny * 4);
-    tu_mm_expect(&mo, &pc, x, w, u, bias, nrm, mo.idot, y);
-    if (mo.idot)
-        tu_mm_expect(&mo, &pc, x, w, u, bias, nrm, 0, ye);
+    tu_mm_expect(&mo, &pc, x, w, u, bias, nrm,
+                 mo.idot ? TU_X_INT8 : (mode & KM_CM) ? TU_X_F16 : TU_X_EXACT, y);
+    if (mode & (KM_IDOT | KM_CM))
+        tu_mm_expect(&mo, &pc, x, w, u, bias, nrm, TU_X_EXACT, ye);
     if (e_exact)
-        *e_exact = (mode & KM_IDOT) ? ref_nmse(yg, ye, ny) : ref_nmse(yg, y, ny);
+        *e_exact = (mode & (KM_IDOT | KM_CM)) ? ref_nmse(yg, ye, ny) : ref_nmse(yg, y, ny);
     e = ref_nmse(yg, y, ny);
     free(wq);
     free(uq);
@@ -605,6 +617,10 @@ static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
     free(ye);
     free(yg);
     return e;
+}
+static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows, uint32_t K,
+                     uint32_t n_tok, unsigned f, unsigned mode, double *e_exact) {
+    return run_mm_tile(ctx, t, rows, K, n_tok, f, mode, 0, 0, e_exact);
 }
 
 static const struct {
@@ -684,6 +700,40 @@ START_TEST(matvec_modes_match_reference) {
 }
 END_TEST
 #define N_MV_CASES 6 /* mm_cases before the GEMM ones */
+
+/* The tensor-core GEMM (matmul_cm.comp) on every block type, both GEMM cases, every
+ * tile shape, y's column and stride unaligned (every tile staged) and aligned (whole
+ * tiles stored straight to y, the edge ones staged); 130 rows and 37 or 130 tokens so
+ * tiles are whole and partial. _i = type (q8_0, q4_0, q4_K, q6_K). Against the
+ * reference on f16-rounded x and weights, the products are exact in f32 and only the
+ * order of the sums differs: NMSE <= 1e-9 (a wrong fragment layout gives ~1). Against
+ * x and weights as they are, the f16 rounding must stay below 1e-6 (about 5e-8
+ * expected). Runs where the device has NV cooperative matrices; lavapipe skips. */
+START_TEST(gemm_coopmat_matches_reference) {
+    static const enum lg_wtype types[4] = {LG_WTYPE_Q8_0, LG_WTYPE_Q4_0, LG_WTYPE_Q4_K,
+                                           LG_WTYPE_Q6_K};
+    static const uint32_t tiles[4][2] = {{64, 64}, {64, 128}, {128, 64}, {128, 128}};
+    static const uint32_t n_toks[2] = {37, 130};
+    enum lg_wtype t = types[_i];
+    const uint32_t K = t == LG_WTYPE_Q4_K || t == LG_WTYPE_Q6_K ? 512 : 96;
+    if (!tu_has_coopmat(g_ctx)) {
+        fprintf(stderr, "# no VK_NV_cooperative_matrix: matmul_cm.comp not tested\n");
+        return;
+    }
+    for (int c = N_MV_CASES; c < N_MM_CASES; c++)
+        for (int ti = 0; ti < 4; ti++)
+            for (int nt = 0; nt < 2; nt++)
+                for (unsigned al = 0; al < 2; al++) {
+                    double ex, e = run_mm_tile(g_ctx, t, 130, K, n_toks[nt], mm_cases[c].flags,
+                                               KM_CM | (al ? KM_ALIGN : 0u), tiles[ti][0],
+                                               tiles[ti][1], &ex);
+                    ck_assert_msg(e <= 1e-9 && ex <= 1e-6,
+                                  "%s %s cm %ux%u T %u align %u: NMSE %.3g (exact %.3g)",
+                                  wtype_name(t), mm_cases[c].name, tiles[ti][0], tiles[ti][1],
+                                  n_toks[nt], al, e, ex);
+                }
+}
+END_TEST
 
 /* ---- the forward pass of a tiny model loaded quantized ---- */
 
@@ -1095,6 +1145,7 @@ Suite *quant_suite(void) {
         tcase_add_unchecked_fixture(k, gpu_setup, gpu_teardown);
         tcase_add_loop_test(k, kernels_match_dequantized_reference, 0, N_MM_CASES * 4);
         tcase_add_loop_test(k, matvec_modes_match_reference, 0, N_MV_CASES * 3 * 3);
+        tcase_add_loop_test(k, gemm_coopmat_matches_reference, 0, 4);
         tcase_set_timeout(k, 600);
         suite_add_tcase(s, k);
     }

@@ -46,10 +46,12 @@ struct llmgpu_context *tu_context(struct tu_log *log, const char *cache_dir) {
     cp.log_fn = tu_log_fn;
     cp.log_user = log;
     cp.log_level = LLMGPU_LOG_LEVEL_WARN;
-    /* Float dot products in the quantized decode mat-vecs on every device: the suites
-     * hold them to the unrounded C reference (1e-6). Where a GPU accelerates integer
-     * ones they are the library's default; their tests make contexts of their own. */
-    cp.flags = LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT;
+    /* Float dot products in the quantized decode mat-vecs, and the portable f32 prefill
+     * GEMM, on every device: the suites hold them to the unrounded C reference (1e-6).
+     * Where a GPU accelerates integer dot products or has tensor cores (the H100), the
+     * library's default rounds x to int8 or f16 there; the tests of those defaults make
+     * contexts of their own. */
+    cp.flags = LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT | LLMGPU_CONTEXT_FLAG_NO_COOPMAT;
     if (validation_wanted())
         cp.flags |= LLMGPU_CONTEXT_FLAG_VALIDATION;
     if (!cache_dir) {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/model.h"
 #include "ref/ref.h"
 #include "tu_mm.h"
 
@@ -19,6 +20,18 @@ struct tu_mm_opts tu_mm_opts(enum lg_wtype wtype, uint32_t K, unsigned flags) {
     return o;
 }
 
+void tu_mm_cm(struct tu_mm_opts *o, uint32_t bm, uint32_t bn) {
+    o->kernel = "matmul_cm.comp";
+    o->required_subgroup_size = 32;
+    o->cm_bm = bm;
+    o->cm_bn = bn;
+}
+
+int tu_has_coopmat(const struct llmgpu_context *ctx) {
+    return ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
+           ctx->caps.subgroup_size == 32;
+}
+
 static uint32_t wg_size(const struct llmgpu_context *ctx) {
     return ctx->info.type == LLMGPU_DEVICE_TYPE_CPU ? 64 : 256;
 }
@@ -29,7 +42,7 @@ uint32_t tu_mm_sg_rpw(const struct llmgpu_context *ctx) {
 
 /* The pipeline desc for o; its defines point into st. */
 static void mm_desc(const struct llmgpu_context *ctx, const struct tu_mm_opts *o,
-                    struct lg_pipeline_desc *dp, char st[14][48]) {
+                    struct lg_pipeline_desc *dp, char st[16][48]) {
     struct lg_pipeline_desc d;
     unsigned f = o->flags;
     memset(&d, 0, sizeof d);
@@ -56,6 +69,10 @@ static void mm_desc(const struct llmgpu_context *ctx, const struct tu_mm_opts *o
     }
     if (o->idot != TU_MM_UNSET)
         lg_desc_define(&d, st[13], "IDOT", o->idot != 0);
+    if (o->cm_bm) {
+        lg_desc_define(&d, st[14], "BM", o->cm_bm);
+        lg_desc_define(&d, st[15], "BN", o->cm_bn);
+    }
     *dp = d;
 }
 
@@ -92,12 +109,15 @@ static struct lg_buffer upload(struct llmgpu_context *ctx, const void *data, siz
 
 void tu_mm_run(struct llmgpu_context *ctx, const struct tu_log *log, const struct tu_mm_opts *o,
                const struct tu_mm_io *io, const struct lg_mm_push *pc) {
-    char st[14][48];
+    char st[16][48];
     struct lg_pipeline_desc d;
     struct lg_buffer bw, bu, bx, bb, by, bn;
     uint32_t gx, gy;
     mm_desc(ctx, o, &d, st);
-    if (o->flags & TU_MM_GEMM) {
+    if (o->cm_bm) { /* matmul_cm.comp: token tiles along x */
+        gx = (pc->n_tok + o->cm_bn - 1) / o->cm_bn;
+        gy = (pc->n_rows + o->cm_bm - 1) / o->cm_bm;
+    } else if (o->flags & TU_MM_GEMM) {
         gx = (pc->n_rows + 63) / 64;
         gy = (pc->n_tok + 63) / 64;
     } else {
@@ -136,8 +156,11 @@ void tu_mm_expect(const struct tu_mm_opts *o, const struct lg_mm_push *pc, const
         memcpy(xn, x + (size_t)(pc->x_row + t) * K, K * sizeof *xn);
         if (o->flags & TU_MM_NORM)
             ref_rmsnorm(xn, xn, norm, (int)K, o->eps);
-        if (round_x)
+        if (round_x == TU_X_INT8)
             ref_round_x_int8(xn, K);
+        else if (round_x == TU_X_F16)
+            for (uint32_t k = 0; k < K; k++)
+                xn[k] = lg_f16_to_f32(lg_f32_to_f16(xn[k]));
         ref_matvec(a, xn, w, (o->flags & TU_MM_BIAS) ? bias : NULL, (int)K, (int)rows);
         if (o->flags & TU_MM_GATE_UP) {
             ref_matvec(b, xn, u, NULL, (int)K, (int)rows);

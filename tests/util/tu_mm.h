@@ -30,10 +30,17 @@ struct tu_mm_opts {
                                         TU_MM_UNSET: neither defined */
     int idot;                        /* IDOT; TU_MM_UNSET: not defined */
     uint32_t required_subgroup_size; /* 0: the driver's choice */
+    uint32_t cm_bm, cm_bn;           /* matmul_cm.comp's tile (BM, BN; set by tu_mm_cm) */
 };
 
 /* Options with eps 1e-5, no GROUP, SG_ROWS/RPW or IDOT define, no kernel override. */
 struct tu_mm_opts tu_mm_opts(enum lg_wtype wtype, uint32_t K, unsigned flags);
+
+/* o runs matmul_cm.comp (tensor cores, 32-wide subgroups) with tile bm x bn. */
+void tu_mm_cm(struct tu_mm_opts *o, uint32_t bm, uint32_t bn);
+
+/* Does ctx run matmul_cm.comp (VK_NV_cooperative_matrix, f16, 32-wide subgroups)? */
+int tu_has_coopmat(const struct llmgpu_context *ctx);
 
 /* Rows a workgroup computes in SG_ROWS mode (2 a subgroup). */
 uint32_t tu_mm_sg_rpw(const struct llmgpu_context *ctx);
@@ -68,17 +75,21 @@ struct tu_mm_io {
 
 /* One dispatch of the pipeline for o (defines, in this order: WG_SIZE
  * USE_SUBGROUP K WTYPE HAS_BIAS ACCUMULATE GATE_UP ROWS=2 NORM EPS [GROUP]
- * [SG_ROWS RPW] [IDOT]) with push constants pc on a grid of
- * (CEIL(n_rows, 64), CEIL(n_tok, 64)) with TU_MM_GEMM, else (CEIL(n_rows, RPW),
- * n_tok); waits, downloads y into io->y_out and frees every GPU object. */
+ * [SG_ROWS RPW] [IDOT] [BM BN]) with push constants pc on a grid of
+ * (CEIL(n_tok, BN), CEIL(n_rows, BM)) with tu_mm_cm's tile, (CEIL(n_rows, 64),
+ * CEIL(n_tok, 64)) with TU_MM_GEMM, else (CEIL(n_rows, RPW), n_tok); waits,
+ * downloads y into io->y_out and frees every GPU object. */
 void tu_mm_run(struct llmgpu_context *ctx, const struct tu_log *log, const struct tu_mm_opts *o,
                const struct tu_mm_io *io, const struct lg_mm_push *pc);
 
+/* How tu_mm_expect rounds x before the products: not at all, to int8 per 16 values
+ * as IDOT does, or to f16 as matmul_cm.comp does. */
+enum { TU_X_EXACT = 0, TU_X_INT8 = 1, TU_X_F16 = 2 };
+
 /* What the kernel must leave in y (ld_y a token row), computed by the C reference
  * (tests/ref) on float weights w (and u): for each token t, x row x_row + t (RMSNorm'd
- * with norm and o->eps under TU_MM_NORM; rounded to int8 per 16 as IDOT rounds it when
- * round_x), W x (+ bias), silu(W x) * (U x) with TU_MM_GATE_UP, stored at y_col or added
- * with TU_MM_ACC. */
+ * with norm and o->eps under TU_MM_NORM; then rounded as round_x says), W x (+ bias),
+ * silu(W x) * (U x) with TU_MM_GATE_UP, stored at y_col or added with TU_MM_ACC. */
 void tu_mm_expect(const struct tu_mm_opts *o, const struct lg_mm_push *pc, const float *x,
                   const float *w, const float *u, const float *bias, const float *norm,
                   int round_x, float *y);

@@ -89,7 +89,7 @@ class ContextFlag(enum.IntFlag):
     VALIDATION = 1 << 0
     NO_DISK_CACHE = 1 << 1
     PROFILE = 1 << 2
-    COOPMAT = 1 << 3
+    NO_COOPMAT = 1 << 3
     NO_FUSE_ROPE = 1 << 4
     MATVEC_SUBGROUP = 1 << 5
     MATVEC_WORKGROUP = 1 << 6
