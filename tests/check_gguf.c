@@ -484,6 +484,50 @@ START_TEST(test_err_tensors) {
 }
 END_TEST
 
+/* libFuzzer (fuzz_gguf, crash bbdf1e95...): one F32 tensor of ne[0] = 2^62 is exactly 2^64
+ * bytes; the row size wrapped to 0 and the overflow check divided by it (UBSan). Also in
+ * tests/fuzz/corpus/gguf/regress-row-bytes-2p64. Now a clean error naming the tensor. */
+START_TEST(test_err_tensor_bytes_2p64) {
+    static unsigned char crash[] = {
+        0x47, 0x47, 0x55, 0x46, 0x03, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x12, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x6f, 0x75, 0x74, 0x70,
+        0x75, 0x74, 0x5f, 0x6e, 0x6f, 0x72, 0x6d, 0x2e, 0x77, 0x65, 0x69, 0x67,
+        0x68, 0x74, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x40, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x00, 0x00, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x08, 0x00, 0x04, 0x00,
+        0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x20, 0x04, 0x00, 0x6e, 0x5f, 0x6b,
+        0x00, 0x08, 0x00, 0x00, 0x00, 0x11, 0x00, 0x00, 0x01, 0x00, 0x60, 0xd0,
+        0x00, 0x05, 0x06, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+        0x08, 0x00, 0x00, 0x00, 0x00, 0x80, 0x00, 0x00, 0x00,
+    };
+    struct gb b = {crash, sizeof crash, 0};
+    struct ref r;
+
+    ck_assert_uint_eq(sizeof crash, 129);
+    expect_fail(&b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"output_norm.weight\" (info at byte 24)",
+                "4611686018427387904 F32 elements (ne[0] = 4611686018427387904) need 2^64 bytes");
+
+    /* the same limit through the byte builder: one row, then many rows, then a block type */
+    make_ref(&r, 3);
+    set_u64(&r.b, r.t0_ne0, 1ull << 62);
+    set_u64(&r.b, r.t0_ne1, 1);
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\"", "need 2^64 bytes or more");
+    set_u64(&r.b, r.t0_ne0, 4);
+    set_u64(&r.b, r.t0_ne1, 1ull << 60); /* 2^62 elements in rows of 16 bytes */
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\"", "need 2^64 bytes or more");
+    set_u64(&r.b, r.t0_ne1, (1ull << 60) - 1); /* 2^64 - 16 bytes: no overflow, too big */
+    expect_fail(&r.b, LLMGPU_ERR_BAD_MODEL_FILE, "tensor \"a\"", "run past the end");
+    set_u64(&r.b, r.t0_ne1, 2);
+    {   /* (F32 is the only supported type whose 2^62 elements can reach 2^64 bytes) */
+        struct lg_gguf *g = NULL;
+        ck_assert_int_eq(parse(&r.b, &g), LLMGPU_OK); /* restored: the file is valid again */
+        lg_gguf_close(g);
+    }
+    free(r.b.p);
+}
+END_TEST
+
 /* Every proper prefix of a valid file is rejected (no crash, no success). */
 START_TEST(test_err_every_truncation) {
     struct ref r;
@@ -1950,6 +1994,7 @@ Suite *gguf_suite(void) {
     tcase_add_test(tc, test_err_strings_arrays);
     tcase_add_test(tc, test_err_alignment);
     tcase_add_test(tc, test_err_tensors);
+    tcase_add_test(tc, test_err_tensor_bytes_2p64);
     tcase_add_test(tc, test_err_every_truncation);
     tcase_add_test(tc, test_alloc_failures);
     suite_add_tcase(s, tc);

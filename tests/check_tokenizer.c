@@ -954,6 +954,94 @@ START_TEST(test_error_logged) {
 }
 END_TEST
 
+/* libFuzzer (fuzz_tokenizer, crash da722c70...): a pre_tokenizer Split regex holding invalid
+ * UTF-8 (FE FF FF F4) was compiled with PCRE2_NO_UTF_CHECK, and PCRE2 read out of bounds
+ * (ASan SEGV in pcre2_compile). The exact input is the seed
+ * tests/fuzz/corpus_tokenizer/regress-split-regex-bad-utf8 (first byte: the target's mode). */
+START_TEST(test_regex_invalid_utf8) {
+    struct lg_log log = {logfn, NULL, LLMGPU_LOG_LEVEL_DEBUG};
+    struct lg_tokenizer *t = (struct lg_tokenizer *)(uintptr_t)1;
+    char *js, buf[64];
+    size_t jl, n;
+    int32_t ids[16];
+
+    js = slurp(path_of("fuzz/corpus_tokenizer/regress-split-regex-bad-utf8"), &jl);
+    ck_assert_ptr_nonnull(js);
+    ck_assert_uint_eq(jl, 6219);
+    log_hits = 0;
+    ck_assert_int_eq(lg_tok_load(NULL, &log, js + 1, jl - 1, NULL, 0, NULL, 0, &t),
+                     LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_ptr_null(t);
+    ck_assert_msg(strstr(log_last, "pre_tokenizer Split: cannot compile regex") &&
+                  strstr(log_last, "UTF-8 error"), "log: %s", log_last);
+    free(js);
+
+    /* the same in small, in each place a regex is compiled */
+    ck_assert_int_eq(load_str("{" MODEL_OK ",\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":"
+                              "{\"Regex\":\"a\xFE\xFF\"},\"behavior\":\"Isolated\"}}"),
+                     LLMGPU_ERR_BAD_TOKENIZER);
+    ck_assert_int_eq(load_str("{" MODEL_OK ",\"normalizer\":{\"type\":\"Replace\",\"pattern\":"
+                              "{\"Regex\":\"\xC3\"},\"content\":\"x\"}}"),
+                     LLMGPU_ERR_BAD_TOKENIZER); /* truncated sequence */
+    ck_assert_int_eq(load_str("{" MODEL_OK ",\"decoder\":{\"type\":\"Replace\",\"pattern\":"
+                              "{\"Regex\":\"\xED\xA0\x80\"},\"content\":\"x\"}}"),
+                     LLMGPU_ERR_BAD_TOKENIZER); /* a surrogate */
+    ck_assert_int_eq(load_str("{" MODEL_OK ",\"pre_tokenizer\":{\"type\":\"Split\",\"pattern\":"
+                              "{\"Regex\":\"\xC3\xA9|b\"},\"behavior\":\"Isolated\"}}"),
+                     LLMGPU_OK); /* valid UTF-8 still compiles */
+
+    /* Matching passes PCRE2_NO_UTF_CHECK too; the input text is sanitized first, but a
+     * tokenizer.json string can put invalid UTF-8 back: a Replace content before a Split
+     * regex is a clean error at encode, a normalized added token one at load. */
+    {
+        static const char j1[] = "{" MODEL_OK ",\"normalizer\":{\"type\":\"Replace\",\"pattern\":"
+                                 "{\"String\":\"b\"},\"content\":\"\xFF\"},\"pre_tokenizer\":"
+                                 "{\"type\":\"Split\",\"pattern\":{\"Regex\":\"a\"},"
+                                 "\"behavior\":\"Isolated\"}}";
+        ck_assert_int_eq(lg_tok_load(NULL, NULL, j1, sizeof j1 - 1, NULL, 0, NULL, 0, &t),
+                         LLMGPU_OK);
+        n = 16;
+        ck_assert_int_eq(lg_tok_encode(t, "ab", 2, 0, ids, &n), LLMGPU_ERR_BAD_TOKENIZER);
+        n = 16;
+        ck_assert_int_eq(lg_tok_encode(t, "aa", 2, 0, ids, &n), LLMGPU_OK); /* no b: valid */
+        ck_assert_uint_eq(n, 2);
+        ck_assert_int_eq(ids[0], 0);
+        ck_assert_int_eq(ids[1], 0);
+        lg_tok_free(t);
+    }
+    {
+        static const char j2[] = "{" MODEL_OK ",\"normalizer\":{\"type\":\"Replace\",\"pattern\":"
+                                 "{\"Regex\":\"a\"},\"content\":\"b\"},\"added_tokens\":[{\"id\":"
+                                 "3,\"content\":\"<\xFF>\",\"normalized\":true}]}";
+        log_hits = 0;
+        ck_assert_int_eq(lg_tok_load(NULL, &log, j2, sizeof j2 - 1, NULL, 0, NULL, 0, &t),
+                         LLMGPU_ERR_BAD_TOKENIZER);
+        ck_assert_msg(strstr(log_last, "added token 3: content is not valid UTF-8"), "log: %s",
+                      log_last);
+    }
+    {
+        /* A decoder Replace regex after ByteLevel sees raw bytes in a piece: it replaces
+         * within the valid runs and copies invalid bytes through (U+00FF is byte FF). */
+        static const char j3[] =
+            "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\xC3\xBF" "a\":0,\"a\":1,\"\xC3\xBF\":2},"
+            "\"merges\":[]},\"decoder\":{\"type\":\"Sequence\",\"decoders\":[{\"type\":"
+            "\"ByteLevel\"},{\"type\":\"Replace\",\"pattern\":{\"Regex\":\"a\"},\"content\":"
+            "\"bc\"}]}}";
+        ck_assert_int_eq(lg_tok_load(NULL, NULL, j3, sizeof j3 - 1, NULL, 0, NULL, 0, &t),
+                         LLMGPU_OK);
+        n = sizeof buf;
+        ck_assert_int_eq(lg_tok_piece(t, 0, buf, &n), LLMGPU_OK);
+        ck_assert_uint_eq(n, 5);
+        ck_assert(memcmp(buf, "bc\xFF" "bc", 5) == 0);
+        n = sizeof buf;
+        ck_assert_int_eq(lg_tok_piece(t, 1, buf, &n), LLMGPU_OK);
+        ck_assert_uint_eq(n, 2);
+        ck_assert(memcmp(buf, "bc", 2) == 0);
+        lg_tok_free(t);
+    }
+}
+END_TEST
+
 START_TEST(test_truncations) {
     /* every prefix of a real tokenizer.json fails cleanly */
     char *js;
@@ -1138,6 +1226,7 @@ Suite *tokenizer_suite(void) {
     tcase_set_timeout(err, 120);
     tcase_add_test(err, test_malformed);
     tcase_add_test(err, test_error_logged);
+    tcase_add_test(err, test_regex_invalid_utf8);
     tcase_add_test(err, test_truncations);
     tcase_add_test(err, test_alloc_failures);
     tcase_set_timeout(str, 120);

@@ -435,13 +435,19 @@ static enum llmgpu_status parse_tensor_info(const struct lg_alloc *a, struct cur
                lg_ggml_type_name(t->type), blck);
         return LLMGPU_ERR_BAD_MODEL_FILE;
     }
+    /* ne[0] >= 1 and a multiple of blck >= 1, so ne0_blocks, n_rows >= 1; tsize >= 1 for a
+     * supported type. The byte size can still reach 2^64 (an F32 row of ne[0] = 2^62 is
+     * exactly 2^64 bytes and wrapped to a row_bytes of 0), so check before multiplying. */
     ne0_blocks = t->ne[0] / blck;
-    t->row_bytes = ne0_blocks * tsize;  /* < 2^62 * 4 / 1: fits since ne0 <= 2^62, tsize/blck <= 4 */
     t->n_rows = t->n_elements / t->ne[0];
-    if (t->n_rows > UINT64_MAX / t->row_bytes) {
-        lg_err(c->log, "%s: tensor \"%.200s\": byte size overflows", c->what, t->name);
+    if (ne0_blocks > UINT64_MAX / tsize || t->n_rows > UINT64_MAX / (ne0_blocks * tsize)) {
+        lg_err(c->log, "%s: tensor \"%.200s\" (info at byte %llu): %llu %s elements (ne[0] = "
+               "%llu) need 2^64 bytes or more", c->what, t->name,
+               (unsigned long long)t->info_offset, (unsigned long long)t->n_elements,
+               lg_ggml_type_name(t->type), (unsigned long long)t->ne[0]);
         return LLMGPU_ERR_BAD_MODEL_FILE;
     }
+    t->row_bytes = ne0_blocks * tsize;
     t->nbytes = t->n_rows * t->row_bytes;
     if ((st = rd(c, 8, rel_off, "data offset", t->name)) != LLMGPU_OK)
         return st;

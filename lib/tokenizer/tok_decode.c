@@ -103,6 +103,30 @@ static uint32_t cp_of(const char *s, size_t n, size_t *len) {
     return cp;
 }
 
+/* Replace every match of re in p (n bytes of valid UTF-8) by rep, appending to out. */
+static void re_replace_valid(pcre2_match_data *md, pcre2_code *re, const char *p, size_t n,
+                             const char *rep, size_t rn, struct lg_tok_buf *out) {
+    size_t pos = 0, run = 0;
+    while (pos <= n) {
+        PCRE2_SIZE *ov;
+        if (pcre2_match(re, (PCRE2_SPTR)p, n, pos, PCRE2_NO_UTF_CHECK, md, NULL) < 0)
+            break;
+        ov = pcre2_get_ovector_pointer(md);
+        lg_tok_buf_put(out, p + run, ov[0] - run);
+        lg_tok_buf_put(out, rep, rn);
+        run = ov[1];
+        pos = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
+        if (ov[1] == ov[0] && ov[1] < n) {
+            size_t l;
+            (void)cp_of(p + ov[1], n - ov[1], &l);
+            lg_tok_buf_put(out, p + ov[1], l);
+            run = pos = ov[1] + l;
+        }
+    }
+    if (run < n)
+        lg_tok_buf_put(out, p + run, n - run);
+}
+
 static int parse_byte_token(const char *s, size_t n) {
     int v = 0, i;
     if (n != 6 || memcmp(s, "<0x", 3) || s[5] != '>')
@@ -141,25 +165,24 @@ static int run_chain(const struct lg_tokenizer *t, struct tlist *in, int mode) {
                 const char *p = in->ar.p + s.off;
                 size_t off = tl_begin(&out), j = 0, run = 0;
                 if (x->re) {
+                    /* A piece can hold raw bytes (ByteLevel, ByteFallback, a middle token of a
+                     * stream), and PCRE2_NO_UTF_CHECK on invalid UTF-8 reads out of bounds:
+                     * replace within each valid run and copy invalid bytes through. */
                     pcre2_match_data *md = pcre2_match_data_create(4, t->gctx);
-                    size_t pos = 0;
-                    while (md && pos <= s.len) {
-                        PCRE2_SIZE *ov;
-                        if (pcre2_match(x->re, (PCRE2_SPTR)p, s.len, pos, PCRE2_NO_UTF_CHECK, md,
-                                        NULL) < 0)
+                    size_t a = 0;
+                    do {
+                        size_t v = a + lg_tok_utf8_valid_prefix(p + a, s.len - a), bad;
+                        uint32_t cp;
+                        if (md && (v > a || s.len == 0))
+                            re_replace_valid(md, x->re, p + a, v - a, x->s2, x->s2_len, &out.ar);
+                        if (v >= s.len)
                             break;
-                        ov = pcre2_get_ovector_pointer(md);
-                        lg_tok_buf_put(&out.ar, p + run, ov[0] - run);
-                        lg_tok_buf_put(&out.ar, x->s2, x->s2_len);
-                        run = ov[1];
-                        pos = ov[1] > ov[0] ? ov[1] : ov[1] + 1;
-                        if (ov[1] == ov[0] && ov[1] < s.len) {
-                            size_t l;
-                            (void)cp_of(p + ov[1], s.len - ov[1], &l);
-                            lg_tok_buf_put(&out.ar, p + ov[1], l);
-                            run = pos = ov[1] + l;
-                        }
-                    }
+                        (void)lg_tok_utf8_valid((const unsigned char *)p + v, s.len - v, &cp,
+                                                &bad);
+                        lg_tok_buf_put(&out.ar, p + v, bad);
+                        a = v + bad;
+                    } while (a < s.len);
+                    run = s.len;
                     pcre2_match_data_free(md);
                     if (!md)
                         out.ar.oom = 1;

@@ -176,13 +176,16 @@ static void replace_literal(const char *s, size_t n, const char *pat, size_t pn,
     lg_tok_buf_put(out, s + run, n - run);
 }
 
-/* Regex replace-all; returns -1 on a match error. md may be NULL (one is made). */
+/* Regex replace-all; returns -1 on a match error, -2 when s is not valid UTF-8 (only a
+ * tokenizer.json string can make it so: the input text is sanitized first). */
 static int replace_regex(const struct lg_tokenizer *t, pcre2_code *re, const char *s, size_t n,
                          const char *rep, size_t rn, struct lg_tok_buf *out) {
-    pcre2_match_data *md = pcre2_match_data_create(16, t->gctx);
+    pcre2_match_data *md;
     size_t pos = 0, run = 0;
     int rc = 0;
-    if (!md)
+    if (lg_tok_utf8_valid_prefix(s, n) != n) /* PCRE2_NO_UTF_CHECK below needs valid UTF-8 */
+        return -2;
+    if (!(md = pcre2_match_data_create(16, t->gctx)))
         return -1;
     while (pos <= n) {
         PCRE2_SIZE *ov;
@@ -296,7 +299,8 @@ int lg_tok_normalize(const struct lg_tokenizer *t, const char *s, size_t n,
     return rc;
 }
 
-/* ---- regex matching with a growable JIT stack ---- */
+/* ---- regex matching with a growable JIT stack ----
+ * s must be valid UTF-8 (PCRE2_NO_UTF_CHECK); pre_split checks each piece once. */
 static int re_match(struct enc *e, pcre2_code *re, const char *s, size_t n, size_t pos, size_t *ms,
                     size_t *me) {
     int rc;
@@ -505,6 +509,12 @@ static void split_apply(struct enc *e, const struct piece *p, enum lg_split_beha
 static void pre_split(struct enc *e, const struct lg_pre *x, const struct piece *p) {
     size_t pos = 0, prev = 0, ms, me, n = p->len;
     e->spans.len = 0;
+    if (x->re && lg_tok_utf8_valid_prefix(e->ar.p + p->off, n) != n) {
+        /* only invalid UTF-8 in a tokenizer.json string (a Replace content, a Prepend) can
+         * get here; matching it with PCRE2_NO_UTF_CHECK would read out of bounds */
+        e->err = LLMGPU_ERR_BAD_TOKENIZER;
+        return;
+    }
     while (pos <= n) {
         const char *s = e->ar.p + p->off;
         int rc;
@@ -904,7 +914,7 @@ static int oom_any(const struct enc *e) {
 
 static void encode_text(struct enc *e, const char *s, size_t n, uint32_t flags) {
     const struct lg_tokenizer *t = e->t;
-    int parse_special = (flags & LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL) != 0;
+    int parse_special = (flags & LLMGPU_TOKENIZE_FLAG_PARSE_SPECIAL) != 0, rc;
     size_t i, j, n1, n2;
     find_added(e, s, n, 0, parse_special, &e->seg1);
     n1 = VLEN(&e->seg1, struct aseg);
@@ -915,8 +925,8 @@ static void encode_text(struct enc *e, const char *s, size_t n, uint32_t flags) 
             continue;
         }
         e->norm.len = 0;
-        if (lg_tok_normalize(t, s + g.start, g.end - g.start, &e->norm)) {
-            e->err = LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        if ((rc = lg_tok_normalize(t, s + g.start, g.end - g.start, &e->norm)) != 0) {
+            e->err = rc == -2 ? LLMGPU_ERR_BAD_TOKENIZER : LLMGPU_ERR_OUT_OF_HOST_MEMORY;
             return;
         }
         if (!e->norm.len)

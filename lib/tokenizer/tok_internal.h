@@ -32,6 +32,10 @@ void lg_tok_buf_put_cp(struct lg_tok_buf *b, uint32_t cp); /* UTF-8 encode */
 size_t lg_tok_utf8_valid(const unsigned char *s, size_t n, uint32_t *cp, size_t *bad);
 /* Append s to b with invalid sequences replaced by U+FFFD (Python errors="replace"). */
 void lg_tok_utf8_sanitize(struct lg_tok_buf *b, const char *s, size_t n);
+/* Length of the longest valid UTF-8 prefix of s (n when all of it is valid). A regex
+ * subject may be passed to pcre2_match with PCRE2_NO_UTF_CHECK only when this is n:
+ * on invalid UTF-8 that flag makes PCRE2 read out of bounds. */
+size_t lg_tok_utf8_valid_prefix(const char *s, size_t n);
 size_t lg_tok_utf8_len(unsigned char c); /* length from a valid lead byte */
 
 /* ---- hash of strings to ids (tok_util.c) ---- */
@@ -218,7 +222,8 @@ struct lg_tokenizer {
 /* tok_encode.c */
 int32_t lg_tok_vocab_get(const struct lg_tokenizer *t, const char *s, size_t n);
 int32_t lg_tok_added_get(const struct lg_tokenizer *t, const char *s, size_t n);
-/* Apply the normalizer chain to s (valid UTF-8), appending the result to out. 0 ok. */
+/* Apply the normalizer chain to s (valid UTF-8), appending the result to out. 0 ok, -1 out of
+ * memory or a match error, -2 a regex Replace met invalid UTF-8 (from tokenizer.json). */
 int lg_tok_normalize(const struct lg_tokenizer *t, const char *s, size_t n, struct lg_tok_buf *out);
 /* Fill t->self_merging (after the model and merges are loaded). */
 enum llmgpu_status lg_tok_bpe_selfcheck(struct lg_tokenizer *t);

@@ -80,8 +80,10 @@ static pcre2_code *compile_re(struct lg_tokenizer *t, const char *pat, size_t le
         lg_tok_buf_free(&b);
         return NULL;
     }
-    re = pcre2_compile((PCRE2_SPTR)(b.p ? b.p : ""), b.len,
-                       PCRE2_UTF | PCRE2_UCP | PCRE2_NO_UTF_CHECK, &err, &off, cc);
+    /* No PCRE2_NO_UTF_CHECK: the pattern is a tokenizer.json string and may hold invalid
+     * UTF-8, on which PCRE2 would read out of bounds; checked, it is compile error. */
+    re = pcre2_compile((PCRE2_SPTR)(b.p ? b.p : ""), b.len, PCRE2_UTF | PCRE2_UCP, &err, &off,
+                       cc);
     pcre2_compile_context_free(cc);
     lg_tok_buf_free(&b);
     if (!re && err == 121) /* PCRE2 compile error 21: failed to get memory */
@@ -875,8 +877,15 @@ static enum llmgpu_status added_finish(struct lg_tokenizer *t) {
     for (i = 0; i < t->n_added; i++) {
         struct lg_added *x = &t->added[i];
         if (x->normalized && t->n_norm) {
+            int rc;
             nb.len = 0;
-            if (lg_tok_normalize(t, x->content, x->len, &nb) || nb.oom) {
+            if ((rc = lg_tok_normalize(t, x->content, x->len, &nb)) == -2) {
+                lg_err(&t->log, "tokenizer.json: added token %ld: content is not valid UTF-8 "
+                       "(or a normalizer Replace made it so)", (long)x->id);
+                lg_tok_buf_free(&nb);
+                return LLMGPU_ERR_BAD_TOKENIZER;
+            }
+            if (rc || nb.oom) {
                 lg_tok_buf_free(&nb);
                 return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
             }

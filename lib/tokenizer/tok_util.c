@@ -161,6 +161,23 @@ void lg_tok_utf8_sanitize(struct lg_tok_buf *b, const char *s, size_t n) {
     lg_tok_buf_put(b, s + run, n - run);
 }
 
+size_t lg_tok_utf8_valid_prefix(const char *s, size_t n) {
+    const unsigned char *u = (const unsigned char *)s;
+    size_t i = 0;
+    while (i < n) {
+        uint32_t cp;
+        size_t bad, k;
+        if (u[i] < 0x80) {
+            i++;
+            continue;
+        }
+        if (!(k = lg_tok_utf8_valid(u + i, n - i, &cp, &bad)))
+            break;
+        i += k;
+    }
+    return i;
+}
+
 /* FNV-1a, 64 bit, finished with a multiply-xorshift so low bits mix well. */
 uint64_t lg_tok_hash(const void *p, size_t n) {
     const unsigned char *s = p;
