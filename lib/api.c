@@ -87,11 +87,10 @@ enum llmgpu_status llmgpu_devices_list(const struct llmgpu_context_params *param
     if (!count_inout || read_context_params(params, &p) != 0)
         return LLMGPU_ERR_INVALID_ARGUMENT;
     log = (struct lg_log){p.log_fn, p.log_user, p.log_level};
-    st = lg_vk_instance_create(&log, (p.flags & LLMGPU_CONTEXT_FLAG_VALIDATION) != 0, &inst);
+    st = lg_vk_instance_get(&log, (p.flags & LLMGPU_CONTEXT_FLAG_VALIDATION) != 0, &inst);
     if (st != LLMGPU_OK)
         return st;
     if (vkEnumeratePhysicalDevices(inst, &n, pds) < 0 || n == 0) {
-        vkDestroyInstance(inst, NULL);
         lg_err(&log, "no Vulkan device found: install a Vulkan driver (for the CPU: "
                      "mesa-vulkan-drivers)");
         return LLMGPU_ERR_NO_DEVICE;
@@ -99,23 +98,19 @@ enum llmgpu_status llmgpu_devices_list(const struct llmgpu_context_params *param
     if (infos) {
         if (*count_inout < n) {
             *count_inout = n;
-            vkDestroyInstance(inst, NULL);
             return LLMGPU_ERR_BUFFER_TOO_SMALL;
         }
         for (uint32_t i = 0; i < n; i++) {
             struct llmgpu_device_info full;
             uint32_t size = infos[i].struct_size;
-            if (size == 0) {
-                vkDestroyInstance(inst, NULL);
+            if (size == 0)
                 return LLMGPU_ERR_INVALID_ARGUMENT;
-            }
             lg_vk_fill_info(pds[i], i, &full, NULL);
             full.struct_size = LG_MIN(size, (uint32_t)sizeof full);
             memcpy(&infos[i], &full, full.struct_size);
         }
     }
     *count_inout = n;
-    vkDestroyInstance(inst, NULL);
     return LLMGPU_OK;
 }
 

@@ -84,6 +84,30 @@ START_TEST(context_info_and_limits) {
 }
 END_TEST
 
+/* Contexts share the process's VkInstance: made once, kept when contexts are freed.
+ * The NVIDIA driver refused vkCreateInstance after ~30 instances had been created and
+ * destroyed in one process (tests/tools/ctx_loop.py on the H100). Here: two live
+ * contexts, then one made after both were freed, all on one instance, and 40 more
+ * created and freed in a row. */
+START_TEST(contexts_share_one_instance) {
+    struct llmgpu_context *a = tu_context(&tlog, NULL), *b = tu_context(&tlog, NULL), *c;
+    VkInstance inst = a->instance;
+    ck_assert_ptr_nonnull(inst);
+    ck_assert_ptr_eq(b->instance, inst);
+    ck_assert_ptr_ne(a->device, b->device);
+    tu_context_free(a);
+    tu_context_free(b);
+    c = tu_context(&tlog, NULL);
+    ck_assert_ptr_eq(c->instance, inst);
+    tu_context_free(c);
+    for (int i = 0; i < 40; i++) {
+        c = tu_context(&tlog, NULL);
+        ck_assert_ptr_eq(c->instance, inst);
+        tu_context_free(c);
+    }
+}
+END_TEST
+
 START_TEST(upload_download_awkward) {
     struct llmgpu_context *ctx = tu_context(&tlog, NULL);
     static const size_t sizes[] = {1, 3, 4096, (17u << 20) + 13}; /* last crosses staging chunks */
@@ -298,6 +322,7 @@ Suite *vk_suite(void) {
     tcase_add_test(core, devices_two_call);
     tcase_add_test(core, context_info_and_limits);
     tcase_add_test(core, upload_download_awkward);
+    tcase_add_test(core, contexts_share_one_instance);
     tcase_add_test(core, kernel_matches_c);
     tcase_add_test(core, bandwidth_measures);
     tcase_add_test(cache, cache_miss_hit_corrupt);

@@ -3,6 +3,7 @@
  * device with the optional features the kernels can use, and the validation
  * layer's messenger. Owns nothing about memory or kernels.
  */
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -108,7 +109,7 @@ static const char no_driver_hint[] =
     "driver; AMD/Intel: mesa-vulkan-drivers) or, to run on the CPU, mesa-vulkan-drivers "
     "(lavapipe); check with 'vulkaninfo --summary' (vulkan-tools)";
 
-enum llmgpu_status lg_vk_instance_create(const struct lg_log *log, int validation,
+static enum llmgpu_status instance_create(const struct lg_log *log, int validation,
                                          VkInstance *out) {
     const char *layers[] = {"VK_LAYER_KHRONOS_validation"};
     const char *exts[] = {VK_EXT_DEBUG_UTILS_EXTENSION_NAME};
@@ -144,6 +145,30 @@ enum llmgpu_status lg_vk_instance_create(const struct lg_log *log, int validatio
                                                 : LLMGPU_ERR_VULKAN;
     }
     return LLMGPU_OK;
+}
+
+/* One VkInstance per process (and one more with the validation layer), made by the
+ * first context and kept until the process ends; contexts make their devices on it.
+ * The NVIDIA driver (580, H100) refuses vkCreateInstance with
+ * VK_ERROR_INCOMPATIBLE_DRIVER after about 30 instances were created and destroyed in
+ * one process (tests/tools/ctx_loop.py: context 31 failed, open descriptors and
+ * mappings unchanged), so a program that opens and closes contexts - a server, an
+ * editor, a test suite - ran out of them. A failed creation is not kept: the next
+ * call tries again. The instance is never destroyed (a library destructor would race
+ * the driver's own at exit); it stays reachable, so leak checkers do not count it. */
+static pthread_mutex_t g_instance_lock = PTHREAD_MUTEX_INITIALIZER;
+static VkInstance g_instance[2]; /* [validation] */
+
+enum llmgpu_status lg_vk_instance_get(const struct lg_log *log, int validation,
+                                      VkInstance *out) {
+    enum llmgpu_status st = LLMGPU_OK;
+    int v = validation != 0;
+    pthread_mutex_lock(&g_instance_lock);
+    if (!g_instance[v])
+        st = instance_create(log, v, &g_instance[v]);
+    *out = g_instance[v];
+    pthread_mutex_unlock(&g_instance_lock);
+    return st;
 }
 
 static int has_ext(const VkExtensionProperties *e, uint32_t n, const char *name) {
@@ -384,7 +409,7 @@ enum llmgpu_status lg_vk_context_init(struct llmgpu_context *ctx,
     enum llmgpu_status st;
     int validation = (p->flags & LLMGPU_CONTEXT_FLAG_VALIDATION) != 0;
 
-    st = lg_vk_instance_create(&ctx->log, validation, &ctx->instance);
+    st = lg_vk_instance_get(&ctx->log, validation, &ctx->instance);
     if (st != LLMGPU_OK)
         return st;
     if (validation) {
@@ -470,6 +495,5 @@ void lg_vk_context_destroy(struct llmgpu_context *ctx) {
         if (destroy)
             destroy(ctx->instance, ctx->messenger, NULL);
     }
-    if (ctx->instance)
-        vkDestroyInstance(ctx->instance, NULL);
+    /* ctx->instance is the process's (lg_vk_instance_get): not destroyed here */
 }

@@ -219,8 +219,10 @@ void lg_cmd_barrier(VkCommandBuffer cb);
 void lg_cmd_barrier_transfer(VkCommandBuffer cb);
 
 /* ---- device selection (device.c) ---- */
-enum llmgpu_status lg_vk_instance_create(const struct lg_log *log, int validation,
-                                         VkInstance *out);
+/* The process's VkInstance (with the validation layer when validation): made by the
+ * first call, kept until the process ends; never destroy it. */
+enum llmgpu_status lg_vk_instance_get(const struct lg_log *log, int validation,
+                                      VkInstance *out);
 void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_info *info,
                      struct lg_vk_caps *caps);
 /* Rank of a device type for the default choice: higher is preferred. */
