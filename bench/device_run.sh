@@ -3,7 +3,7 @@
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
 # devbin/ (llmgpu, libllmgpu.so*, check_all), tests/fixtures/tokenizers/npm/.
 # Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg tg prof mem mem2 cm
-# ctx2048 tokfix.
+# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -19,6 +19,8 @@ SMI=$!
 for step in "$@"; do
   case $step in
   info) $L info --bandwidth > "$OUT/info.txt" 2>&1 ;;
+  tiny)
+    python3 tools/make_random_model.py --shape tinyllama --out /tmp/tinyllama --tokenizer tests/fixtures/tokenizers/npm/llama2 > "$OUT/models.txt" 2>&1 ;;
   models)
     python3 tools/make_random_model.py --shape tinyllama --out /tmp/tinyllama --tokenizer tests/fixtures/tokenizers/npm/llama2 > "$OUT/models.txt" 2>&1
     python3 tools/make_random_model.py --shape llama2-7b --out /tmp/llama2-7b --tokenizer tests/fixtures/tokenizers/npm/llama2 >> "$OUT/models.txt" 2>&1 ;;
@@ -123,9 +125,71 @@ for step in "$@"; do
       done; du -sh /tmp/tinyllama /tmp/llama2-7b
     } > "$OUT/mem.txt" 2>&1 ;;
   cm)
-    { echo "== LLMGPU_COOPMAT=1 $L bench -m /tmp/tinyllama -p 512 -n 16 -r 3"; LLMGPU_COOPMAT=1 $L bench -m /tmp/tinyllama -p 512 -n 16 -r 3
-      echo "== LLMGPU_COOPMAT=1 $L bench -m /tmp/llama2-7b -p 512 -n 16 -r 3"; LLMGPU_COOPMAT=1 $L bench -m /tmp/llama2-7b -p 512 -n 16 -r 3
+    # the tensor-core prefill GEMM (the default on the H100) against the portable one
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        for c in 1 0; do
+          echo "== LLMGPU_COOPMAT=$c $L bench -m $m -p 512 -n 32 -r 3"; LLMGPU_COOPMAT=$c $L bench -m $m -p 512 -n 32 -r 3
+        done
+      done
     } > "$OUT/cm.txt" 2>&1 ;;
+  pprof)
+    # prefill (and decode) profiles, f16, default kernels (tensor-core GEMM on the H100)
+    # and the portable GEMM
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        echo "== $L bench -m $m -p 512 -n 32 -r 3 --profile"; $L bench -m $m -p 512 -n 32 -r 3 --profile
+      done
+      echo "== LLMGPU_COOPMAT=0 $L bench -m /tmp/tinyllama -p 512 -n 32 -r 3 --profile"; LLMGPU_COOPMAT=0 $L bench -m /tmp/tinyllama -p 512 -n 32 -r 3 --profile
+    } > "$OUT/pprof.txt" 2>&1 ;;
+  pp)
+    # prefill and decode of the quantized load-time types with the default kernels, and
+    # a short prompt (pp16) against the portable GEMM
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        for w in q8_0 q4_0 q4_k q6_k; do
+          echo "== $L bench -m $m -p 512 -n 64 -r 2 --weight-type $w"; $L bench -m $m -p 512 -n 64 -r 2 --weight-type $w
+        done
+      done
+      for c in 1 0; do
+        echo "== LLMGPU_COOPMAT=$c $L bench -m /tmp/llama2-7b -p 16 -n 16 -r 3 --weight-type q4_0"; LLMGPU_COOPMAT=$c $L bench -m /tmp/llama2-7b -p 16 -n 16 -r 3 --weight-type q4_0
+      done
+    } > "$OUT/pp.txt" 2>&1 ;;
+  tiles)
+    # matmul_cm.comp's tile forced (devbin/cmN: -DLG_CM_BM=N -DLG_CM_BN=N) against the
+    # default choice, f16 pp512
+    { for m in /tmp/llama2-7b /tmp/tinyllama; do
+        for d in cm128; do
+          echo "== $d: devbin/$d/llmgpu bench -m $m -p 512 -n 16 -r 3"
+          LD_LIBRARY_PATH=$PWD/devbin/$d devbin/$d/llmgpu bench -m $m -p 512 -n 16 -r 3
+        done
+      done
+    } > "$OUT/tiles.txt" 2>&1 ;;
+  types)
+    # decode and prefill of q6_k, and of GGUF files written by `llmgpu quantize`
+    { for m in tinyllama; do
+        echo "== $L bench -m /tmp/$m -p 512 -n 128 -r 3 --weight-type q6_k"; $L bench -m /tmp/$m -p 512 -n 128 -r 3 --weight-type q6_k
+        for w in q4_0 q4_k; do
+          echo "== $L quantize /tmp/$m /tmp/$m-$w.gguf --type $w"; /usr/bin/time -f "%e s" $L quantize /tmp/$m /tmp/$m-$w.gguf --type $w 2>&1 | tail -2
+          echo "== $L bench -m /tmp/$m-$w.gguf -p 512 -n 128 -r 3"; $L bench -m /tmp/$m-$w.gguf -p 512 -n 128 -r 3
+          rm -f /tmp/$m-$w.gguf
+        done
+      done
+    } > "$OUT/types.txt" 2>&1 ;;
+  kl)
+    # quality on the trained demo model with the H100's default decode (integer dot
+    # products for q8_0/q4_0/q4_K; flags 0) and with float ones (256)
+    { for w in q8_0 q4_0 q4_k q6_k; do
+        for f in 0 256; do
+          echo "== devbin/quant_kl models/demo models/demo/heldout.txt $w 512 $f 1024"
+          LD_LIBRARY_PATH=$PWD/devbin devbin/quant_kl models/demo models/demo/heldout.txt $w 512 $f 1024
+        done
+      done
+    } > "$OUT/kl.txt" 2>&1 ;;
+  ctxloop)
+    # contexts created and freed one after another in one process (issue 10)
+    { echo "== tests/tools/ctx_loop.py 600 50"
+      LLMGPU_LIBRARY=$PWD/devbin/libllmgpu.so PYTHONPATH=bindings/python timeout 300 python3 tests/tools/ctx_loop.py 600 50
+      echo "== tests/tools/ctx_loop.py 100 25 models/demo"
+      LLMGPU_LIBRARY=$PWD/devbin/libllmgpu.so PYTHONPATH=bindings/python timeout 200 python3 tests/tools/ctx_loop.py 100 25 models/demo
+    } > "$OUT/ctxloop.txt" 2>&1 ;;
   ctx2048)
     echo "== $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048" > "$OUT/ctx2048.txt"
     $L bench -m /tmp/tinyllama -p 1024 -n 1023 -r 1 --ctx 2048 >> "$OUT/ctx2048.txt" 2>&1 ;;
@@ -133,7 +197,8 @@ for step in "$@"; do
     # One process per suite: on the H100, after the reliability suite's hundreds of
     # contexts in one process, vkCreateInstance reports VK_ERROR_INCOMPATIBLE_DRIVER
     # (seen 2026-11-21; each suite passes alone; not yet explained).
-    for s in api chat demo forward generate gguf golden gptq kernels memory quant reliability sampler state threads vk; do
+    # CHECK_SUITES (default: all of them) names the suites to run
+    for s in ${CHECK_SUITES:-api chat demo forward generate gguf golden gptq kernels memory quant reliability sampler state threads vk}; do
       LLMGPU_TEST_DATA=$PWD/tests LLMGPU_TEST_TMP=/tmp/t CK_FORK=no CK_INCLUDE_TAGS=gpu CK_RUN_SUITE=$s \
         timeout 300 devbin/check_all 2>&1 | grep -E "%:|:F:|:E:" | sed "s/^/$s: /"
     done > "$OUT/check_gpu.txt" 2>&1 ;;
