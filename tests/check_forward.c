@@ -58,12 +58,7 @@ static const struct variant variants[] = {
 };
 
 static void make_model(const struct variant *v, char *dir, size_t size) {
-    char cmd[1024], script[512];
-    tu_tmp_path(v->name, dir, size);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd, "rm -rf '%s' && python3 '%s' --out '%s' %s >/dev/null", dir, script,
-             dir, v->args);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, size, "%s", v->args);
 }
 
 static struct llmgpu_model *load(struct llmgpu_context *ctx, const char *dir,
@@ -266,7 +261,7 @@ START_TEST(prefill_default_gemm_matches_reference) {
         size_t nv = 300;
         float *a = malloc(nv * 4), *b = malloc(nv * 4);
         double e;
-        tu_tmp_path(f16_k64.name, dir, sizeof dir); /* made by compare() above */
+        make_model(&f16_k64, dir, sizeof dir);
         prefill_logits(ctx, dir, LLMGPU_WEIGHT_TYPE_Q8_0, 64, a, nv);
         prefill_logits(g_ctx, dir, LLMGPU_WEIGHT_TYPE_Q8_0, 64, b, nv);
         e = tu_nmse(a, b, nv);

@@ -413,7 +413,7 @@ END_TEST
 /* A random tiny model emits byte tokens that are not UTF-8 on their own: the
  * callback still only ever gets complete characters. */
 START_TEST(utf8_pieces_from_byte_tokens) {
-    char dir[512], cmd[2048], script[512];
+    char dir[512];
     struct llmgpu_model_params mp;
     struct llmgpu_model *m;
     struct llmgpu_session *s;
@@ -421,14 +421,9 @@ START_TEST(utf8_pieces_from_byte_tokens) {
     struct llmgpu_generate_result r = {.struct_size = sizeof r};
     struct seen sn = {0};
     int32_t p[4] = {1, 200, 300, 250};
-    tu_tmp_path("generate_bytes_model", dir, sizeof dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f32 --layers 1 "
-             "--hidden 32 --heads 4 --kv-heads 2 --ff 64 --vocab 320 --ctx 128 --seed 41 "
-             ">/dev/null",
-             dir, script, dir);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f32 --layers 1 --hidden 32 --heads 4 --kv-heads 2 --ff 64 "
+               "--vocab 320 --ctx 128 --seed 41");
     llmgpu_model_params_init(&mp);
     mp.weight_type = LLMGPU_WEIGHT_TYPE_F32;
     ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);

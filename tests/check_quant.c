@@ -410,7 +410,7 @@ END_TEST
  * embedding F16, general.file_type MOSTLY_Q6_K (18); and the file's Q6_K data,
  * repacked as the GGUF loader does, dequantizes to the same values. */
 START_TEST(gguf_writes_q6_k) {
-    char dir[512], cmd[2048], script[512], out[600];
+    char dir[512], out[600];
     struct llmgpu_quantize_params qp;
     struct lg_checkpoint *c = NULL;
     struct lg_gguf *g = NULL;
@@ -419,14 +419,9 @@ START_TEST(gguf_writes_q6_k) {
     const struct lg_gguf_tensor *t;
     const struct lg_gguf_kv *kv;
     uint64_t ft = 0;
-    tu_tmp_path("quant_gguf_q6k", dir, sizeof dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f16 --layers 2 "
-             "--hidden 256 --ff 288 --heads 4 --kv-heads 2 --vocab 300 --ctx 128 --seed 38 "
-             ">/dev/null",
-             dir, script, dir);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f16 --layers 2 --hidden 256 --ff 288 --heads 4 --kv-heads 2 "
+               "--vocab 300 --ctx 128 --seed 38");
     snprintf(out, sizeof out, "%s/m.gguf", dir);
     llmgpu_quantize_params_init(&qp);
     qp.weight_type = LLMGPU_WEIGHT_TYPE_Q6_K;
@@ -813,7 +808,7 @@ struct fwd_result {
 };
 
 static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
-    char dir[512], cmd[2048], script[512];
+    char dir[512];
     struct lg_checkpoint *ck = NULL;
     struct ref_model rq, rf;
     struct ref_state sq, sf;
@@ -829,13 +824,8 @@ static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
     enum llmgpu_status st;
 
     memset(res, 0, sizeof *res);
-    tu_tmp_path(fc->name, dir, sizeof dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f16 --layers 2 "
-             "--vocab 300 --ctx 128 %s >/dev/null",
-             dir, script, dir, fc->args);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f16 --layers 2 --vocab 300 --ctx 128 %s", fc->args);
     ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
     ck_assert_int_eq(ref_model_from_ckpt(ck, &rq), 0);
     ck_assert_int_eq(ref_model_from_ckpt(ck, &rf), 0);
@@ -1034,20 +1024,15 @@ static void idot_logits(const char *dir, uint32_t flags, int accel, float *out, 
 START_TEST(int_dot_default_follows_acceleration) {
     enum { STEPS = 4, NV = 300 };
     static float dflt[STEPS * NV], accel[STEPS * NV], forced[STEPS * NV], refused[STEPS * NV];
-    char dir[512], cmd[2048], script[512];
+    char dir[512];
     double e;
     if (!g_ctx->caps.int_dot) {
         fprintf(stderr, "# no shaderIntegerDotProduct: int-dot default not tested\n");
         return;
     }
-    tu_tmp_path("idot_default", dir, sizeof dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f16 --layers 2 "
-             "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --vocab %d --ctx 128 --seed 31 "
-             ">/dev/null",
-             dir, script, dir, NV);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f16 --layers 2 --hidden 64 --ff 128 --heads 4 --kv-heads 2 "
+               "--vocab %d --ctx 128 --seed 31", NV);
     idot_logits(dir, 0, 0, dflt, NV, STEPS);
     idot_logits(dir, 0, 1, accel, NV, STEPS);
     idot_logits(dir, LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT, 0, forced, NV, STEPS);
@@ -1084,21 +1069,16 @@ static int on_progress(uint64_t done, uint64_t total, void *user) {
  * quantizing load up to its total, Q6_K on rows of 64 and 128 values (not a
  * multiple of 256) loads as q8_0, and a weight type past the enum is refused. */
 START_TEST(load_sizes_progress_and_refusal) {
-    char dir[512], cmd[2048], script[512];
+    char dir[512];
     static const enum llmgpu_weight_type types[] = {
         LLMGPU_WEIGHT_TYPE_F16, LLMGPU_WEIGHT_TYPE_Q8_0, LLMGPU_WEIGHT_TYPE_Q4_0,
         LLMGPU_WEIGHT_TYPE_Q6_K};
     uint64_t bytes[4];
     struct llmgpu_model *m = NULL;
     struct llmgpu_model_params mp;
-    tu_tmp_path("quant_load", dir, sizeof dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f16 --layers 2 "
-             "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --vocab 300 --ctx 128 --seed 36 "
-             ">/dev/null",
-             dir, script, dir);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f16 --layers 2 --hidden 64 --ff 128 --heads 4 --kv-heads 2 "
+               "--vocab 300 --ctx 128 --seed 36");
     for (int i = 0; i < 4; i++) {
         struct prog pr = {0, 0, 0, 0};
         struct llmgpu_model_info mi = {.struct_size = sizeof mi};

@@ -484,20 +484,15 @@ END_TEST
 /* ---- Session: llmgpu_session_sample on a tiny model ---- */
 
 START_TEST(session_sample) {
-    char dir[512], cmd[2048], script[512];
+    char dir[512];
     struct llmgpu_model_params mp;
     struct llmgpu_model *m = NULL;
     struct llmgpu_session *s = NULL;
     struct llmgpu_sampler_params p;
     int32_t prompt[5] = {1, 17, 42, 99, 7}, a, b2, g;
-    tu_tmp_path("sampler_model", dir, sizeof dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f32 --layers 1 "
-             "--hidden 32 --heads 4 --kv-heads 2 --ff 64 --vocab 300 --ctx 64 --seed 31 "
-             ">/dev/null",
-             dir, script, dir);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f32 --layers 1 --hidden 32 --heads 4 --kv-heads 2 --ff 64 "
+               "--vocab 300 --ctx 64 --seed 31");
     llmgpu_model_params_init(&mp);
     mp.weight_type = LLMGPU_WEIGHT_TYPE_F32;
     ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);

@@ -18,18 +18,13 @@ static struct llmgpu_model *g_model, *g_other;
 
 #define NV 300
 
-static struct llmgpu_model *make_model(const char *name, int seed) {
-    char dir[512], cmd[2048], script[512];
+static struct llmgpu_model *make_model(int seed) {
+    char dir[512];
     struct llmgpu_model_params mp;
     struct llmgpu_model *m;
-    tu_tmp_path(name, dir, sizeof dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f32 --layers 2 "
-             "--hidden 32 --heads 4 --kv-heads 2 --ff 64 --vocab %d --ctx 1024 --seed %d "
-             ">/dev/null",
-             dir, script, dir, NV, seed);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f32 --layers 2 --hidden 32 --heads 4 --kv-heads 2 --ff 64 "
+               "--vocab %d --ctx 1024 --seed %d", NV, seed);
     llmgpu_model_params_init(&mp);
     mp.weight_type = LLMGPU_WEIGHT_TYPE_F32;
     ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &m), LLMGPU_OK);
@@ -39,8 +34,8 @@ static struct llmgpu_model *make_model(const char *name, int seed) {
 static void setup(void) {
     tu_log_clear(&tlog);
     g_ctx = tu_context(&tlog, NULL);
-    g_model = make_model("state_model", 51);
-    g_other = make_model("state_model_other", 52); /* same dims, other weights */
+    g_model = make_model(51);
+    g_other = make_model(52); /* same dims, other weights */
 }
 
 static void teardown(void) {

@@ -35,18 +35,13 @@ static struct llmgpu_context *g_ctx;
 static struct llmgpu_model *g_model;
 
 static void setup(void) {
-    char dir[512], cmd[2048], script[512];
+    char dir[512];
     struct llmgpu_model_params mp;
     tu_log_clear(&tlog);
     g_ctx = tu_context(&tlog, NULL); /* with the validation layer where installed */
-    tu_tmp_path("threads_model", dir, sizeof dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch llama --dtype f32 --layers 2 "
-             "--hidden 32 --heads 4 --kv-heads 2 --ff 64 --vocab %d --ctx 256 --seed 61 "
-             ">/dev/null",
-             dir, script, dir, NV);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f32 --layers 2 --hidden 32 --heads 4 --kv-heads 2 --ff 64 "
+               "--vocab %d --ctx 256 --seed 61", NV);
     llmgpu_model_params_init(&mp);
     mp.weight_type = LLMGPU_WEIGHT_TYPE_F32;
     ck_assert_int_eq(llmgpu_model_load(g_ctx, dir, &mp, &g_model), LLMGPU_OK);
@@ -265,16 +260,10 @@ START_TEST(load_and_create_while_generating) {
     struct other_job other, other_solo;
     struct churn_job churn = {4, LLMGPU_OK, NULL};
     pthread_t th[2], th_other, th_churn;
-    char script[512], cmd[2048];
     memset(&other, 0, sizeof other);
-    tu_tmp_path("threads_model_q8", other.dir, sizeof other.dir);
-    tu_data_path("tools/mkmodel.py", script, sizeof script);
-    snprintf(cmd, sizeof cmd,
-             "rm -rf '%s' && python3 '%s' --out '%s' --arch qwen2 --dtype f16 --layers 2 "
-             "--hidden 64 --heads 4 --kv-heads 2 --ff 96 --vocab %d --ctx 128 --seed 62 "
-             ">/dev/null",
-             other.dir, script, other.dir, NV);
-    ck_assert_msg(tu_run(cmd) == 0, "mkmodel failed: %s", cmd);
+    tu_mkmodel(other.dir, sizeof other.dir,
+               "--arch qwen2 --dtype f16 --layers 2 --hidden 64 --heads 4 --kv-heads 2 --ff 96 "
+               "--vocab %d --ctx 128 --seed 62", NV);
     atomic_init(&other.done, 0);
     churn.other_done = &other.done;
     other_solo = other;

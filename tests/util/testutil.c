@@ -1,11 +1,13 @@
 /* testutil.c - see testutil.h. */
 #include <check.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "testmodel.h"
 #include "testutil.h"
 
 void tu_log_fn(enum llmgpu_log_level level, const char *msg, void *user) {
@@ -108,4 +110,13 @@ double tu_nmse(const float *a, const float *ref, size_t n) {
 int tu_run(const char *cmd) {
     int r = system(cmd);
     return WIFEXITED(r) ? WEXITSTATUS(r) : -1;
+}
+
+void tu_mkmodel(char *dir, size_t size, const char *args_fmt, ...) {
+    char args[1024];
+    va_list ap;
+    va_start(ap, args_fmt);
+    vsnprintf(args, sizeof args, args_fmt, ap);
+    va_end(ap);
+    ck_assert_msg(lgt_mkmodel(args, dir, size) == 0, "mkmodel %s failed", args);
 }

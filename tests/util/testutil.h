@@ -33,4 +33,9 @@ void tu_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 double tu_nmse(const float *a, const float *ref, size_t n);
 int tu_run(const char *cmd); /* system() returning the exit status */
 
+/* lgt_mkmodel (testmodel.h: tools/mkmodel.py into a fresh temp dir, its path into dir)
+ * with the arguments args_fmt formats; fails the test if it fails. */
+void tu_mkmodel(char *dir, size_t size, const char *args_fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 #endif
