@@ -138,29 +138,6 @@ size_t lg_tok_utf8_valid(const unsigned char *s, size_t n, uint32_t *cp, size_t 
     return need + 1;
 }
 
-void lg_tok_utf8_sanitize(struct lg_tok_buf *b, const char *s, size_t n) {
-    const unsigned char *u = (const unsigned char *)s;
-    size_t i = 0, run = 0;
-    while (i < n) {
-        uint32_t cp;
-        size_t bad, k;
-        if (u[i] < 0x80) {
-            i++;
-            continue;
-        }
-        k = lg_tok_utf8_valid(u + i, n - i, &cp, &bad);
-        if (k) {
-            i += k;
-            continue;
-        }
-        lg_tok_buf_put(b, s + run, i - run);
-        lg_tok_buf_put(b, "\xEF\xBF\xBD", 3);
-        i += bad;
-        run = i;
-    }
-    lg_tok_buf_put(b, s + run, n - run);
-}
-
 size_t lg_tok_utf8_valid_prefix(const char *s, size_t n) {
     const unsigned char *u = (const unsigned char *)s;
     size_t i = 0;
@@ -176,6 +153,21 @@ size_t lg_tok_utf8_valid_prefix(const char *s, size_t n) {
         i += k;
     }
     return i;
+}
+
+void lg_tok_utf8_sanitize(struct lg_tok_buf *b, const char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        size_t k = lg_tok_utf8_valid_prefix(s + i, n - i), bad;
+        uint32_t cp;
+        lg_tok_buf_put(b, s + i, k);
+        if ((i += k) == n)
+            break;
+        /* an invalid sequence of `bad` bytes at i: one U+FFFD for it */
+        lg_tok_utf8_valid((const unsigned char *)s + i, n - i, &cp, &bad);
+        lg_tok_buf_put(b, "\xEF\xBF\xBD", 3);
+        i += bad;
+    }
 }
 
 /* FNV-1a, 64 bit, finished with a multiply-xorshift so low bits mix well. */
