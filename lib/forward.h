@@ -28,15 +28,15 @@ enum lg_wtype {
 };
 
 /* A block-quantized type (kernels/quant.glsl WQUANT). */
+static inline int lg_wtype_is_block(enum lg_wtype t) {
+    return t >= LG_WTYPE_Q8_0 && t <= LG_WTYPE_Q4_G;
+}
+
 /* Queries a workgroup of the prefill attention (attn.comp's BQ define; its grid is
  * (n_head, CEIL(n_tok, BQ))): 16, or 8 past head_dim 128 so its tiles fit 32 KiB of
  * shared memory. */
 static inline uint32_t lg_attn_bq(uint32_t head_dim) {
     return head_dim > 128 ? 8 : 16;
-}
-
-static inline int lg_wtype_is_block(enum lg_wtype t) {
-    return t >= LG_WTYPE_Q8_0 && t <= LG_WTYPE_Q4_G;
 }
 
 struct lg_wshard {
