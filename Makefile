@@ -161,6 +161,10 @@ $(TEST_BIN): $(TEST_OBJS) $(STLIB)
 	@mkdir -p $(@D)
 	$(CC) -o $@ $(TEST_OBJS) $(STLIB) $(LG_SAN) $(LDFLAGS) $(SHADERC_LINK) $(CHECK_LIBS) $(DEP_LIBS)
 
+# A measurement tool (tests/tools/gemm_bench.c): one prefill GEMM per tile configuration.
+$(B)/gemm_bench: $(B)/obj/tests/tools/gemm_bench.o $(STLIB)
+	$(CC) -o $@ $< $(STLIB) $(LG_SAN) $(LDFLAGS) $(SHADERC_LINK) $(DEP_LIBS)
+
 # CPU suites fork (crash isolation, timeouts); GPU suites run unforked (a Vulkan device
 # must not cross fork()) under an outer timeout because Check's timeouts need fork.
 LG_TEST_ENV := LLMGPU_TEST_DATA=$(CURDIR)/tests LLMGPU_TEST_TMP=$(CURDIR)/$(B)/tmp \

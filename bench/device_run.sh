@@ -1,9 +1,9 @@
 #!/bin/sh
 # device_run.sh - what bench/RESULTS.md was measured with on the lent GPU machine.
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
-# devbin/ (llmgpu, libllmgpu.so*, check_all), tests/fixtures/tokenizers/npm/.
+# devbin/ (llmgpu, libllmgpu.so*, check_all, gemm_bench), tests/fixtures/tokenizers/npm/.
 # Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg tg prof mem mem2 cm
-# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny.
+# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -183,6 +183,23 @@ for step in "$@"; do
         done
       done
     } > "$OUT/kl.txt" 2>&1 ;;
+  gemm)
+    # one prefill GEMM per matmul_cm.comp configuration (and the portable matmul.comp),
+    # TinyLlama and 7B shapes at 512 tokens: tests/tools/gemm_bench.c
+    { echo "== devbin/gemm_bench -r 20"; devbin/gemm_bench -r 20; } > "$OUT/gemm.txt" 2>&1 ;;
+  rows7)
+    # issue 7's missing rows: TinyLlama q8_0/q4_0/q4_k prefill with enough repetitions
+    # that one slowed by the clock drop after the CPU's quantization does not decide
+    # the mean, and 7B q6_k
+    # the 7B row runs when the models step made /tmp/llama2-7b
+    { for w in f16 q8_0 q4_0 q4_k; do
+        echo "== $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5 --weight-type $w"; $L bench -m /tmp/tinyllama -p 512 -n 128 -r 5 --weight-type $w
+      done
+      if [ -d /tmp/llama2-7b ]; then
+        echo "== $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type q6_k"; $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type q6_k
+      fi
+      echo "== $L bench -m /tmp/tinyllama -p 512 -n 32 -r 3 --profile"; $L bench -m /tmp/tinyllama -p 512 -n 32 -r 3 --profile
+    } > "$OUT/rows7.txt" 2>&1 ;;
   ctxloop)
     # contexts created and freed one after another in one process (issue 10)
     { echo "== tests/tools/ctx_loop.py 600 50"

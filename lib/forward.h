@@ -39,6 +39,15 @@ static inline uint32_t lg_attn_bq(uint32_t head_dim) {
     return head_dim > 128 ? 8 : 16;
 }
 
+/* A tile configuration of the tensor-core prefill GEMM (matmul_cm.comp's BM BN BK NSG
+ * WR DB defines; its top comment says what each means), and the shared memory it takes. */
+struct lg_cm_cfg {
+    uint32_t bm, bn, bk, nsg, wr, db;
+};
+static inline uint32_t lg_cm_shared_bytes(const struct lg_cm_cfg *c) {
+    return (c->db + 1) * (c->bm + c->bn) * (c->bk + 8) * 2;
+}
+
 struct lg_wshard {
     struct lg_buffer buf;
     uint32_t row_begin, rows;

@@ -140,20 +140,45 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
             w->type == LG_WTYPE_Q4_K || w->type == LG_WTYPE_Q6_K);
 }
 
-/* Tile of matmul_cm.comp for n_tok tokens: BN 128 tokens when there are more than 64,
- * and BM 128 rows when that still leaves at least 256 workgroups (two or more a
- * streaming multiprocessor on the H100's 132), else 64. LG_CM_BM / LG_CM_BN force
- * them (build-time knobs for measurements). */
-static void cm_tile(const struct lg_wtensor *w, uint32_t n_tok, uint32_t *bm, uint32_t *bn) {
-    uint32_t rows = w->n_shards ? w->shards[0].rows : w->rows;
-    *bn = n_tok > 64 ? 128 : 64;
-    *bm = (uint64_t)((rows + 127) / 128) * ((n_tok + *bn - 1) / *bn) >= 256 ? 128 : 64;
+/* Tile configuration of matmul_cm.comp: 64 x 64 tiles, K in steps of 64, 8 subgroups of
+ * 32 rows x 16 tokens, one shared buffer, for every shape and prompt length. On the H100
+ * (tests/tools/gemm_bench.c on the TinyLlama and 7B prefill shapes, bench/RESULTS.md)
+ * it runs at 97-113 TFLOP/s where every larger tile, and any subgroup holding more than
+ * two 16x16 accumulators, ran at 20-28. LG_CM_BM, _BN, _BK, _NSG, _WR and _DB force
+ * them (build-time knobs for measurements); a configuration that needs more shared
+ * memory than the device has, or a K step that does not divide K (block types need it;
+ * f16 would take the scalar path), falls back to BK 32, one buffer. */
+static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor *w,
+                      uint32_t n_tok, struct lg_cm_cfg *c) {
+    (void)n_tok;
+    c->bm = 64;
+    c->bn = 64;
+    c->bk = 64;
+    c->nsg = 8;
+    c->wr = 32;
+    c->db = 0;
 #ifdef LG_CM_BM
-    *bm = LG_CM_BM;
+    c->bm = LG_CM_BM;
 #endif
 #ifdef LG_CM_BN
-    *bn = LG_CM_BN;
+    c->bn = LG_CM_BN;
 #endif
+#ifdef LG_CM_BK
+    c->bk = LG_CM_BK;
+#endif
+#ifdef LG_CM_NSG
+    c->nsg = LG_CM_NSG;
+#endif
+#ifdef LG_CM_WR
+    c->wr = LG_CM_WR;
+#endif
+#ifdef LG_CM_DB
+    c->db = LG_CM_DB;
+#endif
+    if (lg_cm_shared_bytes(c) > ctx->props.limits.maxComputeSharedMemorySize || w->cols % c->bk) {
+        c->bk = 32;
+        c->db = 0;
+    }
 }
 
 /* Rows per workgroup of the decode mat-vec. With subgroup arithmetic, block-quantized
@@ -209,7 +234,7 @@ static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor 
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, uint32_t n_tok, struct lg_pipeline **out) {
-    char st[20][48];
+    char st[24][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
     base_desc(s->ctx, &d, st,
@@ -217,11 +242,15 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
               (flags & MM_ROPE) ? 10 : (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4,
               sizeof(struct lg_mm_push));
     if (cm) {
-        uint32_t bm, bn;
-        cm_tile(w, n_tok, &bm, &bn);
+        struct lg_cm_cfg c;
+        cm_config(s->ctx, w, n_tok, &c);
         d.required_subgroup_size = 32;
-        lg_desc_define(&d, st[18], "BM", bm);
-        lg_desc_define(&d, st[19], "BN", bn);
+        lg_desc_define(&d, st[18], "BM", c.bm);
+        lg_desc_define(&d, st[19], "BN", c.bn);
+        lg_desc_define(&d, st[20], "BK", c.bk);
+        lg_desc_define(&d, st[21], "NSG", c.nsg);
+        lg_desc_define(&d, st[22], "WR", c.wr);
+        lg_desc_define(&d, st[23], "DB", c.db);
     }
     lg_desc_define(&d, st[2], "K", w->cols);
     lg_desc_define(&d, st[3], "WTYPE", w->type);
@@ -843,17 +872,17 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     struct lg_pipeline *p;
     int gemm = n_tok > 1 && !(flags & MM_GATE_UP);
     uint32_t rpw = mv_rows_per_wg(s->ctx, w);
-    uint32_t bm = 0, bn = 0;
+    struct lg_cm_cfg cm = {0, 0, 0, 0, 0, 0};
     if (mm_pipeline(s, w, flags | (gemm ? MM_GEMM : 0), n_tok, &p) != LLMGPU_OK)
         return; /* created in create_sets or record_step; cannot fail here */
     if (gemm && use_coopmat(s->ctx, w))
-        cm_tile(w, n_tok, &bm, &bn);
+        cm_config(s->ctx, w, n_tok, &cm);
     for (uint32_t i = 0; i < w->n_shards; i++) {
         struct lg_mm_push pc = {w->shards[i].row_begin, w->shards[i].rows, ld_y, n_tok, x_row,
                                 y_col};
-        if (gemm && bm) /* matmul_cm.comp: token tiles along x */
-            lg_cmd_dispatch(cb, p, sets[i], &pc, (n_tok + bn - 1) / bn, (pc.n_rows + bm - 1) / bm,
-                            1);
+        if (gemm && cm.bm) /* matmul_cm.comp: token tiles along x */
+            lg_cmd_dispatch(cb, p, sets[i], &pc, (n_tok + cm.bn - 1) / cm.bn,
+                            (pc.n_rows + cm.bm - 1) / cm.bm, 1);
         else if (gemm)
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 63) / 64, (n_tok + 63) / 64, 1);
         else

@@ -86,8 +86,8 @@ static void base(struct lg_pipeline_desc *d, char st[][48], const char *kernel, 
 
 enum { F_BIAS = 1, F_ACC = 2, F_NORM = 4, F_GATE_UP = 8 };
 
-/* matmul_cm.comp's tile (BM, BN) for check_mm(2, ...) */
-static uint32_t cm_tile[2] = {64, 64};
+/* matmul_cm.comp's configuration for check_mm(2, ...) */
+static struct lg_cm_cfg cm_cfg = {64, 64, 32, 8, 32, 0};
 
 static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint32_t T,
                      unsigned flags) {
@@ -122,7 +122,7 @@ static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint3
     up = pack_w(u, nw, t, &ubytes);
     mo.eps = eps;
     if (gemm == 2)
-        tu_mm_cm(&mo, cm_tile[0], cm_tile[1]);
+        tu_mm_cm(&mo, &cm_cfg);
     {
         struct tu_mm_io io = {.w = wp, .w_bytes = wbytes, .u = up, .u_bytes = ubytes, .x = x,
                               .n_x = (size_t)T * K, .bias = bias, .n_bias = rows, .norm = nw8,
@@ -191,21 +191,20 @@ END_TEST
 
 START_TEST(matmul_coopmat_awkward) {
     /* Runs where the device has NV cooperative matrices (the H100), as the session
-     * would select it; lavapipe has none and skips. Every tile shape; K 3 and 70 take
+     * would select it; lavapipe has none and skips. Every configuration (tu_cm_cfgs:
+     * tile, K step, subgroups, rows a subgroup, one or two buffers); K 3 and 70 take
      * the scalar path, the others the vector one; y's stride is the row count, so
      * 256 x 256 and 200 x 132 have whole tiles stored straight to y (and, the
      * latter, staged edge tiles beside them) while the other shapes stage every tile. */
     static const uint32_t shapes[][3] = {{16, 16, 16}, {3, 5, 2},     {70, 63, 65},
                                          {64, 129, 130}, {200, 17, 7}, {2048, 96, 77},
                                          {96, 256, 256}, {64, 200, 132}};
-    static const uint32_t tiles[4][2] = {{64, 64}, {64, 128}, {128, 64}, {128, 128}};
     if (!tu_has_coopmat(ctx)) {
         fprintf(stderr, "check_kernels: no VK_NV_cooperative_matrix here: matmul_cm.comp not run\n");
         return;
     }
-    for (size_t ti = 0; ti < 4; ti++) {
-        cm_tile[0] = tiles[ti][0];
-        cm_tile[1] = tiles[ti][1];
+    for (size_t ci = 0; ci < tu_n_cm_cfgs; ci++) {
+        cm_cfg = tu_cm_cfgs[ci];
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
             for (unsigned f = 0; f < 4; f++)
                 check_mm(2, LG_WTYPE_F16, shapes[s][0], shapes[s][1], shapes[s][2], f);

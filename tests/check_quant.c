@@ -549,10 +549,10 @@ static void ref_dequant(enum lg_wtype t, float *w, size_t n) {
  * of the whole y buffer against the C reference on the dequantized weights (with
  * KM_IDOT or KM_CM, on x rounded as the kernel rounds it, and with KM_CM on weights
  * rounded to f16 after dequantizing; *e_exact, when given, gets the NMSE against the
- * reference on x as it is). KM_CM runs tile bm x bn. */
+ * reference on x as it is). KM_CM runs configuration cm. */
 static double run_mm_tile(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows,
-                          uint32_t K, uint32_t n_tok, unsigned f, unsigned mode, uint32_t bm,
-                          uint32_t bn, double *e_exact) {
+                          uint32_t K, uint32_t n_tok, unsigned f, unsigned mode,
+                          const struct lg_cm_cfg *cm, double *e_exact) {
     const uint32_t x_row = 1, y_col = (mode & KM_ALIGN) ? 4 : 3;
     const uint32_t ld_y = (mode & KM_ALIGN) ? (rows + 8) / 4 * 4 : rows + 5;
     size_t nw = (size_t)rows * K, ny = (size_t)n_tok * ld_y, wbytes, ubytes;
@@ -577,7 +577,7 @@ static double run_mm_tile(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t 
     mo.sg_rows = (mode & KM_SG) != 0;
     mo.idot = (mode & KM_IDOT) != 0;
     if (mode & KM_CM)
-        tu_mm_cm(&mo, bm, bn);
+        tu_mm_cm(&mo, cm);
     {
         struct tu_mm_io io = {.w = wq, .w_bytes = wbytes, .u = uq, .u_bytes = ubytes,
                               .x = x, .n_x = (size_t)(n_tok + x_row) * K, .bias = bias,
@@ -615,7 +615,7 @@ static double run_mm_tile(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t 
 }
 static double run_mm(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t rows, uint32_t K,
                      uint32_t n_tok, unsigned f, unsigned mode, double *e_exact) {
-    return run_mm_tile(ctx, t, rows, K, n_tok, f, mode, 0, 0, e_exact);
+    return run_mm_tile(ctx, t, rows, K, n_tok, f, mode, NULL, e_exact);
 }
 
 static const struct {
@@ -707,7 +707,6 @@ END_TEST
 START_TEST(gemm_coopmat_matches_reference) {
     static const enum lg_wtype types[4] = {LG_WTYPE_Q8_0, LG_WTYPE_Q4_0, LG_WTYPE_Q4_K,
                                            LG_WTYPE_Q6_K};
-    static const uint32_t tiles[4][2] = {{64, 64}, {64, 128}, {128, 64}, {128, 128}};
     static const uint32_t n_toks[2] = {37, 130};
     enum lg_wtype t = types[_i];
     const uint32_t K = t == LG_WTYPE_Q4_K || t == LG_WTYPE_Q6_K ? 512 : 96;
@@ -716,16 +715,19 @@ START_TEST(gemm_coopmat_matches_reference) {
         return;
     }
     for (int c = N_MV_CASES; c < N_MM_CASES; c++)
-        for (int ti = 0; ti < 4; ti++)
+        for (size_t ci = 0; ci < tu_n_cm_cfgs; ci++)
             for (int nt = 0; nt < 2; nt++)
                 for (unsigned al = 0; al < 2; al++) {
-                    double ex, e = run_mm_tile(g_ctx, t, 130, K, n_toks[nt], mm_cases[c].flags,
-                                               KM_CM | (al ? KM_ALIGN : 0u), tiles[ti][0],
-                                               tiles[ti][1], &ex);
+                    const struct lg_cm_cfg *g = &tu_cm_cfgs[ci];
+                    /* block types need K % BK == 0 (cm_config keeps BK 32 otherwise) */
+                    const uint32_t Kc = K % g->bk ? 2 * K : K;
+                    double ex, e = run_mm_tile(g_ctx, t, 130, Kc, n_toks[nt], mm_cases[c].flags,
+                                               KM_CM | (al ? KM_ALIGN : 0u), g, &ex);
                     ck_assert_msg(e <= 1e-9 && ex <= 1e-6,
-                                  "%s %s cm %ux%u T %u align %u: NMSE %.3g (exact %.3g)",
-                                  wtype_name(t), mm_cases[c].name, tiles[ti][0], tiles[ti][1],
-                                  n_toks[nt], al, e, ex);
+                                  "%s %s cm %ux%u bk %u nsg %u wr %u db %u T %u align %u: "
+                                  "NMSE %.3g (exact %.3g)",
+                                  wtype_name(t), mm_cases[c].name, g->bm, g->bn, g->bk, g->nsg,
+                                  g->wr, g->db, n_toks[nt], al, e, ex);
                 }
 }
 END_TEST

@@ -20,12 +20,20 @@ struct tu_mm_opts tu_mm_opts(enum lg_wtype wtype, uint32_t K, unsigned flags) {
     return o;
 }
 
-void tu_mm_cm(struct tu_mm_opts *o, uint32_t bm, uint32_t bn) {
+void tu_mm_cm(struct tu_mm_opts *o, const struct lg_cm_cfg *c) {
     o->kernel = "matmul_cm.comp";
     o->required_subgroup_size = 32;
-    o->cm_bm = bm;
-    o->cm_bn = bn;
+    o->cm = *c;
 }
+
+const struct lg_cm_cfg tu_cm_cfgs[] = {
+    /* bm bn bk nsg wr db */
+    {64, 64, 64, 8, 32, 0},   /* lib/session.c's choice */
+    {64, 64, 32, 8, 32, 0},   /* its fallback (K % 64 != 0, or too little shared memory) */
+    {128, 128, 32, 8, 32, 1}, /* four subgroups along the rows, two buffers */
+    {64, 128, 32, 4, 64, 0},  /* four subgroups of 64 rows x 32 tokens */
+};
+const size_t tu_n_cm_cfgs = sizeof tu_cm_cfgs / sizeof tu_cm_cfgs[0];
 
 int tu_has_coopmat(const struct llmgpu_context *ctx) {
     return ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
@@ -42,7 +50,7 @@ uint32_t tu_mm_sg_rpw(const struct llmgpu_context *ctx) {
 
 /* The pipeline desc for o; its defines point into st. */
 static void mm_desc(const struct llmgpu_context *ctx, const struct tu_mm_opts *o,
-                    struct lg_pipeline_desc *dp, char st[16][48]) {
+                    struct lg_pipeline_desc *dp, char st[20][48]) {
     struct lg_pipeline_desc d;
     unsigned f = o->flags;
     memset(&d, 0, sizeof d);
@@ -69,9 +77,13 @@ static void mm_desc(const struct llmgpu_context *ctx, const struct tu_mm_opts *o
     }
     if (o->idot != TU_MM_UNSET)
         lg_desc_define(&d, st[13], "IDOT", o->idot != 0);
-    if (o->cm_bm) {
-        lg_desc_define(&d, st[14], "BM", o->cm_bm);
-        lg_desc_define(&d, st[15], "BN", o->cm_bn);
+    if (o->cm.bm) {
+        lg_desc_define(&d, st[14], "BM", o->cm.bm);
+        lg_desc_define(&d, st[15], "BN", o->cm.bn);
+        lg_desc_define(&d, st[16], "BK", o->cm.bk);
+        lg_desc_define(&d, st[17], "NSG", o->cm.nsg);
+        lg_desc_define(&d, st[18], "WR", o->cm.wr);
+        lg_desc_define(&d, st[19], "DB", o->cm.db);
     }
     *dp = d;
 }
@@ -109,14 +121,14 @@ static struct lg_buffer upload(struct llmgpu_context *ctx, const void *data, siz
 
 void tu_mm_run(struct llmgpu_context *ctx, const struct tu_log *log, const struct tu_mm_opts *o,
                const struct tu_mm_io *io, const struct lg_mm_push *pc) {
-    char st[16][48];
+    char st[20][48];
     struct lg_pipeline_desc d;
     struct lg_buffer bw, bu, bx, bb, by, bn;
     uint32_t gx, gy;
     mm_desc(ctx, o, &d, st);
-    if (o->cm_bm) { /* matmul_cm.comp: token tiles along x */
-        gx = (pc->n_tok + o->cm_bn - 1) / o->cm_bn;
-        gy = (pc->n_rows + o->cm_bm - 1) / o->cm_bm;
+    if (o->cm.bm) { /* matmul_cm.comp: token tiles along x */
+        gx = (pc->n_tok + o->cm.bn - 1) / o->cm.bn;
+        gy = (pc->n_rows + o->cm.bm - 1) / o->cm.bm;
     } else if (o->flags & TU_MM_GEMM) {
         gx = (pc->n_rows + 63) / 64;
         gy = (pc->n_tok + 63) / 64;

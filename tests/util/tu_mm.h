@@ -30,14 +30,19 @@ struct tu_mm_opts {
                                         TU_MM_UNSET: neither defined */
     int idot;                        /* IDOT; TU_MM_UNSET: not defined */
     uint32_t required_subgroup_size; /* 0: the driver's choice */
-    uint32_t cm_bm, cm_bn;           /* matmul_cm.comp's tile (BM, BN; set by tu_mm_cm) */
+    struct lg_cm_cfg cm;             /* matmul_cm.comp's tile (set by tu_mm_cm); bm 0: none */
 };
 
 /* Options with eps 1e-5, no GROUP, SG_ROWS/RPW or IDOT define, no kernel override. */
 struct tu_mm_opts tu_mm_opts(enum lg_wtype wtype, uint32_t K, unsigned flags);
 
-/* o runs matmul_cm.comp (tensor cores, 32-wide subgroups) with tile bm x bn. */
-void tu_mm_cm(struct tu_mm_opts *o, uint32_t bm, uint32_t bn);
+/* o runs matmul_cm.comp (tensor cores, 32-wide subgroups) with configuration c. */
+void tu_mm_cm(struct tu_mm_opts *o, const struct lg_cm_cfg *c);
+
+/* The matmul_cm.comp configurations the tests run: the two lib/session.c can pick and
+ * two that cover the other layouts (two buffers, 4 subgroups, 64-row subgroups). */
+extern const struct lg_cm_cfg tu_cm_cfgs[];
+extern const size_t tu_n_cm_cfgs;
 
 /* Does ctx run matmul_cm.comp (VK_NV_cooperative_matrix, f16, 32-wide subgroups)? */
 int tu_has_coopmat(const struct llmgpu_context *ctx);
@@ -75,7 +80,7 @@ struct tu_mm_io {
 
 /* One dispatch of the pipeline for o (defines, in this order: WG_SIZE
  * USE_SUBGROUP K WTYPE HAS_BIAS ACCUMULATE GATE_UP ROWS=2 NORM EPS [GROUP]
- * [SG_ROWS RPW] [IDOT] [BM BN]) with push constants pc on a grid of
+ * [SG_ROWS RPW] [IDOT] [BM BN BK NSG WR DB]) with push constants pc on a grid of
  * (CEIL(n_tok, BN), CEIL(n_rows, BM)) with tu_mm_cm's tile, (CEIL(n_rows, 64),
  * CEIL(n_tok, 64)) with TU_MM_GEMM, else (CEIL(n_rows, RPW), n_tok); waits,
  * downloads y into io->y_out and frees every GPU object. */
