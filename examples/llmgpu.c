@@ -843,9 +843,12 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
     for (int i = 0; i < n_prompt; i++)
         toks[i] = (int32_t)((i * 7919u + 1) % mi.n_vocab);
     st = llmgpu_session_create(app.model, &sp, &s);
-    /* warm-up: compiles every kernel and brings the clocks up (the bandwidth is
-     * measured after it: a GPU that idled while the weights were quantized on the
-     * CPU reads at half speed until its clock ramps up) */
+    /* the streaming-read rate first, then the warm-up right before the timed runs: it
+     * compiles every kernel and brings the clocks up (a GPU that idled while the
+     * weights were quantized on the CPU, or while the bandwidth kernel was compiled,
+     * reads at half speed until its clock ramps up; the streaming read warms itself) */
+    if (st == LLMGPU_OK)
+        st = llmgpu_context_measure_bandwidth(app.ctx, &bw);
     for (t0 = now_s(), r0 = 1; st == LLMGPU_OK && now_s() - t0 < 0.5; r0 = 0) {
         llmgpu_session_reset(s);
         /* the whole prompt once: prefill kernels may be chosen by the prompt's length */
@@ -854,8 +857,6 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         for (size_t i = 0; st == LLMGPU_OK && i < 16 && warm + i < sp.n_ctx; i++)
             st = llmgpu_session_decode(s, 1);
     }
-    if (st == LLMGPU_OK)
-        st = llmgpu_context_measure_bandwidth(app.ctx, &bw);
     for (int r = 0; st == LLMGPU_OK && r < reps; r++) {
         int32_t tok = 0;
         llmgpu_session_reset(s);
