@@ -3,7 +3,7 @@
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
 # devbin/ (llmgpu, libllmgpu.so*, check_all, gemm_bench), tests/fixtures/tokenizers/npm/.
 # Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg tg prof mem mem2 cm
-# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7.
+# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7 pp7.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -200,6 +200,12 @@ for step in "$@"; do
       fi
       echo "== $L bench -m /tmp/tinyllama -p 512 -n 32 -r 3 --profile"; $L bench -m /tmp/tinyllama -p 512 -n 32 -r 3 --profile
     } > "$OUT/rows7.txt" 2>&1 ;;
+  pp7)
+    # 7B prefill and decode of the load-time quantized types
+    { for w in q8_0 q4_0 q4_k; do
+        echo "== $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type $w"; $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type $w
+      done
+    } > "$OUT/pp7.txt" 2>&1 ;;
   ctxloop)
     # contexts created and freed one after another in one process (issue 10)
     { echo "== tests/tools/ctx_loop.py 600 50"
