@@ -148,33 +148,28 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
  * them (build-time knobs for measurements); a configuration that needs more shared
  * memory than the device has, or a K step that does not divide K (block types need it;
  * f16 would take the scalar path), falls back to BK 32, one buffer. */
+#ifndef LG_CM_BM
+#define LG_CM_BM 64
+#endif
+#ifndef LG_CM_BN
+#define LG_CM_BN 64
+#endif
+#ifndef LG_CM_BK
+#define LG_CM_BK 64
+#endif
+#ifndef LG_CM_NSG
+#define LG_CM_NSG 8
+#endif
+#ifndef LG_CM_WR
+#define LG_CM_WR 32
+#endif
+#ifndef LG_CM_DB
+#define LG_CM_DB 0
+#endif
 static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor *w,
-                      uint32_t n_tok, struct lg_cm_cfg *c) {
-    (void)n_tok;
-    c->bm = 64;
-    c->bn = 64;
-    c->bk = 64;
-    c->nsg = 8;
-    c->wr = 32;
-    c->db = 0;
-#ifdef LG_CM_BM
-    c->bm = LG_CM_BM;
-#endif
-#ifdef LG_CM_BN
-    c->bn = LG_CM_BN;
-#endif
-#ifdef LG_CM_BK
-    c->bk = LG_CM_BK;
-#endif
-#ifdef LG_CM_NSG
-    c->nsg = LG_CM_NSG;
-#endif
-#ifdef LG_CM_WR
-    c->wr = LG_CM_WR;
-#endif
-#ifdef LG_CM_DB
-    c->db = LG_CM_DB;
-#endif
+                      struct lg_cm_cfg *c) {
+    const struct lg_cm_cfg want = {LG_CM_BM, LG_CM_BN, LG_CM_BK, LG_CM_NSG, LG_CM_WR, LG_CM_DB};
+    *c = want;
     if (lg_cm_shared_bytes(c) > ctx->props.limits.maxComputeSharedMemorySize || w->cols % c->bk) {
         c->bk = 32;
         c->db = 0;
@@ -233,7 +228,7 @@ static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor 
 }
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
-                                      unsigned flags, uint32_t n_tok, struct lg_pipeline **out) {
+                                      unsigned flags, struct lg_pipeline **out) {
     char st[24][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
@@ -243,7 +238,7 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
               sizeof(struct lg_mm_push));
     if (cm) {
         struct lg_cm_cfg c;
-        cm_config(s->ctx, w, n_tok, &c);
+        cm_config(s->ctx, w, &c);
         d.required_subgroup_size = 32;
         lg_desc_define(&d, st[18], "BM", c.bm);
         lg_desc_define(&d, st[19], "BN", c.bn);
@@ -414,7 +409,7 @@ static enum llmgpu_status mm_sets(struct llmgpu_session *s, const struct lg_wten
                                   const struct lg_buffer *norm_w, VkDescriptorSet **sets) {
     struct lg_pipeline *p;
     enum llmgpu_status st =
-        mm_pipeline(s, w, (up ? MM_GATE_UP : 0) | (norm_w ? MM_NORM : 0), 1, &p);
+        mm_pipeline(s, w, (up ? MM_GATE_UP : 0) | (norm_w ? MM_NORM : 0), &p);
     if (st != LLMGPU_OK)
         return st;
     *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
@@ -457,7 +452,7 @@ static enum llmgpu_status rope_sets(struct llmgpu_session *s, uint32_t l, VkDesc
     const struct lg_layer *L = &s->model->layers[l];
     const struct lg_wtensor *w = &L->wqkv;
     struct lg_pipeline *p;
-    enum llmgpu_status st = mm_pipeline(s, w, MM_NORM | MM_ROPE, 1, &p);
+    enum llmgpu_status st = mm_pipeline(s, w, MM_NORM | MM_ROPE, &p);
     if (st != LLMGPU_OK)
         return st;
     *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
@@ -873,10 +868,10 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     int gemm = n_tok > 1 && !(flags & MM_GATE_UP);
     uint32_t rpw = mv_rows_per_wg(s->ctx, w);
     struct lg_cm_cfg cm = {0, 0, 0, 0, 0, 0};
-    if (mm_pipeline(s, w, flags | (gemm ? MM_GEMM : 0), n_tok, &p) != LLMGPU_OK)
+    if (mm_pipeline(s, w, flags | (gemm ? MM_GEMM : 0), &p) != LLMGPU_OK)
         return; /* created in create_sets or record_step; cannot fail here */
     if (gemm && use_coopmat(s->ctx, w))
-        cm_config(s->ctx, w, n_tok, &cm);
+        cm_config(s->ctx, w, &cm);
     for (uint32_t i = 0; i < w->n_shards; i++) {
         struct lg_mm_push pc = {w->shards[i].row_begin, w->shards[i].rows, ld_y, n_tok, x_row,
                                 y_col};
@@ -943,21 +938,21 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         const struct lg_layer *L = &m->layers[l];
         struct lg_pipeline *p;
         unsigned qkv_norm = T > 1 ? 0 : MM_NORM;
-        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | g, T, &p));
+        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | g, &p));
         if (T == 1 && s->fuse_rope)
-            TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, 1, &p));
-        TRY(mm_pipeline(s, &L->wo, MM_ACC | g, T, &p));
-        TRY(mm_pipeline(s, &L->down, MM_ACC | g, T, &p));
+            TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, &p));
+        TRY(mm_pipeline(s, &L->wo, MM_ACC | g, &p));
+        TRY(mm_pipeline(s, &L->down, MM_ACC | g, &p));
         if (T > 1) {
-            TRY(mm_pipeline(s, &L->gate, g, T, &p));
-            TRY(mm_pipeline(s, &L->up, g, T, &p));
+            TRY(mm_pipeline(s, &L->gate, g, &p));
+            TRY(mm_pipeline(s, &L->up, g, &p));
         } else {
-            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, 1, &p));
+            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));
         }
     }
     {
         struct lg_pipeline *p;
-        TRY(mm_pipeline(s, &m->lm_head, MM_NORM, 1, &p));
+        TRY(mm_pipeline(s, &m->lm_head, MM_NORM, &p));
     }
 
     if (pf && pf->pool) {
