@@ -182,8 +182,10 @@ endif
 # Real tokenizer files (Llama 2, Llama 3, Qwen3) for the parity tests, pinned by sha256.
 fixtures:
 	@sh tests/tools/fetch_tokenizers.sh
+# The suites' scratch (temporary models and files, ~80 MB a run) is kept for inspection
+# until the next full run removes it.
 check: all $(TEST_BIN) check-symbols check-header fixtures
-	@mkdir -p $(B)/tmp
+	@rm -rf $(B)/tmp && mkdir -p $(B)/tmp
 	$(LG_TEST_ENV) CK_EXCLUDE_TAGS=gpu $(TEST_BIN)
 	$(LG_TEST_ENV) CK_FORK=no CK_INCLUDE_TAGS=gpu timeout $(LG_GPU_TIMEOUT) $(TEST_BIN)
 	$(MAKE) --no-print-directory check-examples check-install check-readme
