@@ -3,7 +3,7 @@
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
 # devbin/ (llmgpu, libllmgpu.so*, check_all, gemm_bench), tests/fixtures/tokenizers/npm/.
 # Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg tg prof mem mem2 cm
-# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7 pp7.
+# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7 pp7 longctx.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -206,6 +206,20 @@ for step in "$@"; do
         echo "== $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type $w"; $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type $w
       done
     } > "$OUT/pp7.txt" 2>&1 ;;
+  longctx)
+    # decode speed at 128, 4,096 and 16,384 tokens of context (issue 8: within 25 % of
+    # the speed at 128), f16, both shapes; the prompt fills the context first. The
+    # shapes' configs stop at 2,048 / 4,096 positions: /tmp/M-16k are hard-linked copies
+    # whose config.json allows 16,512 (the weights do not depend on it)
+    { for m in /tmp/tinyllama /tmp/llama2-7b; do
+        rm -rf $m-16k && cp -al $m $m-16k && rm $m-16k/config.json &&
+          python3 -c "import json,sys; c=json.load(open('$m/config.json')); c['max_position_embeddings']=16512; json.dump(c,open('$m-16k/config.json','w'),indent=1)"
+        m=$m-16k
+        for p in 128 4096 16384; do
+          echo "== $L bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128))"; $L bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128))
+        done
+      done
+    } > "$OUT/longctx.txt" 2>&1 ;;
   ctxloop)
     # contexts created and freed one after another in one process (issue 10)
     { echo "== tests/tools/ctx_loop.py 600 50"
