@@ -840,6 +840,57 @@ static void logfn(enum llmgpu_log_level l, const char *msg, void *u) {
     snprintf(log_last, sizeof log_last, "%s", msg);
 }
 
+/* A directory's tokenizer files must be UTF-8 text, as transformers reads them; the
+ * same bytes through lg_tok_load (GGUF's path: vocabularies of bytes) still load. */
+START_TEST(test_dir_invalid_utf8) {
+    static const char bad[] = "{\"model\":{\"type\":\"BPE\",\"vocab\":{\"a\":0,\"b\":1,"
+                              "\"ab\":2,\"x\xFFy\":3},\"merges\":[\"a b\"]}}";
+    static const char good[] = "{" MODEL_OK "}";
+    struct lg_log log = {logfn, NULL, LLMGPU_LOG_LEVEL_DEBUG};
+    struct lg_tokenizer *t = NULL;
+    const char *tmp = getenv("LLMGPU_TEST_TMP");
+    char dir[512], path[600], cmd[700];
+    FILE *f;
+    snprintf(dir, sizeof dir, "%s/tok-utf8-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", tmp && *tmp ? tmp : "/tmp");
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    for (int c = 0; c < 4; c++) {
+        /* 0: tokenizer.json bad; 1: all good; 2: tokenizer_config.json bad (a lone
+         * continuation byte); 3: chat_template.jinja bad (a truncated sequence) */
+        snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+        ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+        fputs(c == 0 ? bad : good, f);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+        ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+        fputs(c == 2 ? "{\"bos_token\":\"\x80\"}" : "{}", f);
+        fclose(f);
+        snprintf(path, sizeof path, "%s/chat_template.jinja", dir);
+        ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+        fputs(c == 3 ? "{{ messages }}\xE2\x82" : "{{ messages }}", f);
+        fclose(f);
+        log_last[0] = 0;
+        t = (struct lg_tokenizer *)(uintptr_t)1;
+        if (c == 1) {
+            ck_assert_int_eq(lg_tok_load_dir(NULL, &log, dir, &t), LLMGPU_OK);
+            lg_tok_free(t);
+            continue;
+        }
+        ck_assert_int_eq(lg_tok_load_dir(NULL, &log, dir, &t), LLMGPU_ERR_BAD_TOKENIZER);
+        ck_assert_ptr_null(t);
+        ck_assert_msg(strstr(log_last, "not valid UTF-8 at byte") &&
+                          strstr(log_last, c == 0   ? "tokenizer.json"
+                                           : c == 2 ? "tokenizer_config.json"
+                                                    : "chat_template.jinja"),
+                      "case %d, log: %s", c, log_last);
+    }
+    ck_assert_int_eq(load_str(bad), LLMGPU_OK); /* the string path takes vocab bytes */
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+}
+END_TEST
+
 START_TEST(test_malformed) {
     ck_assert_int_eq(load_str("{" MODEL_OK "}"), LLMGPU_OK);
     ck_assert_int_eq(load_str(""), LLMGPU_ERR_BAD_TOKENIZER);
@@ -1227,6 +1278,7 @@ Suite *tokenizer_suite(void) {
     tcase_add_test(err, test_malformed);
     tcase_add_test(err, test_error_logged);
     tcase_add_test(err, test_regex_invalid_utf8);
+    tcase_add_test(err, test_dir_invalid_utf8);
     tcase_add_test(err, test_truncations);
     tcase_add_test(err, test_alloc_failures);
     tcase_set_timeout(str, 120);

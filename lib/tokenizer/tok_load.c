@@ -1388,6 +1388,26 @@ enum llmgpu_status lg_tok_load_dir_ex(const struct lg_alloc *a, const struct lg_
         (st = read_opt(a, dir, "chat_template.jinja", &tpl, &tl)) ||
         (st = read_opt(a, dir, "special_tokens_map.json", &map, &ml)))
         goto out;
+    {
+        /* transformers reads these files as UTF-8 text and refuses a file that is not
+         * (the Rust tokenizers' read_to_string, Python's open(encoding="utf-8")). GGUF
+         * vocabularies come through lg_tok_load_ex without this check: their strings
+         * are bytes, and each use that needs UTF-8 checks its own. */
+        const char *names[5] = {"tokenizer.json", "tokenizer_config.json",
+                                "generation_config.json", "chat_template.jinja",
+                                "special_tokens_map.json"};
+        const char *texts[5] = {js, cfg, gen, tpl, map};
+        const size_t lens[5] = {jl, cl, gl, tl, ml};
+        for (int i = 0; i < 5; i++) {
+            size_t v = texts[i] ? lg_tok_utf8_valid_prefix(texts[i], lens[i]) : 0;
+            if (texts[i] && v != lens[i]) {
+                lg_err(log, "%s/%s: not valid UTF-8 at byte %zu (transformers refuses it too)",
+                       dir, names[i], v);
+                st = LLMGPU_ERR_BAD_TOKENIZER;
+                goto out;
+            }
+        }
+    }
     merged = merge_special_map(log, cfg, cl, map, ml);
     if (merged) {
         st = lg_tok_load_ex(a, log, js, jl, merged, strlen(merged), gen, gl, opts, out);
