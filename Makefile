@@ -36,6 +36,11 @@ else
   B ?= build
   LG_SAN :=
 endif
+# Python loading the ASan-built library: the ASan runtime must come first in the process
+# (preloaded), and the interpreter's own allocations are not ours to leak-check.
+ifneq ($(findstring address,$(SANITIZE)),)
+  PY_SAN_ENV := LD_PRELOAD=$(shell $(CC) -print-file-name=libasan.so) ASAN_OPTIONS=detect_leaks=0
+endif
 
 LG_WARN := -Wall -Wextra -Wpedantic -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
            -Wvla -Wformat=2 -Wcast-qual -Wundef -Wwrite-strings
@@ -204,7 +209,7 @@ check-gpu: $(TEST_BIN)
 check-examples: $(CLI)
 	@sh tests/cli_test.sh $(B)
 check-python: lib
-	cd bindings/python && LLMGPU_LIBRARY=$(CURDIR)/$(B)/$(SONAME) $(PYTHON) -m unittest discover -s tests -v
+	cd bindings/python && $(PY_SAN_ENV) LLMGPU_LIBRARY=$(CURDIR)/$(B)/$(SONAME) $(PYTHON) -m unittest discover -s tests -v
 
 # README's C example compiles as written (warnings are errors) and runs on the demo model.
 check-readme: lib
@@ -214,7 +219,7 @@ check-readme: lib
 	@$(B)/tmp/readme_example > $(B)/tmp/readme_example.out && [ -s $(B)/tmp/readme_example.out ] && \
 	  echo "check-readme: ok (README's C example builds and generates: $$(head -c 60 $(B)/tmp/readme_example.out)...)"
 	@awk '/^```python$$/{f=1;next} /^```$$/{if(f)exit} f' README.md > $(B)/tmp/readme_example.py
-	@LLMGPU_LIBRARY=$(CURDIR)/$(B)/$(SONAME) PYTHONPATH=$(CURDIR)/bindings/python \
+	@$(PY_SAN_ENV) LLMGPU_LIBRARY=$(CURDIR)/$(B)/$(SONAME) PYTHONPATH=$(CURDIR)/bindings/python \
 	  $(PYTHON) $(B)/tmp/readme_example.py > $(B)/tmp/readme_example_py.out && \
 	  [ -s $(B)/tmp/readme_example_py.out ] && \
 	  echo "check-readme: ok (README's Python example runs: $$(head -c 60 $(B)/tmp/readme_example_py.out)...)"

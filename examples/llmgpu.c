@@ -994,6 +994,8 @@ static int chat_add(struct chat *c, const char *role, const char *content, size_
 
 /* Remove messages [i, i + n). */
 static void chat_remove(struct chat *c, size_t i, size_t n) {
+    if (n == 0) /* an empty chat's msgs may be NULL, which memmove must not get */
+        return;
     for (size_t k = i; k < i + n; k++) {
         free((char *)(uintptr_t)c->msgs[k].role);
         free((char *)(uintptr_t)c->msgs[k].content);
