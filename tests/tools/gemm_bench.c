@@ -65,10 +65,11 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
         w[i] = lg_f32_to_f16(frand() * 0.05f);
     for (size_t i = 0; i < nx; i++) /* f16 values: the kernel's rounding of x is exact */
         x[i] = lg_f16_to_f32(lg_f32_to_f16(frand()));
-    if (lg_buffer_create(ctx, nw * 2, LG_MEM_DEVICE, &bw) || lg_buffer_create(ctx, nx * 4, LG_MEM_DEVICE, &bx) ||
+    if (lg_buffer_create(ctx, nw * 2, LG_MEM_DEVICE, &bw) ||
+        lg_buffer_create(ctx, nx * 4, LG_MEM_DEVICE, &bx) ||
         lg_buffer_create(ctx, rows * 4, LG_MEM_DEVICE, &bb) ||
-        lg_buffer_create(ctx, ny * 4, LG_MEM_DEVICE, &by) || lg_buffer_upload(ctx, &bw, 0, w, nw * 2) ||
-        lg_buffer_upload(ctx, &bx, 0, x, nx * 4)) {
+        lg_buffer_create(ctx, ny * 4, LG_MEM_DEVICE, &by) ||
+        lg_buffer_upload(ctx, &bw, 0, w, nw * 2) || lg_buffer_upload(ctx, &bx, 0, x, nx * 4)) {
         fprintf(stderr, "gemm_bench: device buffers failed\n");
         return 1;
     }
