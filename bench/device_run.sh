@@ -210,16 +210,25 @@ for step in "$@"; do
     # decode speed at 128, 4,096 and 16,384 tokens of context (issue 8: within 25 % of
     # the speed at 128), f16, both shapes; the prompt fills the context first. The
     # shapes' configs stop at 2,048 / 4,096 positions: /tmp/M-16k are hard-linked copies
-    # whose config.json allows 16,512 (the weights do not depend on it)
-    { for m in /tmp/tinyllama /tmp/llama2-7b; do
-        rm -rf $m-16k && cp -al $m $m-16k && rm $m-16k/config.json &&
-          python3 -c "import json,sys; c=json.load(open('$m/config.json')); c['max_position_embeddings']=16512; json.dump(c,open('$m-16k/config.json','w'),indent=1)"
-        m=$m-16k
-        for p in 128 4096 16384; do
-          echo "== $L bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128))"; $L bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128))
+    # whose config.json allows 16,512 (the weights do not depend on it).
+    # LONGCTX_BINS: directories holding llmgpu and libllmgpu.so to compare (default devbin)
+    for m in /tmp/tinyllama /tmp/llama2-7b; do
+      rm -rf $m-16k && cp -al $m $m-16k && rm $m-16k/config.json &&
+        python3 -c "import json,sys; c=json.load(open('$m/config.json')); c['max_position_embeddings']=16512; json.dump(c,open('$m-16k/config.json','w'),indent=1)"
+    done
+    # LONGCTX_MODELS (default both), LONGCTX_P (default 128 4096 16384), LONGCTX_PROFILE=0
+    # to skip the profiled run at 16,384
+    for d in ${LONGCTX_BINS:-devbin}; do
+      for m in ${LONGCTX_MODELS:-/tmp/tinyllama-16k /tmp/llama2-7b-16k}; do
+        for p in ${LONGCTX_P:-128 4096 16384}; do
+          echo "== $d/llmgpu bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128))"
+          LD_LIBRARY_PATH=$PWD/$d $d/llmgpu bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128))
         done
+        [ "${LONGCTX_PROFILE:-1}" = 0 ] && continue
+        echo "== $d/llmgpu bench -m $m -p 16384 -n 64 -r 1 --ctx 16512 --profile"
+        LD_LIBRARY_PATH=$PWD/$d $d/llmgpu bench -m $m -p 16384 -n 64 -r 1 --ctx 16512 --profile
       done
-    } > "$OUT/longctx.txt" 2>&1 ;;
+    done >> "$OUT/longctx.txt" 2>&1 ;;
   ctxloop)
     # contexts created and freed one after another in one process (issue 10)
     { echo "== tests/tools/ctx_loop.py 600 50"

@@ -39,6 +39,44 @@ static inline uint32_t lg_attn_bq(uint32_t head_dim) {
     return head_dim > 128 ? 8 : 16;
 }
 
+/* Decode attention (attn_split.comp): workgroup size (keys a block), the fewest keys a
+ * split takes, query heads a workgroup (the largest divisor of n_head / n_kv_head up to
+ * LG_ATTN_SPLIT_GQ_MAX: they share one KV head, so its rows are read once for all of
+ * them; on the H100, TinyLlama, 4 was the best compromise: 8 is 8 % faster at 16,384
+ * keys and 6 % slower at 512, bench/RESULTS.md), and splits a head
+ * group (about 1024 workgroups in all, 1 to 64 a group, no more than n_ctx can fill).
+ * The partial states take lg_attn_split_part_floats() floats. */
+#ifndef LG_ATTN_SPLIT_WG /* build knobs, for measuring alternatives */
+#define LG_ATTN_SPLIT_WG 256u
+#endif
+#ifndef LG_ATTN_SPLIT_MIN_LEN
+#define LG_ATTN_SPLIT_MIN_LEN 128u
+#endif
+#ifndef LG_ATTN_SPLIT_TARGET
+#define LG_ATTN_SPLIT_TARGET 1024u
+#endif
+#ifndef LG_ATTN_SPLIT_GQ_MAX
+#define LG_ATTN_SPLIT_GQ_MAX 4u
+#endif
+static inline uint32_t lg_attn_split_gq(uint32_t n_head, uint32_t n_kv_head) {
+    uint32_t g = n_head / n_kv_head, q = LG_ATTN_SPLIT_GQ_MAX;
+    while (g % q)
+        q--;
+    return q;
+}
+static inline uint32_t lg_attn_split_n(uint32_t n_head, uint32_t n_kv_head, uint32_t n_ctx) {
+    uint32_t s = LG_ATTN_SPLIT_TARGET / (n_head / lg_attn_split_gq(n_head, n_kv_head));
+    uint32_t most = (n_ctx + LG_ATTN_SPLIT_MIN_LEN - 1) / LG_ATTN_SPLIT_MIN_LEN;
+    s = s > 64 ? 64 : s;
+    s = s > most ? most : s;
+    return s < 1 ? 1 : s;
+}
+static inline uint64_t lg_attn_split_part_floats(uint32_t n_head, uint32_t n_kv_head,
+                                                 uint32_t head_dim, uint32_t n_ctx) {
+    return (uint64_t)n_head * lg_attn_split_n(n_head, n_kv_head, n_ctx) *
+           ((head_dim + 3) / 4 * 4 + 2);
+}
+
 /* A tile configuration of the tensor-core prefill GEMM (matmul_cm.comp's BM BN BK NSG
  * WR DB defines; its top comment says what each means), and the shared memory it takes. */
 struct lg_cm_cfg {

@@ -365,11 +365,9 @@ enum llmgpu_status llmgpu_session_truncate(struct llmgpu_session *s, uint32_t po
 
 /* ---- telemetry ---- */
 
-/* Keys per workgroup of decode attention: session.c's attn_chunk(). The formula
- * below mirrors session.c's create_buffers() and make_rope_table();
+/* The formula below mirrors session.c's create_buffers() and make_rope_table();
  * check_generate's memory_and_context_stats compares it with what a session
  * really allocates. */
-#define ATTN_CHUNK 64u
 
 enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
                                          const struct llmgpu_session_params *params,
@@ -377,7 +375,7 @@ enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
     struct llmgpu_session_params p;
     struct llmgpu_session_memory full;
     const struct lg_model_config *c;
-    uint64_t B, E, HD, NH, NKV, F, n_ctx, n_chunks;
+    uint64_t B, E, HD, NH, NKV, F, n_ctx, part;
     uint32_t size;
     if (!model || !out || out->struct_size == 0 || (params && params->struct_size == 0))
         return LLMGPU_ERR_INVALID_ARGUMENT;
@@ -388,7 +386,7 @@ enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
     n_ctx = p.n_ctx ? p.n_ctx : LG_MIN(c->n_ctx_train, 4096u);
     B = LG_MIN(p.n_batch ? p.n_batch : 512u, n_ctx);
     E = c->n_embd, HD = c->head_dim, NH = c->n_head, NKV = c->n_kv_head, F = c->n_ff;
-    n_chunks = (n_ctx + ATTN_CHUNK - 1) / ATTN_CHUNK;
+    part = lg_attn_split_part_floats(c->n_head, c->n_kv_head, c->head_dim, (uint32_t)n_ctx);
     memset(&full, 0, sizeof full);
     full.kv_bytes = 2 * (uint64_t)c->n_layer * n_ctx * NKV * HD * 2;
     full.scratch_bytes = 16 + 4 * B                 /* step block and token ids */
@@ -398,7 +396,7 @@ enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
                          + 3 * B * F * 4            /* gate|up, hb */
                          + (uint64_t)c->n_vocab * 8 /* logits, and their host copy */
                          + 16                       /* greedy result */
-                         + NH * n_chunks * (HD + 2) * 4 /* attention partials */
+                         + 4 * part                 /* attention partials */
                          + n_ctx * (HD / 2) * 8;    /* RoPE cos/sin table */
     size = LG_MIN(out->struct_size, (uint32_t)sizeof full);
     full.struct_size = size;

@@ -63,10 +63,9 @@ struct llmgpu_session {
     struct lg_sample_cache sample_cache; /* llmgpu_session_sample's buffers, made at first use */
     struct lg_buffer result;  /* uint32 greedy token; host-visible */
     struct lg_buffer rope;    /* (n_ctx, HD/2) of (cos, sin) */
-    struct lg_buffer part;    /* (NH, n_chunks, HD + 2) flash-decoding partial states */
-    struct lg_buffer cnt;     /* uint32 (NH): chunks done per head; attn_split.comp resets */
-    uint32_t n_chunks;        /* key chunks of decode attention: CEIL_DIV(kv_cap, chunk) */
-    uint32_t kv_cap;          /* positions the KV cache, rope table and part hold now */
+    struct lg_buffer part;    /* (NH, splits, HD + 2) flash-decoding partial states */
+    struct lg_buffer cnt;     /* uint32 (NH / GQ): splits done per head group; reset by it */
+    uint32_t kv_cap;          /* positions the KV cache and rope table hold now */
     int sets_ok;              /* descriptor sets match the current buffers */
     struct lg_buffer *kc, *vc; /* per layer (n_ctx, NKV HD) f16 */
 
@@ -116,12 +115,9 @@ enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 
 #define LG_MATVEC_ROWS 2
 #endif
 
-/* Keys per workgroup of decode attention (attn_split.comp), also its workgroup
- * size: small chunks give many workgroups and keep every invocation busy when
- * the chunk's V rows are summed (one output dim each for HD <= 64). */
-static uint32_t attn_chunk(const struct llmgpu_context *ctx) {
-    (void)ctx;
-    return 64;
+/* Splits a head group of decode attention (attn_split.comp's NSPLIT, its grid's y). */
+static uint32_t attn_splits(const struct llmgpu_session *s) {
+    return lg_attn_split_n(s->model->cfg.n_head, s->model->cfg.n_kv_head, s->n_ctx);
 }
 
 static void define_eps(struct lg_pipeline_desc *d, char *store, float eps) {
@@ -287,18 +283,24 @@ static enum llmgpu_status norm_pipeline(struct llmgpu_session *s, struct lg_pipe
 static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *kernel,
                                         uint32_t n_bindings, struct lg_pipeline **out) {
     const struct lg_model_config *c = &s->model->cfg;
-    char st[8][48];
+    char st[10][48];
     struct lg_pipeline_desc d;
     base_desc(s->ctx, &d, st, kernel, n_bindings, 0);
-    if (!strcmp(kernel, "attn.comp"))
-        lg_desc_define(&d, st[7], "BQ", lg_attn_bq(c->head_dim));
     lg_desc_define(&d, st[2], "HD", c->head_dim);
     lg_desc_define(&d, st[3], "NH", c->n_head);
     lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
     lg_desc_define(&d, st[5], "WINDOW", c->sliding_window);
-    lg_desc_define(&d, st[6], "CHUNK", attn_chunk(s->ctx));
-    if (!strcmp(kernel, "attn_split.comp")) /* its workgroup is one chunk: rewrite defines[0] */
-        snprintf(st[0], sizeof st[0], "WG_SIZE=%u", attn_chunk(s->ctx));
+    if (!strcmp(kernel, "attn.comp"))
+        lg_desc_define(&d, st[6], "BQ", lg_attn_bq(c->head_dim));
+    if (!strcmp(kernel, "attn_split.comp")) { /* a block of keys a workgroup: defines[0] */
+        snprintf(st[0], sizeof st[0], "WG_SIZE=%u", LG_ATTN_SPLIT_WG);
+        lg_desc_define(&d, st[6], "GQ", lg_attn_split_gq(c->n_head, c->n_kv_head));
+        lg_desc_define(&d, st[7], "NSPLIT", attn_splits(s));
+        lg_desc_define(&d, st[8], "MIN_LEN", LG_ATTN_SPLIT_MIN_LEN);
+#ifdef LG_ATTN_SPLIT_CU /* build knob: splits a step of the combination (kernel: 16) */
+        lg_desc_define(&d, st[9], "CU", LG_ATTN_SPLIT_CU);
+#endif
+    }
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
@@ -598,16 +600,14 @@ static enum llmgpu_status grow_kv(struct llmgpu_session *s, uint32_t need) {
     struct llmgpu_context *ctx = s->ctx;
     uint64_t row = (uint64_t)c->n_kv_head * c->head_dim * 2;
     uint32_t cap = s->kv_cap ? s->kv_cap : LG_KV_PAGE, old_cap = s->kv_cap;
-    struct lg_buffer *nk = NULL, *nv = NULL, part = {0};
+    struct lg_buffer *nk = NULL, *nv = NULL;
     enum llmgpu_status st = LLMGPU_OK;
-    uint32_t chunks;
 
     if (need <= s->kv_cap)
         return LLMGPU_OK;
     while (cap < need)
         cap *= 2;
     cap = LG_MIN(LG_ALIGN_UP(cap, LG_KV_PAGE), s->n_ctx);
-    chunks = (cap + attn_chunk(ctx) - 1) / attn_chunk(ctx);
     nk = lg_calloc(&ctx->alloc, c->n_layer, sizeof *nk);
     nv = lg_calloc(&ctx->alloc, c->n_layer, sizeof *nv);
     if (!nk || !nv) {
@@ -619,9 +619,6 @@ static enum llmgpu_status grow_kv(struct llmgpu_session *s, uint32_t need) {
         if (st == LLMGPU_OK)
             st = lg_buffer_create(ctx, cap * row, LG_MEM_DEVICE, &nv[l]);
     }
-    if (st == LLMGPU_OK)
-        st = lg_buffer_create(ctx, (uint64_t)c->n_head * chunks * (c->head_dim + 2) * 4,
-                              LG_MEM_DEVICE, &part);
     if (st != LLMGPU_OK)
         goto fail;
     if (s->pos > 0 && s->kv_cap > 0) {
@@ -659,9 +656,6 @@ static enum llmgpu_status grow_kv(struct llmgpu_session *s, uint32_t need) {
         s->kc[l] = nk[l];
         s->vc[l] = nv[l];
     }
-    lg_buffer_destroy(ctx, &s->part);
-    s->part = part;
-    s->n_chunks = chunks;
     s->decode_recorded = 0;
     lg_free(&ctx->alloc, nk);
     lg_free(&ctx->alloc, nv);
@@ -672,7 +666,6 @@ fail:
         lg_buffer_destroy(ctx, &nk[l]);
         lg_buffer_destroy(ctx, &nv[l]);
     }
-    lg_buffer_destroy(ctx, &part);
     lg_free(&ctx->alloc, nk);
     lg_free(&ctx->alloc, nv);
     return st;
@@ -701,6 +694,8 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->logits_host, (uint64_t)c->n_vocab * 4, LG_MEM_HOST},
         {&s->result, 16, LG_MEM_HOST},
         {&s->cnt, (uint64_t)c->n_head * 4, LG_MEM_DEVICE},
+        {&s->part, 4 * lg_attn_split_part_floats(c->n_head, c->n_kv_head, HD, s->n_ctx),
+         LG_MEM_DEVICE},
     };
     for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++) {
         if (bufs[i].bytes > s->ctx->max_binding) {
@@ -1002,7 +997,9 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             uint32_t bq = lg_attn_bq(c->head_dim);
             lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, (T + bq - 1) / bq, 1);
         } else {
-            lg_cmd_dispatch(cb, p_split, S->attn_split, NULL, c->n_head, s->n_chunks, 1);
+            lg_cmd_dispatch(cb, p_split, S->attn_split, NULL,
+                            c->n_head / lg_attn_split_gq(c->n_head, c->n_kv_head), attn_splits(s),
+                            1);
         }
         bar(pf, cb);
         stamp(s, pf, cb, ST_ATTN);

@@ -257,9 +257,12 @@ END_TEST
 
 /* ---- attention: decode (split + reduce) and prefill (one pass) ---- */
 
+/* decode: attn_split.comp with nsplit splits of at least min_len keys (both 0 for the
+ * prefill kernel attn.comp) */
 static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t window,
-                            uint32_t pos0, uint32_t T, int decode) {
-    const uint32_t n_ctx = 320, chunk = 64, n_chunks = (n_ctx + chunk - 1) / chunk;
+                            uint32_t pos0, uint32_t T, uint32_t nsplit, uint32_t min_len) {
+    const int decode = nsplit > 0;
+    const uint32_t n_ctx = 320, gq = lg_attn_split_gq(NH, NKV);
     size_t kvn = (size_t)n_ctx * NKV * HD, qn = (size_t)T * NH * HD;
     struct ref_rng rng;
     float *k = malloc(kvn * 4), *v = malloc(kvn * 4), *q = malloc(qn * 4), *o = malloc(qn * 4);
@@ -267,7 +270,7 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
     uint16_t *kh = malloc(kvn * 2), *vh = malloc(kvn * 2);
     struct lg_buffer bstep, bq, bk, bv, bo, bpart;
     struct lg_pipeline_desc d;
-    char st[8][48];
+    char st[9][48];
     struct lg_step step = {pos0, T, {0, 0}};
     double e;
 
@@ -293,16 +296,18 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
     ck_assert_int_eq(lg_buffer_upload(ctx, &bv, 0, vh, kvn * 2), LLMGPU_OK);
     bq = buf_f32(q, qn);
     bo = buf_f32(NULL, qn);
-    bpart = buf_f32(NULL, (size_t)NH * n_chunks * (HD + 2));
+    bpart = buf_f32(NULL, (size_t)NH * (decode ? nsplit : 1) * ((HD + 3) / 4 * 4 + 2));
 
     base(&d, st, decode ? "attn_split.comp" : "attn.comp", 0);
     lg_desc_define(&d, st[2], "HD", HD);
     lg_desc_define(&d, st[3], "NH", NH);
     lg_desc_define(&d, st[4], "NKV", NKV);
     lg_desc_define(&d, st[5], "WINDOW", window);
-    lg_desc_define(&d, st[6], "CHUNK", chunk);
     if (decode) {
-        snprintf(st[0], 48, "WG_SIZE=%u", chunk);
+        snprintf(st[0], 48, "WG_SIZE=%u", LG_ATTN_SPLIT_WG);
+        lg_desc_define(&d, st[6], "GQ", gq);
+        lg_desc_define(&d, st[7], "NSPLIT", nsplit);
+        lg_desc_define(&d, st[8], "MIN_LEN", min_len);
         /* counters start at 0; the kernel must leave them at 0 for the next layer */
         uint32_t zero[64] = {0}, cnt[64];
         struct lg_buffer bcnt;
@@ -311,9 +316,9 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
         ck_assert_int_eq(lg_buffer_upload(ctx, &bcnt, 0, zero, NH * 4), LLMGPU_OK);
         struct lg_binding b[7] = {{&bstep, 0, 0}, {&bq, 0, 0}, {&bk, 0, 0}, {&bv, 0, 0},
                                   {&bpart, 0, 0}, {&bo, 0, 0}, {&bcnt, 0, 0}};
-        run(&d, b, 7, NULL, NH, n_chunks);
+        run(&d, b, 7, NULL, NH / gq, nsplit);
         ck_assert_int_eq(lg_buffer_download(ctx, &bcnt, 0, cnt, NH * 4), LLMGPU_OK);
-        for (uint32_t h = 0; h < NH; h++)
+        for (uint32_t h = 0; h < NH / gq; h++)
             ck_assert_uint_eq(cnt[h], 0);
         /* a second run on the reset counters must write o again */
         {
@@ -321,13 +326,13 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
             ck_assert_int_eq(lg_buffer_upload(ctx, &bo, 0, zo, qn * 4), LLMGPU_OK);
             free(zo);
         }
-        run(&d, b, 7, NULL, NH, n_chunks);
+        run(&d, b, 7, NULL, NH / gq, nsplit);
         lg_buffer_destroy(ctx, &bcnt);
     } else {
         struct lg_binding b[5] = {{&bstep, 0, 0}, {&bq, 0, 0}, {&bk, 0, 0}, {&bv, 0, 0},
                                   {&bo, 0, 0}};
         uint32_t bqn = lg_attn_bq(HD);
-        lg_desc_define(&d, st[7], "BQ", bqn);
+        lg_desc_define(&d, st[6], "BQ", bqn);
         run(&d, b, 5, NULL, NH, (T + bqn - 1) / bqn);
     }
     fetch(&bo, o, qn);
@@ -335,8 +340,10 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
         ref_attention(ref + (size_t)t * NH * HD, q + (size_t)t * NH * HD, k, v, att, (int)n_ctx,
                       (int)NH, (int)NKV, (int)HD, (int)(pos0 + t), (int)window);
     e = ref_nmse(o, ref, qn);
-    ck_assert_msg(e < 1e-6, "%s HD %u NH %u NKV %u window %u pos0 %u T %u: NMSE %.3g",
-                  decode ? "attn_split" : "attn", HD, NH, NKV, window, pos0, T, e);
+    ck_assert_msg(e < 1e-6,
+                  "%s HD %u NH %u NKV %u window %u pos0 %u T %u splits %u/%u: NMSE %.3g",
+                  decode ? "attn_split" : "attn", HD, NH, NKV, window, pos0, T, nsplit,
+                  min_len, e);
     lg_buffer_destroy(ctx, &bstep);
     lg_buffer_destroy(ctx, &bq);
     lg_buffer_destroy(ctx, &bk);
@@ -354,16 +361,33 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
 }
 
 START_TEST(attention_decode_chunks) {
-    /* positions before, at and across the 64-key chunk boundaries and windows */
-    static const uint32_t pos[] = {0, 1, 63, 64, 65, 200, 319};
-    /* HD 16, 64 and 128: V by dim quads (4, 1 and 2 key groups); HD 20: a dim a lane */
-    static const uint32_t hd[][3] = {{16, 4, 2}, {20, 4, 1}, {64, 8, 8}, {128, 4, 2}};
-    for (size_t h = 0; h < 4; h++)
-        for (size_t p = 0; p < sizeof pos / sizeof pos[0]; p++) {
-            check_attention(hd[h][0], hd[h][1], hd[h][2], 0, pos[p], 1, 1);
-            check_attention(hd[h][0], hd[h][1], hd[h][2], 8, pos[p], 1, 1);
-            check_attention(hd[h][0], hd[h][1], hd[h][2], 70, pos[p], 1, 1);
-        }
+    /* positions at and across block (256 keys) and split boundaries, and windows */
+    static const uint32_t pos[] = {0, 1, 63, 64, 65, 200, 255, 256, 257, 319};
+    /* {HD, NH, NKV}: query heads a KV head 2, 4, 1 (HD 20: quads past HD), 8, 6 (GQ 3)
+     * and 16 (with LG_ATTN_SPLIT_GQ_MAX 4: several workgroups a KV head) */
+    static const uint32_t hd[][3] = {{16, 4, 2}, {20, 4, 1},  {128, 4, 4}, {64, 16, 2},
+                                     {16, 12, 2}, {32, 16, 1}};
+    for (size_t h = 0; h < sizeof hd / sizeof hd[0]; h++) {
+        /* {splits, fewest keys a split}: the library's; one split (two blocks at 319);
+         * 5 and 64 splits of a few keys */
+        const uint32_t split[][2] = {
+            {lg_attn_split_n(hd[h][1], hd[h][2], 320), LG_ATTN_SPLIT_MIN_LEN},
+            {1, 1},
+            {5, 1},
+            {64, 1}};
+        for (size_t sp = 0; sp < 4; sp++)
+            for (size_t p = 0; p < sizeof pos / sizeof pos[0]; p++) {
+                if (sp > 0 && pos[p] != 0 && pos[p] != 65 && pos[p] != 256 && pos[p] != 319)
+                    continue; /* the other split counts: fewer positions */
+                check_attention(hd[h][0], hd[h][1], hd[h][2], 0, pos[p], 1, split[sp][0],
+                                split[sp][1]);
+                check_attention(hd[h][0], hd[h][1], hd[h][2], 70, pos[p], 1, split[sp][0],
+                                split[sp][1]);
+                if (sp == 0)
+                    check_attention(hd[h][0], hd[h][1], hd[h][2], 8, pos[p], 1, split[sp][0],
+                                    split[sp][1]);
+            }
+    }
 }
 END_TEST
 
@@ -374,11 +398,11 @@ START_TEST(attention_prefill) {
     static const uint32_t cases[][3] = {{0, 1, 0},    {0, 70, 0},    {5, 33, 8},
                                         {100, 130, 0}, {60, 70, 64}, {17, 40, 21}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        check_attention(16, 4, 2, cases[c][2], cases[c][0], cases[c][1], 0);
-        check_attention(20, 3, 1, cases[c][2], cases[c][0], cases[c][1], 0);
-        check_attention(64, 4, 4, cases[c][2], cases[c][0], cases[c][1], 0);
-        check_attention(128, 4, 2, cases[c][2], cases[c][0], cases[c][1], 0);
-        check_attention(256, 2, 1, cases[c][2], cases[c][0], cases[c][1], 0);
+        check_attention(16, 4, 2, cases[c][2], cases[c][0], cases[c][1], 0, 0);
+        check_attention(20, 3, 1, cases[c][2], cases[c][0], cases[c][1], 0, 0);
+        check_attention(64, 4, 4, cases[c][2], cases[c][0], cases[c][1], 0, 0);
+        check_attention(128, 4, 2, cases[c][2], cases[c][0], cases[c][1], 0, 0);
+        check_attention(256, 2, 1, cases[c][2], cases[c][0], cases[c][1], 0, 0);
     }
 }
 END_TEST
