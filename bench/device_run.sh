@@ -3,7 +3,7 @@
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
 # devbin/ (llmgpu, libllmgpu.so*, check_all, gemm_bench), tests/fixtures/tokenizers/npm/.
 # Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg tg prof mem mem2 cm
-# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7 pp7 longctx.
+# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7 pp7 longctx attnvar.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -206,6 +206,23 @@ for step in "$@"; do
         echo "== $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type $w"; $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type $w
       done
     } > "$OUT/pp7.txt" 2>&1 ;;
+  attnvar)
+    # decode attention builds compared, TinyLlama f16 (after `tiny`): each directory of
+    # ATTN_BINS (llmgpu and its libllmgpu.so, e.g. builds with -DLG_ATTN_SPLIT_GQ_MAX=N)
+    # in turn at each length of ATTN_P (default 512 4096 16384); 512 is a plain
+    # `-p 512 -r 3`, longer ones fill a 16,512-position copy of the model first
+    m=/tmp/tinyllama
+    rm -rf $m-16k && cp -al $m $m-16k && rm $m-16k/config.json &&
+      python3 -c "import json; c=json.load(open('$m/config.json')); c['max_position_embeddings']=16512; json.dump(c,open('$m-16k/config.json','w'))"
+    { $L bench -m $m -p 512 -n 128 -r 1 > /dev/null 2>&1 # compiles, clocks up
+      for p in ${ATTN_P:-512 4096 16384}; do
+        for d in ${ATTN_BINS:-devbin}; do
+          a="-m $m -p 512 -n 128 -r 3"
+          [ $p = 512 ] || a="-m $m-16k -p $p -n 128 -r 2 --ctx $((p + 128))"
+          echo "== $d/llmgpu bench $a"; LD_LIBRARY_PATH=$PWD/$d timeout 90 $d/llmgpu bench $a
+        done
+      done
+    } >> "$OUT/attnvar.txt" 2>&1 ;;
   longctx)
     # decode speed at 128, 4,096 and 16,384 tokens of context (issue 8: within 25 % of
     # the speed at 128), f16, both shapes; the prompt fills the context first. The

@@ -56,7 +56,10 @@ layout(std430, set = 0, binding = 6) coherent buffer Cnt { uint cnt[]; };
 #if NSPLIT > NSP
 #error NSPLIT > 64
 #endif
-#define VG (WG_SIZE / NQ)      // key groups of the V sum (NQ <= WG_SIZE)
+#if NQ > WG_SIZE
+#error HD above 4 WG_SIZE: a dim quad an invocation (sessions refuse such models)
+#endif
+#define VG (WG_SIZE / NQ)      // key groups of the V sum
 #define VK CEIL_DIV(WG_SIZE, VG) // keys a key group sums a block
 #define NSG_MAX WG_SIZE        // subgroups a workgroup, at most (subgroups of >= 1)
 

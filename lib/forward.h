@@ -55,6 +55,10 @@ static inline uint32_t lg_attn_bq(uint32_t head_dim) {
 #ifndef LG_ATTN_SPLIT_TARGET
 #define LG_ATTN_SPLIT_TARGET 1024u
 #endif
+/* The most splits a head group (the kernel's NSP: its combination reduces 64 a head). */
+#define LG_ATTN_SPLIT_MAX 64u
+/* The largest head_dim it takes: a dim quad an invocation (sessions refuse larger). */
+#define LG_ATTN_SPLIT_MAX_HD (4u * LG_ATTN_SPLIT_WG)
 #ifndef LG_ATTN_SPLIT_GQ_MAX
 #define LG_ATTN_SPLIT_GQ_MAX 4u
 #endif
@@ -67,7 +71,7 @@ static inline uint32_t lg_attn_split_gq(uint32_t n_head, uint32_t n_kv_head) {
 static inline uint32_t lg_attn_split_n(uint32_t n_head, uint32_t n_kv_head, uint32_t n_ctx) {
     uint32_t s = LG_ATTN_SPLIT_TARGET / (n_head / lg_attn_split_gq(n_head, n_kv_head));
     uint32_t most = (n_ctx + LG_ATTN_SPLIT_MIN_LEN - 1) / LG_ATTN_SPLIT_MIN_LEN;
-    s = s > 64 ? 64 : s;
+    s = s > LG_ATTN_SPLIT_MAX ? LG_ATTN_SPLIT_MAX : s;
     s = s > most ? most : s;
     return s < 1 ? 1 : s;
 }

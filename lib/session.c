@@ -819,6 +819,11 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
         lg_err(&ctx->log, "n_ctx %u or n_batch %u out of range", p.n_ctx, p.n_batch);
         return LLMGPU_ERR_INVALID_ARGUMENT;
     }
+    if (model->cfg.head_dim > LG_ATTN_SPLIT_MAX_HD) { /* attn_split.comp: a dim quad a lane */
+        lg_err(&ctx->log, "head_dim %u: decode attention supports at most %u", model->cfg.head_dim,
+               LG_ATTN_SPLIT_MAX_HD);
+        return LLMGPU_ERR_UNSUPPORTED;
+    }
     s = lg_calloc(&ctx->alloc, 1, sizeof *s);
     if (!s)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;

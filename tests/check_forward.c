@@ -417,6 +417,24 @@ START_TEST(context_full_and_bad_tokens) {
 }
 END_TEST
 
+/* head_dim beyond what decode attention takes (4 x its 256 invocations): refused with a
+ * message when the session is created (its kernel used to hang the shader compiler) */
+START_TEST(head_dim_too_large_refused) {
+    char dir[512];
+    struct llmgpu_model *m;
+    struct llmgpu_session *s = NULL;
+    tu_mkmodel(dir, sizeof dir,
+               "--arch llama --dtype f32 --layers 1 --hidden 64 --heads 2 --kv-heads 1 "
+               "--head-dim 2048 --ff 64 --vocab 300 --ctx 64 --seed 5");
+    m = load(g_ctx, dir, LLMGPU_WEIGHT_TYPE_F32, 0);
+    tu_log_clear(&tlog);
+    ck_assert_int_eq(llmgpu_session_create(m, NULL, &s), LLMGPU_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(s);
+    ck_assert_msg(strstr(tlog.text, "head_dim 2048") != NULL, "log: %s", tlog.text);
+    llmgpu_model_free(m);
+}
+END_TEST
+
 START_TEST(kv_cache_grows_in_pages) {
     /* A 1024-position session starts with one 256-position page: a 300-token
      * prefill grows it, decoding past 512 grows it again; logits stay equal to
@@ -525,6 +543,7 @@ Suite *forward_suite(void) {
     tcase_add_test(limits, context_full_and_bad_tokens);
     tcase_add_test(limits, profile_counts_bytes_and_barriers);
     tcase_add_test(limits, kv_cache_grows_in_pages);
+    tcase_add_test(limits, head_dim_too_large_refused);
     tcase_add_test(limits, state_beyond_one_page);
     tcase_set_timeout(core, 600);
     suite_add_tcase(s, core);
