@@ -3,7 +3,7 @@
 # Expects, carried from the build machine: .gl/ (Vulkan loader and runtime .debs),
 # devbin/ (llmgpu, libllmgpu.so*, check_all, gemm_bench), tests/fixtures/tokenizers/npm/.
 # Writes logs to $OUT. Steps are chosen by arguments: models info check bench rows sg dot wg tg prof mem mem2 cm
-# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7 pp7 longctx attnvar.
+# ctx2048 tokfix pprof pp tiles types kl ctxloop tiny gemm rows7 pp7 longctx attnvar vars.
 set -u
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
@@ -206,6 +206,19 @@ for step in "$@"; do
         echo "== $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type $w"; $L bench -m /tmp/llama2-7b -p 512 -n 64 -r 2 --weight-type $w
       done
     } > "$OUT/pp7.txt" 2>&1 ;;
+  vars)
+    # builds compared (VAR_BINS: directories holding llmgpu and libllmgpu.so, e.g. builds
+    # with -DLG_PF_ATTN_MB=N) on each model of VAR_MODELS (default tinyllama) and weight
+    # type of VAR_TYPES (default f16): `bench -p 512 -n VAR_N -r VAR_R`, the builds
+    # interleaved model by model so that they share the GPU's drift
+    { for m in ${VAR_MODELS:-tinyllama}; do for w in ${VAR_TYPES:-f16}; do
+        $L bench -m /tmp/$m -p 16 -n 16 -r 1 --weight-type $w > /dev/null 2>&1 # clocks up
+        for d in ${VAR_BINS:-devbin}; do
+          a="-m /tmp/$m -p 512 -n ${VAR_N:-128} -r ${VAR_R:-3} --weight-type $w"
+          echo "== $d/llmgpu bench $a"; LD_LIBRARY_PATH=$PWD/$d timeout 150 $d/llmgpu bench $a
+        done
+      done; done
+    } >> "$OUT/vars.txt" 2>&1 ;;
   attnvar)
     # decode attention builds compared, TinyLlama f16 (after `tiny`): each directory of
     # ATTN_BINS (llmgpu and its libllmgpu.so, e.g. builds with -DLG_ATTN_SPLIT_GQ_MAX=N)
