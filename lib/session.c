@@ -235,6 +235,12 @@ static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor 
 #ifndef LG_MATVEC_PIPE
 #define LG_MATVEC_PIPE 0
 #endif
+#ifndef LG_MATVEC_PRE
+#define LG_MATVEC_PRE 0
+#endif
+#ifndef LG_MATVEC_MERGE
+#define LG_MATVEC_MERGE 0
+#endif
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
@@ -276,6 +282,10 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
             if (LG_MATVEC_BLK32 && (w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0)) {
                 lg_desc_define(&d, st[18], "BLK32", 1);
                 lg_desc_define(&d, st[19], "PIPE", LG_MATVEC_PIPE);
+                lg_desc_define(&d, st[20], "PRE", LG_MATVEC_PRE);
+            }
+            if (flags & MM_NORM) {
+                lg_desc_define(&d, st[21], "MERGE", LG_MATVEC_MERGE);
             }
         }
     }
