@@ -65,7 +65,6 @@ struct llmgpu_session {
     struct lg_buffer rope;    /* (n_ctx, HD/2) of (cos, sin) */
     struct lg_buffer part;    /* (NH, splits, HD + 2) flash-decoding partial states */
     struct lg_buffer cnt;     /* uint32 (NH / GQ): splits done per head group; reset by it */
-    struct lg_buffer pf_sink; /* prefetch.comp's binding 1, never written */
     uint32_t kv_cap;          /* positions the KV cache and rope table hold now */
     int sets_ok;              /* descriptor sets match the current buffers */
     struct lg_buffer *kc, *vc; /* per layer (n_ctx, NKV HD) f16 */
@@ -86,10 +85,7 @@ struct llmgpu_session {
         VkDescriptorSet *qkv, *wo, *gate, *up, *down;  /* per shard, prefill inputs */
         VkDescriptorSet *qkv_dec, *gate_up;             /* per shard, decode: norm fused */
         VkDescriptorSet *qkv_rope; /* per shard, decode: norm, RoPE and KV write fused */
-        VkDescriptorSet *pf_qkv, *pf_wo, *pf_gate, *pf_up, *pf_down; /* prefetch, per shard */
     } *ls;
-    int prefetch;                 /* decode records prefetch.comp (prefetch_on) */
-    VkDescriptorSet *pf_lm;       /* prefetch of the lm_head shards */
     int fuse_rope;                /* decode uses qkv_rope (fuse_rope_ok) */
     VkDescriptorSet argmax;
     VkDescriptorSet *lm_sets;     /* per lm_head shard; final norm fused */
@@ -227,19 +223,12 @@ static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor 
     return shared <= ctx->props.limits.maxComputeSharedMemorySize;
 }
 
-/* q8_0/q4_0 integer-dot mat-vecs: a whole 32-value block a lane a step (BLK32), and
- * its loads issued a step ahead (PIPE). Build knobs, measured in bench/RESULTS.md. */
+/* q4_0 integer-dot mat-vecs take a whole 32-value block a lane a step (matvec.comp
+ * BLK32): 5-6 % faster decode on the H100 than 16-value units (bench/RESULTS.md,
+ * session 8; q8_0 gained nothing measurable, so it keeps its units). A build knob:
+ * 0 restores the 16-value units, for measurements. */
 #ifndef LG_MATVEC_BLK32
-#define LG_MATVEC_BLK32 0
-#endif
-#ifndef LG_MATVEC_PIPE
-#define LG_MATVEC_PIPE 0
-#endif
-#ifndef LG_MATVEC_PRE
-#define LG_MATVEC_PRE 0
-#endif
-#ifndef LG_MATVEC_MERGE
-#define LG_MATVEC_MERGE 0
+#define LG_MATVEC_BLK32 1
 #endif
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
@@ -279,14 +268,8 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
         lg_desc_define(&d, st[15], "RPW", mv_rows_per_wg(s->ctx, w));
         if (mv_int_dot(s->ctx, w)) {
             lg_desc_define(&d, st[17], "IDOT", 1);
-            if (LG_MATVEC_BLK32 && (w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0)) {
+            if (LG_MATVEC_BLK32 && w->type == LG_WTYPE_Q4_0)
                 lg_desc_define(&d, st[18], "BLK32", 1);
-                lg_desc_define(&d, st[19], "PIPE", LG_MATVEC_PIPE);
-                lg_desc_define(&d, st[20], "PRE", LG_MATVEC_PRE);
-            }
-            if (flags & MM_NORM) {
-                lg_desc_define(&d, st[21], "MERGE", LG_MATVEC_MERGE);
-            }
         }
     }
     if (flags & MM_ROPE) {
@@ -353,33 +336,6 @@ static enum llmgpu_status argmax_pipeline(struct llmgpu_session *s, struct lg_pi
     char st[2][48];
     struct lg_pipeline_desc d;
     base_desc(s->ctx, &d, st, "argmax.comp", 2, 4);
-    return lg_pipeline_get(s->ctx, &d, out);
-}
-
-/* Weight prefetch in decode (prefetch.comp): bytes of the next weights read into the
- * L2 cache beside decode attention (LG_PF_ATTN_MB: Wo, then gate and up) and beside
- * each mat-vec (LG_PF_MV_MB of the matrix the next mat-vec reads), so that memory
- * streams across the barriers and through attention. Build knobs, measured in
- * bench/RESULTS.md; 0 turns a kind off. */
-#ifndef LG_PF_ATTN_MB
-#define LG_PF_ATTN_MB 0
-#endif
-#ifndef LG_PF_MV_MB
-#define LG_PF_MV_MB 0
-#endif
-#ifndef LG_PF_UNROLL
-#define LG_PF_UNROLL 4
-#endif
-static int prefetch_on(const struct llmgpu_context *ctx) {
-    (void)ctx;
-    return LG_PF_ATTN_MB > 0 || LG_PF_MV_MB > 0;
-}
-
-static enum llmgpu_status prefetch_pipeline(struct llmgpu_session *s, struct lg_pipeline **out) {
-    char st[3][48];
-    struct lg_pipeline_desc d;
-    base_desc(s->ctx, &d, st, "prefetch.comp", 2, 12);
-    lg_desc_define(&d, st[2], "UNROLL", LG_PF_UNROLL);
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
@@ -486,25 +442,6 @@ static enum llmgpu_status mm_sets(struct llmgpu_session *s, const struct lg_wten
     return LLMGPU_OK;
 }
 
-/* Prefetch sets of one matrix: one per shard, the shard read, the sink bound. */
-static enum llmgpu_status pf_sets(struct llmgpu_session *s, const struct lg_wtensor *w,
-                                  VkDescriptorSet **sets) {
-    struct lg_pipeline *p;
-    enum llmgpu_status st = prefetch_pipeline(s, &p);
-    if (st != LLMGPU_OK)
-        return st;
-    *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
-    if (!*sets)
-        return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
-    for (uint32_t i = 0; i < w->n_shards; i++) {
-        struct lg_binding b[2] = {{&w->shards[i].buf, 0, 0}, {&s->pf_sink, 0, 0}};
-        st = dset(s, p, b, 2, &(*sets)[i]);
-        if (st != LLMGPU_OK)
-            return st;
-    }
-    return LLMGPU_OK;
-}
-
 /* Decode's Q/K/V mat-vec can apply RoPE and write the KV cache itself
  * (matvec.comp ROPE_KV) when every shard of every layer's [Q; K; V] starts and
  * ends on a head boundary, so a workgroup's rotate-half pair of rows lies in
@@ -566,7 +503,7 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
     const struct lg_model_config *c = &m->cfg;
     struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split;
     enum llmgpu_status st;
-    uint32_t max_sets = 2 * shards_total(m) + 8 * c->n_layer + 4;
+    uint32_t max_sets = shards_total(m) + 8 * c->n_layer + 4;
 
 #define TRY(x)                                                                                   \
     do {                                                                                         \
@@ -627,16 +564,7 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
             TRY(dset(s, p_silu, b, 2, &S->silu));
         }
         TRY(mm_sets(s, &L->down, &s->hb, NULL, &s->x, NULL, NULL, &S->down));
-        if (s->prefetch) {
-            TRY(pf_sets(s, &L->wqkv, &S->pf_qkv));
-            TRY(pf_sets(s, &L->wo, &S->pf_wo));
-            TRY(pf_sets(s, &L->gate, &S->pf_gate));
-            TRY(pf_sets(s, &L->up, &S->pf_up));
-            TRY(pf_sets(s, &L->down, &S->pf_down));
-        }
     }
-    if (s->prefetch)
-        TRY(pf_sets(s, &m->lm_head, &s->pf_lm));
     TRY(mm_sets(s, &m->lm_head, &s->x, NULL, &s->logits, NULL, &m->out_norm, &s->lm_sets));
     {
         struct lg_binding b[2] = {{&s->logits, 0, 0}, {&s->result, 0, 0}};
@@ -660,19 +588,13 @@ static void destroy_sets(struct llmgpu_session *s) {
             lg_free(a, S->qkv_dec);
             lg_free(a, S->qkv_rope);
             lg_free(a, S->down);
-            lg_free(a, S->pf_qkv);
-            lg_free(a, S->pf_wo);
-            lg_free(a, S->pf_gate);
-            lg_free(a, S->pf_up);
-            lg_free(a, S->pf_down);
         }
         lg_free(a, s->ls);
     }
     lg_free(a, s->embed_sets);
     lg_free(a, s->lm_sets);
-    lg_free(a, s->pf_lm);
     s->ls = NULL;
-    s->embed_sets = s->lm_sets = s->pf_lm = NULL;
+    s->embed_sets = s->lm_sets = NULL;
     s->sets_ok = 0;
 }
 
@@ -783,7 +705,6 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->logits_host, (uint64_t)c->n_vocab * 4, LG_MEM_HOST},
         {&s->result, 16, LG_MEM_HOST},
         {&s->cnt, (uint64_t)c->n_head * 4, LG_MEM_DEVICE},
-        {&s->pf_sink, 256, LG_MEM_DEVICE},
         {&s->part, 4 * lg_attn_split_part_floats(c->n_head, c->n_kv_head, HD, s->n_ctx),
          LG_MEM_DEVICE},
     };
@@ -865,8 +786,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     {
         struct lg_buffer *bufs[] = {&s->step, &s->x,      &s->xb,     &s->qkv,  &s->q,
                                     &s->att,  &s->gu,     &s->hb,     &s->logits, &s->result,
-                                    &s->rope, &s->part, &s->logits_host, &s->cnt,
-                                    &s->pf_sink};
+                                    &s->rope, &s->part, &s->logits_host, &s->cnt};
         for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++)
             lg_buffer_destroy(ctx, bufs[i]);
     }
@@ -923,7 +843,6 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
     s->n_ctx = p.n_ctx;
     s->n_batch = LG_MIN(p.n_batch, p.n_ctx);
     s->fuse_rope = fuse_rope_ok(model);
-    s->prefetch = prefetch_on(ctx);
     lg_dbg(&ctx->log, "decode %s RoPE and the KV-cache write into the Q/K/V mat-vec",
            s->fuse_rope ? "fuses" : "does not fuse");
     atomic_fetch_add(&model->n_sessions, 1);
@@ -975,29 +894,6 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
         else
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + rpw - 1) / rpw, n_tok, 1);
     }
-}
-
-/* Decode: prefetch bytes [from, from + n) of w (its shards in order) into the L2
- * cache beside the dispatch just recorded (no barrier between them). Returns where
- * the prefetched range of w now ends. */
-static uint64_t rec_pf(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg_wtensor *w,
-                       const VkDescriptorSet *sets, uint64_t from, uint64_t n) {
-    struct lg_pipeline *p;
-    uint64_t off = 0, end = from + n;
-    uint64_t per_wg = (uint64_t)wg_size(s->ctx) * LG_PF_UNROLL * 16;
-    if (!s->prefetch || !sets || n == 0 || prefetch_pipeline(s, &p) != LLMGPU_OK)
-        return from;
-    for (uint32_t i = 0; i < w->n_shards; i++) {
-        uint64_t sz = w->shards[i].buf.size;
-        uint64_t lo = LG_MAX(from, off), hi = LG_MIN(end, off + sz);
-        if (lo + 16 <= hi) {
-            uint32_t push[3] = {(uint32_t)((lo - off) / 16), (uint32_t)((hi - lo) / 16), 0};
-            lg_cmd_dispatch(cb, p, sets[i], push, (uint32_t)((hi - lo + per_wg - 1) / per_wg), 1,
-                            1);
-        }
-        off += sz;
-    }
-    return LG_MIN(end, off);
 }
 
 static void stamp(struct llmgpu_session *s, struct prof *pf, VkCommandBuffer cb,
@@ -1089,9 +985,6 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         struct layer_sets *S = &s->ls[l];
         uint32_t rows[2] = {0, 0};
         unsigned bias = c->qkv_bias ? MM_BIAS : 0;
-        /* decode's weight prefetch: how far each of this layer's matrices is read ahead */
-        const uint64_t pf_mv = (uint64_t)LG_PF_MV_MB << 20, pf_attn = (uint64_t)LG_PF_ATTN_MB << 20;
-        uint64_t wo_done = 0, gu_done = 0;
         /* qkv = Wqkv rmsnorm(x) (+ b) */
         if (T > 1) {
             lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
@@ -1103,7 +996,6 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             wread(pf, &L->wqkv);
             rec_mm(s, cb, &L->wqkv, S->qkv_rope, bias | MM_NORM | MM_ROPE, 1, 0,
                    c->n_head * c->head_dim, 0);
-            wo_done = rec_pf(s, cb, &L->wo, S->pf_wo, 0, pf_mv);
         } else {
             wread(pf, &L->wqkv);
             rec_mm(s, cb, &L->wqkv, S->qkv_dec, bias | MM_NORM, 1, 0, qkv_w, 0);
@@ -1121,24 +1013,15 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             uint32_t bq = lg_attn_bq(c->head_dim);
             lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, (T + bq - 1) / bq, 1);
         } else {
-            uint64_t a = pf_attn, w0 = wo_done;
             lg_cmd_dispatch(cb, p_split, S->attn_split, NULL,
                             c->n_head / lg_attn_split_gq(c->n_head, c->n_kv_head), attn_splits(s),
                             1);
-            wo_done = rec_pf(s, cb, &L->wo, S->pf_wo, wo_done, a);
-            a -= LG_MIN(a, wo_done - w0);
-            rec_pf(s, cb, &L->gate, S->pf_gate, 0, a / 2);
-            gu_done = rec_pf(s, cb, &L->up, S->pf_up, 0, a / 2);
         }
         bar(pf, cb);
         stamp(s, pf, cb, ST_ATTN);
         /* x += Wo att */
         wread(pf, &L->wo);
         rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
-        if (T == 1) {
-            rec_pf(s, cb, &L->gate, S->pf_gate, gu_done, pf_mv / 2);
-            rec_pf(s, cb, &L->up, S->pf_up, gu_done, pf_mv / 2);
-        }
         bar(pf, cb);
         stamp(s, pf, cb, ST_WO);
         /* hb = silu(Wg rmsnorm(x)) * (Wu rmsnorm(x)) */
@@ -1156,17 +1039,12 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             wread(pf, &L->gate);
             wread(pf, &L->up);
             rec_mm(s, cb, &L->gate, S->gate_up, MM_GATE_UP | MM_NORM, 1, 0, c->n_ff, 0);
-            rec_pf(s, cb, &L->down, S->pf_down, 0, pf_mv);
         }
         bar(pf, cb);
         stamp(s, pf, cb, ST_GATE_UP);
         /* x += Wd hb */
         wread(pf, &L->down);
         rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
-        if (T == 1 && l + 1 < c->n_layer)
-            rec_pf(s, cb, &m->layers[l + 1].wqkv, s->ls[l + 1].pf_qkv, 0, pf_mv);
-        else if (T == 1)
-            rec_pf(s, cb, &m->lm_head, s->pf_lm, 0, pf_mv);
         bar(pf, cb);
         stamp(s, pf, cb, ST_DOWN);
     }
