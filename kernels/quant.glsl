@@ -9,8 +9,9 @@
 //         Values are read in units of 16 (half a block):
 //         q8_0 a unit is a uvec4: 16 int8, value i in byte i % 4 of word i / 4; x = d q.
 //         q4_0 a unit is a uvec2: 16 nibbles, value i in bits 4(i % 8) of word i / 8;
-//         x = d (q - 8). (32-value uvec4 units measured slower on the H100: 7B decode
-//         138-165 tok/s against 184.)
+//         x = d (q - 8). (32-value uvec4 units measured slower on the H100 in the
+//         float-dot mat-vec: 7B decode 138-165 tok/s against 184. The integer-dot one
+//         reads a whole block, two adjacent units, as one uvec4: matvec.comp BLK32.)
 //   q4_K  ggml's block_q4_K as is: 144 bytes = 9 uvec4 per 256 values, row-major
 //         (a row is K/256 blocks). uvec4 0: f16 d, f16 dmin, 12 bytes of packed
 //         6-bit sub-block scales and mins; uvec4 1 + p (p = 0..7): bytes 16p..16p+15
