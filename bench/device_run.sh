@@ -208,7 +208,7 @@ for step in "$@"; do
     } > "$OUT/pp7.txt" 2>&1 ;;
   vars)
     # builds compared (VAR_BINS: directories holding llmgpu and libllmgpu.so, e.g. builds
-    # with -DLG_PF_ATTN_MB=N) on each model of VAR_MODELS (default tinyllama) and weight
+    # with -DLG_MATVEC_BLK32=0) on each model of VAR_MODELS (default tinyllama) and weight
     # type of VAR_TYPES (default f16): `bench -p 512 -n VAR_N -r VAR_R`, the builds
     # interleaved model by model so that they share the GPU's drift
     { for m in ${VAR_MODELS:-tinyllama}; do for w in ${VAR_TYPES:-f16}; do

@@ -29,7 +29,7 @@
 //   x adds an error like q8_0's own; shared memory is K + K / 2 (q8_0: K + K / 4) +
 //   4 WG_SIZE bytes (session.c checks it fits).
 //   BLK32 (q4_0 with IDOT): a lane takes a whole 32-value block a step, one uvec4 load
-//   and one scale a row, instead of two 16-value units (5-6 % faster decode on the H100).
+//   and one scale a row, instead of two 16-value units (6-7 % faster decode on the H100).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its
 //   invocations (16-byte loads when K % 4 == 0; for block types one unit of 16
 //   values (32 for q4_K and q6_K), dequantized in registers: scale times the unscaled
@@ -159,7 +159,7 @@ void quantize_x(uint xb, float nscale) {
 #endif
 // A lane takes a whole 32-value block a step (x units 2b, 2b + 1): one uvec4 load and
 // one scale a row (the 16-value units take two of each).
-#define BLK_W(Q, D, r, bi) Q[(r) * QBLOCKS + (bi)], float(D[QD_BASE(pc.n_rows) + (r) * QBLOCKS + (bi)])
+#define BLK_W(Q, D, r, bi) Q[(r) * QBLOCKS + (bi)], QSCALE(D, pc.n_rows, r, 2 * (bi))
 // Block bi (values q, scale d) dotted with x units 2 bi, 2 bi + 1, scaled.
 float blk_dot(uvec4 q, float d, uint bi) {
     uint u0 = 2 * bi;

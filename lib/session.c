@@ -224,7 +224,7 @@ static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor 
 }
 
 /* q4_0 integer-dot mat-vecs take a whole 32-value block a lane a step (matvec.comp
- * BLK32): 5-6 % faster decode on the H100 than 16-value units (bench/RESULTS.md,
+ * BLK32): 6-7 % faster decode on the H100 than 16-value units (bench/RESULTS.md,
  * session 8; q8_0 gained nothing measurable, so it keeps its units). A build knob:
  * 0 restores the 16-value units, for measurements. */
 #ifndef LG_MATVEC_BLK32
