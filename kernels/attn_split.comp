@@ -207,12 +207,14 @@ void main() {
         [[unroll]] for (uint i = 0; i < GQ; i++) {
             vsum[tid] = acc[i];
             barrier();
-            if (kg == 0) {
-                vec4 a = acc[i];
-                for (uint k = 1; k < VG; k++)
-                    a += vsum[k * NQ + dq];
+            // every invocation sums (only key group 0 stores): an unrolled loop inside
+            // an if kept glslc from unrolling the loop over i, which then indexed acc
+            // and m_run with a variable and pushed them out of registers
+            vec4 a = acc[i];
+            [[unroll]] for (uint k = 1; k < VG; k++)
+                a += vsum[k * NQ + dq];
+            if (kg == 0)
                 part4[((h0 + i) * NSPLIT + c) * NQ + dq] = a;
-            }
             if (tid == 0) {
                 uint mi = ML0 + ((h0 + i) * NSPLIT + c) * 2;
                 part4[mi / 4][mi % 4] = m_run[i];

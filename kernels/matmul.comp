@@ -92,24 +92,22 @@ void main() {
         }
         barrier();
     }
-    [[unroll]] for (uint i = 0; i < 4; i++) {
-        uint r = row0 + tr * 4 + i;
-        if (r >= pc.n_rows)
-            continue;
+    // No continue and no loop inside an if here: either keeps glslc from unrolling
+    // these loops, and acc indexed with variables leaves the registers.
+    [[unroll]] for (uint i = 0; i < 4; i++)
         [[unroll]] for (uint j = 0; j < 4; j++) {
-            uint t = tok0 + tc * 4 + j;
-            if (t >= pc.n_tok)
-                continue;
-            float s = acc[i][j];
+            uint r = row0 + tr * 4 + i, t = tok0 + tc * 4 + j;
+            if (r < pc.n_rows && t < pc.n_tok) {
+                float s = acc[i][j];
 #if HAS_BIAS
-            s += bias[pc.row_begin + r];
+                s += bias[pc.row_begin + r];
 #endif
-            uint o = t * pc.ld_y + pc.y_col + pc.row_begin + r;
+                uint o = t * pc.ld_y + pc.y_col + pc.row_begin + r;
 #if ACCUMULATE
-            y[o] += s;
+                y[o] += s;
 #else
-            y[o] = s;
+                y[o] = s;
 #endif
+            }
         }
-    }
 }

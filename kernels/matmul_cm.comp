@@ -11,11 +11,13 @@
 //   BM (64 or 128 rows a tile), BN (64 or 128 tokens), BK (32 or 64 values of K a step),
 //   NSG (subgroups a workgroup, 4 or 8), WR (rows a subgroup computes, 32 or 64),
 //   DB (1: two shared buffers, one barrier a step). Measured on the H100
-//   (tests/tools/gemm_bench.c, bench/RESULTS.md): a subgroup with more than two 16x16
-//   accumulators (WR x SN > 32 x 16) runs at a quarter of the speed of the 64x64 tile
-//   with 8 subgroups, whose subgroups hold two; BK 64 adds ~12 %. Neither x stored as
-//   f16 nor loading each step's tiles without the register prefetch changed the speed
-//   by more than 3 %, so neither is here.
+//   (tests/tools/gemm_bench.c, bench/RESULTS.md): 64x64 tiles BK 64 run at 98-114
+//   TFLOP/s, 128x128 tiles of 8 subgroups of 64 rows, BK 32, DB at 137-142 where K is
+//   4096 or more. Until session 9, every subgroup holding more than two accumulators
+//   ran at 20-28: the edge epilogue's loop over the fragments could not be unrolled
+//   (its trip count depended on the lane, and it had a continue), so it indexed c with
+//   variables, and the driver kept the whole accumulator array in memory. Every loop
+//   that touches c must unroll completely, so that c's indices are constants.
 //   Needs subgroups of 32 (NVIDIA). Block types need K % BK == 0.
 // Geometry: grid (CEIL_DIV(n_tok, BN), CEIL_DIV(n_rows, BM)) - token tiles vary fastest,
 //   so the workgroups that share a tile of W run together and W comes from memory about
@@ -195,7 +197,7 @@ void main() {
                   row0 + BM <= pc.n_rows && tok0 + BN <= pc.n_tok;
     // y index of element (row 0, token 0) of this subgroup's part
     uint yb = (tok0 + sc) * pc.ld_y + pc.y_col + pc.row_begin + row0 + sr;
-    ACC c[RN][CN];
+    ACC c[RN][CN];  // indexed by constants only (fully unrolled loops): see the top
     [[unroll]] for (uint i = 0; i < RN; i++)
         [[unroll]] for (uint j = 0; j < CN; j++) {
 #if ACCUMULATE
@@ -257,20 +259,21 @@ void main() {
             coopMatStoreNV(c[i][j], sh, sg * 128, 8, true);
             subgroupMemoryBarrierShared();
             subgroupBarrier();
-            for (uint e = lane; e < 256; e += 32) {
+            [[unroll]] for (uint q = 0; q < 8; q++) {  // a constant trip count (see the top)
+                uint e = lane + 32 * q;
                 uint gr = row0 + sr + 16 * i + e % 16, gt = tok0 + sc + 16 * j + e / 16;
-                if (gr >= pc.n_rows || gt >= pc.n_tok)
-                    continue;
-                float s = uintBitsToFloat(sh[sg * 128 + e / 2][e % 2]);
+                if (gr < pc.n_rows && gt < pc.n_tok) {
+                    float s = uintBitsToFloat(sh[sg * 128 + e / 2][e % 2]);
 #if HAS_BIAS
-                s += bias[pc.row_begin + gr];
+                    s += bias[pc.row_begin + gr];
 #endif
-                uint o = gt * pc.ld_y + pc.y_col + pc.row_begin + gr;
+                    uint o = gt * pc.ld_y + pc.y_col + pc.row_begin + gr;
 #if ACCUMULATE
-                y[o] += s;
+                    y[o] += s;
 #else
-                y[o] = s;
+                    y[o] = s;
 #endif
+                }
             }
             subgroupMemoryBarrierShared();
             subgroupBarrier();

@@ -42,6 +42,11 @@
 #include "quant.glsl"
 
 layout(local_size_x = WG_SIZE) in;
+#if GATE_UP
+#define NRED (2 * ROWS)  // sums a workgroup or subgroup reduces at the end: rows, up rows
+#else
+#define NRED ROWS
+#endif
 #if WQUANT
 QUANT_BINDING(0, WQ_, wq, WD_, wd)
 layout(std430, set = 0, binding = 1) readonly buffer X { vec4 x[]; };
@@ -104,7 +109,12 @@ layout(push_constant) uniform Push {
     uint row_begin; uint n_rows; uint ld_y; uint n_tok; uint x_row; uint y_col;
 } pc;
 
+#if !SG_ROWS && USE_SUBGROUP
+// wg_sums' partial sums: NRED values for each of up to WG_SIZE subgroups.
+shared float scratch[WG_SIZE * NRED];
+#else
 shared float scratch[WG_SIZE];
+#endif
 WG_REDUCE(wg_sum, subgroupAdd, LG_ADD)
 
 #if IDOT
@@ -178,12 +188,39 @@ float blk_dot(uvec4 q, float d, uint bi) {
 // A subgroup computes ROWS rows; its lanes split K; subgroupAdd reduces (no barrier).
 #define LANE gl_SubgroupInvocationID
 #define NLANES gl_SubgroupSize
-#define ROW_SUM(v) subgroupAdd(v)
 #else
-// The workgroup computes ROWS rows; its invocations split K; wg_sum reduces.
+// The workgroup computes ROWS rows; its invocations split K; wg_sums reduces.
 #define LANE gl_LocalInvocationID.x
 #define NLANES WG_SIZE
-#define ROW_SUM(v) wg_sum(v)
+#endif
+
+#if !SG_ROWS
+// Each of the NRED values replaced by its sum over the workgroup. With subgroup
+// arithmetic all of them go through one subgroupAdd each and one round of scratch (two
+// barriers in all, not two a value), and the only loop without a constant trip count
+// (over the subgroups) holds a fully unrolled one over the values: every index into v
+// is a constant after unrolling, so the caller's arrays stay in registers. (A loop
+// around wg_sum could not be unrolled, because wg_sum's own loop runs gl_NumSubgroups
+// times, so it indexed them with a variable.)
+void wg_sums(inout float v[NRED]) {
+#if USE_SUBGROUP
+    [[unroll]] for (uint j = 0; j < NRED; j++) {
+        float s = subgroupAdd(v[j]);
+        if (gl_SubgroupInvocationID == 0)
+            scratch[gl_SubgroupID * NRED + j] = s;
+    }
+    barrier();
+    [[unroll]] for (uint j = 0; j < NRED; j++)
+        v[j] = scratch[j];
+    for (uint i = 1; i < gl_NumSubgroups; i++)
+        [[unroll]] for (uint j = 0; j < NRED; j++)
+            v[j] += scratch[i * NRED + j];
+    barrier();
+#else
+    [[unroll]] for (uint j = 0; j < NRED; j++)
+        v[j] = wg_sum(v[j]);
+#endif
+}
 #endif
 
 // The ROWS rows from slot s0 (slot = row of the shard, or in ROPE_KV rows of pairs):
@@ -304,15 +341,27 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
         }
     }
 #endif
+    float red[NRED];  // the rows' sums (and GATE_UP's up sums after them)
+    [[unroll]] for (uint j = 0; j < ROWS; j++) {
+        red[j] = acc[j];
+#if GATE_UP
+        red[ROWS + j] = acc_u[j];
+#endif
+    }
+#if SG_ROWS
+    [[unroll]] for (uint j = 0; j < NRED; j++)
+        red[j] = subgroupAdd(red[j]);
+#else
+    wg_sums(red);
+#endif
     float sv[ROWS];
     [[unroll]] for (uint j = 0; j < ROWS; j++) {
-        sv[j] = ROW_SUM(acc[j]);
+        sv[j] = red[j];
 #if HAS_BIAS
         sv[j] += bias[pc.row_begin + rw[j]];
 #endif
 #if GATE_UP
-        float su = ROW_SUM(acc_u[j]);
-        sv[j] = sv[j] / (1.0 + exp(-sv[j])) * su;
+        sv[j] = sv[j] / (1.0 + exp(-sv[j])) * red[ROWS + j];
 #endif
     }
     if (LANE != 0)

@@ -108,7 +108,10 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
     lg_desc_define(d, store[1], "USE_SUBGROUP", ctx->caps.subgroup_arith ? 1 : 0);
 }
 
-enum mm_flags { MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16, MM_ROPE = 32 };
+enum mm_flags {
+    MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16, MM_ROPE = 32,
+    MM_CM_BIG = 64 /* matmul_cm.comp's large tile (cm_big) */
+};
 
 /* Rows per workgroup of the decode mat-vec (matvec.comp ROWS). */
 #ifndef LG_MATVEC_ROWS
@@ -136,14 +139,20 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
             w->type == LG_WTYPE_Q4_K || w->type == LG_WTYPE_Q6_K);
 }
 
-/* Tile configuration of matmul_cm.comp: 64 x 64 tiles, K in steps of 64, 8 subgroups of
- * 32 rows x 16 tokens, one shared buffer, for every shape and prompt length. On the H100
- * (tests/tools/gemm_bench.c on the TinyLlama and 7B prefill shapes, bench/RESULTS.md)
- * it runs at 97-113 TFLOP/s where every larger tile, and any subgroup holding more than
- * two 16x16 accumulators, ran at 20-28. LG_CM_BM, _BN, _BK, _NSG, _WR and _DB force
- * them (build-time knobs for measurements); a configuration that needs more shared
- * memory than the device has, or a K step that does not divide K (block types need it;
- * f16 would take the scalar path), falls back to BK 32, one buffer. */
+/* Tile configurations of matmul_cm.comp. Small: 64 x 64 tiles, K in steps of 64, 8
+ * subgroups of 32 rows x 16 tokens, one shared buffer. Large: 128 x 128 tiles, K in
+ * steps of 32, 8 subgroups of 64 rows x 32 tokens, two shared buffers. Measured on the
+ * H100 (tests/tools/gemm_bench.c, 512 tokens, bench/RESULTS.md session 9): the large
+ * tile runs the 7B shapes (K >= 4096) at 137-142 TFLOP/s against the small one's
+ * 106-114, but with K = 2048 or too few tiles to fill the GPU (TinyLlama's down
+ * projection: 64 of them) the small one is as fast or faster (98-107 against 71-92).
+ * So a GEMM takes the large tile when K >= LG_CM_BIG_K, the prompt has at least
+ * LG_CM_BIG_TOK tokens and there are at least LG_CM_BIG_TILES large tiles; otherwise
+ * the small one. LG_CM_BM, _BN, _BK, _NSG, _WR and _DB force the small tile's shape,
+ * and LG_CM_BIG_K=0xffffffff turns the large one off (build-time knobs for
+ * measurements). A configuration that needs more shared memory than the device has,
+ * or a K step that does not divide K (block types need it; f16 would take the scalar
+ * path), falls back to BK 32, one buffer. */
 #ifndef LG_CM_BM
 #define LG_CM_BM 64
 #endif
@@ -162,11 +171,33 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
 #ifndef LG_CM_DB
 #define LG_CM_DB 0
 #endif
-static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor *w,
+#ifndef LG_CM_BIG_K
+#define LG_CM_BIG_K 4096u
+#endif
+#ifndef LG_CM_BIG_TOK
+#define LG_CM_BIG_TOK 256u
+#endif
+#ifndef LG_CM_BIG_TILES
+#define LG_CM_BIG_TILES 96u
+#endif
+
+/* MM_CM_BIG when a GEMM of n_tok tokens on w takes the large tile (above). */
+static unsigned cm_big(const struct llmgpu_context *ctx, const struct lg_wtensor *w,
+                       uint32_t n_tok) {
+    uint32_t rows = w->n_shards ? w->shards[0].rows : w->rows;
+    if (!use_coopmat(ctx, w) || w->cols < LG_CM_BIG_K || n_tok < LG_CM_BIG_TOK ||
+        (uint64_t)((rows + 127) / 128) * ((n_tok + 127) / 128) < LG_CM_BIG_TILES)
+        return 0;
+    return MM_CM_BIG;
+}
+
+static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor *w, int big,
                       struct lg_cm_cfg *c) {
-    const struct lg_cm_cfg want = {LG_CM_BM, LG_CM_BN, LG_CM_BK, LG_CM_NSG, LG_CM_WR, LG_CM_DB};
-    *c = want;
+    const struct lg_cm_cfg small = {LG_CM_BM, LG_CM_BN, LG_CM_BK, LG_CM_NSG, LG_CM_WR, LG_CM_DB};
+    const struct lg_cm_cfg large = {128, 128, 32, 8, 64, 1};
+    *c = big ? large : small;
     if (lg_cm_shared_bytes(c) > ctx->props.limits.maxComputeSharedMemorySize || w->cols % c->bk) {
+        *c = small;
         c->bk = 32;
         c->db = 0;
     }
@@ -219,7 +250,7 @@ static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor 
         w->cols % 16)
         return 0;
     shared = (uint64_t)w->cols + (uint64_t)w->cols / 16 * (w->type == LG_WTYPE_Q8_0 ? 4 : 8) +
-             4ull * mv_wg_size(ctx, w);
+             4ull * mv_wg_size(ctx, w) * (mv_subgroup_rows(ctx, w) ? 1 : 2 * LG_MATVEC_ROWS);
     return shared <= ctx->props.limits.maxComputeSharedMemorySize;
 }
 
@@ -242,7 +273,7 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
               sizeof(struct lg_mm_push));
     if (cm) {
         struct lg_cm_cfg c;
-        cm_config(s->ctx, w, &c);
+        cm_config(s->ctx, w, (flags & MM_CM_BIG) != 0, &c);
         d.required_subgroup_size = 32;
         lg_desc_define(&d, st[18], "BM", c.bm);
         lg_desc_define(&d, st[19], "BN", c.bn);
@@ -879,10 +910,12 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     int gemm = n_tok > 1 && !(flags & MM_GATE_UP);
     uint32_t rpw = mv_rows_per_wg(s->ctx, w);
     struct lg_cm_cfg cm = {0, 0, 0, 0, 0, 0};
-    if (mm_pipeline(s, w, flags | (gemm ? MM_GEMM : 0), &p) != LLMGPU_OK)
+    if (gemm)
+        flags |= MM_GEMM | cm_big(s->ctx, w, n_tok);
+    if (mm_pipeline(s, w, flags, &p) != LLMGPU_OK)
         return; /* created in create_sets or record_step; cannot fail here */
     if (gemm && use_coopmat(s->ctx, w))
-        cm_config(s->ctx, w, &cm);
+        cm_config(s->ctx, w, (flags & MM_CM_BIG) != 0, &cm);
     for (uint32_t i = 0; i < w->n_shards; i++) {
         struct lg_mm_push pc = {w->shards[i].row_begin, w->shards[i].rows, ld_y, n_tok, x_row,
                                 y_col};
@@ -937,6 +970,8 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
     uint32_t wg = wg_size(s->ctx);
     uint32_t qkv_w = (c->n_head + 2 * c->n_kv_head) * c->head_dim;
     unsigned g = T > 1 ? MM_GEMM : 0;
+    /* a GEMM's flags, as rec_mm will ask for its pipeline */
+#define G(w) (g ? g | cm_big(s->ctx, (w), T) : 0u)
     enum llmgpu_status st;
     TRY(embed_pipeline(s, &p_embed));
     TRY(norm_pipeline(s, &p_norm));
@@ -949,14 +984,14 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         const struct lg_layer *L = &m->layers[l];
         struct lg_pipeline *p;
         unsigned qkv_norm = T > 1 ? 0 : MM_NORM;
-        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | g, &p));
+        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | G(&L->wqkv), &p));
         if (T == 1 && s->fuse_rope)
             TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, &p));
-        TRY(mm_pipeline(s, &L->wo, MM_ACC | g, &p));
-        TRY(mm_pipeline(s, &L->down, MM_ACC | g, &p));
+        TRY(mm_pipeline(s, &L->wo, MM_ACC | G(&L->wo), &p));
+        TRY(mm_pipeline(s, &L->down, MM_ACC | G(&L->down), &p));
         if (T > 1) {
-            TRY(mm_pipeline(s, &L->gate, g, &p));
-            TRY(mm_pipeline(s, &L->up, g, &p));
+            TRY(mm_pipeline(s, &L->gate, G(&L->gate), &p));
+            TRY(mm_pipeline(s, &L->up, G(&L->up), &p));
         } else {
             TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));
         }
@@ -1066,6 +1101,7 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
     }
     return LLMGPU_OK;
 #undef TRY
+#undef G
 }
 
 /* ---- running ---- */

@@ -212,6 +212,91 @@ START_TEST(matmul_coopmat_awkward) {
 }
 END_TEST
 
+/* ---- register arrays stay in registers ---- */
+
+/* Function-storage variables of array type in SPIR-V words: what the driver must keep
+ * in addressable memory when they are indexed with variables. glslc's optimizer splits
+ * an array into scalars once every loop indexing it is unrolled (constant indices), so
+ * after it none should remain in the hot kernels. */
+static int function_arrays(const uint32_t *w, size_t n) {
+    uint32_t bound = n > 3 ? w[3] : 0;
+    unsigned char *is_arr = calloc(bound + 1, 1), *ptr_arr = calloc(bound + 1, 1);
+    int count = 0;
+    ck_assert_ptr_nonnull(is_arr);
+    ck_assert_ptr_nonnull(ptr_arr);
+    for (size_t i = 5; i < n;) {
+        uint32_t len = w[i] >> 16, op = w[i] & 0xffff;
+        ck_assert_uint_gt(len, 0);
+        ck_assert_uint_le(i + len, n);
+        if (op == 28 && len > 1 && w[i + 1] <= bound) /* OpTypeArray */
+            is_arr[w[i + 1]] = 1;
+        if (op == 32 && len > 3 && w[i + 1] <= bound && w[i + 3] <= bound && w[i + 2] == 7)
+            ptr_arr[w[i + 1]] = is_arr[w[i + 3]]; /* OpTypePointer Function */
+        if (op == 59 && len > 3 && w[i + 3] == 7 && w[i + 1] <= bound && ptr_arr[w[i + 1]])
+            count++; /* OpVariable Function of an array */
+        i += len;
+    }
+    free(is_arr);
+    free(ptr_arr);
+    return count;
+}
+
+/* The kernels of the decode and prefill paths, with the define sets lib/session.c
+ * gives them on a GPU, compile to SPIR-V without Function-storage arrays. On the H100
+ * one such array (matmul_cm.comp's accumulators, indexed with variables by an epilogue
+ * loop that did not unroll) made every tile with more than two accumulators a subgroup
+ * run at a quarter of the speed (bench/RESULTS.md, session 9). */
+START_TEST(kernels_no_register_arrays) {
+    static const char *const sets[][24] = {
+        /* decode mat-vec, f16 weights, workgroup rows: plain, residual, fused QKV + RoPE,
+         * gate/up with the norm */
+        {"matvec.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=0",
+         "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0", "SG_ROWS=0", "RPW=2"},
+        {"matvec.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=1",
+         "ACCUMULATE=0", "GATE_UP=0", "ROWS=2", "NORM=1", "EPS=1e-5", "ROPE_KV=1", "HD=128",
+         "NH=32", "NKV=8", "SG_ROWS=0", "RPW=2"},
+        {"matvec.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=2048", "WTYPE=1", "HAS_BIAS=0",
+         "ACCUMULATE=0", "GATE_UP=1", "ROWS=2", "NORM=1", "EPS=1e-5", "ROPE_KV=0", "SG_ROWS=0",
+         "RPW=2"},
+        /* decode mat-vec, block types: subgroup rows, integer dot products */
+        {"matvec.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=4", "HAS_BIAS=0",
+         "ACCUMULATE=0", "GATE_UP=1", "ROWS=2", "NORM=1", "EPS=1e-5", "ROPE_KV=0", "SG_ROWS=1",
+         "RPW=16", "IDOT=1", "BLK32=1"},
+        {"matvec.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=3", "HAS_BIAS=0",
+         "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0", "SG_ROWS=1", "RPW=16",
+         "IDOT=1"},
+        /* decode attention, four query heads a workgroup */
+        {"attn_split.comp", "WG_SIZE=128", "USE_SUBGROUP=1", "HD=128", "NH=32", "NKV=8",
+         "WINDOW=0", "GQ=4", "NSPLIT=64", "MIN_LEN=128"},
+        /* prefill: attention, portable GEMM, tensor-core GEMM (both of session.c's tiles) */
+        {"attn.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "HD=128", "NH=32", "NKV=8", "WINDOW=0",
+         "BQ=16"},
+        {"matmul.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=1",
+         "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0"},
+        {"matmul_cm.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=0",
+         "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0", "BM=64", "BN=64", "BK=64",
+         "NSG=8", "WR=32", "DB=0"},
+        {"matmul_cm.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=4", "HAS_BIAS=1",
+         "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0", "BM=128", "BN=128",
+         "BK=32", "NSG=8", "WR=64", "DB=1"},
+    };
+    for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
+        uint32_t n_def = 0, *words = NULL;
+        size_t n_words = 0;
+        int arrays;
+        while (n_def + 1 < 24 && sets[i][n_def + 1])
+            n_def++;
+        ck_assert_msg(lg_kc_compile(ctx, sets[i][0], &sets[i][1], n_def, &words, &n_words) ==
+                          LLMGPU_OK,
+                      "%s (set %zu) does not compile: %s", sets[i][0], i, tlog.text);
+        arrays = function_arrays(words, n_words);
+        lg_free(&ctx->alloc, words);
+        ck_assert_msg(arrays == 0, "%s (set %zu): %d Function-storage arrays", sets[i][0], i,
+                      arrays);
+    }
+}
+END_TEST
+
 /* ---- RMSNorm ---- */
 
 START_TEST(rms_norm_awkward) {
@@ -450,6 +535,7 @@ Suite *kernels_suite(void) {
     tcase_add_test(tc, matmul_awkward);
     tcase_add_test(tc, matmul_coopmat_awkward);
     tcase_add_test(tc, rms_norm_awkward);
+    tcase_add_test(tc, kernels_no_register_arrays);
     tcase_add_test(tc, attention_decode_chunks);
     tcase_add_test(tc, attention_prefill);
     tcase_add_test(tc, argmax_odd_vocab);

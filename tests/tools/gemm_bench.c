@@ -33,14 +33,18 @@ static const struct cfg cfgs[] = {
     /* name, portable, bm bn bk nsg wr db */
     {"portable matmul.comp", 1, 64, 64, 0, 0, 0, 0},
     {"cm 64x64 bk64 nsg8 wr32 (default)", 0, 64, 64, 64, 8, 32, 0},
-    {"cm 64x64 bk32 nsg8 wr32", 0, 64, 64, 32, 8, 32, 0},
-    {"cm 64x64 bk64 nsg8 wr32 db", 0, 64, 64, 64, 8, 32, 1},
-    {"cm 64x64 bk32 nsg4 wr32", 0, 64, 64, 32, 4, 32, 0},
-    {"cm 64x128 bk32 nsg8 wr32", 0, 64, 128, 32, 8, 32, 0},
-    {"cm 128x64 bk32 nsg8 wr32", 0, 128, 64, 32, 8, 32, 0},
+    {"cm 64x64 bk64 nsg4 wr32", 0, 64, 64, 64, 4, 32, 0},
+    {"cm 64x128 bk64 nsg8 wr32", 0, 64, 128, 64, 8, 32, 0},
+    {"cm 128x64 bk64 nsg8 wr64", 0, 128, 64, 64, 8, 64, 0},
+    {"cm 128x64 bk64 nsg4 wr64", 0, 128, 64, 64, 4, 64, 0},
     {"cm 128x128 bk32 nsg8 wr32", 0, 128, 128, 32, 8, 32, 0},
-    {"cm 128x128 bk32 nsg8 wr32 db", 0, 128, 128, 32, 8, 32, 1},
+    {"cm 128x128 bk32 nsg8 wr64", 0, 128, 128, 32, 8, 64, 0},
+    {"cm 128x128 bk64 nsg8 wr64", 0, 128, 128, 64, 8, 64, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db", 0, 128, 128, 32, 8, 64, 1},
     {"cm 128x128 bk32 nsg4 wr64", 0, 128, 128, 32, 4, 64, 0},
+    {"cm 128x128 bk64 nsg4 wr64", 0, 128, 128, 64, 4, 64, 0},
+    {"cm 256x128 bk32 nsg8 wr64", 0, 256, 128, 32, 8, 64, 0},
+    {"cm 128x256 bk32 nsg8 wr64", 0, 128, 256, 32, 8, 64, 0},
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -88,6 +92,14 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
         double err = 0, ss = 0;
         if (!g->portable && !(ctx->caps.coopmat_nv && ctx->caps.subgroup_size == 32))
             continue;
+        if (!g->portable) {
+            struct lg_cm_cfg cc = {g->bm, g->bn, g->bk, g->nsg, g->wr, g->db};
+            if (lg_cm_shared_bytes(&cc) > ctx->props.limits.maxComputeSharedMemorySize ||
+                K % g->bk) {
+                printf("%5ux%5ux%4u  %-34s  skipped (shared memory or K)\n", rows, K, T, g->name);
+                continue;
+            }
+        }
         memset(&d, 0, sizeof d);
         d.kernel = g->portable ? "matmul.comp" : "matmul_cm.comp";
         d.n_bindings = 4;

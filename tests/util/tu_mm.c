@@ -30,6 +30,7 @@ const struct lg_cm_cfg tu_cm_cfgs[] = {
     /* bm bn bk nsg wr db */
     {64, 64, 64, 8, 32, 0},   /* lib/session.c's choice */
     {64, 64, 32, 8, 32, 0},   /* its fallback (K % 64 != 0, or too little shared memory) */
+    {128, 128, 32, 8, 64, 1}, /* its large tile (K >= 4096, long prompts) */
     {128, 128, 32, 8, 32, 1}, /* four subgroups along the rows, two buffers */
     {64, 128, 32, 4, 64, 0},  /* four subgroups of 64 rows x 32 tokens */
 };
