@@ -322,18 +322,49 @@ static enum llmgpu_status norm_pipeline(struct llmgpu_session *s, struct lg_pipe
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
+/* Prefill attention on tensor cores (attn_cm.comp) where the prefill GEMMs use them
+ * (NV cooperative matrices, f16, 32-wide subgroups) and the model has no sliding
+ * window and a head size of at most 128, a multiple of 16; attn.comp otherwise. On the
+ * H100 it takes the 512-token prefill attention from 10.8 to 3.7 ms on 7B, 3.0 to 1.5
+ * ms on TinyLlama (bench/RESULTS.md, session 9). LG_ATTN_CM=0 (a build knob, for
+ * measurements) keeps attn.comp. */
+#ifndef LG_ATTN_CM
+#define LG_ATTN_CM 1
+#endif
+#define LG_ATTN_CM_NSG 4 /* subgroups (of 16 queries) a workgroup */
+static int use_attn_cm(const struct llmgpu_session *s) {
+    const struct llmgpu_context *ctx = s->ctx;
+    const struct lg_model_config *c = &s->model->cfg;
+    uint32_t hd = c->head_dim, ldk = (hd + 8) / 8;
+    uint64_t shared = 2ull * 32 * ldk * 16 + LG_ATTN_CM_NSG * 16 * 32 * 4 +
+                      LG_ATTN_CM_NSG * 16 * 5 * 16;
+    return LG_ATTN_CM && ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
+           ctx->caps.subgroup_size == 32 && ctx->caps.subgroup_shuffle &&
+           !(ctx->flags & LLMGPU_CONTEXT_FLAG_NO_COOPMAT) && c->sliding_window == 0 &&
+           hd % 16 == 0 && hd <= 128 && shared <= ctx->props.limits.maxComputeSharedMemorySize;
+}
+/* Queries a workgroup of prefill attention. */
+static uint32_t attn_bq(const struct llmgpu_session *s) {
+    return use_attn_cm(s) ? 16 * LG_ATTN_CM_NSG : lg_attn_bq(s->model->cfg.head_dim);
+}
+
 static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *kernel,
                                         uint32_t n_bindings, struct lg_pipeline **out) {
     const struct lg_model_config *c = &s->model->cfg;
     char st[10][48];
     struct lg_pipeline_desc d;
-    base_desc(s->ctx, &d, st, kernel, n_bindings, 0);
+    int cm = !strcmp(kernel, "attn.comp") && use_attn_cm(s);
+    base_desc(s->ctx, &d, st, cm ? "attn_cm.comp" : kernel, n_bindings, 0);
     lg_desc_define(&d, st[2], "HD", c->head_dim);
     lg_desc_define(&d, st[3], "NH", c->n_head);
     lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
     lg_desc_define(&d, st[5], "WINDOW", c->sliding_window);
-    if (!strcmp(kernel, "attn.comp"))
+    if (cm) {
+        d.required_subgroup_size = 32;
+        lg_desc_define(&d, st[6], "NSG", LG_ATTN_CM_NSG);
+    } else if (!strcmp(kernel, "attn.comp")) {
         lg_desc_define(&d, st[6], "BQ", lg_attn_bq(c->head_dim));
+    }
     if (!strcmp(kernel, "attn_split.comp")) { /* a block of keys a workgroup: defines[0] */
         snprintf(st[0], sizeof st[0], "WG_SIZE=%u", LG_ATTN_SPLIT_WG);
         lg_desc_define(&d, st[6], "GQ", lg_attn_split_gq(c->n_head, c->n_kv_head));
@@ -1045,7 +1076,7 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         }
         /* att = softmax(q K^T / sqrt(d)) V */
         if (T > 1) {
-            uint32_t bq = lg_attn_bq(c->head_dim);
+            uint32_t bq = attn_bq(s);
             lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, (T + bq - 1) / bq, 1);
         } else {
             lg_cmd_dispatch(cb, p_split, S->attn_split, NULL,

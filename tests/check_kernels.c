@@ -271,6 +271,8 @@ START_TEST(kernels_no_register_arrays) {
         /* prefill: attention, portable GEMM, tensor-core GEMM (both of session.c's tiles) */
         {"attn.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "HD=128", "NH=32", "NKV=8", "WINDOW=0",
          "BQ=16"},
+        {"attn_cm.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "HD=128", "NH=32", "NKV=8",
+         "WINDOW=0", "NSG=4"},
         {"matmul.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=1",
          "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0"},
         {"matmul_cm.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=0",
@@ -344,6 +346,11 @@ END_TEST
 
 /* decode: attn_split.comp with nsplit splits of at least min_len keys (both 0 for the
  * prefill kernel attn.comp) */
+/* check_attention's prefill kernel: attn.comp (0) or attn_cm.comp (1, tensor cores; it
+ * rounds q and the softmax weights to f16 for the products, yet stays within the same
+ * bound: NMSE 4e-8 to 9e-8 on the H100) */
+static int prefill_cm;
+
 static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t window,
                             uint32_t pos0, uint32_t T, uint32_t nsplit, uint32_t min_len) {
     const int decode = nsplit > 0;
@@ -383,7 +390,7 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
     bo = buf_f32(NULL, qn);
     bpart = buf_f32(NULL, (size_t)NH * (decode ? nsplit : 1) * ((HD + 3) / 4 * 4 + 2));
 
-    base(&d, st, decode ? "attn_split.comp" : "attn.comp", 0);
+    base(&d, st, decode ? "attn_split.comp" : prefill_cm ? "attn_cm.comp" : "attn.comp", 0);
     lg_desc_define(&d, st[2], "HD", HD);
     lg_desc_define(&d, st[3], "NH", NH);
     lg_desc_define(&d, st[4], "NKV", NKV);
@@ -416,8 +423,13 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
     } else {
         struct lg_binding b[5] = {{&bstep, 0, 0}, {&bq, 0, 0}, {&bk, 0, 0}, {&bv, 0, 0},
                                   {&bo, 0, 0}};
-        uint32_t bqn = lg_attn_bq(HD);
-        lg_desc_define(&d, st[6], "BQ", bqn);
+        uint32_t bqn = prefill_cm ? 64 : lg_attn_bq(HD);
+        if (prefill_cm) {
+            d.required_subgroup_size = 32;
+            lg_desc_define(&d, st[6], "NSG", 4);
+        } else {
+            lg_desc_define(&d, st[6], "BQ", bqn);
+        }
         run(&d, b, 5, NULL, NH, (T + bqn - 1) / bqn);
     }
     fetch(&bo, o, qn);
@@ -425,10 +437,13 @@ static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t win
         ref_attention(ref + (size_t)t * NH * HD, q + (size_t)t * NH * HD, k, v, att, (int)n_ctx,
                       (int)NH, (int)NKV, (int)HD, (int)(pos0 + t), (int)window);
     e = ref_nmse(o, ref, qn);
+    if (prefill_cm && !decode)
+        fprintf(stderr, "# attn_cm HD %u NH %u NKV %u pos0 %u T %u: NMSE %.3g\n", HD, NH, NKV,
+                pos0, T, e);
     ck_assert_msg(e < 1e-6,
                   "%s HD %u NH %u NKV %u window %u pos0 %u T %u splits %u/%u: NMSE %.3g",
-                  decode ? "attn_split" : "attn", HD, NH, NKV, window, pos0, T, nsplit,
-                  min_len, e);
+                  decode ? "attn_split" : prefill_cm ? "attn_cm" : "attn", HD, NH, NKV, window,
+                  pos0, T, nsplit, min_len, e);
     lg_buffer_destroy(ctx, &bstep);
     lg_buffer_destroy(ctx, &bq);
     lg_buffer_destroy(ctx, &bk);
@@ -492,6 +507,27 @@ START_TEST(attention_prefill) {
 }
 END_TEST
 
+/* attn_cm.comp (where the device has NV cooperative matrices: lavapipe skips): one
+ * query; blocks of 64 queries whole and partial; a prompt after cached positions that
+ * crosses key tiles of 32 unaligned; GQA and MHA; head sizes 16, 64, 80 and 128; the
+ * cache past pos0 + T - 1 is NaN (check_attention). */
+START_TEST(attention_prefill_coopmat) {
+    static const uint32_t cases[][2] = {{0, 1}, {0, 64}, {0, 70}, {100, 130}, {37, 200}};
+    if (!tu_has_coopmat(ctx) || !ctx->caps.subgroup_shuffle) {
+        fprintf(stderr, "check_kernels: no VK_NV_cooperative_matrix here: attn_cm.comp not run\n");
+        return;
+    }
+    prefill_cm = 1;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        check_attention(16, 4, 2, 0, cases[c][0], cases[c][1], 0, 0);
+        check_attention(64, 8, 2, 0, cases[c][0], cases[c][1], 0, 0);
+        check_attention(80, 3, 3, 0, cases[c][0], cases[c][1], 0, 0);
+        check_attention(128, 4, 1, 0, cases[c][0], cases[c][1], 0, 0);
+    }
+    prefill_cm = 0;
+}
+END_TEST
+
 /* ---- argmax ---- */
 
 START_TEST(argmax_odd_vocab) {
@@ -538,6 +574,7 @@ Suite *kernels_suite(void) {
     tcase_add_test(tc, kernels_no_register_arrays);
     tcase_add_test(tc, attention_decode_chunks);
     tcase_add_test(tc, attention_prefill);
+    tcase_add_test(tc, attention_prefill_coopmat);
     tcase_add_test(tc, argmax_odd_vocab);
     suite_add_tcase(s, tc);
     return s;

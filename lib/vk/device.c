@@ -241,6 +241,8 @@ void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_i
     c.memory_budget = has_ext(exts, n_ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
     c.subgroup_arith = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                        (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
+    c.subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
+                         (sg.supportedOperations & VK_SUBGROUP_FEATURE_SHUFFLE_BIT);
     c.subgroup_size_control = api >= VK_API_VERSION_1_3 && f13.subgroupSizeControl &&
                               f13.computeFullSubgroups;
     c.subgroup_size = sg.subgroupSize;

@@ -26,6 +26,7 @@ struct lg_vk_caps {
     int coopmat_khr;      /* VK_KHR_cooperative_matrix */
     int memory_budget;    /* VK_EXT_memory_budget */
     int subgroup_arith;   /* subgroup arithmetic in compute shaders */
+    int subgroup_shuffle; /* subgroup shuffles in compute shaders */
     int subgroup_size_control;
     uint32_t subgroup_size;
     uint32_t min_subgroup_size, max_subgroup_size;
