@@ -61,6 +61,15 @@
 #ifndef DB
 #define DB 0
 #endif
+// Measurement knobs (gemm_bench only; lib/session.c never sets them): XF16 reads x as
+// f16 (FAST path only); NOLOAD loads the tiles of the first K step only and reuses them
+// (wrong results: it bounds what the loads cost).
+#ifndef XF16
+#define XF16 0
+#endif
+#ifndef NOLOAD
+#define NOLOAD 0
+#endif
 
 #define NT (NSG * 32)    // invocations
 #define LDS (BK + 8)     // f16s a shared tile row
@@ -97,6 +106,9 @@ layout(std430, set = 0, binding = 0) readonly buffer W8 { uvec4 w8[]; };  // 8 f
 #endif
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer X4 { vec4 x4[]; };
+#if XF16  // measurement knob (tests/tools/gemm_bench.c): x stored as f16, 4 a uvec2
+layout(std430, set = 0, binding = 1) readonly buffer XH { uvec2 xh[]; };
+#endif
 layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
 layout(std430, set = 0, binding = 3) buffer Y { float y[]; };
 layout(push_constant) uniform Push {
@@ -125,7 +137,11 @@ vec4 rw[NWQ];
 #else
 uvec4 rw[NWQ / 2];  // 8 f16s each
 #endif
+#if XF16
+uvec2 rx[NXQ];
+#else
 vec4 rx[NXQ];
+#endif
 
 void fetch(uint row0, uint tok0, uint k0, uint tid) {
 #if WQUANT
@@ -141,7 +157,11 @@ void fetch(uint row0, uint tok0, uint k0, uint tid) {
 #endif
     [[unroll]] for (uint i = 0; i < NXQ; i++) {
         uint e = tid + i * NT, n = e / QPR, c = e % QPR, gt = tok0 + n;
+#if XF16
+        rx[i] = gt < pc.n_tok ? xh[(pc.x_row + gt) * (K / 4) + k0 / 4 + c] : uvec2(0u);
+#else
         rx[i] = gt < pc.n_tok ? x4[(pc.x_row + gt) * (K / 4) + k0 / 4 + c] : vec4(0.0);
+#endif
     }
 }
 
@@ -160,7 +180,11 @@ void commit(uint base, uint tid) {
 #endif
     [[unroll]] for (uint i = 0; i < NXQ; i++) {
         uint e = tid + i * NT;
+#if XF16
+        sh[base + XOFF + (e / QPR) * LDS4 + e % QPR] = rx[i];
+#else
         sh[base + XOFF + (e / QPR) * LDS4 + e % QPR] = pack4(rx[i]);
+#endif
     }
 }
 #else
@@ -215,7 +239,14 @@ void main() {
 #endif
     uint base = 0;
     for (uint k0 = 0; k0 < K; k0 += BK) {
-#if FAST
+#if FAST && NOLOAD
+        if (k0 < 2 * BK) {
+            commit(base, tid);
+            barrier();
+            if (k0 + BK < K)
+                fetch(row0, tok0, k0 + BK, tid);
+        }
+#elif FAST
         commit(base, tid);
         barrier();
         if (k0 + BK < K)
@@ -236,9 +267,11 @@ void main() {
                     c[i][j] = coopMatMulAddNV(a[i], b[j], c[i][j]);
         }
 #if DB
-        base = TILE4 - base;  // the other buffer; its last readers passed this step's barrier
+        if (NOLOAD == 0 || k0 < 2 * BK)
+            base = TILE4 - base;  // the other buffer; its last readers passed this step's barrier
 #else
-        barrier();
+        if (NOLOAD == 0 || k0 < 2 * BK)
+            barrier();
 #endif
     }
 

@@ -331,7 +331,9 @@ static enum llmgpu_status norm_pipeline(struct llmgpu_session *s, struct lg_pipe
 #ifndef LG_ATTN_CM
 #define LG_ATTN_CM 1
 #endif
-#define LG_ATTN_CM_NSG 4 /* subgroups (of 16 queries) a workgroup */
+#ifndef LG_ATTN_CM_NSG
+#define LG_ATTN_CM_NSG 4 /* subgroups (of 16 queries) a workgroup: 1, 2 or 4 */
+#endif
 static int use_attn_cm(const struct llmgpu_session *s) {
     const struct llmgpu_context *ctx = s->ctx;
     const struct lg_model_config *c = &s->model->cfg;

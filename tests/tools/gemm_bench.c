@@ -27,24 +27,23 @@ struct cfg {
     const char *name;
     int portable;
     uint32_t bm, bn, bk, nsg, wr, db;
+    int xf16, noload; /* matmul_cm.comp's measurement knobs XF16 and NOLOAD */
 };
 
 static const struct cfg cfgs[] = {
-    /* name, portable, bm bn bk nsg wr db */
-    {"portable matmul.comp", 1, 64, 64, 0, 0, 0, 0},
-    {"cm 64x64 bk64 nsg8 wr32 (default)", 0, 64, 64, 64, 8, 32, 0},
-    {"cm 64x64 bk64 nsg4 wr32", 0, 64, 64, 64, 4, 32, 0},
-    {"cm 64x128 bk64 nsg8 wr32", 0, 64, 128, 64, 8, 32, 0},
-    {"cm 128x64 bk64 nsg8 wr64", 0, 128, 64, 64, 8, 64, 0},
-    {"cm 128x64 bk64 nsg4 wr64", 0, 128, 64, 64, 4, 64, 0},
-    {"cm 128x128 bk32 nsg8 wr32", 0, 128, 128, 32, 8, 32, 0},
-    {"cm 128x128 bk32 nsg8 wr64", 0, 128, 128, 32, 8, 64, 0},
-    {"cm 128x128 bk64 nsg8 wr64", 0, 128, 128, 64, 8, 64, 0},
-    {"cm 128x128 bk32 nsg8 wr64 db", 0, 128, 128, 32, 8, 64, 1},
-    {"cm 128x128 bk32 nsg4 wr64", 0, 128, 128, 32, 4, 64, 0},
-    {"cm 128x128 bk64 nsg4 wr64", 0, 128, 128, 64, 4, 64, 0},
-    {"cm 256x128 bk32 nsg8 wr64", 0, 256, 128, 32, 8, 64, 0},
-    {"cm 128x256 bk32 nsg8 wr64", 0, 128, 256, 32, 8, 64, 0},
+    /* name, portable, bm bn bk nsg wr db xf16 noload (session 9 measured more tiles:
+     * bench/RESULTS.md) */
+    {"portable matmul.comp", 1, 64, 64, 0, 0, 0, 0, 0, 0},
+    {"cm 64x64 bk64 nsg8 wr32 (small tile)", 0, 64, 64, 64, 8, 32, 0, 0, 0},
+    {"cm 128x64 bk64 nsg8 wr64", 0, 128, 64, 64, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr32", 0, 128, 128, 32, 8, 32, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64", 0, 128, 128, 32, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db (large)", 0, 128, 128, 32, 8, 64, 1, 0, 0},
+    {"cm 256x128 bk32 nsg8 wr64", 0, 256, 128, 32, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db, x f16", 0, 128, 128, 32, 8, 64, 1, 1, 0},
+    {"cm 64x64 bk64 nsg8 wr32, x f16", 0, 64, 64, 64, 8, 32, 0, 1, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db, no loads", 0, 128, 128, 32, 8, 64, 1, 0, 1},
+    {"cm 64x64 bk64 nsg8 wr32, no loads", 0, 64, 64, 64, 8, 32, 0, 0, 1},
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -59,7 +58,8 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
     size_t nw = (size_t)rows * K, nx = (size_t)T * K, ny = (size_t)T * rows;
     uint16_t *w = malloc(nw * 2);
     float *x = malloc(nx * 4), *y = malloc(ny * 4);
-    struct lg_buffer bw, bx, bb, by;
+    struct lg_buffer bw, bx, bxh, bb, by;
+    uint16_t *xh = malloc(nx * 2);
     int rc = 0;
     if (!w || !x || !y) {
         fprintf(stderr, "gemm_bench: out of host memory\n");
@@ -71,9 +71,12 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
         x[i] = lg_f16_to_f32(lg_f32_to_f16(frand()));
     if (lg_buffer_create(ctx, nw * 2, LG_MEM_DEVICE, &bw) ||
         lg_buffer_create(ctx, nx * 4, LG_MEM_DEVICE, &bx) ||
+        lg_buffer_create(ctx, nx * 2, LG_MEM_DEVICE, &bxh) ||
         lg_buffer_create(ctx, rows * 4, LG_MEM_DEVICE, &bb) ||
         lg_buffer_create(ctx, ny * 4, LG_MEM_DEVICE, &by) ||
-        lg_buffer_upload(ctx, &bw, 0, w, nw * 2) || lg_buffer_upload(ctx, &bx, 0, x, nx * 4)) {
+        lg_buffer_upload(ctx, &bw, 0, w, nw * 2) || lg_buffer_upload(ctx, &bx, 0, x, nx * 4) ||
+        !xh || (lg_convert_to_f16(LG_DTYPE_F32, x, xh, nx), 0) ||
+        lg_buffer_upload(ctx, &bxh, 0, xh, nx * 2)) {
         fprintf(stderr, "gemm_bench: device buffers failed\n");
         return 1;
     }
@@ -122,6 +125,8 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
             lg_desc_define(&d, st[13], "NSG", g->nsg);
             lg_desc_define(&d, st[14], "WR", g->wr);
             lg_desc_define(&d, st[15], "DB", g->db);
+            lg_desc_define(&d, st[16], "XF16", g->xf16);
+            lg_desc_define(&d, st[17], "NOLOAD", g->noload);
             gx = (T + g->bn - 1) / g->bn;
             gy = (rows + g->bm - 1) / g->bm;
         } else {
@@ -134,7 +139,8 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
             continue;
         }
         {
-            struct lg_binding b[4] = {{&bw, 0, 0}, {&bx, 0, 0}, {&bb, 0, 0}, {&by, 0, 0}};
+            struct lg_binding b[4] = {{&bw, 0, 0}, {g->xf16 ? &bxh : &bx, 0, 0}, {&bb, 0, 0},
+                                      {&by, 0, 0}};
             if (lg_dpool_create(ctx, 1, &pool) || lg_dset_create(ctx, &pool, p, b, 4, &set) ||
                 lg_cmd_create(ctx, &cmd) || lg_cmd_begin(ctx, &cmd, 0)) {
                 fprintf(stderr, "gemm_bench: descriptor or command buffer failed\n");
@@ -186,6 +192,8 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
     }
     lg_buffer_destroy(ctx, &bw);
     lg_buffer_destroy(ctx, &bx);
+    lg_buffer_destroy(ctx, &bxh);
+    free(xh);
     lg_buffer_destroy(ctx, &bb);
     lg_buffer_destroy(ctx, &by);
     free(w);
