@@ -70,12 +70,6 @@
 #ifndef NOLOAD
 #define NOLOAD 0
 #endif
-// PF2 (FAST path): two register sets, each step's global loads issued two steps ahead
-// of their commit to shared memory instead of one.
-#ifndef PF2
-#define PF2 0
-#endif
-#define NSET (PF2 + 1)
 
 #define NT (NSG * 32)    // invocations
 #define LDS (BK + 8)     // f16s a shared tile row
@@ -139,58 +133,57 @@ uvec2 pack4(vec4 v) {
 // Registers holding the next step's tiles (FAST path).
 #if FAST
 #if WQUANT
-vec4 rw[NSET][NWQ];
+vec4 rw[NWQ];
 #else
-uvec4 rw[NSET][NWQ / 2];  // 8 f16s each
+uvec4 rw[NWQ / 2];  // 8 f16s each
 #endif
 #if XF16
-uvec2 rx[NSET][NXQ];
+uvec2 rx[NXQ];
 #else
-vec4 rx[NSET][NXQ];
+vec4 rx[NXQ];
 #endif
 
-// Register set rs (a constant at every call) gets step k0's tiles.
-void fetch(uint rs, uint row0, uint tok0, uint k0, uint tid) {
+void fetch(uint row0, uint tok0, uint k0, uint tid) {
 #if WQUANT
     [[unroll]] for (uint i = 0; i < NWQ; i++) {
         uint e = tid + i * NT, m = e / QPR, q = e % QPR, gr = row0 + m;
-        rw[rs][i] = gr < pc.n_rows ? wtile_quad(pc.n_rows, gr, k0 + (q / 4) * 16, q % 4) : vec4(0.0);
+        rw[i] = gr < pc.n_rows ? wtile_quad(pc.n_rows, gr, k0 + (q / 4) * 16, q % 4) : vec4(0.0);
     }
 #else
     [[unroll]] for (uint i = 0; i < NWQ / 2; i++) {
         uint e = tid + i * NT, m = e / (QPR / 2), c = e % (QPR / 2), gr = row0 + m;
-        rw[rs][i] = gr < pc.n_rows ? w8[gr * (K / 8) + k0 / 8 + c] : uvec4(0);
+        rw[i] = gr < pc.n_rows ? w8[gr * (K / 8) + k0 / 8 + c] : uvec4(0);
     }
 #endif
     [[unroll]] for (uint i = 0; i < NXQ; i++) {
         uint e = tid + i * NT, n = e / QPR, c = e % QPR, gt = tok0 + n;
 #if XF16
-        rx[rs][i] = gt < pc.n_tok ? xh[(pc.x_row + gt) * (K / 4) + k0 / 4 + c] : uvec2(0u);
+        rx[i] = gt < pc.n_tok ? xh[(pc.x_row + gt) * (K / 4) + k0 / 4 + c] : uvec2(0u);
 #else
-        rx[rs][i] = gt < pc.n_tok ? x4[(pc.x_row + gt) * (K / 4) + k0 / 4 + c] : vec4(0.0);
+        rx[i] = gt < pc.n_tok ? x4[(pc.x_row + gt) * (K / 4) + k0 / 4 + c] : vec4(0.0);
 #endif
     }
 }
 
-void commit(uint rs, uint base, uint tid) {
+void commit(uint base, uint tid) {
 #if WQUANT
     [[unroll]] for (uint i = 0; i < NWQ; i++) {
         uint e = tid + i * NT;
-        sh[base + (e / QPR) * LDS4 + e % QPR] = pack4(rw[rs][i]);
+        sh[base + (e / QPR) * LDS4 + e % QPR] = pack4(rw[i]);
     }
 #else
     [[unroll]] for (uint i = 0; i < NWQ / 2; i++) {
         uint e = tid + i * NT, o = base + (e / (QPR / 2)) * LDS4 + (e % (QPR / 2)) * 2;
-        sh[o] = rw[rs][i].xy;
-        sh[o + 1] = rw[rs][i].zw;
+        sh[o] = rw[i].xy;
+        sh[o + 1] = rw[i].zw;
     }
 #endif
     [[unroll]] for (uint i = 0; i < NXQ; i++) {
         uint e = tid + i * NT;
 #if XF16
-        sh[base + XOFF + (e / QPR) * LDS4 + e % QPR] = rx[rs][i];
+        sh[base + XOFF + (e / QPR) * LDS4 + e % QPR] = rx[i];
 #else
-        sh[base + XOFF + (e / QPR) * LDS4 + e % QPR] = pack4(rx[rs][i]);
+        sh[base + XOFF + (e / QPR) * LDS4 + e % QPR] = pack4(rx[i]);
 #endif
     }
 }
@@ -241,75 +234,46 @@ void main() {
 #endif
         }
 
-    uint base = 0;
-    // One K step's products from the shared buffer at base.
-#define MMA_STEP()                                                                        \
-    [[unroll]] for (uint kk = 0; kk < BK / 4; kk += 4) { /* 16 values of K, in uvec2s */ \
-        HALF a[RN];                                                                       \
-        HALF b[CN];                                                                       \
-        [[unroll]] for (uint i = 0; i < RN; i++)                                          \
-            coopMatLoadNV(a[i], sh, base + (sr + 16 * i) * LDS4 + kk, LDS4, false);       \
-        [[unroll]] for (uint j = 0; j < CN; j++)                                          \
-            coopMatLoadNV(b[j], sh, base + XOFF + (sc + 16 * j) * LDS4 + kk, LDS4, true); \
-        [[unroll]] for (uint i = 0; i < RN; i++)                                          \
-            [[unroll]] for (uint j = 0; j < CN; j++)                                      \
-                c[i][j] = coopMatMulAddNV(a[i], b[j], c[i][j]);                           \
-    }
-    // After a step: the other buffer (its last readers passed this step's barrier), or
-    // a barrier before the one buffer is rewritten.
-#if DB
-#define NEXT_BUFFER() base = TILE4 - base
-#else
-#define NEXT_BUFFER() barrier()
-#endif
-#if FAST && PF2
-    // register set 0 carries the even steps, set 1 the odd ones, each fetched two
-    // steps before its commit
-    fetch(0, row0, tok0, 0, tid);
-    if (BK < K)
-        fetch(1, row0, tok0, BK, tid);
-    for (uint k0 = 0; k0 < K; k0 += 2 * BK) {
-        commit(0, base, tid);
-        barrier();
-        if (k0 + 2 * BK < K)
-            fetch(0, row0, tok0, k0 + 2 * BK, tid);
-        MMA_STEP();
-        NEXT_BUFFER();
-        if (k0 + BK < K) {
-            commit(1, base, tid);
-            barrier();
-            if (k0 + 3 * BK < K)
-                fetch(1, row0, tok0, k0 + 3 * BK, tid);
-            MMA_STEP();
-            NEXT_BUFFER();
-        }
-    }
-#else
 #if FAST
-    fetch(0, row0, tok0, 0, tid);
+    fetch(row0, tok0, 0, tid);
 #endif
+    uint base = 0;
     for (uint k0 = 0; k0 < K; k0 += BK) {
 #if FAST && NOLOAD
         if (k0 < 2 * BK) {
-            commit(0, base, tid);
+            commit(base, tid);
             barrier();
             if (k0 + BK < K)
-                fetch(0, row0, tok0, k0 + BK, tid);
+                fetch(row0, tok0, k0 + BK, tid);
         }
 #elif FAST
-        commit(0, base, tid);
+        commit(base, tid);
         barrier();
         if (k0 + BK < K)
-            fetch(0, row0, tok0, k0 + BK, tid);
+            fetch(row0, tok0, k0 + BK, tid);
 #else
         fill(base, row0, tok0, k0, tid);
         barrier();
 #endif
-        MMA_STEP();
+        [[unroll]] for (uint kk = 0; kk < BK / 4; kk += 4) {  // 16 values of K, in uvec2s
+            HALF a[RN];
+            HALF b[CN];
+            [[unroll]] for (uint i = 0; i < RN; i++)
+                coopMatLoadNV(a[i], sh, base + (sr + 16 * i) * LDS4 + kk, LDS4, false);
+            [[unroll]] for (uint j = 0; j < CN; j++)
+                coopMatLoadNV(b[j], sh, base + XOFF + (sc + 16 * j) * LDS4 + kk, LDS4, true);
+            [[unroll]] for (uint i = 0; i < RN; i++)
+                [[unroll]] for (uint j = 0; j < CN; j++)
+                    c[i][j] = coopMatMulAddNV(a[i], b[j], c[i][j]);
+        }
+#if DB
         if (NOLOAD == 0 || k0 < 2 * BK)
-            NEXT_BUFFER();
-    }
+            base = TILE4 - base;  // the other buffer; its last readers passed this step's barrier
+#else
+        if (NOLOAD == 0 || k0 < 2 * BK)
+            barrier();
 #endif
+    }
 
     if (direct) {
         [[unroll]] for (uint i = 0; i < RN; i++)

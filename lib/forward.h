@@ -85,7 +85,6 @@ static inline uint64_t lg_attn_split_part_floats(uint32_t n_head, uint32_t n_kv_
  * WR DB defines; its top comment says what each means), and the shared memory it takes. */
 struct lg_cm_cfg {
     uint32_t bm, bn, bk, nsg, wr, db;
-    uint32_t pf2; /* loads two K steps ahead (two register sets) */
 };
 static inline uint32_t lg_cm_shared_bytes(const struct lg_cm_cfg *c) {
     return (c->db + 1) * (c->bm + c->bn) * (c->bk + 8) * 2;

@@ -171,9 +171,6 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
 #ifndef LG_CM_DB
 #define LG_CM_DB 0
 #endif
-#ifndef LG_CM_PF2 /* matmul_cm.comp's PF2 (loads two steps ahead) for every tile */
-#define LG_CM_PF2 0
-#endif
 #ifndef LG_CM_BIG_K
 #define LG_CM_BIG_K 4096u
 #endif
@@ -196,9 +193,8 @@ static unsigned cm_big(const struct llmgpu_context *ctx, const struct lg_wtensor
 
 static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor *w, int big,
                       struct lg_cm_cfg *c) {
-    const struct lg_cm_cfg small = {LG_CM_BM, LG_CM_BN, LG_CM_BK, LG_CM_NSG, LG_CM_WR, LG_CM_DB,
-                                   LG_CM_PF2};
-    const struct lg_cm_cfg large = {128, 128, 32, 8, 64, 1, LG_CM_PF2};
+    const struct lg_cm_cfg small = {LG_CM_BM, LG_CM_BN, LG_CM_BK, LG_CM_NSG, LG_CM_WR, LG_CM_DB};
+    const struct lg_cm_cfg large = {128, 128, 32, 8, 64, 1};
     *c = big ? large : small;
     if (lg_cm_shared_bytes(c) > ctx->props.limits.maxComputeSharedMemorySize || w->cols % c->bk) {
         *c = small;
@@ -285,8 +281,6 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
         lg_desc_define(&d, st[21], "NSG", c.nsg);
         lg_desc_define(&d, st[22], "WR", c.wr);
         lg_desc_define(&d, st[23], "DB", c.db);
-        if (c.pf2)
-            lg_desc_define(&d, st[16], "PF2", 1);
     }
     lg_desc_define(&d, st[2], "K", w->cols);
     lg_desc_define(&d, st[3], "WTYPE", w->type);
@@ -948,7 +942,7 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     struct lg_pipeline *p;
     int gemm = n_tok > 1 && !(flags & MM_GATE_UP);
     uint32_t rpw = mv_rows_per_wg(s->ctx, w);
-    struct lg_cm_cfg cm = {0, 0, 0, 0, 0, 0, 0};
+    struct lg_cm_cfg cm = {0, 0, 0, 0, 0, 0};
     if (gemm)
         flags |= MM_GEMM | cm_big(s->ctx, w, n_tok);
     if (mm_pipeline(s, w, flags, &p) != LLMGPU_OK)

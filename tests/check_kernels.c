@@ -87,7 +87,7 @@ static void base(struct lg_pipeline_desc *d, char st[][48], const char *kernel, 
 enum { F_BIAS = 1, F_ACC = 2, F_NORM = 4, F_GATE_UP = 8 };
 
 /* matmul_cm.comp's configuration for check_mm(2, ...) */
-static struct lg_cm_cfg cm_cfg = {64, 64, 32, 8, 32, 0, 0};
+static struct lg_cm_cfg cm_cfg = {64, 64, 32, 8, 32, 0};
 
 static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint32_t T,
                      unsigned flags) {
@@ -147,10 +147,10 @@ static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint3
     }
     e = ref_nmse(y, ref, (size_t)T * rows);
     ck_assert_msg(e < (gemm == 2 ? 1e-9 : 1e-10),
-                  "%s wtype %d K %u rows %u T %u flags %u (cm %ux%u bk %u nsg %u wr %u db %u pf2 "
-                  "%u): NMSE %.3g",
+                  "%s wtype %d K %u rows %u T %u flags %u (cm %ux%u bk %u nsg %u wr %u db %u): "
+                  "NMSE %.3g",
                   gemm == 2 ? "matmul_cm" : gemm ? "matmul" : "matvec", t, K, rows, T, flags,
-                  cm_cfg.bm, cm_cfg.bn, cm_cfg.bk, cm_cfg.nsg, cm_cfg.wr, cm_cfg.db, cm_cfg.pf2, e);
+                  cm_cfg.bm, cm_cfg.bn, cm_cfg.bk, cm_cfg.nsg, cm_cfg.wr, cm_cfg.db, e);
     free(wp);
     free(up);
     free(w);
@@ -284,9 +284,6 @@ START_TEST(kernels_no_register_arrays) {
         {"matmul_cm.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=4", "HAS_BIAS=1",
          "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0", "BM=128", "BN=128",
          "BK=32", "NSG=8", "WR=64", "DB=1"},
-        {"matmul_cm.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=0",
-         "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0", "BM=128", "BN=128",
-         "BK=32", "NSG=8", "WR=64", "DB=1", "PF2=1"},
     };
     for (size_t i = 0; i < sizeof sets / sizeof sets[0]; i++) {
         uint32_t n_def = 0, *words = NULL;

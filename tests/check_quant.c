@@ -724,10 +724,10 @@ START_TEST(gemm_coopmat_matches_reference) {
                     double ex, e = run_mm_tile(g_ctx, t, 130, Kc, n_toks[nt], mm_cases[c].flags,
                                                KM_CM | (al ? KM_ALIGN : 0u), g, &ex);
                     ck_assert_msg(e <= 1e-9 && ex <= 1e-6,
-                                  "%s %s cm %ux%u bk %u nsg %u wr %u db %u pf2 %u T %u align %u: "
+                                  "%s %s cm %ux%u bk %u nsg %u wr %u db %u T %u align %u: "
                                   "NMSE %.3g (exact %.3g)",
                                   wtype_name(t), mm_cases[c].name, g->bm, g->bn, g->bk, g->nsg,
-                                  g->wr, g->db, g->pf2, n_toks[nt], al, e, ex);
+                                  g->wr, g->db, n_toks[nt], al, e, ex);
                 }
 }
 END_TEST

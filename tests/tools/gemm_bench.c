@@ -27,21 +27,23 @@ struct cfg {
     const char *name;
     int portable;
     uint32_t bm, bn, bk, nsg, wr, db;
-    int xf16, noload, pf2; /* matmul_cm.comp's knobs XF16, NOLOAD and PF2 */
+    int xf16, noload; /* matmul_cm.comp's measurement knobs XF16 and NOLOAD */
 };
 
 static const struct cfg cfgs[] = {
-    /* name, portable, bm bn bk nsg wr db xf16 noload pf2 (session 9 measured more tiles:
+    /* name, portable, bm bn bk nsg wr db xf16 noload (session 9 measured more tiles:
      * bench/RESULTS.md) */
-    {"portable matmul.comp", 1, 64, 64, 0, 0, 0, 0, 0, 0, 0},
-    {"cm 64x64 bk64 nsg8 wr32 (small tile)", 0, 64, 64, 64, 8, 32, 0, 0, 0, 0},
-    {"cm 128x64 bk64 nsg8 wr64", 0, 128, 64, 64, 8, 64, 0, 0, 0, 0},
-    {"cm 128x128 bk32 nsg8 wr64 db (large)", 0, 128, 128, 32, 8, 64, 1, 0, 0, 0},
-    {"cm 128x128 bk32 nsg8 wr64 db, 2 ahead", 0, 128, 128, 32, 8, 64, 1, 0, 0, 1},
-    {"cm 128x128 bk32 nsg8 wr64 db, 2 ahead, x f16", 0, 128, 128, 32, 8, 64, 1, 1, 0, 1},
-    {"cm 64x64 bk64 nsg8 wr32, 2 ahead", 0, 64, 64, 64, 8, 32, 0, 0, 0, 1},
-    {"cm 128x64 bk64 nsg8 wr64, 2 ahead", 0, 128, 64, 64, 8, 64, 0, 0, 0, 1},
-    {"cm 128x128 bk32 nsg8 wr32 db, 2 ahead", 0, 128, 128, 32, 8, 32, 1, 0, 0, 1},
+    {"portable matmul.comp", 1, 64, 64, 0, 0, 0, 0, 0, 0},
+    {"cm 64x64 bk64 nsg8 wr32 (small tile)", 0, 64, 64, 64, 8, 32, 0, 0, 0},
+    {"cm 128x64 bk64 nsg8 wr64", 0, 128, 64, 64, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr32", 0, 128, 128, 32, 8, 32, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64", 0, 128, 128, 32, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db (large)", 0, 128, 128, 32, 8, 64, 1, 0, 0},
+    {"cm 256x128 bk32 nsg8 wr64", 0, 256, 128, 32, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db, x f16", 0, 128, 128, 32, 8, 64, 1, 1, 0},
+    {"cm 64x64 bk64 nsg8 wr32, x f16", 0, 64, 64, 64, 8, 32, 0, 1, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db, no loads", 0, 128, 128, 32, 8, 64, 1, 0, 1},
+    {"cm 64x64 bk64 nsg8 wr32, no loads", 0, 64, 64, 64, 8, 32, 0, 0, 1},
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -94,7 +96,7 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
         if (!g->portable && !(ctx->caps.coopmat_nv && ctx->caps.subgroup_size == 32))
             continue;
         if (!g->portable) {
-            struct lg_cm_cfg cc = {g->bm, g->bn, g->bk, g->nsg, g->wr, g->db, 0};
+            struct lg_cm_cfg cc = {g->bm, g->bn, g->bk, g->nsg, g->wr, g->db};
             if (lg_cm_shared_bytes(&cc) > ctx->props.limits.maxComputeSharedMemorySize ||
                 K % g->bk) {
                 printf("%5ux%5ux%4u  %-34s  skipped (shared memory or K)\n", rows, K, T, g->name);
@@ -125,7 +127,6 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
             lg_desc_define(&d, st[15], "DB", g->db);
             lg_desc_define(&d, st[16], "XF16", g->xf16);
             lg_desc_define(&d, st[17], "NOLOAD", g->noload);
-            lg_desc_define(&d, st[18], "PF2", g->pf2);
             gx = (T + g->bn - 1) / g->bn;
             gy = (rows + g->bm - 1) / g->bm;
         } else {

@@ -28,11 +28,11 @@ void tu_mm_cm(struct tu_mm_opts *o, const struct lg_cm_cfg *c) {
 
 const struct lg_cm_cfg tu_cm_cfgs[] = {
     /* bm bn bk nsg wr db */
-    {64, 64, 64, 8, 32, 0, 0},   /* lib/session.c's choice */
-    {64, 64, 32, 8, 32, 0, 0},   /* its fallback (K % 64 != 0, or too little shared memory) */
-    {128, 128, 32, 8, 64, 1, 0}, /* its large tile (K >= 4096, long prompts) */
-    {128, 128, 32, 8, 32, 1, 0}, /* four subgroups along the rows, two buffers */
-    {64, 128, 32, 4, 64, 0, 0},  /* four subgroups of 64 rows x 32 tokens */
+    {64, 64, 64, 8, 32, 0},   /* lib/session.c's choice */
+    {64, 64, 32, 8, 32, 0},   /* its fallback (K % 64 != 0, or too little shared memory) */
+    {128, 128, 32, 8, 64, 1}, /* its large tile (K >= 4096, long prompts) */
+    {128, 128, 32, 8, 32, 1}, /* four subgroups along the rows, two buffers */
+    {64, 128, 32, 4, 64, 0},  /* four subgroups of 64 rows x 32 tokens */
 };
 const size_t tu_n_cm_cfgs = sizeof tu_cm_cfgs / sizeof tu_cm_cfgs[0];
 
@@ -51,7 +51,7 @@ uint32_t tu_mm_sg_rpw(const struct llmgpu_context *ctx) {
 
 /* The pipeline desc for o; its defines point into st. */
 static void mm_desc(const struct llmgpu_context *ctx, const struct tu_mm_opts *o,
-                    struct lg_pipeline_desc *dp, char st[24][48]) {
+                    struct lg_pipeline_desc *dp, char st[20][48]) {
     struct lg_pipeline_desc d;
     unsigned f = o->flags;
     memset(&d, 0, sizeof d);
@@ -85,8 +85,6 @@ static void mm_desc(const struct llmgpu_context *ctx, const struct tu_mm_opts *o
         lg_desc_define(&d, st[17], "NSG", o->cm.nsg);
         lg_desc_define(&d, st[18], "WR", o->cm.wr);
         lg_desc_define(&d, st[19], "DB", o->cm.db);
-        if (o->cm.pf2)
-            lg_desc_define(&d, st[20], "PF2", 1);
     }
     *dp = d;
 }
@@ -124,7 +122,7 @@ static struct lg_buffer upload(struct llmgpu_context *ctx, const void *data, siz
 
 void tu_mm_run(struct llmgpu_context *ctx, const struct tu_log *log, const struct tu_mm_opts *o,
                const struct tu_mm_io *io, const struct lg_mm_push *pc) {
-    char st[24][48];
+    char st[20][48];
     struct lg_pipeline_desc d;
     struct lg_buffer bw, bu, bx, bb, by, bn;
     uint32_t gx, gy;
