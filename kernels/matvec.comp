@@ -27,7 +27,8 @@
 //   scale (and, for the nibble types, the unit's sum), then every 16 weights of a row
 //   are four OpSDotAccSat and a multiply or three (quant.glsl's IDOT section). The rounding of
 //   x adds an error like q8_0's own; shared memory is K + K / 2 (q8_0: K + K / 4) +
-//   4 WG_SIZE bytes (session.c checks it fits).
+//   4 WG_SIZE bytes (4 WG_SIZE NRED without SG_ROWS: wg_sums' scratch; session.c checks
+//   it fits).
 //   BLK32 (q4_0 with IDOT): a lane takes a whole 32-value block a step, one uvec4 load
 //   and one scale a row, instead of two 16-value units (6-7 % faster decode on the H100).
 // Geometry: grid (CEIL_DIV(n_rows, ROWS), n_tok); the workgroup splits K across its

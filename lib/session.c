@@ -110,7 +110,7 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
 
 enum mm_flags {
     MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16, MM_ROPE = 32,
-    MM_CM_BIG = 64 /* matmul_cm.comp's large tile (cm_big) */
+    MM_CM_BIG = 64 /* matmul_cm.comp's large tile (gemm_flags) */
 };
 
 /* Rows per workgroup of the decode mat-vec (matvec.comp ROWS). */
@@ -181,14 +181,18 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
 #define LG_CM_BIG_TILES 96u
 #endif
 
-/* MM_CM_BIG when a GEMM of n_tok tokens on w takes the large tile (above). */
-static unsigned cm_big(const struct llmgpu_context *ctx, const struct lg_wtensor *w,
-                       uint32_t n_tok) {
+/* The flags a product of n_tok tokens on w adds: none for one token (a mat-vec), else
+ * MM_GEMM, and MM_CM_BIG where it takes the large tile (above). rec_mm and
+ * record_step's pipeline creation both ask here, so they agree on the pipeline. */
+static unsigned gemm_flags(const struct llmgpu_context *ctx, const struct lg_wtensor *w,
+                           uint32_t n_tok) {
     uint32_t rows = w->n_shards ? w->shards[0].rows : w->rows;
+    if (n_tok <= 1)
+        return 0;
     if (!use_coopmat(ctx, w) || w->cols < LG_CM_BIG_K || n_tok < LG_CM_BIG_TOK ||
         (uint64_t)((rows + 127) / 128) * ((n_tok + 127) / 128) < LG_CM_BIG_TILES)
-        return 0;
-    return MM_CM_BIG;
+        return MM_GEMM;
+    return MM_GEMM | MM_CM_BIG;
 }
 
 static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor *w, int big,
@@ -944,7 +948,7 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     uint32_t rpw = mv_rows_per_wg(s->ctx, w);
     struct lg_cm_cfg cm = {0, 0, 0, 0, 0, 0};
     if (gemm)
-        flags |= MM_GEMM | cm_big(s->ctx, w, n_tok);
+        flags |= gemm_flags(s->ctx, w, n_tok);
     if (mm_pipeline(s, w, flags, &p) != LLMGPU_OK)
         return; /* created in create_sets or record_step; cannot fail here */
     if (gemm && use_coopmat(s->ctx, w))
@@ -1002,9 +1006,6 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
     struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split;
     uint32_t wg = wg_size(s->ctx);
     uint32_t qkv_w = (c->n_head + 2 * c->n_kv_head) * c->head_dim;
-    unsigned g = T > 1 ? MM_GEMM : 0;
-    /* a GEMM's flags, as rec_mm will ask for its pipeline */
-#define G(w) (g ? g | cm_big(s->ctx, (w), T) : 0u)
     enum llmgpu_status st;
     TRY(embed_pipeline(s, &p_embed));
     TRY(norm_pipeline(s, &p_norm));
@@ -1017,14 +1018,16 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         const struct lg_layer *L = &m->layers[l];
         struct lg_pipeline *p;
         unsigned qkv_norm = T > 1 ? 0 : MM_NORM;
-        TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | G(&L->wqkv), &p));
+        TRY(mm_pipeline(s, &L->wqkv,
+                        (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | gemm_flags(s->ctx, &L->wqkv, T),
+                        &p));
         if (T == 1 && s->fuse_rope)
             TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, &p));
-        TRY(mm_pipeline(s, &L->wo, MM_ACC | G(&L->wo), &p));
-        TRY(mm_pipeline(s, &L->down, MM_ACC | G(&L->down), &p));
+        TRY(mm_pipeline(s, &L->wo, MM_ACC | gemm_flags(s->ctx, &L->wo, T), &p));
+        TRY(mm_pipeline(s, &L->down, MM_ACC | gemm_flags(s->ctx, &L->down, T), &p));
         if (T > 1) {
-            TRY(mm_pipeline(s, &L->gate, G(&L->gate), &p));
-            TRY(mm_pipeline(s, &L->up, G(&L->up), &p));
+            TRY(mm_pipeline(s, &L->gate, gemm_flags(s->ctx, &L->gate, T), &p));
+            TRY(mm_pipeline(s, &L->up, gemm_flags(s->ctx, &L->up, T), &p));
         } else {
             TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));
         }
@@ -1134,7 +1137,6 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
     }
     return LLMGPU_OK;
 #undef TRY
-#undef G
 }
 
 /* ---- running ---- */
