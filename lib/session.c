@@ -342,6 +342,8 @@ static int use_attn_cm(const struct llmgpu_session *s) {
     const struct llmgpu_context *ctx = s->ctx;
     const struct lg_model_config *c = &s->model->cfg;
     uint32_t hd = c->head_dim, ldk = (hd + 8) / 8;
+    /* attn_cm.comp's shared arrays (key tiles of 32): kvs (K and V tiles, rows of ldk
+     * uvec4s), ss (16 x 32 floats a subgroup), ps (16 rows of 5 uvec4s a subgroup) */
     uint64_t shared = 2ull * 32 * ldk * 16 + LG_ATTN_CM_NSG * 16 * 32 * 4 +
                       LG_ATTN_CM_NSG * 16 * 5 * 16;
     return LG_ATTN_CM && ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
