@@ -82,4 +82,64 @@
 #endif
 #define LG_ADD(a, b) ((a) + (b))
 
+// Flow mode (FLOW 1, with FLOW_BINDING): decode's dispatches are recorded without
+// pipeline barriers between them, so the GPU starts a dispatch's workgroups while the
+// one before it is still running, and the order comes from a counter instead:
+// flow[0] counts the workgroups of this step's flow dispatches that have finished
+// (every workgroup adds 1 after its writes, flow_signal), and a workgroup first waits
+// until it reaches the number of workgroups recorded before its dispatch (flow_wait;
+// session.c passes it). Before the first dispatch of stage s finishes, only the
+// workgroups of stages before s can have counted (the later ones are still waiting),
+// so reaching their total means every one of them is done. A barrier's drain, cache
+// flush and launch gap (~2-6 us, PLATFORM.md) becomes a wait that ends the moment the
+// last workgroup counts, while the waiting workgroups are already resident.
+// Activations (ACT buffers) are read coherent, past the non-coherent L1, which may
+// hold lines an earlier stage of the step read before they were rewritten. The GPU
+// launches a dispatch's workgroups only after the previous dispatch's are all
+// launched, so waiting workgroups never keep a producer from running; a wait that
+// still exceeds FLOW_SPINS polls gives up and sets flow[1], which the host checks after
+// the step (the step is then re-run with barriers).
+#if FLOW
+#define ACT coherent
+layout(std430, set = 0, binding = FLOW_BINDING) coherent volatile buffer FlowBuf { uint flow[]; };
+#ifndef FLOW_BACKOFF
+#define FLOW_BACKOFF 256
+#endif
+#ifndef FLOW_SPINS
+#define FLOW_SPINS (1u << 20)
+#endif
+void flow_wait(uint target) {
+    if (gl_LocalInvocationIndex == 0u) {
+        uint n = 0u;
+        // plain (volatile, coherent) loads: polling atomics would queue behind each
+        // other and behind the counting ones at the counter's L2 slice
+        while (flow[0] < target) {
+            if (++n == FLOW_SPINS) {
+                atomicOr(flow[1], 1u);
+                break;
+            }
+#if FLOW_BACKOFF
+            // a dependent chain of FLOW_BACKOFF multiply-adds between polls
+            float d = float(n);
+            for (uint i = 0u; i < FLOW_BACKOFF; i++)
+                d = d * 0.999 + 0.5;
+            if (d == -1.0) // never: keeps the chain
+                n = 0u;
+#endif
+        }
+    }
+    memoryBarrierBuffer();
+    barrier();
+}
+// After this workgroup's last write; every invocation must call it.
+void flow_signal() {
+    memoryBarrierBuffer();
+    barrier();
+    if (gl_LocalInvocationIndex == 0u)
+        atomicAdd(flow[0], 1u);
+}
+#else
+#define ACT
+#endif
+
 #endif
