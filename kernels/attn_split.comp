@@ -27,9 +27,6 @@
 //   zero before the first dispatch.
 // Defines: HD, NH, NKV, WINDOW, GQ, NSPLIT, MIN_LEN, WG_SIZE, USE_SUBGROUP; CU (16).
 //   Rows are read by quads of dims (f16vec4 when HD % 4 == 0, else four guarded scalars).
-// FLOW (with FLOW_BINDING 7 and a push constant flow_wait): common.glsl's flow mode;
-//   every workgroup counts itself in once its writes are done (the last one of a group
-//   after the combination and the reset of cnt), and q is read coherent.
 // Visibility: part is coherent; every invocation fences its writes (memoryBarrierBuffer)
 //   before the workgroup barrier that precedes the counter's atomicAdd, and the last
 //   workgroup fences again before it reads the other splits.
@@ -39,10 +36,7 @@
 
 layout(local_size_x = WG_SIZE) in;
 STEP_BLOCK(0)
-layout(std430, set = 0, binding = 1) ACT readonly buffer Q { float q[]; };
-#if FLOW
-layout(push_constant) uniform Push { uint flow_wait; } pc;
-#endif
+layout(std430, set = 0, binding = 1) readonly buffer Q { float q[]; };
 #if HD % 4 == 0
 layout(std430, set = 0, binding = 2) readonly buffer KC { f16vec4 kc4[]; };
 layout(std430, set = 0, binding = 3) readonly buffer VC { uvec2 vc2[]; }; // 4 halves each
@@ -144,9 +138,6 @@ void main() {
     uint n_live = CEIL_DIV(n, len);
     const float NEG_INF = -1.0 / 0.0;
     uint dq = tid % NQ, kg = tid / NQ;
-#if FLOW
-    flow_wait(pc.flow_wait); // every split: cnt[x] is reset by the previous layer's last
-#endif
 
     if (c < n_live) { // uniform per workgroup
         uint j_lo = lo + c * len, j_hi = min(j_lo + len, p + 1);
@@ -237,13 +228,8 @@ void main() {
     if (tid == 0)
         last = atomicAdd(cnt[x], 1u) == uint(NSPLIT) - 1u ? 1u : 0u;
     barrier();
-    if (last == 0u) {
-#if FLOW
-        if (tid == 0)
-            atomicAdd(flow[0], 1u); // its writes were fenced before the cnt atomic
-#endif
+    if (last == 0u)
         return;
-    }
     memoryBarrierBuffer();
     // Combination. pr as scratch, [head][split] rows of NSP: wm (m_c, -inf past the live
     // splits), wl (l_c), wt (a tree), ws (the weights exp(m_c - M) / L)
@@ -326,7 +312,4 @@ void main() {
     }
     if (tid == 0)
         cnt[x] = 0u;
-#if FLOW
-    flow_signal();
-#endif
 }

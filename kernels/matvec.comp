@@ -8,9 +8,7 @@
 //   5 (NORM only) nw float[K], an RMSNorm weight.
 //   ROPE_KV only: 6 step readonly; 7 rope vec2[n_ctx, HD/2] (cos, sin) readonly;
 //   8 k cache f16[n_ctx, NKV HD]; 9 v cache f16[n_ctx, NKV HD].
-// Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col, flow_wait.
-// FLOW (decode, with FLOW_BINDING after the others): common.glsl's flow mode; x and y
-//   are read coherent.
+// Push constants: uint row_begin, n_rows, ld_y, n_tok, x_row, y_col.
 // Defines: K, WTYPE (0 f32, 1 f16, 2 bf16, 3 q8_0, 4 q4_0, 5 q4_K, 6 q6_K, 7 q4_g with
 //   GROUP), WG_SIZE, ROWS (rows
 //   per workgroup, or per subgroup with SG_ROWS), USE_SUBGROUP, SG_ROWS, RPW,
@@ -52,7 +50,7 @@ layout(local_size_x = WG_SIZE) in;
 #endif
 #if WQUANT
 QUANT_BINDING(0, WQ_, wq, WD_, wd)
-layout(std430, set = 0, binding = 1) ACT readonly buffer X { vec4 x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer X { vec4 x[]; };
 #if GATE_UP
 QUANT_BINDING(4, UQ_, uq, UD_, ud)
 #endif
@@ -66,14 +64,14 @@ layout(std430, set = 0, binding = 4) readonly buffer UB_ { uvec4 ub[]; };
 #define KV (K / 4)
 #elif K % 4 == 0
 layout(std430, set = 0, binding = 0) readonly buffer W { WVEC4 w[]; };
-layout(std430, set = 0, binding = 1) ACT readonly buffer X { vec4 x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer X { vec4 x[]; };
 #if GATE_UP
 layout(std430, set = 0, binding = 4) readonly buffer U { WVEC4 u[]; };
 #endif
 #define KV (K / 4)
 #else
 layout(std430, set = 0, binding = 0) readonly buffer W { WSCALAR w[]; };
-layout(std430, set = 0, binding = 1) ACT readonly buffer X { float x[]; };
+layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
 #if GATE_UP
 layout(std430, set = 0, binding = 4) readonly buffer U { WSCALAR u[]; };
 #endif
@@ -107,10 +105,9 @@ uint pair_row(uint p, uint j) {
 #endif
 // The bias of the whole matrix (all shards): row r of this shard is row_begin + r.
 layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };
-layout(std430, set = 0, binding = 3) ACT buffer Y { float y[]; };
+layout(std430, set = 0, binding = 3) buffer Y { float y[]; };
 layout(push_constant) uniform Push {
     uint row_begin; uint n_rows; uint ld_y; uint n_tok; uint x_row; uint y_col;
-    uint flow_wait; // FLOW: workgroups to wait for
 } pc;
 
 #if !SG_ROWS && USE_SUBGROUP
@@ -180,18 +177,6 @@ float blk_dot(uvec4 q, float d, uint bi) {
     return d * (xs_d[u0] * float(idot_unit(q.xy, xs_q[u0]) - 8 * xs_s[u0]) +
                 xs_d[u0 + 1] * float(idot_unit(q.zw, xs_q[u0 + 1]) - 8 * xs_s[u0 + 1]));
 }
-#endif
-
-// PREW (FLOW, f16/f32/bf16 rows in workgroup mode): each invocation loads its share of
-// the workgroup's rows (NPW vec4s a row) into registers before it waits, so the
-// weights stream while the producer still runs and only x waits for it.
-#define PREW (FLOW && !WQUANT && !SG_ROWS && K % 4 == 0)
-#if PREW
-#define NPW CEIL_DIV(KV, WG_SIZE)
-vec4 wr[ROWS * NPW]; // as f32: f16 arithmetic types are not required
-#if GATE_UP
-vec4 ur[ROWS * NPW];
-#endif
 #endif
 
 #if K % 4 == 0
@@ -338,20 +323,6 @@ void rows_at(uint s0, uint t, uint xb, float nscale) {
 #endif
         }
     }
-#elif PREW
-    [[unroll]] for (uint i = 0; i < NPW; i++) {
-        uint k = min(LANE + i * NLANES, uint(KV) - 1u); // past KV: weights 0
-        vec4 xv = x[xb + k];
-#if NORM
-        xv = nw[k] * (xv * nscale);
-#endif
-        [[unroll]] for (uint j = 0; j < ROWS; j++) {
-            acc[j] += dot(wr[j * NPW + i], xv);
-#if GATE_UP
-            acc_u[j] += dot(ur[j * NPW + i], xv);
-#endif
-        }
-    }
 #else
     for (uint k = LANE; k < KV; k += NLANES) {
         #if K % 4 == 0
@@ -435,21 +406,6 @@ void main() {
     uint t = gl_WorkGroupID.y;
     uint xb = (pc.x_row + t) * KV;
     float nscale = 1.0;
-#if PREW
-    [[unroll]] for (uint i = 0; i < NPW; i++) {
-        uint k = gl_LocalInvocationID.x + i * WG_SIZE;
-        [[unroll]] for (uint j = 0; j < ROWS; j++) {
-            uint r = ROW_OF(gl_WorkGroupID.x * ROWS, j);
-            wr[j * NPW + i] = k < KV ? W2F4(w[r * KV + k]) : vec4(0.0);
-#if GATE_UP
-            ur[j * NPW + i] = k < KV ? W2F4(u[r * KV + k]) : vec4(0.0);
-#endif
-        }
-    }
-#endif
-#if FLOW
-    flow_wait(pc.flow_wait);
-#endif
 #if NORM
     float ss = 0.0;
     for (uint k = gl_LocalInvocationID.x; k < KV; k += WG_SIZE)
@@ -470,8 +426,5 @@ void main() {
     }
 #else
     rows_at(gl_WorkGroupID.x * ROWS, t, xb, nscale);
-#endif
-#if FLOW
-    flow_signal();
 #endif
 }

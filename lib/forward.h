@@ -140,9 +140,8 @@ _Static_assert(sizeof(struct lg_step) == 16, "lg_step mirrors STEP_BLOCK");
 /* Push constants of matvec.comp and matmul.comp (std430: six uints). */
 struct lg_mm_push {
     uint32_t row_begin, n_rows, ld_y, n_tok, x_row, y_col;
-    uint32_t flow_wait; /* matvec.comp FLOW: workgroups to wait for (0 otherwise) */
 };
-_Static_assert(sizeof(struct lg_mm_push) == 28, "lg_mm_push mirrors matvec.comp");
+_Static_assert(sizeof(struct lg_mm_push) == 24, "lg_mm_push mirrors matvec.comp");
 
 /* Session internals other modules may use (sampler): the context, the model,
  * the logits buffer (f32 [n_vocab], valid after a step), and whether it holds

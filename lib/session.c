@@ -85,11 +85,8 @@ struct llmgpu_session {
         VkDescriptorSet *qkv, *wo, *gate, *up, *down;  /* per shard, prefill inputs */
         VkDescriptorSet *qkv_dec, *gate_up;             /* per shard, decode: norm fused */
         VkDescriptorSet *qkv_rope; /* per shard, decode: norm, RoPE and KV write fused */
-        VkDescriptorSet *wo_dec, *down_dec; /* per shard, decode in flow mode */
     } *ls;
     int fuse_rope;                /* decode uses qkv_rope (fuse_rope_ok) */
-    int flow;                     /* decode in flow mode (use_flow) */
-    struct lg_buffer flow_buf;    /* uint32 [4]: flow[0] the counter, flow[1] timed out */
     VkDescriptorSet argmax;
     VkDescriptorSet *lm_sets;     /* per lm_head shard; final norm fused */
 };
@@ -113,16 +110,8 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
 
 enum mm_flags {
     MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16, MM_ROPE = 32,
-    MM_CM_BIG = 64, /* matmul_cm.comp's large tile (gemm_flags) */
-    MM_FLOW = 128   /* decode mat-vec in flow mode (common.glsl FLOW): one binding more */
+    MM_CM_BIG = 64 /* matmul_cm.comp's large tile (gemm_flags) */
 };
-
-/* Decode in flow mode (common.glsl FLOW): the layers' dispatches recorded without
- * barriers between them, ordered by a counter the workgroups wait on. A build knob
- * while it is measured. */
-#ifndef LG_FLOW
-#define LG_FLOW 0
-#endif
 
 /* Rows per workgroup of the decode mat-vec (matvec.comp ROWS). */
 #ifndef LG_MATVEC_ROWS
@@ -282,10 +271,10 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
     char st[24][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
-    uint32_t nb = (flags & MM_ROPE) ? 10 : (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4;
     base_desc(s->ctx, &d, st,
               cm ? "matmul_cm.comp" : (flags & MM_GEMM) ? "matmul.comp" : "matvec.comp",
-              nb + ((flags & MM_FLOW) ? 1 : 0), sizeof(struct lg_mm_push));
+              (flags & MM_ROPE) ? 10 : (flags & MM_NORM) ? 6 : (flags & MM_GATE_UP) ? 5 : 4,
+              sizeof(struct lg_mm_push));
     if (cm) {
         struct lg_cm_cfg c;
         cm_config(s->ctx, w, (flags & MM_CM_BIG) != 0, &c);
@@ -325,10 +314,6 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
     }
     if (w->type == LG_WTYPE_Q4_G)
         lg_desc_define(&d, st[16], "GROUP", w->group);
-    if (flags & MM_FLOW) { /* never with MM_GEMM, whose DB takes st[23] */
-        lg_desc_define(&d, st[22], "FLOW", 1);
-        lg_desc_define(&d, st[23], "FLOW_BINDING", nb);
-    }
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
@@ -377,14 +362,7 @@ static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *ke
     char st[10][48];
     struct lg_pipeline_desc d;
     int cm = !strcmp(kernel, "attn.comp") && use_attn_cm(s);
-    int flow = s->flow && !strcmp(kernel, "attn_split.comp");
-    char fst[2][48];
-    base_desc(s->ctx, &d, st, cm ? "attn_cm.comp" : kernel, n_bindings + (flow ? 1 : 0),
-              flow ? 4 : 0);
-    if (flow) {
-        lg_desc_define(&d, fst[0], "FLOW", 1);
-        lg_desc_define(&d, fst[1], "FLOW_BINDING", n_bindings);
-    }
+    base_desc(s->ctx, &d, st, cm ? "attn_cm.comp" : kernel, n_bindings, 0);
     lg_desc_define(&d, st[2], "HD", c->head_dim);
     lg_desc_define(&d, st[3], "NH", c->n_head);
     lg_desc_define(&d, st[4], "NKV", c->n_kv_head);
@@ -511,28 +489,23 @@ static enum llmgpu_status dset(struct llmgpu_session *s, struct lg_pipeline *p,
 static enum llmgpu_status mm_sets(struct llmgpu_session *s, const struct lg_wtensor *w,
                                   const struct lg_buffer *in, const struct lg_buffer *bias,
                                   const struct lg_buffer *out, const struct lg_wtensor *up,
-                                  const struct lg_buffer *norm_w, const struct lg_buffer *flow,
-                                  VkDescriptorSet **sets) {
+                                  const struct lg_buffer *norm_w, VkDescriptorSet **sets) {
     struct lg_pipeline *p;
-    enum llmgpu_status st = mm_pipeline(
-        s, w, (up ? MM_GATE_UP : 0) | (norm_w ? MM_NORM : 0) | (flow ? MM_FLOW : 0), &p);
+    enum llmgpu_status st =
+        mm_pipeline(s, w, (up ? MM_GATE_UP : 0) | (norm_w ? MM_NORM : 0), &p);
     if (st != LLMGPU_OK)
         return st;
     *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
     if (!*sets)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     for (uint32_t i = 0; i < w->n_shards; i++) {
-        struct lg_binding b[7] = {{&w->shards[i].buf, 0, 0},
+        struct lg_binding b[6] = {{&w->shards[i].buf, 0, 0},
                                   {in, 0, 0},
                                   {bias && bias->buf ? bias : &s->model->dummy, 0, 0},
                                   {out, 0, 0},
                                   {up ? &up->shards[i].buf : &s->model->dummy, 0, 0},
-                                  {norm_w ? norm_w : &s->model->dummy, 0, 0},
-                                  {NULL, 0, 0}};
-        uint32_t nb = norm_w ? 6 : up ? 5 : 4;
-        if (flow)
-            b[nb++].buf = flow;
-        st = dset(s, p, b, nb, &(*sets)[i]);
+                                  {norm_w ? norm_w : &s->model->dummy, 0, 0}};
+        st = dset(s, p, b, norm_w ? 6 : up ? 5 : 4, &(*sets)[i]);
         if (st != LLMGPU_OK)
             return st;
     }
@@ -562,14 +535,14 @@ static enum llmgpu_status rope_sets(struct llmgpu_session *s, uint32_t l, VkDesc
     const struct lg_layer *L = &s->model->layers[l];
     const struct lg_wtensor *w = &L->wqkv;
     struct lg_pipeline *p;
-    enum llmgpu_status st = mm_pipeline(s, w, MM_NORM | MM_ROPE | (s->flow ? MM_FLOW : 0), &p);
+    enum llmgpu_status st = mm_pipeline(s, w, MM_NORM | MM_ROPE, &p);
     if (st != LLMGPU_OK)
         return st;
     *sets = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof **sets);
     if (!*sets)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     for (uint32_t i = 0; i < w->n_shards; i++) {
-        struct lg_binding b[11] = {{&w->shards[i].buf, 0, 0},
+        struct lg_binding b[10] = {{&w->shards[i].buf, 0, 0},
                                    {&s->x, 0, 0},
                                    {L->bqkv.buf ? &L->bqkv : &s->model->dummy, 0, 0},
                                    {&s->q, 0, 0},
@@ -578,9 +551,8 @@ static enum llmgpu_status rope_sets(struct llmgpu_session *s, uint32_t l, VkDesc
                                    {&s->step, 0, 0},
                                    {&s->rope, 0, 0},
                                    {&s->kc[l], 0, 0},
-                                   {&s->vc[l], 0, 0},
-                                   {&s->flow_buf, 0, 0}};
-        st = dset(s, p, b, s->flow ? 11 : 10, &(*sets)[i]);
+                                   {&s->vc[l], 0, 0}};
+        st = dset(s, p, b, 10, &(*sets)[i]);
         if (st != LLMGPU_OK)
             return st;
     }
@@ -591,8 +563,7 @@ static uint32_t shards_total(const struct llmgpu_model *m) {
     uint32_t n = m->tok_embd.n_shards + m->lm_head.n_shards;
     for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
-        n += 3 * L->wqkv.n_shards + 2 * L->wo.n_shards + 3 * L->gate.n_shards +
-             2 * L->down.n_shards;
+        n += 3 * L->wqkv.n_shards + L->wo.n_shards + 3 * L->gate.n_shards + L->down.n_shards;
     }
     return n;
 }
@@ -637,9 +608,8 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
             b[1].buf = &L->ffn_norm;
             TRY(dset(s, p_norm, b, 3, &S->norm2));
         }
-        TRY(mm_sets(s, &L->wqkv, &s->xb, &L->bqkv, &s->qkv, NULL, NULL, NULL, &S->qkv));
-        TRY(mm_sets(s, &L->wqkv, &s->x, &L->bqkv, &s->qkv, NULL, &L->attn_norm, NULL,
-                    &S->qkv_dec));
+        TRY(mm_sets(s, &L->wqkv, &s->xb, &L->bqkv, &s->qkv, NULL, NULL, &S->qkv));
+        TRY(mm_sets(s, &L->wqkv, &s->x, &L->bqkv, &s->qkv, NULL, &L->attn_norm, &S->qkv_dec));
         if (s->fuse_rope)
             TRY(rope_sets(s, l, &S->qkv_rope));
         {
@@ -648,31 +618,24 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
             TRY(dset(s, p_rope, b, 6, &S->rope));
         }
         {
-            struct lg_binding b[8] = {{&s->step, 0, 0}, {&s->q, 0, 0}, {&s->kc[l], 0, 0},
+            struct lg_binding b[7] = {{&s->step, 0, 0}, {&s->q, 0, 0}, {&s->kc[l], 0, 0},
                                       {&s->vc[l], 0, 0}, {&s->att, 0, 0}, {&s->att, 0, 0},
-                                      {&s->cnt, 0, 0},  {&s->flow_buf, 0, 0}};
+                                      {&s->cnt, 0, 0}};
             TRY(dset(s, p_attn, b, 5, &S->attn));
             b[4].buf = &s->part;
-            TRY(dset(s, p_split, b, s->flow ? 8 : 7, &S->attn_split));
+            TRY(dset(s, p_split, b, 7, &S->attn_split));
         }
-        TRY(mm_sets(s, &L->wo, &s->att, NULL, &s->x, NULL, NULL, NULL, &S->wo));
-        TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->gu, NULL, NULL, NULL, &S->gate));
-        TRY(mm_sets(s, &L->up, &s->xb, NULL, &s->gu, NULL, NULL, NULL, &S->up));
-        TRY(mm_sets(s, &L->gate, &s->x, NULL, &s->hb, &L->up, &L->ffn_norm,
-                    s->flow ? &s->flow_buf : NULL, &S->gate_up));
-        if (s->flow) {
-            TRY(mm_sets(s, &L->wo, &s->att, NULL, &s->x, NULL, NULL, &s->flow_buf, &S->wo_dec));
-            TRY(mm_sets(s, &L->down, &s->hb, NULL, &s->x, NULL, NULL, &s->flow_buf,
-                        &S->down_dec));
-        }
+        TRY(mm_sets(s, &L->wo, &s->att, NULL, &s->x, NULL, NULL, &S->wo));
+        TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->gu, NULL, NULL, &S->gate));
+        TRY(mm_sets(s, &L->up, &s->xb, NULL, &s->gu, NULL, NULL, &S->up));
+        TRY(mm_sets(s, &L->gate, &s->x, NULL, &s->hb, &L->up, &L->ffn_norm, &S->gate_up));
         {
             struct lg_binding b[2] = {{&s->gu, 0, 0}, {&s->hb, 0, 0}};
             TRY(dset(s, p_silu, b, 2, &S->silu));
         }
-        TRY(mm_sets(s, &L->down, &s->hb, NULL, &s->x, NULL, NULL, NULL, &S->down));
+        TRY(mm_sets(s, &L->down, &s->hb, NULL, &s->x, NULL, NULL, &S->down));
     }
-    TRY(mm_sets(s, &m->lm_head, &s->x, NULL, &s->logits, NULL, &m->out_norm, NULL,
-                &s->lm_sets));
+    TRY(mm_sets(s, &m->lm_head, &s->x, NULL, &s->logits, NULL, &m->out_norm, &s->lm_sets));
     {
         struct lg_binding b[2] = {{&s->logits, 0, 0}, {&s->result, 0, 0}};
         TRY(dset(s, p_argmax, b, 2, &s->argmax));
@@ -695,8 +658,6 @@ static void destroy_sets(struct llmgpu_session *s) {
             lg_free(a, S->qkv_dec);
             lg_free(a, S->qkv_rope);
             lg_free(a, S->down);
-            lg_free(a, S->wo_dec);
-            lg_free(a, S->down_dec);
         }
         lg_free(a, s->ls);
     }
@@ -814,7 +775,6 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->logits_host, (uint64_t)c->n_vocab * 4, LG_MEM_HOST},
         {&s->result, 16, LG_MEM_HOST},
         {&s->cnt, (uint64_t)c->n_head * 4, LG_MEM_DEVICE},
-        {&s->flow_buf, 16, LG_MEM_DEVICE},
         {&s->part, 4 * lg_attn_split_part_floats(c->n_head, c->n_kv_head, HD, s->n_ctx),
          LG_MEM_DEVICE},
     };
@@ -896,8 +856,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     {
         struct lg_buffer *bufs[] = {&s->step, &s->x,      &s->xb,     &s->qkv,  &s->q,
                                     &s->att,  &s->gu,     &s->hb,     &s->logits, &s->result,
-                                    &s->rope, &s->part, &s->logits_host, &s->cnt,
-                                    &s->flow_buf};
+                                    &s->rope, &s->part, &s->logits_host, &s->cnt};
         for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++)
             lg_buffer_destroy(ctx, bufs[i]);
     }
@@ -954,7 +913,6 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
     s->n_ctx = p.n_ctx;
     s->n_batch = LG_MIN(p.n_batch, p.n_ctx);
     s->fuse_rope = fuse_rope_ok(model);
-    s->flow = LG_FLOW && s->fuse_rope;
     lg_dbg(&ctx->log, "decode %s RoPE and the KV-cache write into the Q/K/V mat-vec",
            s->fuse_rope ? "fuses" : "does not fuse");
     atomic_fetch_add(&model->n_sessions, 1);
@@ -984,36 +942,30 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
 
 /* ---- recording ---- */
 
-/* Record a mat-vec or GEMM over every shard of w. With MM_FLOW (decode mat-vecs only),
- * its workgroups wait until flow_wait workgroups have counted in; returns the number
- * of workgroups recorded. */
-static uint32_t rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg_wtensor *w,
-                       VkDescriptorSet *sets, unsigned flags, uint32_t n_tok, uint32_t x_row,
-                       uint32_t ld_y, uint32_t y_col, uint32_t flow_wait) {
+static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg_wtensor *w,
+                   VkDescriptorSet *sets, unsigned flags, uint32_t n_tok, uint32_t x_row,
+                   uint32_t ld_y, uint32_t y_col) {
     struct lg_pipeline *p;
     int gemm = n_tok > 1 && !(flags & MM_GATE_UP);
-    uint32_t rpw = mv_rows_per_wg(s->ctx, w), n_wg = 0;
+    uint32_t rpw = mv_rows_per_wg(s->ctx, w);
     struct lg_cm_cfg cm = {0, 0, 0, 0, 0, 0};
     if (gemm)
         flags |= gemm_flags(s->ctx, w, n_tok);
     if (mm_pipeline(s, w, flags, &p) != LLMGPU_OK)
-        return 0; /* created in create_sets or record_step; cannot fail here */
+        return; /* created in create_sets or record_step; cannot fail here */
     if (gemm && use_coopmat(s->ctx, w))
         cm_config(s->ctx, w, (flags & MM_CM_BIG) != 0, &cm);
     for (uint32_t i = 0; i < w->n_shards; i++) {
         struct lg_mm_push pc = {w->shards[i].row_begin, w->shards[i].rows, ld_y, n_tok, x_row,
-                                y_col, flow_wait};
+                                y_col};
         if (gemm && cm.bm) /* matmul_cm.comp: token tiles along x */
             lg_cmd_dispatch(cb, p, sets[i], &pc, (n_tok + cm.bn - 1) / cm.bn,
                             (pc.n_rows + cm.bm - 1) / cm.bm, 1);
         else if (gemm)
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + 63) / 64, (n_tok + 63) / 64, 1);
-        else {
+        else
             lg_cmd_dispatch(cb, p, sets[i], &pc, (pc.n_rows + rpw - 1) / rpw, n_tok, 1);
-            n_wg += (pc.n_rows + rpw - 1) / rpw * n_tok;
-        }
     }
-    return n_wg;
 }
 
 static void stamp(struct llmgpu_session *s, struct prof *pf, VkCommandBuffer cb,
@@ -1064,9 +1016,6 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
     TRY(attn_pipeline(s, "attn_split.comp", 7, &p_split));
     TRY(silu_pipeline(s, &p_silu));
     TRY(argmax_pipeline(s, &p_argmax));
-    int flow = T == 1 && s->flow;
-    unsigned fl = flow ? MM_FLOW : 0;
-    uint32_t done = 0; /* flow mode: workgroups recorded so far, after the embedding */
     for (uint32_t l = 0; l < c->n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
         struct lg_pipeline *p;
@@ -1075,15 +1024,14 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
                         (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | gemm_flags(s->ctx, &L->wqkv, T),
                         &p));
         if (T == 1 && s->fuse_rope)
-            TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE | fl,
-                            &p));
-        TRY(mm_pipeline(s, &L->wo, MM_ACC | gemm_flags(s->ctx, &L->wo, T) | fl, &p));
-        TRY(mm_pipeline(s, &L->down, MM_ACC | gemm_flags(s->ctx, &L->down, T) | fl, &p));
+            TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, &p));
+        TRY(mm_pipeline(s, &L->wo, MM_ACC | gemm_flags(s->ctx, &L->wo, T), &p));
+        TRY(mm_pipeline(s, &L->down, MM_ACC | gemm_flags(s->ctx, &L->down, T), &p));
         if (T > 1) {
             TRY(mm_pipeline(s, &L->gate, gemm_flags(s->ctx, &L->gate, T), &p));
             TRY(mm_pipeline(s, &L->up, gemm_flags(s->ctx, &L->up, T), &p));
         } else {
-            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM | fl, &p));
+            TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));
         }
     }
     {
@@ -1096,10 +1044,6 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         pf->n = 0;
         memset(pf->rec_bytes, 0, sizeof pf->rec_bytes);
         memset(pf->rec_barriers, 0, sizeof pf->rec_barriers);
-    }
-    if (flow) { /* the counter starts at 0 (after any earlier use of the buffer) */
-        lg_cmd_barrier_transfer(cb);
-        vkCmdFillBuffer(cb, s->flow_buf.buf, 0, 16, 0);
     }
     lg_cmd_barrier_transfer(cb); /* host writes of the step buffer are visible at submit */
     stamp(s, pf, cb, ST_EMBED);
@@ -1119,18 +1063,17 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
             bar(pf, cb);
             wread(pf, &L->wqkv);
-            rec_mm(s, cb, &L->wqkv, S->qkv, bias, T, 0, qkv_w, 0, 0);
+            rec_mm(s, cb, &L->wqkv, S->qkv, bias, T, 0, qkv_w, 0);
         } else if (s->fuse_rope) {
             /* q, k, v = rope(Wqkv rmsnorm(x) (+ b)); k and v into the cache */
             wread(pf, &L->wqkv);
-            done += rec_mm(s, cb, &L->wqkv, S->qkv_rope, bias | MM_NORM | MM_ROPE | fl, 1, 0,
-                           c->n_head * c->head_dim, 0, done);
+            rec_mm(s, cb, &L->wqkv, S->qkv_rope, bias | MM_NORM | MM_ROPE, 1, 0,
+                   c->n_head * c->head_dim, 0);
         } else {
             wread(pf, &L->wqkv);
-            rec_mm(s, cb, &L->wqkv, S->qkv_dec, bias | MM_NORM, 1, 0, qkv_w, 0, 0);
+            rec_mm(s, cb, &L->wqkv, S->qkv_dec, bias | MM_NORM, 1, 0, qkv_w, 0);
         }
-        if (!flow)
-            bar(pf, cb);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_QKV);
         if (T > 1 || !s->fuse_rope) {
             /* q, k, v = rope(qkv); k and v into the cache */
@@ -1143,20 +1086,16 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             uint32_t bq = attn_bq(s);
             lg_cmd_dispatch(cb, p_attn, S->attn, NULL, c->n_head, (T + bq - 1) / bq, 1);
         } else {
-            uint32_t gx = c->n_head / lg_attn_split_gq(c->n_head, c->n_kv_head);
-            lg_cmd_dispatch(cb, p_split, S->attn_split, flow ? &done : NULL, gx, attn_splits(s),
+            lg_cmd_dispatch(cb, p_split, S->attn_split, NULL,
+                            c->n_head / lg_attn_split_gq(c->n_head, c->n_kv_head), attn_splits(s),
                             1);
-            done += gx * attn_splits(s);
         }
-        if (!flow)
-            bar(pf, cb);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_ATTN);
         /* x += Wo att */
         wread(pf, &L->wo);
-        done += rec_mm(s, cb, &L->wo, flow ? S->wo_dec : S->wo, MM_ACC | fl, T, 0, c->n_embd, 0,
-                       done);
-        if (!flow)
-            bar(pf, cb);
+        rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_WO);
         /* hb = silu(Wg rmsnorm(x)) * (Wu rmsnorm(x)) */
         if (T > 1) {
@@ -1165,30 +1104,26 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
             bar(pf, cb);
             wread(pf, &L->gate);
             wread(pf, &L->up);
-            rec_mm(s, cb, &L->gate, S->gate, 0, T, 0, 2 * c->n_ff, 0, 0);
-            rec_mm(s, cb, &L->up, S->up, 0, T, 0, 2 * c->n_ff, c->n_ff, 0);
+            rec_mm(s, cb, &L->gate, S->gate, 0, T, 0, 2 * c->n_ff, 0);
+            rec_mm(s, cb, &L->up, S->up, 0, T, 0, 2 * c->n_ff, c->n_ff);
             bar(pf, cb);
             lg_cmd_dispatch(cb, p_silu, S->silu, &T, (n + wg - 1) / wg, 1, 1);
         } else {
             wread(pf, &L->gate);
             wread(pf, &L->up);
-            done += rec_mm(s, cb, &L->gate, S->gate_up, MM_GATE_UP | MM_NORM | fl, 1, 0, c->n_ff,
-                           0, done);
+            rec_mm(s, cb, &L->gate, S->gate_up, MM_GATE_UP | MM_NORM, 1, 0, c->n_ff, 0);
         }
-        if (!flow)
-            bar(pf, cb);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_GATE_UP);
         /* x += Wd hb */
         wread(pf, &L->down);
-        done += rec_mm(s, cb, &L->down, flow ? S->down_dec : S->down, MM_ACC | fl, T, 0,
-                       c->n_embd, 0, done);
-        if (!flow || l + 1 == c->n_layer)
-            bar(pf, cb);
+        rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
+        bar(pf, cb);
         stamp(s, pf, cb, ST_DOWN);
     }
     /* logits = Wlm rmsnorm(x[T - 1]); token = argmax(logits) */
     wread(pf, &m->lm_head);
-    rec_mm(s, cb, &m->lm_head, s->lm_sets, MM_NORM, 1, T - 1, c->n_vocab, 0, 0);
+    rec_mm(s, cb, &m->lm_head, s->lm_sets, MM_NORM, 1, T - 1, c->n_vocab, 0);
     bar(pf, cb);
     lg_cmd_dispatch(cb, p_argmax, s->argmax, &c->n_vocab, 1, 1, 1);
     stamp(s, pf, cb, ST_LM_HEAD);

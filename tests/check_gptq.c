@@ -242,7 +242,7 @@ static double run_mm(uint32_t rows, uint32_t K, uint32_t G, uint32_t n_tok, unsi
     void *wq = make_shard(rows, K, G, rows * 7u + K + f, w, &wbytes);
     void *uq = make_shard(rows, K, G, rows * 11u + K + f, u, &ubytes);
     struct tu_mm_opts mo = tu_mm_opts(LG_WTYPE_Q4_G, K, f);
-    struct lg_mm_push pc = {0, rows, ld_y, n_tok, x_row, y_col, 0};
+    struct lg_mm_push pc = {0, rows, ld_y, n_tok, x_row, y_col};
     struct ref_rng rng;
     double e;
     ref_rng_seed(&rng, rows * 31u + K + f);

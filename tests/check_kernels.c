@@ -105,7 +105,7 @@ static void check_mm(int gemm, enum lg_wtype t, uint32_t K, uint32_t rows, uint3
                         ((flags & F_ACC) ? TU_MM_ACC : 0u) | ((flags & F_NORM) ? TU_MM_NORM : 0u) |
                         ((flags & F_GATE_UP) ? TU_MM_GATE_UP : 0u);
     struct tu_mm_opts mo = tu_mm_opts(t, K, mf);
-    struct lg_mm_push pc = {0, rows, rows, T, 0, 0, 0};
+    struct lg_mm_push pc = {0, rows, rows, T, 0, 0};
     double e;
 
     ref_rng_seed(&rng, K * 131 + rows * 7 + T + flags * 1000 + (unsigned)t * 17 + gemm);

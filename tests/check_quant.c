@@ -561,7 +561,7 @@ static double run_mm_tile(struct llmgpu_context *ctx, enum lg_wtype t, uint32_t 
     float *yg = malloc(ny * 4), *ye = malloc(ny * 4);
     void *wq, *uq;
     struct tu_mm_opts mo = tu_mm_opts(t, K, f);
-    struct lg_mm_push pc = {0, rows, ld_y, n_tok, x_row, y_col, 0};
+    struct lg_mm_push pc = {0, rows, ld_y, n_tok, x_row, y_col};
     struct ref_rng rng;
     double e;
     ref_rng_seed(&rng, rows * 31u + K + f);
