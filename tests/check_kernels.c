@@ -251,8 +251,8 @@ static int function_arrays(const uint32_t *w, size_t n) {
  * run at a quarter of the speed (bench/RESULTS.md, session 9). */
 START_TEST(kernels_no_register_arrays) {
     static const char *const sets[][24] = {
-        /* decode mat-vec, f16 weights, workgroup rows: plain, residual, fused QKV + RoPE,
-         * gate/up with the norm */
+        /* decode mat-vec, f16 weights, workgroup rows: the residual add, fused norm + QKV
+         * + RoPE, gate/up with the norm */
         {"matvec.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=0",
          "ACCUMULATE=1", "GATE_UP=0", "ROWS=2", "NORM=0", "ROPE_KV=0", "SG_ROWS=0", "RPW=2"},
         {"matvec.comp", "WG_SIZE=256", "USE_SUBGROUP=1", "K=4096", "WTYPE=1", "HAS_BIAS=1",
@@ -347,13 +347,13 @@ END_TEST
 
 /* ---- attention: decode (split + reduce) and prefill (one pass) ---- */
 
-/* decode: attn_split.comp with nsplit splits of at least min_len keys (both 0 for the
- * prefill kernel attn.comp) */
 /* check_attention's prefill kernel: attn.comp (0) or attn_cm.comp (1, tensor cores; it
  * rounds q and the softmax weights to f16 for the products, yet stays within the same
  * bound: NMSE 4e-8 to 9e-8 on the H100) */
 static int prefill_cm;
 
+/* decode: attn_split.comp with nsplit splits of at least min_len keys (both 0 for the
+ * prefill kernel, attn.comp or attn_cm.comp by prefill_cm) */
 static void check_attention(uint32_t HD, uint32_t NH, uint32_t NKV, uint32_t window,
                             uint32_t pos0, uint32_t T, uint32_t nsplit, uint32_t min_len) {
     const int decode = nsplit > 0;
