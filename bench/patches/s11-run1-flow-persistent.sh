@@ -3,12 +3,8 @@
 # Carried: .gl/, tests/fixtures/tokenizers/npm/llama2, devbin/ (main's build, a5d0c6d),
 # devbin/vflow/ (llmgpu, libllmgpu.so*: ca99099 + s11-flow-persistent-edge.patch,
 # make CFLAGS="-O2 -g -DLG_FLOW=1"). Run from the repository root; logs in $OUT.
-set -u
-OUT=${OUT:-/tmp/out}; mkdir -p $OUT
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-export LLMGPU_CACHE_DIR=/tmp/llmgpu-cache
-nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu --format=csv -lms 500 > $OUT/clocks.csv 2>&1 &
-python3 tools/make_random_model.py --shape tinyllama --out /tmp/tinyllama --tokenizer tests/fixtures/tokenizers/npm/llama2 > $OUT/models.txt 2>&1
+S11_7B=0
+. bench/patches/s11-setup.sh
 B=devbin; F=devbin/vflow
 run() { d=$1; shift; LD_LIBRARY_PATH=$PWD/$d timeout 120 $d/llmgpu "$@"; }
 for w in f16 q4_0; do

@@ -2,14 +2,7 @@
 # Session 11, run 2 (bench/RESULTS.md): weights into registers before the norm prologue.
 # Carried: .gl/, tests/fixtures/tokenizers/npm/llama2, devbin/ (main's build, a5d0c6d),
 # devbin/vw/ (llmgpu, libllmgpu.so*, check_all: a5d0c6d + s11-wpre.patch). Logs in $OUT.
-set -u
-OUT=${OUT:-/tmp/out}; mkdir -p $OUT
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-export LLMGPU_CACHE_DIR=/tmp/llmgpu-cache
-nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu --format=csv -lms 500 > $OUT/clocks.csv 2>&1 &
-python3 tools/make_random_model.py --shape tinyllama --out /tmp/tinyllama --tokenizer tests/fixtures/tokenizers/npm/llama2 > $OUT/models.txt 2>&1
-python3 tools/make_random_model.py --shape llama2-7b --out /tmp/llama2-7b --tokenizer tests/fixtures/tokenizers/npm/llama2 >> $OUT/models.txt 2>&1 &
-MP=$!
+. bench/patches/s11-setup.sh
 B=devbin; V=devbin/vw
 run() { d=$1; shift; LD_LIBRARY_PATH=$PWD/$d timeout 150 $d/llmgpu "$@"; }
 for w in f16 q4_0; do for d in $B $V; do

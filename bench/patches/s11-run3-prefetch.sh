@@ -2,14 +2,7 @@
 # Session 11, run 3 (bench/RESULTS.md): weights prefetched into L2 beside attention / wo.
 # Carried: .gl/, tests/fixtures/tokenizers/npm/llama2, devbin/vp/ (llmgpu, libllmgpu.so*:
 # a5d0c6d + s11-prefetch-skip-attn.patch; with no LG_PF_* set it records what main does).
-set -u
-OUT=${OUT:-/tmp/out}; mkdir -p $OUT
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-export LLMGPU_CACHE_DIR=/tmp/llmgpu-cache
-nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu --format=csv -lms 500 > $OUT/clocks.csv 2>&1 &
-python3 tools/make_random_model.py --shape tinyllama --out /tmp/tinyllama --tokenizer tests/fixtures/tokenizers/npm/llama2 > $OUT/models.txt 2>&1
-python3 tools/make_random_model.py --shape llama2-7b --out /tmp/llama2-7b --tokenizer tests/fixtures/tokenizers/npm/llama2 >> $OUT/models.txt 2>&1 &
-MP=$!
+. bench/patches/s11-setup.sh
 V=devbin/vp
 run() { LD_LIBRARY_PATH=$PWD/$V timeout 150 $V/llmgpu "$@"; }
 for w in f16 q4_0; do

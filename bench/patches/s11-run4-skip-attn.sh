@@ -1,14 +1,7 @@
 #!/bin/sh
 # Session 11, run 4 (bench/RESULTS.md): decode with the attention dispatch (and its barrier)
 # left out: wrong results, a ceiling. devbin/vp/ as in s11-run3-prefetch.sh.
-set -u
-OUT=${OUT:-/tmp/out}; mkdir -p $OUT
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-export LLMGPU_CACHE_DIR=/tmp/llmgpu-cache
-nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu --format=csv -lms 500 > $OUT/clocks.csv 2>&1 &
-python3 tools/make_random_model.py --shape tinyllama --out /tmp/tinyllama --tokenizer tests/fixtures/tokenizers/npm/llama2 > $OUT/models.txt 2>&1
-python3 tools/make_random_model.py --shape llama2-7b --out /tmp/llama2-7b --tokenizer tests/fixtures/tokenizers/npm/llama2 >> $OUT/models.txt 2>&1 &
-MP=$!
+. bench/patches/s11-setup.sh
 V=devbin/vp
 run() { LD_LIBRARY_PATH=$PWD/$V timeout 150 $V/llmgpu "$@"; }
 A="-m /tmp/tinyllama -p 512 -n 128 -r 3"

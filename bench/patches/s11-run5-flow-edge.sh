@@ -2,21 +2,12 @@
 # Session 11, run 5 (bench/RESULTS.md): only the Q/K/V -> attention edge ordered by a counter.
 # Carried: .gl/, tests/fixtures/tokenizers/npm/llama2, devbin/ (main's build, a5d0c6d),
 # devbin/vf/ (ca99099 + s11-flow-persistent-edge.patch, make CFLAGS="-O2 -g -DLG_FLOW=1").
-set -u
-OUT=${OUT:-/tmp/out}; mkdir -p $OUT
-for f in .gl/*.deb; do dpkg -x $f /; done; ldconfig
-export LLMGPU_CACHE_DIR=/tmp/llmgpu-cache
-nvidia-smi --query-gpu=timestamp,clocks.sm,clocks.mem,utilization.gpu --format=csv -lms 500 > $OUT/clocks.csv 2>&1 &
-python3 tools/make_random_model.py --shape tinyllama --out /tmp/tinyllama --tokenizer tests/fixtures/tokenizers/npm/llama2 > $OUT/models.txt 2>&1
-python3 tools/make_random_model.py --shape llama2-7b --out /tmp/llama2-7b --tokenizer tests/fixtures/tokenizers/npm/llama2 >> $OUT/models.txt 2>&1 &
-MP=$!
+. bench/patches/s11-setup.sh
 export LG_FLOW_G=100000
 for w in f16 q4_0; do
   LD_LIBRARY_PATH=$PWD/devbin devbin/llmgpu generate -m /tmp/tinyllama -p "Once upon a time" -n 200 --temp 0 --ignore-eos --weight-type $w 2>/dev/null | md5sum
   LG_FLOW_EDGE=1 LG_FLOW_BACKOFF=16 LD_LIBRARY_PATH=$PWD/devbin/vf devbin/vf/llmgpu generate -m /tmp/tinyllama -p "Once upon a time" -n 200 --temp 0 --ignore-eos --weight-type $w 2>/dev/null | md5sum
 done > $OUT/md5.txt
-A="-m /tmp/tinyllama -p 512 -n 128 -r 3"
-B() { echo "== $1 $2 $3"; env $1 LD_LIBRARY_PATH=$PWD/$2 timeout 150 $2/llmgpu bench $3; }
 { for w in f16 q4_0; do
   B X=0 devbin "$A --weight-type $w" >/dev/null 2>&1
   for i in 1 2; do
