@@ -132,6 +132,7 @@ static void print_device(const struct llmgpu_device_info *d, int chosen) {
 }
 
 static enum llmgpu_weight_type g_weight_type; /* --weight-type; DEFAULT when not given */
+static enum llmgpu_kv_type g_kv_type;         /* --kv-type; DEFAULT (f16) when not given */
 static int parse_weight_type(const char *v);
 
 static const char *weight_type_name(enum llmgpu_weight_type t) {
@@ -260,6 +261,19 @@ static int parse_weight_type(const char *v) {
     return -1;
 }
 
+/* --kv-type NAME; 0, or -1 for an unknown name. */
+static int parse_kv_type(const char *v) {
+    if (!strcmp(v, "f16") || !strcmp(v, "default"))
+        g_kv_type = LLMGPU_KV_TYPE_F16;
+    else if (!strcmp(v, "q8_0"))
+        g_kv_type = LLMGPU_KV_TYPE_Q8_0;
+    else {
+        fprintf(stderr, "llmgpu: unknown KV-cache type %s (f16, q8_0)\n", v);
+        return -1;
+    }
+    return 0;
+}
+
 struct opts {
     const char *model, *prompt, *file, *system;
     int n_predict, n_predict_set, n_ctx, ids_only, have_seed, top_k, top_k_set, drop_oldest;
@@ -321,6 +335,10 @@ static int parse_opts(int argc, char **argv, struct opts *o, const char *usage_l
         } else if (!strcmp(a, "--weight-type")) {
             NEED_VALUE
             if (parse_weight_type(v))
+                return -1;
+        } else if (!strcmp(a, "--kv-type")) {
+            NEED_VALUE
+            if (parse_kv_type(v))
                 return -1;
         } else if (!strcmp(a, "--system")) {
             NEED_VALUE o->system = v;
@@ -611,7 +629,7 @@ static void print_telemetry(const struct app *app, const struct llmgpu_session_p
 static int cmd_generate(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu generate [-m MODEL] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] "
                       "[--top-p P] [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N] "
-                      "[--weight-type T] [--ignore-eos] [--ids]";
+                      "[--weight-type T] [--kv-type T] [--ignore-eos] [--ids]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
@@ -638,6 +656,7 @@ static int cmd_generate(int argc, char **argv, const char *argv0) {
     if (!ids)
         goto done;
     llmgpu_session_params_init(&sp);
+    sp.kv_type = g_kv_type;
     if (o.n_ctx > 0)
         sp.n_ctx = (uint32_t)o.n_ctx;
     st = llmgpu_session_create(app.model, &sp, &s);
@@ -698,7 +717,7 @@ static double log_softmax_at(const float *x, size_t n, int32_t i) {
 }
 
 static int cmd_perplexity(int argc, char **argv, const char *argv0) {
-    const char *use = "llmgpu perplexity [-m MODEL] -f FILE [--ctx N] [--weight-type T]";
+    const char *use = "llmgpu perplexity [-m MODEL] -f FILE [--ctx N] [--weight-type T] [--kv-type T]";
     struct opts o;
     struct app app;
     struct llmgpu_session_params sp;
@@ -727,6 +746,7 @@ static int cmd_perplexity(int argc, char **argv, const char *argv0) {
     if (!ids)
         goto done;
     llmgpu_session_params_init(&sp);
+    sp.kv_type = g_kv_type;
     if (o.n_ctx > 0)
         sp.n_ctx = (uint32_t)o.n_ctx;
     st = llmgpu_session_create(app.model, &sp, &s);
@@ -786,7 +806,7 @@ static void mean_sd(const double *x, int n, double *mean, double *sd) {
 
 static int cmd_bench(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu bench [-m MODEL] [-p N_PROMPT] [-n N_GEN] [-r REPS] [--ctx N] "
-                      "[--weight-type T] [--profile]";
+                      "[--weight-type T] [--kv-type T] [--profile]";
     struct app app;
     struct llmgpu_session_params sp;
     struct llmgpu_session *s = NULL;
@@ -821,6 +841,9 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
         else if (!strcmp(argv[i], "--weight-type")) {
             if (parse_weight_type(v))
                 return 2;
+        } else if (!strcmp(argv[i], "--kv-type")) {
+            if (parse_kv_type(v))
+                return 2;
         } else {
             fprintf(stderr, "usage: %s\n", use);
             return 2;
@@ -838,6 +861,7 @@ static int cmd_bench(int argc, char **argv, const char *argv0) {
     llmgpu_model_info(app.model, &mi);
     llmgpu_context_device_info(app.ctx, &di);
     llmgpu_session_params_init(&sp);
+    sp.kv_type = g_kv_type;
     sp.n_ctx = n_ctx > 0 ? (uint32_t)n_ctx : (uint32_t)(n_prompt + n_gen + 1);
     toks = malloc((size_t)n_prompt * sizeof *toks);
     for (int i = 0; i < n_prompt; i++)
@@ -1262,6 +1286,7 @@ static int cmd_chat(int argc, char **argv, const char *argv0) {
     c.o = &o;
     c.sampler = sampler_from_opts(&o, &c.smp);
     llmgpu_session_params_init(&c.sp);
+    c.sp.kv_type = g_kv_type;
     if (o.n_ctx > 0)
         c.sp.n_ctx = (uint32_t)o.n_ctx;
     st = llmgpu_session_create(app.model, &c.sp, &c.s);
@@ -1414,7 +1439,7 @@ static void usage(FILE *f) {
             "                                  load MODEL and print its parameters\n"
             "  generate [-m MODEL] -p TEXT [-n N] [--temp T] [--seed S] [--top-k K] [--top-p P]\n"
             "           [--min-p P] [--repeat-penalty R] [--stop STR]... [--ctx N]\n"
-            "           [--weight-type T] [--ignore-eos] [--ids]\n"
+            "           [--weight-type T] [--kv-type T] [--ignore-eos] [--ids]\n"
             "                                  continue a prompt, sampling on the GPU\n"
             "                                  (--temp 0: greedy; --ignore-eos: go on past\n"
             "                                  end-of-generation tokens)\n"
@@ -1424,15 +1449,17 @@ static void usage(FILE *f) {
             "                                  /save FILE, /load FILE, /quit\n"
             "  tokenize [-m MODEL] (-p TEXT | -f FILE)   print token ids as transformers would\n"
             "  detokenize [-m MODEL] ID...       print the text of token ids\n"
-            "  perplexity [-m MODEL] -f FILE [--ctx N] [--weight-type T]\n"
+            "  perplexity [-m MODEL] -f FILE [--ctx N] [--weight-type T] [--kv-type T]\n"
             "                                  perplexity of a text file\n"
-            "  bench [-m MODEL] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T]\n"
+            "  bench [-m MODEL] [-p N] [-n N] [-r REPS] [--ctx N] [--weight-type T] [--kv-type T]\n"
             "                                  prompt and generation tok/s\n"
             "  quantize IN_DIR OUT.gguf [--type f32|f16|q8_0|q4_0|q4_k|q6_k]\n"
             "                                  write a Hugging Face model as GGUF (no GPU)\n"
             "--weight-type: default (f16; bf16 checkpoints stay bf16), f16, bf16, f32, q8_0,\n"
             "               q4_0, q4_k, q6_k (quantized at load; the embedding and LM head\n"
             "               stay f16)\n"
+            "--kv-type: f16 (default) or q8_0 (8-bit KV cache, half the memory; head_dim a\n"
+            "           multiple of 32)\n"
             "without -m, the bundled model in " LLMGPU_DEFAULT_MODEL " is used\n"
             "MODEL: a Hugging Face model directory or a GGUF file (the first part of a split\n"
             "       set); a GGUF file keeps its weight types unless --weight-type is given\n"

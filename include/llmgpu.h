@@ -525,12 +525,28 @@ LLMGPU_API enum llmgpu_status llmgpu_chat_apply_template(const struct llmgpu_mod
 
 /* ---- Sessions ------------------------------------------------------------- */
 
+/**
+ * Element type of a session's KV cache. \since 0.1.0
+ * Q8_0 stores each 32 values of a K or V row as 8-bit integers with an f16 scale
+ * (d = max |x| / 127, as GGUF's q8_0): 1.0625 bytes a value instead of 2, so the cache
+ * takes 47 % less memory and long-context decode reads less. It needs a head_dim that
+ * is a multiple of 32 (LLMGPU_ERR_UNSUPPORTED otherwise); its error is that of q8_0
+ * weights (bench/RESULTS.md has the measured effect on the logits).
+ */
+enum llmgpu_kv_type {
+    LLMGPU_KV_TYPE_DEFAULT = 0,      /* f16 */
+    LLMGPU_KV_TYPE_F16 = 1,
+    LLMGPU_KV_TYPE_Q8_0 = 2,
+    LLMGPU_KV_TYPE_MAX_ENUM = 0x7FFFFFFF
+};
+
 /** Parameters of llmgpu_session_create(). \since 0.1.0 */
 struct llmgpu_session_params {
     uint32_t struct_size;
     uint32_t flags;                  /* none defined yet; must be 0 */
     uint32_t n_ctx;                  /* context length; 0 (default): min(model's, 4096) */
     uint32_t n_batch;                /* prefill chunk in tokens; 0 (default): 512 */
+    enum llmgpu_kv_type kv_type;     /* KV-cache element type; default f16 */
 };
 
 /** Fill *params with defaults and struct_size. \threadsafety any thread. \since 0.1.0 */
@@ -854,7 +870,10 @@ LLMGPU_API enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, cons
 /** Device memory of a session. \since 0.1.0 */
 struct llmgpu_session_memory {
     uint32_t struct_size;
-    /* The f16 K and V caches: 2 * n_layer * n_ctx * n_kv_head * head_dim * 2 bytes.
+    /* The K and V caches: 2 * n_layer * n_ctx * R bytes, with R the bytes of a cache
+     * row: n_kv_head * head_dim * 2 in f16; in q8_0, W = n_kv_head * head_dim int8
+     * values and W / 32 f16 scales rounded up to a multiple of 16 bytes,
+     * R = 16 * ceil((W + W / 16) / 16).
      * Both figures are those of a full session: its KV cache, RoPE table and
      * attention partials start at min(256, n_ctx) positions and grow in pages of
      * 256 positions, doubling, up to n_ctx. */

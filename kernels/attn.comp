@@ -5,9 +5,10 @@
 //   o[t, h] = sum_j softmax_j(q[t, h] . k[j, g] / sqrt(HD)) v[j, g],  g = h / (NH / NKV),
 //   j from lo to p = pos0 + t, lo = max(0, p + 1 - WINDOW) when WINDOW > 0, else 0.
 // Bindings: 0 step readonly; 1 q float[n_tok, NH HD] readonly; 2 k cache f16[n_ctx, NKV HD]
-//   readonly; 3 v cache f16[n_ctx, NKV HD] readonly; 4 o float[n_tok, NH HD] writeonly.
+//   readonly; 3 v cache f16[n_ctx, NKV HD] readonly (KV_Q8: both 8-bit rows of KV_RS
+//   bytes, common.glsl); 4 o float[n_tok, NH HD] writeonly.
 // Defines: HD, NH, NKV, WINDOW (0: none), WG_SIZE, BQ (queries a workgroup; WG_SIZE % BQ
-//   == 0).
+//   == 0); KV_Q8, KV_RS.
 // Geometry: grid (NH, CEIL_DIV(n_tok, BQ)). A workgroup takes BQ consecutive queries of
 //   one head, WG_SIZE / BQ invocations ("lanes") each, and walks the keys the block needs
 //   in tiles of BKV: K and V rows of the tile go to shared memory once for all BQ queries
@@ -29,8 +30,13 @@
 layout(local_size_x = WG_SIZE) in;
 STEP_BLOCK(0)
 layout(std430, set = 0, binding = 1) readonly buffer Q { float q[]; };
+#if KV_Q8
+layout(std430, set = 0, binding = 2) readonly buffer KC { uint kq[]; };
+layout(std430, set = 0, binding = 3) readonly buffer VC { uint vq[]; };
+#else
 layout(std430, set = 0, binding = 2) readonly buffer KC { float16_t kc[]; };
 layout(std430, set = 0, binding = 3) readonly buffer VC { float16_t vc[]; };
+#endif
 layout(std430, set = 0, binding = 4) writeonly buffer O { float o[]; };
 
 shared float qs[BQ * HD];
@@ -65,8 +71,14 @@ void main() {
             uint r = e / HD, d = e % HD, j = j0 + r;
             float kv = 0.0, vv = 0.0;
             if (j <= p_last) {
+#if KV_Q8
+                uint r0 = KVQ8_ROW(j), i = g * HD + d;
+                kv = KVQ8_D(kq, r0, i) * KVQ8_Q1(kq[r0 + i / 4], i % 4);
+                vv = KVQ8_D(vq, r0, i) * KVQ8_Q1(vq[r0 + i / 4], i % 4);
+#else
                 kv = float(kc[j * KV_W + g * HD + d]);
                 vv = float(vc[j * KV_W + g * HD + d]);
+#endif
             }
             ks[r * KST + d] = kv;
             vs[e] = vv;

@@ -8,7 +8,8 @@
 // Bindings (attn.comp's): 0 step readonly; 1 q float[n_tok, NH HD] readonly; 2 k cache
 //   f16[n_ctx, NKV HD] readonly; 3 v cache f16[n_ctx, NKV HD] readonly; 4 o float[n_tok,
 //   NH HD] writeonly.
-// Defines: HD (a multiple of 16, at most 128), NH, NKV, NSG (subgroups a workgroup, 4).
+// Defines: HD (a multiple of 16, at most 128), NH, NKV, NSG (subgroups a workgroup, 4);
+//   KV_Q8, KV_RS: an 8-bit cache (common.glsl), turned into f16 as it is staged.
 //   Needs 32-wide subgroups with shuffles (NVIDIA); lib/session.c picks it where it
 //   picks matmul_cm.comp and the model has no sliding window.
 // Geometry: grid (NH, CEIL_DIV(n_tok, BQ)), BQ = 16 NSG queries a workgroup, 16 a
@@ -53,8 +54,13 @@ layout(local_size_x = NT) in;
 STEP_BLOCK(0)
 layout(std430, set = 0, binding = 1) readonly buffer Q { float q[]; };
 layout(std430, set = 0, binding = 1) readonly buffer Q4 { vec4 q4[]; };
+#if KV_Q8
+layout(std430, set = 0, binding = 2) readonly buffer KC { uint kq[]; };
+layout(std430, set = 0, binding = 3) readonly buffer VC { uint vq[]; };
+#else
 layout(std430, set = 0, binding = 2) readonly buffer KC { uvec4 kc8[]; };  // 8 f16s
 layout(std430, set = 0, binding = 3) readonly buffer VC { uvec4 vc8[]; };
+#endif
 layout(std430, set = 0, binding = 4) writeonly buffer O { float o[]; };
 
 shared uvec4 kvs[2 * TILE];            // K tile, then V tile; Q rows before the walk
@@ -69,16 +75,31 @@ void stage(uint j0, uint j_end, uint g, uint tid, bool with_v) {
     [[unroll]] for (uint i = 0; i < CEIL_DIV(BKV * HD / 8, NT); i++) {
         uint e = tid + i * NT, r = e / (HD / 8), c = e % (HD / 8), j = j0 + r;
         if (e < BKV * HD / 8) {
-            uint src = (j * KV_W + g * HD) / 8 + c;
-            uvec4 kq = uvec4(0u), vq = uvec4(0u);
+            uvec4 k8 = uvec4(0u), v8 = uvec4(0u);
             if (j <= j_end) {  // never read past it (it may lie past the cache)
-                kq = kc8[src];
+#if KV_Q8
+                // 8 values of one 32-value block: two int8 words and a scale, to f16
+                uint r0 = KVQ8_ROW(j), i0 = g * HD + 8 * c;
+                vec4 a = KVQ8_D(kq, r0, i0) * KVQ8_Q4(kq[r0 + i0 / 4]);
+                vec4 b = KVQ8_D(kq, r0, i0) * KVQ8_Q4(kq[r0 + i0 / 4 + 1]);
+                k8 = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy),
+                           packHalf2x16(b.zw));
+                if (with_v) {
+                    a = KVQ8_D(vq, r0, i0) * KVQ8_Q4(vq[r0 + i0 / 4]);
+                    b = KVQ8_D(vq, r0, i0) * KVQ8_Q4(vq[r0 + i0 / 4 + 1]);
+                    v8 = uvec4(packHalf2x16(a.xy), packHalf2x16(a.zw), packHalf2x16(b.xy),
+                               packHalf2x16(b.zw));
+                }
+#else
+                uint src = (j * KV_W + g * HD) / 8 + c;
+                k8 = kc8[src];
                 if (with_v)
-                    vq = vc8[src];
+                    v8 = vc8[src];
+#endif
             }
-            kvs[r * LDK + c] = kq;
+            kvs[r * LDK + c] = k8;
             if (with_v)
-                kvs[TILE + r * LDK + c] = vq;
+                kvs[TILE + r * LDK + c] = v8;
         }
     }
 }

@@ -22,10 +22,11 @@
 // and one barrier a layer (~5.8 us each on the H100, PLATFORM.md).
 //
 // Bindings: 0 step readonly; 1 q float[NH HD] readonly; 2 k cache f16[n_ctx, NKV HD]
-//   readonly; 3 v cache f16 readonly; 4 part vec4: acc[NH, NSPLIT, NQ] (dims by quads),
+//   (KV_Q8: 8-bit rows of KV_RS bytes, common.glsl) readonly; 3 v cache, the same, readonly; 4 part vec4: acc[NH, NSPLIT, NQ] (dims by quads),
 //   then (m, l)[NH, NSPLIT] as floats; 5 o float[NH HD] writeonly; 6 cnt uint[NH / GQ],
 //   zero before the first dispatch.
-// Defines: HD, NH, NKV, WINDOW, GQ, NSPLIT, MIN_LEN, WG_SIZE, USE_SUBGROUP; CU (16).
+// Defines: HD, NH, NKV, WINDOW, GQ, NSPLIT, MIN_LEN, WG_SIZE, USE_SUBGROUP; CU (16);
+//   KV_Q8, KV_RS.
 //   Rows are read by quads of dims (f16vec4 when HD % 4 == 0, else four guarded scalars).
 // Visibility: part is coherent; every invocation fences its writes (memoryBarrierBuffer)
 //   before the workgroup barrier that precedes the counter's atomicAdd, and the last
@@ -37,7 +38,10 @@
 layout(local_size_x = WG_SIZE) in;
 STEP_BLOCK(0)
 layout(std430, set = 0, binding = 1) readonly buffer Q { float q[]; };
-#if HD % 4 == 0
+#if KV_Q8
+layout(std430, set = 0, binding = 2) readonly buffer KC { uint kq[]; };
+layout(std430, set = 0, binding = 3) readonly buffer VC { uint vq[]; };
+#elif HD % 4 == 0
 layout(std430, set = 0, binding = 2) readonly buffer KC { f16vec4 kc4[]; };
 layout(std430, set = 0, binding = 3) readonly buffer VC { uvec2 vc2[]; }; // 4 halves each
 #else
@@ -63,11 +67,22 @@ layout(std430, set = 0, binding = 6) coherent buffer Cnt { uint cnt[]; };
 #define VK CEIL_DIV(WG_SIZE, VG) // keys a key group sums a block
 #define NSG_MAX WG_SIZE        // subgroups a workgroup, at most (subgroups of >= 1)
 
-// Quad qd of the row at element offset e (a multiple of HD); dims past HD are 0. V
-// quads stay as packed halves (two registers) until they are used.
-#if HD % 4 == 0
-#define KQUAD(e, qd) vec4(kc4[(e) / 4 + (qd)])
-#define VQUAD(e, qd) vc2[(e) / 4 + (qd)]
+// Quad qd of KV head g's row j; dims past HD are 0. V quads stay packed in two
+// registers until they are used (VUNPACK): as halves, or with KV_Q8 as the int8 word
+// and the bits of its scale.
+#if KV_Q8
+#if HD % 32 != 0
+#error KV_Q8 needs HD % 32 == 0
+#endif
+#define KQUAD(j, g, qd) (KVQ8_D(kq, KVQ8_ROW(j), (g) * HD + 4 * (qd)) * \
+                         KVQ8_Q4(kq[KVQ8_ROW(j) + (g) * (HD / 4) + (qd)]))
+#define VQUAD(j, g, qd) uvec2(vq[KVQ8_ROW(j) + (g) * (HD / 4) + (qd)], \
+                              floatBitsToUint(KVQ8_D(vq, KVQ8_ROW(j), (g) * HD + 4 * (qd))))
+#define VUNPACK(r) (uintBitsToFloat((r).y) * KVQ8_Q4((r).x))
+#elif HD % 4 == 0
+#define KQUAD(j, g, qd) vec4(kc4[((j) * KV_W + (g) * HD) / 4 + (qd)])
+#define VQUAD(j, g, qd) vc2[((j) * KV_W + (g) * HD) / 4 + (qd)]
+#define VUNPACK(r) vec4(unpackHalf2x16((r).x), unpackHalf2x16((r).y))
 #else
 vec4 quad16k(uint e, uint qd) {
     uint d = 4 * qd;
@@ -80,8 +95,9 @@ uvec2 quad16v(uint e, uint qd) {
                   d + 2 < HD ? float(vc[e + d + 2]) : 0.0, d + 3 < HD ? float(vc[e + d + 3]) : 0.0);
     return uvec2(packHalf2x16(v.xy), packHalf2x16(v.zw));
 }
-#define KQUAD(e, qd) quad16k(e, qd)
-#define VQUAD(e, qd) quad16v(e, qd)
+#define KQUAD(j, g, qd) quad16k((j) * KV_W + (g) * HD, qd)
+#define VQUAD(j, g, qd) quad16v((j) * KV_W + (g) * HD, qd)
+#define VUNPACK(r) vec4(unpackHalf2x16((r).x), unpackHalf2x16((r).y))
 #endif
 float part_f(uint i) { return part4[i / 4][i % 4]; }
 
@@ -165,9 +181,8 @@ void main() {
             [[unroll]] for (uint i = 0; i < GQ; i++)
                 s[i] = live ? 0.0 : NEG_INF;
             if (live) {
-                uint e = j * KV_W + g * HD;
                 [[unroll]] for (uint qd = 0; qd < NQ; qd++) {
-                    vec4 k = KQUAD(e, qd);
+                    vec4 k = KQUAD(j, g, qd);
                     [[unroll]] for (uint i = 0; i < GQ; i++)
                         s[i] += dot(qs[i * NQ + qd], k);
                 }
@@ -180,7 +195,7 @@ void main() {
                 uint jj = kg + t * VG;
                 vr[t] = uvec2(0u);
                 if (kg < VG && jj < WG_SIZE && jb + jj < j_hi)
-                    vr[t] = VQUAD((jb + jj) * KV_W + g * HD, dq);
+                    vr[t] = VQUAD(jb + jj, g, dq);
             }
             reduce_heads(s, true);
             // rescale the running state to the new max; the block's weights into pr
@@ -196,7 +211,7 @@ void main() {
             barrier();
             [[unroll]] for (uint t = 0; t < VK; t++) {
                 uint jj = min(kg + t * VG, uint(WG_SIZE) - 1u); // weight 0 past the block
-                vec4 v = vec4(unpackHalf2x16(vr[t].x), unpackHalf2x16(vr[t].y));
+                vec4 v = VUNPACK(vr[t]);
                 [[unroll]] for (uint i = 0; i < GQ; i++)
                     acc[i] += pr[i * WG_SIZE + jj] * v;
             }

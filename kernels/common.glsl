@@ -82,4 +82,17 @@
 #endif
 #define LG_ADD(a, b) ((a) + (b))
 
+// The 8-bit KV cache (KV_Q8 1; C mirror: lg_kv_row_bytes in lib/forward.h). A cache
+// row (one position, all KV_W = NKV HD values of K or of V) is KV_W int8 values q,
+// then KV_W / 32 f16 scales d, padded to KV_RS bytes (a multiple of 16); value i is
+// d[i / 32] q[i]. Blocks of 32 never straddle a head (HD % 32 == 0). Readers view the
+// row as uints: KVQ8_ROW(j) is row j's first uint, KVQ8_D the scale of value i,
+// KVQ8_Q4 the four int8 values of a uint as floats.
+#if KV_Q8
+#define KVQ8_ROW(j) ((j) * (KV_RS / 4))
+#define KVQ8_D(buf, r, i) unpackHalf2x16(buf[(r) + KV_W / 4 + (i) / 64])[((i) / 32) & 1]
+#define KVQ8_Q4(w) vec4(ivec4(int(w) << 24, int(w) << 16, int(w) << 8, int(w)) >> 24)
+#define KVQ8_Q1(w, k) float(int(w) << (24 - 8 * (k)) >> 24)
+#endif
+
 #endif

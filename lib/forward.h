@@ -32,6 +32,14 @@ static inline int lg_wtype_is_block(enum lg_wtype t) {
     return t >= LG_WTYPE_Q8_0 && t <= LG_WTYPE_Q4_G;
 }
 
+/* Bytes of one KV-cache row (one position's K, or V, of every KV head) of a session
+ * whose cache is q8 (kernels/common.glsl KV_Q8: W int8 values, then W / 32 f16 scales,
+ * padded to 16 bytes) or f16. */
+static inline uint64_t lg_kv_row_bytes(uint32_t n_kv_head, uint32_t head_dim, int q8) {
+    uint64_t w = (uint64_t)n_kv_head * head_dim;
+    return q8 ? (w + w / 16 + 15) / 16 * 16 : w * 2;
+}
+
 /* Queries a workgroup of the prefill attention (attn.comp's BQ define; its grid is
  * (n_head, CEIL(n_tok, BQ))): 16, or 8 past head_dim 128 so its tiles fit 32 KiB of
  * shared memory. */
@@ -153,7 +161,9 @@ const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s)
 /* The session's sampler scratch (sample.c), kept between llmgpu_session_sample calls. */
 struct lg_sample_cache *lg_session_sample_cache(struct llmgpu_session *s);
 int lg_session_has_logits(const struct llmgpu_session *s);
-/* The f16 KV cache of layer l: (n_ctx, NKV HD) each; positions [0, position) are valid. */
+/* The KV cache of layer l: n_ctx rows of lg_kv_row_bytes() each (f16, or q8 when
+ * lg_session_kv_q8); positions [0, position) are valid. */
+int lg_session_kv_q8(const struct llmgpu_session *s);
 const struct lg_buffer *lg_session_kcache(const struct llmgpu_session *s, uint32_t l);
 const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32_t l);
 /* Make the KV cache hold at least n positions (it grows in pages up to n_ctx);

@@ -388,7 +388,8 @@ enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
     E = c->n_embd, HD = c->head_dim, NH = c->n_head, NKV = c->n_kv_head, F = c->n_ff;
     part = lg_attn_split_part_floats(c->n_head, c->n_kv_head, c->head_dim, (uint32_t)n_ctx);
     memset(&full, 0, sizeof full);
-    full.kv_bytes = 2 * (uint64_t)c->n_layer * n_ctx * NKV * HD * 2;
+    full.kv_bytes = 2 * (uint64_t)c->n_layer * n_ctx *
+                    lg_kv_row_bytes(c->n_kv_head, c->head_dim, p.kv_type == LLMGPU_KV_TYPE_Q8_0);
     full.scratch_bytes = 16 + 4 * B                 /* step block and token ids */
                          + 2 * B * E * 4            /* x, xb */
                          + B * (NH + 2 * NKV) * HD * 4 /* qkv */

@@ -67,7 +67,8 @@ struct llmgpu_session {
     struct lg_buffer cnt;     /* uint32 (NH / GQ): splits done per head group; reset by it */
     uint32_t kv_cap;          /* positions the KV cache and rope table hold now */
     int sets_ok;              /* descriptor sets match the current buffers */
-    struct lg_buffer *kc, *vc; /* per layer (n_ctx, NKV HD) f16 */
+    struct lg_buffer *kc, *vc; /* per layer: n_ctx rows of lg_kv_row_bytes() */
+    int kv_q8;                 /* the cache is 8-bit (LLMGPU_KV_TYPE_Q8_0) */
 
     struct lg_dpool pool;
     struct lg_cmd decode_cmd; /* recorded once for one token */
@@ -359,7 +360,7 @@ static uint32_t attn_bq(const struct llmgpu_session *s) {
 static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *kernel,
                                         uint32_t n_bindings, struct lg_pipeline **out) {
     const struct lg_model_config *c = &s->model->cfg;
-    char st[10][48];
+    char st[12][48];
     struct lg_pipeline_desc d;
     int cm = !strcmp(kernel, "attn.comp") && use_attn_cm(s);
     base_desc(s->ctx, &d, st, cm ? "attn_cm.comp" : kernel, n_bindings, 0);
@@ -381,6 +382,10 @@ static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *ke
 #ifdef LG_ATTN_SPLIT_CU /* build knob: splits a step of the combination (kernel: 16) */
         lg_desc_define(&d, st[9], "CU", LG_ATTN_SPLIT_CU);
 #endif
+    }
+    if (s->kv_q8) {
+        lg_desc_define(&d, st[10], "KV_Q8", 1);
+        lg_desc_define(&d, st[11], "KV_RS", (long)lg_kv_row_bytes(c->n_kv_head, c->head_dim, 1));
     }
     return lg_pipeline_get(s->ctx, &d, out);
 }
@@ -679,7 +684,7 @@ static void destroy_sets(struct llmgpu_session *s) {
 static enum llmgpu_status grow_kv(struct llmgpu_session *s, uint32_t need) {
     const struct lg_model_config *c = &s->model->cfg;
     struct llmgpu_context *ctx = s->ctx;
-    uint64_t row = (uint64_t)c->n_kv_head * c->head_dim * 2;
+    uint64_t row = lg_kv_row_bytes(c->n_kv_head, c->head_dim, s->kv_q8);
     uint32_t cap = s->kv_cap ? s->kv_cap : LG_KV_PAGE, old_cap = s->kv_cap;
     struct lg_buffer *nk = NULL, *nv = NULL;
     enum llmgpu_status st = LLMGPU_OK;
@@ -756,7 +761,7 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
     const struct lg_model_config *c = &s->model->cfg;
     uint64_t B = s->n_batch, E = c->n_embd, HD = c->head_dim;
     uint64_t qkv_w = (uint64_t)(c->n_head + 2 * c->n_kv_head) * HD;
-    uint64_t kv_bytes = (uint64_t)s->n_ctx * c->n_kv_head * HD * 2;
+    uint64_t kv_bytes = (uint64_t)s->n_ctx * lg_kv_row_bytes(c->n_kv_head, c->head_dim, s->kv_q8);
     enum llmgpu_status st;
     struct {
         struct lg_buffer *b;
@@ -888,6 +893,16 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
         memcpy(&p, params, LG_MIN(params->struct_size, (uint32_t)sizeof p));
     if (p.flags != 0)
         return LLMGPU_ERR_INVALID_ARGUMENT;
+    if (p.kv_type != LLMGPU_KV_TYPE_DEFAULT && p.kv_type != LLMGPU_KV_TYPE_F16 &&
+        p.kv_type != LLMGPU_KV_TYPE_Q8_0) {
+        lg_err(&ctx->log, "unknown KV-cache type %d", (int)p.kv_type);
+        return LLMGPU_ERR_INVALID_ARGUMENT;
+    }
+    if (p.kv_type == LLMGPU_KV_TYPE_Q8_0 && model->cfg.head_dim % 32) {
+        lg_err(&ctx->log, "a q8_0 KV cache needs a head_dim that is a multiple of 32 (it is %u)",
+               model->cfg.head_dim);
+        return LLMGPU_ERR_UNSUPPORTED;
+    }
     if (p.n_ctx == 0)
         p.n_ctx = LG_MIN(model->cfg.n_ctx_train, 4096u);
     if (p.n_batch == 0)
@@ -912,9 +927,11 @@ enum llmgpu_status llmgpu_session_create(struct llmgpu_model *model,
     s->ctx = ctx;
     s->n_ctx = p.n_ctx;
     s->n_batch = LG_MIN(p.n_batch, p.n_ctx);
-    s->fuse_rope = fuse_rope_ok(model);
-    lg_dbg(&ctx->log, "decode %s RoPE and the KV-cache write into the Q/K/V mat-vec",
-           s->fuse_rope ? "fuses" : "does not fuse");
+    s->kv_q8 = p.kv_type == LLMGPU_KV_TYPE_Q8_0;
+    /* the fused epilogue writes a row a workgroup; a q8 block needs 32 of them */
+    s->fuse_rope = !s->kv_q8 && fuse_rope_ok(model);
+    lg_dbg(&ctx->log, "KV cache %s; decode %s RoPE and the KV-cache write into the Q/K/V mat-vec",
+           s->kv_q8 ? "q8_0" : "f16", s->fuse_rope ? "fuses" : "does not fuse");
     atomic_fetch_add(&model->n_sessions, 1);
     st = create_buffers(s);
     if (st == LLMGPU_OK)
@@ -1177,10 +1194,11 @@ static void collect_profile(struct llmgpu_session *s, struct prof *pf) {
         s->prof_bytes[i] += pf->rec_bytes[i];
         s->prof_barriers[i] += pf->rec_barriers[i];
     }
-    /* attention reads the K and V (f16) of every cached position up to the step's last,
+    /* attention reads the K and V rows of every cached position up to the step's last,
      * in every layer (s->pos is past the step already) */
-    s->prof_bytes[ST_ATTN] += (uint64_t)s->model->cfg.n_layer * s->pos *
-                              s->model->cfg.n_kv_head * s->model->cfg.head_dim * 2 * 2;
+    s->prof_bytes[ST_ATTN] +=
+        (uint64_t)s->model->cfg.n_layer * s->pos * 2 *
+        lg_kv_row_bytes(s->model->cfg.n_kv_head, s->model->cfg.head_dim, s->kv_q8);
 }
 
 static enum llmgpu_status run_chunk(struct llmgpu_session *s, const int32_t *tokens, uint32_t n) {
@@ -1388,6 +1406,10 @@ enum llmgpu_status llmgpu_session_profile_reset(struct llmgpu_session *s) {
     memset(s->prof_bytes, 0, sizeof s->prof_bytes);
     memset(s->prof_barriers, 0, sizeof s->prof_barriers);
     return LLMGPU_OK;
+}
+
+int lg_session_kv_q8(const struct llmgpu_session *s) {
+    return s->kv_q8;
 }
 
 const struct lg_buffer *lg_session_kcache(const struct llmgpu_session *s, uint32_t l) {

@@ -17,12 +17,13 @@
  *   32      4     n_layer
  *   36      4     n_kv_head
  *   40      4     head_dim
- *   44      4     KV element type (1: f16)
+ *   44      4     KV element type (1: f16, 2: q8_0)
  *   48      4     n_ctx of the session that saved it (informative)
  *   52      4     position: rows stored per layer, <= n_ctx
  *   56      8     reserved, zero
  *   64      ...   for each layer l: K rows [0, position), then V rows [0, position);
- *                 a row is n_kv_head * head_dim f16 values
+ *                 a row is n_kv_head * head_dim f16 values, or in q8_0 the GPU's
+ *                 row (lg_kv_row_bytes: int8 values, f16 scales, zero padding)
  *   end-8   8     XXH3-64 of every byte before it
  * The logits are not stored: after a load the session has none until it
  * evaluates a token.
@@ -40,6 +41,7 @@
 #define STATE_MAGIC "LLMGPUKV"
 #define STATE_VERSION 1u
 #define STATE_KV_F16 1u
+#define STATE_KV_Q8_0 2u
 #define HEADER_BYTES 64u
 
 struct state_header {
@@ -104,9 +106,14 @@ static enum llmgpu_status model_identity(struct llmgpu_context *ctx, const struc
     return st;
 }
 
-/* Bytes of one layer's K (or V) rows [0, position). */
-static uint64_t layer_bytes(const struct lg_model_config *c, uint32_t position) {
-    return (uint64_t)position * c->n_kv_head * c->head_dim * 2;
+/* Bytes of one layer's K (or V) rows [0, position) in the session's element type. */
+static uint64_t layer_bytes(const struct llmgpu_session *s, uint32_t position) {
+    const struct lg_model_config *c = &lg_session_model(s)->cfg;
+    return (uint64_t)position * lg_kv_row_bytes(c->n_kv_head, c->head_dim, lg_session_kv_q8(s));
+}
+
+static uint32_t kv_type(const struct llmgpu_session *s) {
+    return lg_session_kv_q8(s) ? STATE_KV_Q8_0 : STATE_KV_F16;
 }
 
 enum llmgpu_status llmgpu_session_save(struct llmgpu_session *s, const char *path) {
@@ -130,13 +137,13 @@ enum llmgpu_status llmgpu_session_save(struct llmgpu_session *s, const char *pat
     hd.n_layer = m->cfg.n_layer;
     hd.n_kv_head = m->cfg.n_kv_head;
     hd.head_dim = m->cfg.head_dim;
-    hd.kv_type = STATE_KV_F16;
+    hd.kv_type = kv_type(s);
     hd.n_ctx = llmgpu_session_n_ctx(s);
     hd.position = llmgpu_session_position(s);
     st = model_identity(ctx, m, hd.model_id);
     if (st != LLMGPU_OK)
         return st;
-    lb = layer_bytes(&m->cfg, hd.position);
+    lb = layer_bytes(s, hd.position);
     if (lb > SIZE_MAX)
         return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
     if ((size_t)snprintf(tmp_path, sizeof tmp_path, "%s.tmp", path) >= sizeof tmp_path) {
@@ -215,11 +222,12 @@ static enum llmgpu_status check_header(struct llmgpu_session *s, const char *pat
         return LLMGPU_ERR_BAD_MODEL_FILE;
     }
     if (hd->n_layer != m->cfg.n_layer || hd->n_kv_head != m->cfg.n_kv_head ||
-        hd->head_dim != m->cfg.head_dim || hd->kv_type != STATE_KV_F16) {
+        hd->head_dim != m->cfg.head_dim || hd->kv_type != kv_type(s)) {
         lg_err(&ctx->log, "%s: saved for n_layer %u, n_kv_head %u, head_dim %u, kv type %u; the "
-                          "model has %u, %u, %u, 1 (offset 32)",
+                          "model and session have %u, %u, %u, %u (offset 32; kv type 1 is f16, "
+                          "2 q8_0)",
                path, hd->n_layer, hd->n_kv_head, hd->head_dim, hd->kv_type, m->cfg.n_layer,
-               m->cfg.n_kv_head, m->cfg.head_dim);
+               m->cfg.n_kv_head, m->cfg.head_dim, kv_type(s));
         return LLMGPU_ERR_BAD_MODEL_FILE;
     }
     if (hd->position > hd->n_ctx || hd->reserved != 0) {
@@ -228,7 +236,7 @@ static enum llmgpu_status check_header(struct llmgpu_session *s, const char *pat
                path, hd->position, hd->n_ctx);
         return LLMGPU_ERR_BAD_MODEL_FILE;
     }
-    want = HEADER_BYTES + 2 * (uint64_t)hd->n_layer * layer_bytes(&m->cfg, hd->position) + 8;
+    want = HEADER_BYTES + 2 * (uint64_t)hd->n_layer * layer_bytes(s, hd->position) + 8;
     if (file_size != want) {
         lg_err(&ctx->log, "%s: %llu bytes, the header needs %llu (truncated or padded)", path,
                (unsigned long long)file_size, (unsigned long long)want);
@@ -251,7 +259,6 @@ static enum llmgpu_status check_header(struct llmgpu_session *s, const char *pat
 
 enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *path) {
     struct llmgpu_context *ctx;
-    const struct llmgpu_model *m;
     struct state_header hd;
     struct stat sb;
     unsigned char *data = NULL;
@@ -262,7 +269,6 @@ enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *pat
     if (!s || !path)
         return LLMGPU_ERR_INVALID_ARGUMENT;
     ctx = lg_session_context(s);
-    m = lg_session_model(s);
     f = fopen(path, "rb");
     if (!f) {
         lg_err(&ctx->log, "session load: cannot open %s: %s", path, strerror(errno));
@@ -316,7 +322,7 @@ enum llmgpu_status llmgpu_session_load(struct llmgpu_session *s, const char *pat
     st = lg_session_reserve(s, hd.position);
     if (st != LLMGPU_OK)
         goto done;
-    lb = layer_bytes(&m->cfg, hd.position);
+    lb = layer_bytes(s, hd.position);
     for (uint32_t l = 0; l < hd.n_layer && st == LLMGPU_OK; l++) {
         for (int kv = 0; kv < 2 && st == LLMGPU_OK; kv++) {
             /* the accessors hand out const buffers; their contents are the session's

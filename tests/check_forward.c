@@ -29,32 +29,33 @@ struct variant {
     const char *args; /* mkmodel.py arguments */
     enum llmgpu_weight_type wtype;
     double tol;
+    int kv_q8; /* LLMGPU_KV_TYPE_Q8_0 session; the reference rounds its cache alike */
 };
 
 static const struct variant variants[] = {
     {"llama_gqa_f32", "--arch llama --dtype f32 --layers 2 --hidden 64 --heads 8 --kv-heads 2 "
                       "--ff 96 --vocab 300 --ctx 128 --seed 11",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0},
     {"llama_mqa_f16", "--arch llama --dtype f16 --layers 2 --hidden 48 --heads 4 --kv-heads 1 "
                       "--ff 80 --vocab 277 --ctx 128 --seed 12",
-     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5},
+     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5, 0},
     {"llama3_tied_bf16", "--arch llama --dtype bf16 --layers 2 --hidden 64 --heads 4 "
                          "--kv-heads 2 --ff 128 --vocab 320 --ctx 256 --tie "
                          "--rope-scaling llama3 --seed 13",
-     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5},
+     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5, 0},
     {"llama_sharded_linear", "--arch llama --dtype f32 --layers 3 --hidden 32 --heads 4 "
                              "--kv-heads 4 --ff 64 --vocab 259 --ctx 128 --shards 3 "
                              "--rope-scaling linear --seed 14",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0},
     {"mistral_window", "--arch mistral --dtype f32 --layers 2 --hidden 64 --heads 4 --kv-heads 2 "
                        "--ff 96 --vocab 300 --ctx 128 --sliding-window 6 --seed 15",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0},
     {"qwen2_bias", "--arch qwen2 --dtype f32 --layers 2 --hidden 64 --heads 4 --kv-heads 2 "
                    "--ff 96 --vocab 300 --ctx 128 --tie --seed 16",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0},
     {"head_dim_odd", "--arch llama --dtype f32 --layers 1 --hidden 36 --heads 3 --kv-heads 1 "
                      "--head-dim 20 --ff 52 --vocab 263 --ctx 64 --seed 17",
-     LLMGPU_WEIGHT_TYPE_F32, 1e-5},
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0},
 };
 
 static void make_model(const struct variant *v, char *dir, size_t size) {
@@ -92,10 +93,12 @@ static void compare(struct llmgpu_context *ctx, const struct variant *v, uint32_
     ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
     ck_assert_int_eq(ref_model_from_ckpt(ck, &rm), 0);
     ck_assert_int_eq(ref_state_alloc(&rm, 64, &rs), 0);
+    rs.kv_q8 = v->kv_q8;
     m = load(ctx, dir, v->wtype, 0);
     llmgpu_session_params_init(&sp);
     sp.n_ctx = 64;
     sp.n_batch = n_batch;
+    sp.kv_type = v->kv_q8 ? LLMGPU_KV_TYPE_Q8_0 : LLMGPU_KV_TYPE_DEFAULT;
     ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_OK);
     nv = ck->cfg.n_vocab;
     lg = malloc(nv * sizeof *lg);
@@ -153,6 +156,97 @@ START_TEST(variant_matches_reference) {
 }
 END_TEST
 
+/* The 8-bit KV cache (head_dim a multiple of 32) against a reference that rounds its
+ * cache rows the same way (ref_round_kv_q8): what can differ is a value whose K or V
+ * lies on a rounding boundary, as the GPU's f32 sums differ from the reference's in the
+ * last bits. Same 1e-5 bound; measured on lavapipe: see the note at q8_kv_error. */
+static const struct variant q8_variants[] = {
+    {"llama_gqa_q8kv", "--arch llama --dtype f32 --layers 2 --hidden 128 --heads 4 "
+                       "--kv-heads 2 --ff 96 --vocab 300 --ctx 128 --seed 31",
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5, 1},
+    {"mistral_mqa_window_q8kv", "--arch mistral --dtype f16 --layers 2 --hidden 64 --heads 4 "
+                                "--kv-heads 1 --head-dim 32 --ff 96 --vocab 300 --ctx 128 "
+                                "--sliding-window 6 --seed 32",
+     LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5, 1},
+    {"qwen2_hd64_q8kv", "--arch qwen2 --dtype f32 --layers 2 --hidden 128 --heads 2 "
+                        "--kv-heads 2 --ff 96 --vocab 300 --ctx 128 --tie --seed 33",
+     LLMGPU_WEIGHT_TYPE_F32, 1e-5, 1},
+};
+
+START_TEST(q8_kv_matches_reference) {
+    /* chunks of 7 through the GEMM path and prefill attention, then decode attention;
+     * n_batch 1 sends the prompt through decode attention too */
+    compare(g_ctx, &q8_variants[_i], 7);
+    if (_i == 0)
+        compare(g_ctx, &q8_variants[0], 1);
+}
+END_TEST
+
+/* What the 8-bit cache costs, and that the reference's rounding is the GPU's: after a
+ * 40-token prompt and 8 decode steps, the logits of a q8_0-cache session against the
+ * reference with an f32 cache (the error of the format) and against the reference that
+ * rounds as ref_round_kv_q8 does (what the kernels add to it). */
+START_TEST(q8_kv_error) {
+    const struct variant *v = &q8_variants[0];
+    char dir[512];
+    struct lg_checkpoint *ck = NULL;
+    struct ref_model rm;
+    struct ref_state r8, r32;
+    struct llmgpu_model *m;
+    struct llmgpu_session *s;
+    struct llmgpu_session_params sp;
+    int32_t toks[48];
+    float *lg, *l8, *l32;
+    size_t nv;
+    double e8 = 0, e32 = 0;
+
+    make_model(v, dir, sizeof dir);
+    ck_assert_int_eq(lg_ckpt_open(NULL, NULL, dir, &ck), LLMGPU_OK);
+    ck_assert_int_eq(ref_model_from_ckpt(ck, &rm), 0);
+    ck_assert_int_eq(ref_state_alloc(&rm, 64, &r8), 0);
+    ck_assert_int_eq(ref_state_alloc(&rm, 64, &r32), 0);
+    r8.kv_q8 = 1;
+    m = load(g_ctx, dir, v->wtype, 0);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 64;
+    sp.kv_type = LLMGPU_KV_TYPE_Q8_0;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &s), LLMGPU_OK);
+    nv = ck->cfg.n_vocab;
+    lg = malloc(nv * sizeof *lg);
+    l8 = malloc(nv * sizeof *l8);
+    l32 = malloc(nv * sizeof *l32);
+    for (int i = 0; i < 48; i++)
+        toks[i] = (int32_t)((i * 104729 + 5) % (int)nv);
+    ck_assert_int_eq(llmgpu_session_prefill(s, toks, 40), LLMGPU_OK);
+    for (int pos = 0; pos < 48; pos++) {
+        size_t n = nv;
+        ck_assert_int_eq(ref_forward(&rm, &r8, toks[pos], pos, l8), 0);
+        ck_assert_int_eq(ref_forward(&rm, &r32, toks[pos], pos, l32), 0);
+        if (pos < 39)
+            continue;
+        ck_assert_int_eq(llmgpu_session_logits(s, lg, &n), LLMGPU_OK);
+        e8 = LG_MAX(e8, tu_nmse(lg, l8, nv));
+        e32 = LG_MAX(e32, tu_nmse(lg, l32, nv));
+        if (pos + 1 < 48)
+            ck_assert_int_eq(llmgpu_session_decode(s, toks[pos + 1]), LLMGPU_OK);
+    }
+    printf("check_forward: q8_0 KV cache, logits NMSE (max of 9 steps): %.3g against the "
+           "f32-cache reference, %.3g against the q8-rounding one\n", e32, e8);
+    ck_assert_msg(e32 < 1e-3, "q8_0 KV cache: NMSE %.3g against the f32 cache", e32);
+    /* the rounding is real, and the reference models it: 10x closer to the GPU */
+    ck_assert_msg(e8 * 10 < e32, "q8 reference %.3g not closer than f32 %.3g", e8, e32);
+    free(lg);
+    free(l8);
+    free(l32);
+    llmgpu_session_free(s);
+    llmgpu_model_free(m);
+    ref_state_free(&r8);
+    ref_state_free(&r32);
+    ref_model_free(&rm);
+    lg_ckpt_close(ck);
+}
+END_TEST
+
 START_TEST(single_token_prefill_path) {
     /* n_batch 1: the prompt goes through the mat-vec path, one token at a time */
     compare(g_ctx, &variants[0], 1);
@@ -173,17 +267,17 @@ START_TEST(sharded_weights_match) {
         const struct variant v = {"sharded_binding", "--arch llama --dtype f32 --layers 1 "
                                   "--hidden 32 --heads 4 --kv-heads 2 --ff 48 --vocab 300 "
                                   "--ctx 64 --seed 21",
-                                  LLMGPU_WEIGHT_TYPE_F32, 1e-5};
+                                  LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0};
         /* Qwen2's q/k/v bias is one buffer for all shards: each shard reads its rows */
         const struct variant vb = {"sharded_bias", "--arch qwen2 --dtype f32 --layers 1 "
                                    "--hidden 32 --heads 4 --kv-heads 2 --ff 48 --vocab 300 "
                                    "--ctx 64 --seed 22",
-                                   LLMGPU_WEIGHT_TYPE_F32, 1e-5};
+                                   LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0};
         /* head_dim 12: 32-row shards cut heads, so decode takes the unfused RoPE path */
         const struct variant vh = {"sharded_hd12", "--arch llama --dtype f32 --layers 1 "
                                    "--hidden 32 --heads 4 --kv-heads 2 --head-dim 12 --ff 48 "
                                    "--vocab 300 --ctx 64 --seed 23",
-                                   LLMGPU_WEIGHT_TYPE_F32, 1e-5};
+                                   LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0};
         compare(ctx, &v, 5);
         compare(ctx, &vb, 5);
         compare(ctx, &vh, 5);
@@ -223,7 +317,7 @@ END_TEST
 static const struct variant f16_k64 = {
     "llama_f16_k64", "--arch llama --dtype f16 --layers 2 --hidden 64 --heads 4 --kv-heads 2 "
                      "--ff 128 --vocab 300 --ctx 128 --seed 18",
-    LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5};
+    LLMGPU_WEIGHT_TYPE_DEFAULT, 1e-5, 0};
 static void prefill_logits(struct llmgpu_context *ctx, const char *dir,
                            enum llmgpu_weight_type wt, uint32_t n_batch, float *lg, size_t nv) {
     struct llmgpu_model *m = load(ctx, dir, wt, 0);
@@ -441,7 +535,7 @@ START_TEST(kv_cache_grows_in_pages) {
      * the reference, and device memory follows the pages, not n_ctx. */
     const struct variant v = {"kv_pages", "--arch llama --dtype f32 --layers 1 --hidden 32 "
                               "--heads 4 --kv-heads 2 --ff 48 --vocab 300 --ctx 1024 --seed 31",
-                              LLMGPU_WEIGHT_TYPE_F32, 1e-5};
+                              LLMGPU_WEIGHT_TYPE_F32, 1e-5, 0};
     char dir[512];
     struct lg_checkpoint *ck = NULL;
     struct ref_model rm;
@@ -526,6 +620,83 @@ START_TEST(state_beyond_one_page) {
 }
 END_TEST
 
+/* A q8_0 KV cache: the memory formula against what a session allocates, a state file
+ * that round-trips through a second session (beyond one 256-position page), a file
+ * refused by a session of the other KV type, and the refusals of session_create. */
+START_TEST(q8_kv_session) {
+    char dir[512], path[600];
+    struct llmgpu_model *m, *m20;
+    struct llmgpu_session *a, *b, *f = NULL;
+    struct llmgpu_session_params sp;
+    struct llmgpu_session_memory mem = {.struct_size = sizeof mem};
+    struct llmgpu_context_stats before = {.struct_size = sizeof before}, after = before;
+    int32_t toks[301];
+    float la[300], lb[300];
+    size_t n = 300;
+    uint64_t delta, row = 16 * ((64 + 64 / 16 + 15) / 16); /* W = 2 KV heads x 32 */
+
+    make_model(&q8_variants[0], dir, sizeof dir);
+    m = load(g_ctx, dir, LLMGPU_WEIGHT_TYPE_F32, 0);
+    llmgpu_session_params_init(&sp);
+    sp.n_ctx = 256; /* one page: a new session holds all of it */
+    sp.n_batch = 128;
+    sp.kv_type = LLMGPU_KV_TYPE_Q8_0;
+    ck_assert_int_eq(llmgpu_session_memory(m, &sp, &mem), LLMGPU_OK);
+    ck_assert_uint_eq(row, 80);
+    ck_assert_uint_eq(mem.kv_bytes, 2ull * 2 * 256 * row);
+    ck_assert_int_eq(llmgpu_context_stats(g_ctx, &before), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &a), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_context_stats(g_ctx, &after), LLMGPU_OK);
+    delta = after.device_bytes - before.device_bytes;
+    ck_assert_msg(delta + 16 + 4 * 16 + 16 + 4ull * 300 >= mem.kv_bytes + mem.scratch_bytes &&
+                      delta <= mem.kv_bytes + mem.scratch_bytes + (14 + 2ull * 2) * 256,
+                  "q8 session took %llu device bytes, the formula says %llu",
+                  (unsigned long long)delta,
+                  (unsigned long long)(mem.kv_bytes + mem.scratch_bytes));
+    llmgpu_session_free(a);
+    sp.n_ctx = 1024;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &a), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &b), LLMGPU_OK);
+    for (int i = 0; i < 301; i++)
+        toks[i] = (int32_t)((i * 31 + 7) % 300);
+    ck_assert_int_eq(llmgpu_session_prefill(a, toks, 300), LLMGPU_OK);
+    tu_tmp_path("state_q8.bin", path, sizeof path);
+    ck_assert_int_eq(llmgpu_session_save(a, path), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_load(b, path), LLMGPU_OK);
+    ck_assert_uint_eq(llmgpu_session_position(b), 300);
+    ck_assert_int_eq(llmgpu_session_decode(a, toks[300]), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_decode(b, toks[300]), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_logits(a, la, &n), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_logits(b, lb, &n), LLMGPU_OK);
+    ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
+    /* an f16 session refuses the q8 file and keeps what it had */
+    sp.kv_type = LLMGPU_KV_TYPE_F16;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &f), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_prefill(f, toks, 3), LLMGPU_OK);
+    tu_log_clear(&tlog);
+    ck_assert_int_eq(llmgpu_session_load(f, path), LLMGPU_ERR_BAD_MODEL_FILE);
+    ck_assert_msg(strstr(tlog.text, "kv type 2") != NULL, "log: %s", tlog.text);
+    ck_assert_uint_eq(llmgpu_session_position(f), 3);
+    llmgpu_session_free(f);
+    /* refusals: an unknown type, a head_dim that is not a multiple of 32 */
+    sp.kv_type = (enum llmgpu_kv_type)7;
+    f = NULL;
+    ck_assert_int_eq(llmgpu_session_create(m, &sp, &f), LLMGPU_ERR_INVALID_ARGUMENT);
+    ck_assert_ptr_null(f);
+    make_model(&variants[6], dir, sizeof dir); /* head_dim 20 */
+    m20 = load(g_ctx, dir, LLMGPU_WEIGHT_TYPE_F32, 0);
+    sp.kv_type = LLMGPU_KV_TYPE_Q8_0;
+    tu_log_clear(&tlog);
+    ck_assert_int_eq(llmgpu_session_create(m20, &sp, &f), LLMGPU_ERR_UNSUPPORTED);
+    ck_assert_ptr_null(f);
+    ck_assert_msg(strstr(tlog.text, "multiple of 32") != NULL, "log: %s", tlog.text);
+    llmgpu_model_free(m20);
+    llmgpu_session_free(a);
+    llmgpu_session_free(b);
+    llmgpu_model_free(m);
+}
+END_TEST
+
 Suite *forward_suite(void) {
     Suite *s = suite_create("forward");
     TCase *core = tcase_create("Core");
@@ -537,6 +708,9 @@ Suite *forward_suite(void) {
     tcase_add_loop_test(core, variant_matches_reference, 0,
                         (int)(sizeof variants / sizeof variants[0]));
     tcase_add_test(core, single_token_prefill_path);
+    tcase_add_loop_test(core, q8_kv_matches_reference, 0,
+                        (int)(sizeof q8_variants / sizeof q8_variants[0]));
+    tcase_add_test(core, q8_kv_error);
     tcase_add_test(core, prefill_default_gemm_matches_reference);
     tcase_add_test(limits, sharded_weights_match);
     tcase_add_loop_test(limits, decode_modes_match, 0, 4);
@@ -545,6 +719,7 @@ Suite *forward_suite(void) {
     tcase_add_test(limits, kv_cache_grows_in_pages);
     tcase_add_test(limits, head_dim_too_large_refused);
     tcase_add_test(limits, state_beyond_one_page);
+    tcase_add_test(limits, q8_kv_session);
     tcase_set_timeout(core, 600);
     suite_add_tcase(s, core);
     suite_add_tcase(s, limits);

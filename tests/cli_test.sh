@@ -50,6 +50,13 @@ check "simple example runs" sh -c "$B/simple $T/m hello >/dev/null"
 check "generate --weight-type q6_k" sh -c "$L generate -m $T/m -p hello -n 4 --temp 0 --ids --weight-type q6_k 2>/dev/null | awk '{exit NF == 4 ? 0 : 1}'"
 "$L" generate -m "$T/m" -p hello -n 4 --weight-type q7_k >/dev/null 2>"$T/err"; rc=$?
 check "unknown --weight-type: exit 2 naming q6_k" sh -c "[ $rc -eq 2 ] && grep -q 'q6_k' $T/err"
+python3 tests/tools/mkmodel.py --out "$T/m32" --arch llama --dtype f16 --layers 1 --hidden 64 \
+    --heads 2 --kv-heads 1 --ff 64 --vocab 320 --seed 6 >/dev/null || bad "mkmodel head_dim 32"
+check "generate --kv-type q8_0 prints ids" sh -c "$L generate -m $T/m32 -p hello -n 4 --temp 0 --ids --kv-type q8_0 2>/dev/null | awk '{exit NF >= 1 ? 0 : 1}'"
+"$L" generate -m "$T/m" -p hello -n 4 --kv-type q8_0 >/dev/null 2>"$T/err"; rc=$?
+check "--kv-type q8_0 with head_dim 16: exit 1, says why" sh -c "[ $rc -eq 1 ] && grep -q 'multiple of 32' $T/err"
+"$L" bench -m "$T/m" -p 4 -n 2 -r 1 --kv-type q4 >/dev/null 2>"$T/err"; rc=$?
+check "unknown --kv-type: exit 2 naming q8_0" sh -c "[ $rc -eq 2 ] && grep -q 'q8_0' $T/err"
 
 # llmgpu chat through a pseudo-terminal (script from util-linux), typed as a user
 # would: the tiny model's Zephyr-style chat template from mkmodel.py. script runs its

@@ -194,6 +194,10 @@ int ref_forward(const struct ref_model *m, struct ref_state *s, int token, int p
         /* apply_rotary_pos_emb on q (n_head, head_dim) and k (n_kv_head, head_dim) */
         ref_rope_apply(s->q, (int)d.n_head, head_dim, pos, s->inv_freq);
         ref_rope_apply(s->k, (int)d.n_kv_head, head_dim, pos, s->inv_freq);
+        if (s->kv_q8) {
+            ref_round_kv_q8(s->k, d.kv_dim);
+            ref_round_kv_q8(s->v, d.kv_dim);
+        }
 
         /* eager_attention_forward over positions 0..pos (Mistral: the last
          * sliding_window of them) -> xb (n_head*head_dim) */

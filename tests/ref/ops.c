@@ -6,6 +6,7 @@
  * Must not touch: model layout or state (forward.c), files (ckpt.c).
  */
 #include "ref.h"
+#include "quant_ref.h"
 
 #include <math.h>
 
@@ -66,6 +67,22 @@ void ref_round_x_int8(float *x, size_t n) {
         id = amax > 0.0f ? 127.0f / amax : 0.0f;
         for (int i = 0; i < 16; i++)
             x[u + i] = d * rintf(x[u + i] * id); /* default rounding: half to even */
+    }
+}
+
+void ref_round_kv_q8(float *x, size_t n) {
+    for (size_t u = 0; u + 32 <= n; u += 32) {
+        float amax = 0.0f, d, id, dh;
+        for (int i = 0; i < 32; i++)
+            amax = fabsf(x[u + i]) > amax ? fabsf(x[u + i]) : amax;
+        d = amax / 127.0f;
+        id = d != 0.0f ? 1.0f / d : 0.0f;
+        dh = qref_fp16_to_fp32(qref_fp32_to_fp16(d)); /* the scale is stored as f16 */
+        for (int i = 0; i < 32; i++) {
+            float q = rintf(x[u + i] * id); /* default rounding: half to even */
+            q = q > 127.0f ? 127.0f : q < -127.0f ? -127.0f : q;
+            x[u + i] = dh * q;
+        }
     }
 }
 

@@ -51,6 +51,11 @@ void ref_rmsnorm(float *out, const float *x, const float *w, int n, float eps);
  * half to even, x = d q. A tail of fewer than 16 values is left as it is. */
 void ref_round_x_int8(float *x, size_t n);
 
+/* x rounded as an 8-bit KV cache (LLMGPU_KV_TYPE_Q8_0, kernels/rope_kv.comp) stores
+ * it: per 32 values, d = max |x| / 127, q = x / d rounded half to even (clamped to
+ * +-127), x = f16(d) q. n is a multiple of 32. */
+void ref_round_kv_q8(float *x, size_t n);
+
 /* nn.Linear.forward: out[o] = sum_i w[o*n_in + i] * x[i] (+ b[o] when b != NULL).
  * w: (n_out, n_in). out must not alias x. */
 void ref_matvec(float *out, const float *x, const float *w, const float *b, int n_in, int n_out);
@@ -199,6 +204,7 @@ struct ref_state {
     float *value_cache; /* (n_layer, n_ctx, n_kv_head*head_dim) */
     float *inv_freq;    /* (head_dim/2) RoPE frequencies of the model */
     float *mem;
+    int kv_q8;          /* set by the caller: cache rows rounded as ref_round_kv_q8 */
 };
 
 int ref_state_alloc(const struct ref_model *m, int n_ctx, struct ref_state *s);

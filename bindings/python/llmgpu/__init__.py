@@ -10,15 +10,16 @@ The library is loaded as libllmgpu.so.0 (its SONAME); set LLMGPU_LIBRARY to a
 path to load another file.
 """
 
-from ._capi import (ChatFlag, ContextFlag, DetokenizeFlag, DeviceFeature, DeviceType, LogLevel,
-                    ModelFlag, Status, TokenizeFlag, WeightType)
+from ._capi import (ChatFlag, ContextFlag, DetokenizeFlag, DeviceFeature, DeviceType, KvType,
+                    LogLevel, ModelFlag, Status, TokenizeFlag, WeightType)
 from ._api import (Context, DeviceInfo, LlmgpuError, Model, ModelInfo, ProfileEntry, Session,
                    devices)
 from . import _capi
 
 __all__ = ["Context", "DeviceInfo", "LlmgpuError", "Model", "ModelInfo", "ProfileEntry", "Session",
            "devices", "version", "Status", "LogLevel", "DeviceType", "WeightType",
-           "DeviceFeature", "ContextFlag", "ModelFlag", "TokenizeFlag", "DetokenizeFlag", "ChatFlag"]
+           "KvType", "DeviceFeature", "ContextFlag", "ModelFlag", "TokenizeFlag", "DetokenizeFlag",
+           "ChatFlag"]
 
 
 def version():

@@ -12,7 +12,7 @@ import threading
 import weakref
 
 from . import _capi as C
-from ._capi import (DeviceFeature, DeviceType, LogLevel, Status, WeightType)
+from ._capi import (DeviceFeature, DeviceType, KvType, LogLevel, Status, WeightType)
 
 logger = logging.getLogger("llmgpu")
 # A library stays quiet unless the application configures logging.
@@ -317,6 +317,14 @@ def _parse_weight_type(wt):
     return WeightType(wt)
 
 
+def _parse_kv_type(kt):
+    if kt is None:
+        return KvType.DEFAULT
+    if isinstance(kt, str):
+        return KvType[kt.upper()]
+    return KvType(kt)
+
+
 def _int32_array(ids):
     ids = list(ids)
     return (ctypes.c_int32 * max(len(ids), 1))(*ids), len(ids)
@@ -525,9 +533,10 @@ class Model(_Handle):
                 _raise(st, "llmgpu_chat_apply_template", self._sink.take())
             return buf.raw[:length.value].decode("utf-8", "replace")
 
-    def session(self, n_ctx=None, n_batch=None):
-        """A new Session (KV cache) of this model; n_ctx defaults to min(model's, 4096)."""
-        return Session(self, n_ctx=n_ctx, n_batch=n_batch)
+    def session(self, n_ctx=None, n_batch=None, kv_type=None):
+        """A new Session (KV cache) of this model; n_ctx defaults to min(model's, 4096),
+        kv_type to f16 ("q8_0" or KvType.Q8_0: an 8-bit cache, about half the memory)."""
+        return Session(self, n_ctx=n_ctx, n_batch=n_batch, kv_type=kv_type)
 
     def __repr__(self):
         return "<llmgpu.Model %r%s>" % (self.path, " closed" if self.closed else "")
@@ -558,7 +567,7 @@ class Session(_Handle):
     no extra forward pass and a following ``generate`` continues the conversation.
     """
 
-    def __init__(self, model, n_ctx=None, n_batch=None):
+    def __init__(self, model, n_ctx=None, n_batch=None, kv_type=None):
         self._model = model
         self._pending = None
         self._tokens = []  # every id in the session, the pending one included
@@ -571,6 +580,7 @@ class Session(_Handle):
             params.n_ctx = n_ctx
         if n_batch is not None:
             params.n_batch = n_batch
+        params.kv_type = _parse_kv_type(kv_type)
         out = C.c_session_p()
         _call(model._sink, C.llmgpu_session_create, model._live(), ctypes.byref(params),
               ctypes.byref(out))

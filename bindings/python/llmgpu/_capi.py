@@ -69,6 +69,13 @@ class WeightType(enum.IntEnum):
     Q6_K = 7
 
 
+class KvType(enum.IntEnum):
+    """enum llmgpu_kv_type."""
+    DEFAULT = 0
+    F16 = 1
+    Q8_0 = 2
+
+
 class DeviceFeature(enum.IntFlag):
     """LLMGPU_DEVICE_FEATURE_* bits of llmgpu_device_info.features."""
     FP16 = 1 << 0
@@ -138,6 +145,7 @@ ENUM_PREFIXES = {
     "enum llmgpu_log_level": ("LLMGPU_LOG_LEVEL_", LogLevel),
     "enum llmgpu_device_type": ("LLMGPU_DEVICE_TYPE_", DeviceType),
     "enum llmgpu_weight_type": ("LLMGPU_WEIGHT_TYPE_", WeightType),
+    "enum llmgpu_kv_type": ("LLMGPU_KV_TYPE_", KvType),
     "enum llmgpu_stop_reason": ("LLMGPU_STOP_REASON_", StopReason),
 }
 FLAG_PREFIXES = {
@@ -252,6 +260,7 @@ class llmgpu_session_params(ctypes.Structure):
         ("flags", ctypes.c_uint32),
         ("n_ctx", ctypes.c_uint32),
         ("n_batch", ctypes.c_uint32),
+        ("kv_type", c_enum),
     ]
 
 

@@ -162,6 +162,29 @@ class ModelTest(unittest.TestCase):
         self.assertEqual((a, ta), (b, self.session.last_tokens))
         self.assertTrue(all(0 <= t < self.model.info.n_vocab for t in ta))
 
+    def test_kv_type(self):
+        # head_dim 16: an 8-bit cache needs a multiple of 32
+        with self.assertRaises(llmgpu.LlmgpuError) as cm:
+            self.model.session(n_ctx=32, kv_type="q8_0")
+        self.assertEqual(cm.exception.name, "ERR_UNSUPPORTED")
+        self.assertIn("multiple of 32", cm.exception.message)
+        with self.assertRaises(KeyError):
+            self.model.session(n_ctx=32, kv_type="q4")
+        d32 = os.path.join(self.tmp, "hd32")
+        subprocess.run([sys.executable, MKMODEL, "--out", d32, "--arch", "llama", "--dtype",
+                        "f16", "--layers", "1", "--hidden", "64", "--heads", "2", "--kv-heads",
+                        "1", "--ff", "64", "--vocab", "320", "--seed", "6"],
+                       check=True, stdout=subprocess.DEVNULL)
+        with llmgpu.Model(d32, context=self.ctx) as m:
+            with m.session(n_ctx=64, kv_type=llmgpu.KvType.Q8_0) as s, \
+                    m.session(n_ctx=64, kv_type="f16") as f:
+                n = len(m.tokenize(PROMPT))
+                s.generate(PROMPT, max_tokens=6, temperature=0)
+                f.generate(PROMPT, max_tokens=6, temperature=0)
+                self.assertTrue(s.last_tokens and f.last_tokens)
+                self.assertEqual(s.position, n + len(s.last_tokens))
+                self.assertTrue(all(0 <= t < m.info.n_vocab for t in s.last_tokens))
+
     def test_generate_continues_session(self):
         self.session.generate(PROMPT, max_tokens=4)
         pos = self.session.position
