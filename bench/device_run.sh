@@ -247,16 +247,18 @@ for step in "$@"; do
         python3 -c "import json,sys; c=json.load(open('$m/config.json')); c['max_position_embeddings']=16512; json.dump(c,open('$m-16k/config.json','w'),indent=1)"
     done
     # LONGCTX_MODELS (default both), LONGCTX_P (default 128 4096 16384), LONGCTX_PROFILE=0
-    # to skip the profiled run at 16,384
+    # to skip the profiled run at 16,384, LONGCTX_KV (KV-cache types, default f16)
     for d in ${LONGCTX_BINS:-devbin}; do
       for m in ${LONGCTX_MODELS:-/tmp/tinyllama-16k /tmp/llama2-7b-16k}; do
-        for p in ${LONGCTX_P:-128 4096 16384}; do
-          echo "== $d/llmgpu bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128))"
-          LD_LIBRARY_PATH=$PWD/$d $d/llmgpu bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128))
+        for kv in ${LONGCTX_KV:-f16}; do
+          for p in ${LONGCTX_P:-128 4096 16384}; do
+            echo "== $d/llmgpu bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128)) --kv-type $kv"
+            LD_LIBRARY_PATH=$PWD/$d $d/llmgpu bench -m $m -p $p -n 128 -r 2 --ctx $((p + 128)) --kv-type $kv
+          done
+          [ "${LONGCTX_PROFILE:-1}" = 0 ] && continue
+          echo "== $d/llmgpu bench -m $m -p 16384 -n 64 -r 1 --ctx 16512 --profile --kv-type $kv"
+          LD_LIBRARY_PATH=$PWD/$d $d/llmgpu bench -m $m -p 16384 -n 64 -r 1 --ctx 16512 --profile --kv-type $kv
         done
-        [ "${LONGCTX_PROFILE:-1}" = 0 ] && continue
-        echo "== $d/llmgpu bench -m $m -p 16384 -n 64 -r 1 --ctx 16512 --profile"
-        LD_LIBRARY_PATH=$PWD/$d $d/llmgpu bench -m $m -p 16384 -n 64 -r 1 --ctx 16512 --profile
       done
     done >> "$OUT/longctx.txt" 2>&1 ;;
   ctxloop)

@@ -40,9 +40,11 @@ STEP_BLOCK(0)
 layout(std430, set = 0, binding = 1) readonly buffer Q { float q[]; };
 #if KV_Q8
 layout(std430, set = 0, binding = 2) readonly buffer KC { uint kq[]; };
+layout(std430, set = 0, binding = 2) readonly buffer KC4 { uvec4 kq4[]; };
 layout(std430, set = 0, binding = 3) readonly buffer VC { uint vq[]; };
 #elif HD % 4 == 0
 layout(std430, set = 0, binding = 2) readonly buffer KC { f16vec4 kc4[]; };
+layout(std430, set = 0, binding = 2) readonly buffer KC8 { uvec4 kc8[]; }; // 8 halves each
 layout(std430, set = 0, binding = 3) readonly buffer VC { uvec2 vc2[]; }; // 4 halves each
 #else
 layout(std430, set = 0, binding = 2) readonly buffer KC { float16_t kc[]; };
@@ -67,22 +69,23 @@ layout(std430, set = 0, binding = 6) coherent buffer Cnt { uint cnt[]; };
 #define VK CEIL_DIV(WG_SIZE, VG) // keys a key group sums a block
 #define NSG_MAX WG_SIZE        // subgroups a workgroup, at most (subgroups of >= 1)
 
-// Quad qd of KV head g's row j; dims past HD are 0. V quads stay packed in two
-// registers until they are used (VUNPACK): as halves, or with KV_Q8 as the int8 word
-// and the bits of its scale.
+// Quad qd of KV head g's row j (f16; KV_Q8 reads K rows in the score loop itself); dims
+// past HD are 0. V quads stay packed in two registers until they are used (VUNPACK): as
+// halves, or with KV_Q8 as the int8 word and the bits of its scale (VSCALE, multiplied
+// into the softmax weight rather than into the four values).
 #if KV_Q8
 #if HD % 32 != 0
 #error KV_Q8 needs HD % 32 == 0
 #endif
-#define KQUAD(j, g, qd) (KVQ8_D(kq, KVQ8_ROW(j), (g) * HD + 4 * (qd)) * \
-                         KVQ8_Q4(kq[KVQ8_ROW(j) + (g) * (HD / 4) + (qd)]))
 #define VQUAD(j, g, qd) uvec2(vq[KVQ8_ROW(j) + (g) * (HD / 4) + (qd)], \
                               floatBitsToUint(KVQ8_D(vq, KVQ8_ROW(j), (g) * HD + 4 * (qd))))
-#define VUNPACK(r) (uintBitsToFloat((r).y) * KVQ8_Q4((r).x))
+#define VUNPACK(r) KVQ8_Q4((r).x)
+#define VSCALE(r) uintBitsToFloat((r).y)
 #elif HD % 4 == 0
 #define KQUAD(j, g, qd) vec4(kc4[((j) * KV_W + (g) * HD) / 4 + (qd)])
 #define VQUAD(j, g, qd) vc2[((j) * KV_W + (g) * HD) / 4 + (qd)]
 #define VUNPACK(r) vec4(unpackHalf2x16((r).x), unpackHalf2x16((r).y))
+#define VSCALE(r) 1.0
 #else
 vec4 quad16k(uint e, uint qd) {
     uint d = 4 * qd;
@@ -98,6 +101,7 @@ uvec2 quad16v(uint e, uint qd) {
 #define KQUAD(j, g, qd) quad16k((j) * KV_W + (g) * HD, qd)
 #define VQUAD(j, g, qd) quad16v((j) * KV_W + (g) * HD, qd)
 #define VUNPACK(r) vec4(unpackHalf2x16((r).x), unpackHalf2x16((r).y))
+#define VSCALE(r) 1.0
 #endif
 float part_f(uint i) { return part4[i / 4][i % 4]; }
 
@@ -181,11 +185,42 @@ void main() {
             [[unroll]] for (uint i = 0; i < GQ; i++)
                 s[i] = live ? 0.0 : NEG_INF;
             if (live) {
+#if KV_Q8
+                // the key's 32-value blocks: 16 int8 values a load, one scale a block,
+                // applied to the block's dot product
+                uint r0 = KVQ8_ROW(j);
+                [[unroll]] for (uint b = 0; b < HD / 32; b++) {
+                    float d = KVQ8_D(kq, r0, g * HD + 32 * b);
+                    float sb[GQ];
+                    [[unroll]] for (uint i = 0; i < GQ; i++)
+                        sb[i] = 0.0;
+                    [[unroll]] for (uint u = 0; u < 2; u++) {
+                        uvec4 w = kq4[(r0 + g * (HD / 4)) / 4 + 2 * b + u];
+                        [[unroll]] for (uint c = 0; c < 4; c++) {
+                            vec4 k = KVQ8_Q4(w[c]);
+                            [[unroll]] for (uint i = 0; i < GQ; i++)
+                                sb[i] += dot(qs[i * NQ + 8 * b + 4 * u + c], k);
+                        }
+                    }
+                    [[unroll]] for (uint i = 0; i < GQ; i++)
+                        s[i] += d * sb[i];
+                }
+#elif K16 && HD % 8 == 0
+                // 8 halves a load
+                [[unroll]] for (uint u = 0; u < HD / 8; u++) {
+                    uvec4 w = kc8[(j * KV_W + g * HD) / 8 + u];
+                    vec4 k0 = vec4(unpackHalf2x16(w.x), unpackHalf2x16(w.y));
+                    vec4 k1 = vec4(unpackHalf2x16(w.z), unpackHalf2x16(w.w));
+                    [[unroll]] for (uint i = 0; i < GQ; i++)
+                        s[i] += dot(qs[i * NQ + 2 * u], k0) + dot(qs[i * NQ + 2 * u + 1], k1);
+                }
+#else
                 [[unroll]] for (uint qd = 0; qd < NQ; qd++) {
                     vec4 k = KQUAD(j, g, qd);
                     [[unroll]] for (uint i = 0; i < GQ; i++)
                         s[i] += dot(qs[i * NQ + qd], k);
                 }
+#endif
             }
             // this invocation's V quads (key group kg: keys kg, kg + VG, ... of the
             // block, dim quad dq), loaded before the reduction so that they are in flight
@@ -212,8 +247,9 @@ void main() {
             [[unroll]] for (uint t = 0; t < VK; t++) {
                 uint jj = min(kg + t * VG, uint(WG_SIZE) - 1u); // weight 0 past the block
                 vec4 v = VUNPACK(vr[t]);
+                float vd = VSCALE(vr[t]); // the quad's scale, applied to the weights
                 [[unroll]] for (uint i = 0; i < GQ; i++)
-                    acc[i] += pr[i * WG_SIZE + jj] * v;
+                    acc[i] += (pr[i * WG_SIZE + jj] * vd) * v;
             }
             barrier(); // pr and red are rewritten by the next block
         }

@@ -87,7 +87,8 @@
 // then KV_W / 32 f16 scales d, padded to KV_RS bytes (a multiple of 16); value i is
 // d[i / 32] q[i]. Blocks of 32 never straddle a head (HD % 32 == 0). Readers view the
 // row as uints: KVQ8_ROW(j) is row j's first uint, KVQ8_D the scale of value i,
-// KVQ8_Q4 the four int8 values of a uint as floats.
+// KVQ8_Q4 the four int8 values of a uint as floats. (Building the floats
+// from the bytes' bits instead of converting them measured no faster on the H100.)
 #if KV_Q8
 #define KVQ8_ROW(j) ((j) * (KV_RS / 4))
 #define KVQ8_D(buf, r, i) unpackHalf2x16(buf[(r) + KV_W / 4 + (i) / 64])[((i) / 32) & 1]

@@ -381,6 +381,8 @@ static enum llmgpu_status attn_pipeline(struct llmgpu_session *s, const char *ke
         lg_desc_define(&d, st[8], "MIN_LEN", LG_ATTN_SPLIT_MIN_LEN);
 #ifdef LG_ATTN_SPLIT_CU /* build knob: splits a step of the combination (kernel: 16) */
         lg_desc_define(&d, st[9], "CU", LG_ATTN_SPLIT_CU);
+#elif defined(LG_ATTN_SPLIT_K16) /* build knob: f16 K rows by 16-byte loads */
+        lg_desc_define(&d, st[9], "K16", LG_ATTN_SPLIT_K16);
 #endif
     }
     if (s->kv_q8) {
