@@ -1,3 +1,6 @@
+# s12-run2.sh - session 12, run 2 (bench/RESULTS.md). devbin: f2789d8 with the V scale
+# multiplied into the four values (VUNPACK) instead of into the softmax weight; devbin/k16:
+# the same tree built with -DLG_ATTN_SPLIT_K16=1.
 export OUT
 [ -d /tmp/llama2-7b ] || sh bench/device_run.sh models > $OUT/models.log 2>&1
 CHECK_SUITES="forward" sh bench/device_run.sh check

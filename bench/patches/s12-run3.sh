@@ -1,7 +1,8 @@
 # s12-run3.sh - session 12, run 3 (bench/RESULTS.md): decode attention variants at long
-# context. devbin: main (q8 K by 16-byte loads, int8 to float without conversions,
-# the V scale applied to the weights); devbin/k16: -DLG_ATTN_SPLIT_K16=1 (f16 K by
-# 16-byte loads); devbin/i2f: -DLG_KVQ8_I2F=1 (int8 to float by conversions).
+# context. devbin: f2789d8 + s12-kvq8-magic.patch (int8 to float from the bytes' bits);
+# devbin/i2f: f2789d8 (int8 to float by conversions; built then as the patch's tree
+# with a knob that selected f2789d8's code); devbin/k16: devbin's tree built with
+# -DLG_ATTN_SPLIT_K16=1 (f16 K rows by 16-byte loads).
 export OUT
 [ -d /tmp/llama2-7b ] || sh bench/device_run.sh models > $OUT/models.log 2>&1
 L() { LONGCTX_PROFILE=0 sh bench/device_run.sh longctx; }
