@@ -584,28 +584,26 @@ START_TEST(kv_cache_grows_in_pages) {
 }
 END_TEST
 
-START_TEST(state_beyond_one_page) {
-    /* A session saved at position 300 loads into a fresh session whose KV cache
-     * holds one 256-position page: the load makes room, and decoding continues
-     * with the same logits as the session that never stopped. */
-    char dir[512], path[600];
-    struct llmgpu_model *m;
+/* A session saved at position 300 loads into a fresh session whose KV cache holds
+ * one 256-position page: the load makes room, and decoding continues with the same
+ * logits as the session that never stopped. The saved file's path goes to path. */
+static void state_roundtrip(struct llmgpu_model *m, enum llmgpu_kv_type kv_type,
+                            const char *name, char *path, size_t path_size) {
     struct llmgpu_session *a, *b;
     struct llmgpu_session_params sp;
     int32_t toks[301];
     float la[300], lb[300];
     size_t n = 300;
-    make_model(&variants[0], dir, sizeof dir);
-    m = load(g_ctx, dir, LLMGPU_WEIGHT_TYPE_F32, 0);
     llmgpu_session_params_init(&sp);
     sp.n_ctx = 1024;
     sp.n_batch = 128;
+    sp.kv_type = kv_type;
     ck_assert_int_eq(llmgpu_session_create(m, &sp, &a), LLMGPU_OK);
     ck_assert_int_eq(llmgpu_session_create(m, &sp, &b), LLMGPU_OK);
     for (int i = 0; i < 301; i++)
         toks[i] = (int32_t)((i * 31 + 7) % 300);
     ck_assert_int_eq(llmgpu_session_prefill(a, toks, 300), LLMGPU_OK);
-    tu_tmp_path("state300.bin", path, sizeof path);
+    tu_tmp_path(name, path, path_size);
     ck_assert_int_eq(llmgpu_session_save(a, path), LLMGPU_OK);
     ck_assert_int_eq(llmgpu_session_load(b, path), LLMGPU_OK);
     ck_assert_uint_eq(llmgpu_session_position(b), 300);
@@ -616,6 +614,14 @@ START_TEST(state_beyond_one_page) {
     ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
     llmgpu_session_free(a);
     llmgpu_session_free(b);
+}
+
+START_TEST(state_beyond_one_page) {
+    char dir[512], path[600];
+    struct llmgpu_model *m;
+    make_model(&variants[0], dir, sizeof dir);
+    m = load(g_ctx, dir, LLMGPU_WEIGHT_TYPE_F32, 0);
+    state_roundtrip(m, LLMGPU_KV_TYPE_DEFAULT, "state300.bin", path, sizeof path);
     llmgpu_model_free(m);
 }
 END_TEST
@@ -626,13 +632,10 @@ END_TEST
 START_TEST(q8_kv_session) {
     char dir[512], path[600];
     struct llmgpu_model *m, *m20;
-    struct llmgpu_session *a, *b, *f = NULL;
+    struct llmgpu_session *a, *f = NULL;
     struct llmgpu_session_params sp;
     struct llmgpu_session_memory mem = {.struct_size = sizeof mem};
     struct llmgpu_context_stats before = {.struct_size = sizeof before}, after = before;
-    int32_t toks[301];
-    float la[300], lb[300];
-    size_t n = 300;
     uint64_t delta, row = 16 * ((64 + 64 / 16 + 15) / 16); /* W = 2 KV heads x 32 */
 
     make_model(&q8_variants[0], dir, sizeof dir);
@@ -654,25 +657,11 @@ START_TEST(q8_kv_session) {
                   (unsigned long long)delta,
                   (unsigned long long)(mem.kv_bytes + mem.scratch_bytes));
     llmgpu_session_free(a);
-    sp.n_ctx = 1024;
-    ck_assert_int_eq(llmgpu_session_create(m, &sp, &a), LLMGPU_OK);
-    ck_assert_int_eq(llmgpu_session_create(m, &sp, &b), LLMGPU_OK);
-    for (int i = 0; i < 301; i++)
-        toks[i] = (int32_t)((i * 31 + 7) % 300);
-    ck_assert_int_eq(llmgpu_session_prefill(a, toks, 300), LLMGPU_OK);
-    tu_tmp_path("state_q8.bin", path, sizeof path);
-    ck_assert_int_eq(llmgpu_session_save(a, path), LLMGPU_OK);
-    ck_assert_int_eq(llmgpu_session_load(b, path), LLMGPU_OK);
-    ck_assert_uint_eq(llmgpu_session_position(b), 300);
-    ck_assert_int_eq(llmgpu_session_decode(a, toks[300]), LLMGPU_OK);
-    ck_assert_int_eq(llmgpu_session_decode(b, toks[300]), LLMGPU_OK);
-    ck_assert_int_eq(llmgpu_session_logits(a, la, &n), LLMGPU_OK);
-    ck_assert_int_eq(llmgpu_session_logits(b, lb, &n), LLMGPU_OK);
-    ck_assert_int_eq(memcmp(la, lb, sizeof la), 0);
+    state_roundtrip(m, LLMGPU_KV_TYPE_Q8_0, "state_q8.bin", path, sizeof path);
     /* an f16 session refuses the q8 file and keeps what it had */
     sp.kv_type = LLMGPU_KV_TYPE_F16;
     ck_assert_int_eq(llmgpu_session_create(m, &sp, &f), LLMGPU_OK);
-    ck_assert_int_eq(llmgpu_session_prefill(f, toks, 3), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_session_prefill(f, (const int32_t[]){1, 2, 3}, 3), LLMGPU_OK);
     tu_log_clear(&tlog);
     ck_assert_int_eq(llmgpu_session_load(f, path), LLMGPU_ERR_BAD_MODEL_FILE);
     ck_assert_msg(strstr(tlog.text, "kv type 2") != NULL, "log: %s", tlog.text);
@@ -691,8 +680,6 @@ START_TEST(q8_kv_session) {
     ck_assert_ptr_null(f);
     ck_assert_msg(strstr(tlog.text, "multiple of 32") != NULL, "log: %s", tlog.text);
     llmgpu_model_free(m20);
-    llmgpu_session_free(a);
-    llmgpu_session_free(b);
     llmgpu_model_free(m);
 }
 END_TEST
