@@ -309,20 +309,13 @@ class ModelInfo:
     rms_norm_eps: float
 
 
-def _parse_weight_type(wt):
-    if wt is None:
-        return WeightType.DEFAULT
-    if isinstance(wt, str):
-        return WeightType[wt.upper()]
-    return WeightType(wt)
-
-
-def _parse_kv_type(kt):
-    if kt is None:
-        return KvType.DEFAULT
-    if isinstance(kt, str):
-        return KvType[kt.upper()]
-    return KvType(kt)
+def _parse_type(cls, value):
+    """A WeightType or KvType from None (DEFAULT), a name ("q8_0") or a number."""
+    if value is None:
+        return cls.DEFAULT
+    if isinstance(value, str):
+        return cls[value.upper()]
+    return cls(value)
 
 
 def _int32_array(ids):
@@ -358,7 +351,7 @@ class Model(_Handle):
         params = C.llmgpu_model_params()
         C.llmgpu_model_params_init(ctypes.byref(params))
         params.flags = C.ModelFlag.VOCAB_ONLY if vocab_only else 0
-        params.weight_type = _parse_weight_type(weight_type)
+        params.weight_type = _parse_type(WeightType, weight_type)
         failure = []
         if progress is not None:
             def on_progress(done, total, user):
@@ -580,7 +573,7 @@ class Session(_Handle):
             params.n_ctx = n_ctx
         if n_batch is not None:
             params.n_batch = n_batch
-        params.kv_type = _parse_kv_type(kv_type)
+        params.kv_type = _parse_type(KvType, kv_type)
         out = C.c_session_p()
         _call(model._sink, C.llmgpu_session_create, model._live(), ctypes.byref(params),
               ctypes.byref(out))
