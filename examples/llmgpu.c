@@ -1261,7 +1261,7 @@ static void chat_load(struct chat *c, const char *path) {
 static int cmd_chat(int argc, char **argv, const char *argv0) {
     const char *use = "llmgpu chat [-m MODEL] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] "
                       "[--ignore-eos] [--temp T] [--seed S] [--top-k K] [--top-p P] [--min-p P] "
-                      "[--repeat-penalty R] [--stop STR]...";
+                      "[--repeat-penalty R] [--stop STR]... [--weight-type T] [--kv-type T]";
     struct opts o;
     struct app app;
     struct chat c;
@@ -1444,7 +1444,7 @@ static void usage(FILE *f) {
             "                                  (--temp 0: greedy; --ignore-eos: go on past\n"
             "                                  end-of-generation tokens)\n"
             "  chat [-m MODEL] [--system TEXT] [-n N] [--ctx N] [--drop-oldest] [--ignore-eos]\n"
-            "       [sampling options]\n"
+            "       [sampling options] [--weight-type T] [--kv-type T]\n"
             "                                  chat with the model's chat template; /reset,\n"
             "                                  /save FILE, /load FILE, /quit\n"
             "  tokenize [-m MODEL] (-p TEXT | -f FILE)   print token ids as transformers would\n"

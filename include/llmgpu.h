@@ -530,10 +530,10 @@ LLMGPU_API enum llmgpu_status llmgpu_chat_apply_template(const struct llmgpu_mod
  * Q8_0 stores each 32 values of a K or V row as 8-bit integers with an f16 scale
  * (d = max |x| / 127, as GGUF's q8_0): 1.0625 bytes a value instead of 2, so the cache
  * takes 47 % less memory. It needs a head_dim that is a multiple of 32
- * (LLMGPU_ERR_UNSUPPORTED otherwise). On the test models its logits differ from an f16
- * cache's by a normalised MSE of about 1e-5. On the H100 it decodes and prefills a few
- * per cent slower than f16 (bench/RESULTS.md, session 12): use it to fit a longer
- * context, not for speed. State files record the type; a session loads only its own.
+ * (LLMGPU_ERR_UNSUPPORTED otherwise). On a test model its logits differ from an
+ * f32 cache's by a normalised MSE of about 1e-5. On the H100 it is slower than f16:
+ * decode by 4-12 %, prefill by up to 27 % at 16,384 tokens (bench/RESULTS.md, session
+ * 12). Use it to fit a longer context, not for speed. State files record the type; a session loads only its own.
  */
 enum llmgpu_kv_type {
     LLMGPU_KV_TYPE_DEFAULT = 0,      /* f16 */

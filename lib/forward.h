@@ -161,9 +161,10 @@ const struct lg_buffer *lg_session_logits_buffer(const struct llmgpu_session *s)
 /* The session's sampler scratch (sample.c), kept between llmgpu_session_sample calls. */
 struct lg_sample_cache *lg_session_sample_cache(struct llmgpu_session *s);
 int lg_session_has_logits(const struct llmgpu_session *s);
+/* Whether the session's KV cache is 8-bit (LLMGPU_KV_TYPE_Q8_0). */
+int lg_session_kv_q8(const struct llmgpu_session *s);
 /* The KV cache of layer l: n_ctx rows of lg_kv_row_bytes() each (f16, or q8 when
  * lg_session_kv_q8); positions [0, position) are valid. */
-int lg_session_kv_q8(const struct llmgpu_session *s);
 const struct lg_buffer *lg_session_kcache(const struct llmgpu_session *s, uint32_t l);
 const struct lg_buffer *lg_session_vcache(const struct llmgpu_session *s, uint32_t l);
 /* Make the KV cache hold at least n positions (it grows in pages up to n_ctx);
