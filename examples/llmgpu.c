@@ -12,6 +12,9 @@
  *                     (default: block-quantized weights only)
  *   LLMGPU_MATVEC_DOT 1: integer dot products in q8_0/q4_0/q4_K/q4_g decode mat-vecs;
  *                     0: float ones (default: integer where the device accelerates them)
+ *   LLMGPU_PREFILL_DEQUANT 1: prefill GEMMs on quantized weights read f16 copies on
+ *                     every device and chunk; 0: never (default: tensor cores, chunks
+ *                     of 128 tokens or more)
  */
 #include <errno.h>
 #include <math.h>
@@ -83,6 +86,10 @@ static void context_params_from_env(struct llmgpu_context_params *cp) {
         cp->flags |= LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT;
     if (env_is("LLMGPU_MATVEC_DOT", "0"))
         cp->flags |= LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT;
+    if (env_is("LLMGPU_PREFILL_DEQUANT", "1"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT;
+    if (env_is("LLMGPU_PREFILL_DEQUANT", "0"))
+        cp->flags |= LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT;
 }
 
 static int fail(const char *what, enum llmgpu_status st) {
@@ -1465,7 +1472,7 @@ static void usage(FILE *f) {
             "       set); a GGUF file keeps its weight types unless --weight-type is given\n"
             "environment: LLMGPU_DEVICE=N, LLMGPU_CACHE_DIR=DIR, LLMGPU_LOG=debug|info|warn|error,\n"
             "             LLMGPU_VALIDATE=1, LLMGPU_COOPMAT=0, LLMGPU_FUSE_ROPE=0,\n"
-            "             LLMGPU_MATVEC_SG=0|1, LLMGPU_MATVEC_DOT=0|1\n");
+            "             LLMGPU_MATVEC_SG=0|1, LLMGPU_MATVEC_DOT=0|1, LLMGPU_PREFILL_DEQUANT=0|1\n");
 }
 
 int main(int argc, char **argv) {

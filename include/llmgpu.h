@@ -266,6 +266,18 @@ struct llmgpu_device_info {
 /** Decode mat-vecs keep float dot products (x unrounded) even where integer dot products
  * are accelerated (wins over LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT). \since 0.1.0 */
 #define LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT (1u << 8)
+/** Prefill GEMMs on block-quantized weights (q8_0, q4_0, q4_K, q6_K, GPTQ/AWQ) read
+ * an f16 copy of each matrix, made while the GEMM before it runs, on every device. By
+ * default they do so only where prefill runs on tensor cores (VK_NV_cooperative_matrix):
+ * there the products are the same either way (dequantized values are rounded to f16 for
+ * them), and prefill is 1.3-1.8x faster on an H100 (bench/RESULTS.md). The copies take a
+ * scratch of two layer matrices in f16 (llmgpu_session_memory counts it). Elsewhere the
+ * portable GEMM then reads f16-rounded weights. \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT (1u << 9)
+/** Prefill GEMMs on block-quantized weights always dequantize as they load: no f16
+ * copy and no scratch for it (wins over LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT).
+ * \since 0.1.0 */
+#define LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT (1u << 10)
 
 /** Parameters of llmgpu_context_create(). \since 0.1.0 */
 struct llmgpu_context_params {
@@ -885,7 +897,12 @@ struct llmgpu_session_memory {
      * C = ceil(n_ctx / 64):
      * 16 + 4B (step) + 8BE (x, xb) + 4B(NH + 2 NKV)HD (qkv) + 8B NH HD (q, att)
      * + 12BF (gate|up, hb) + 8V (logits and their host copy) + 16 (result)
-     * + 4 NH C (HD + 2) (attention partials) + 8 n_ctx (HD / 2) (RoPE table).
+     * + 4 NH C (HD + 2) (attention partials) + 8 n_ctx (HD / 2) (RoPE table)
+     * + D, the f16 copies of quantized weights for prefill where they are made (on
+     * tensor cores, or with LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT): 0 for float weights,
+     * else A rounded up to 256 bytes plus B, A the largest per layer of 2 (NH + 2 NKV)
+     * HD E (Q/K/V) and of gate and up side by side (up from a 256-byte boundary: 2 F E
+     * each, counted when quantized), B the largest of 2 E NH HD (Wo) and 2 E F (down).
      * Of these, step, the host copy of the logits and result are host-visible
      * memory (device-local where the device offers it). Buffers are rounded up to
      * the device's alignment, so a session takes a little more. */

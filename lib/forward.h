@@ -174,6 +174,10 @@ enum llmgpu_status lg_session_reserve(struct llmgpu_session *s, uint32_t n);
  * session then has no logits until the next step. Reserve first: the position
  * is clamped to what the cache holds. */
 void lg_session_set_position(struct llmgpu_session *s, uint32_t pos);
+/* Dequantized prefill (session.c): whether the prefill GEMMs of a session of n_batch on
+ * m read f16 copies of its block-quantized matrices; *bytes: the scratch those copies
+ * take (0 with none). */
+int lg_prefill_dq(const struct llmgpu_model *m, uint32_t n_batch, uint64_t *bytes);
 
 enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,
                                    const struct llmgpu_model_params *p);

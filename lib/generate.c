@@ -399,6 +399,11 @@ enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
                          + 16                       /* greedy result */
                          + 4 * part                 /* attention partials */
                          + n_ctx * (HD / 2) * 8;    /* RoPE cos/sin table */
+    {
+        uint64_t dq;
+        (void)lg_prefill_dq(model, (uint32_t)B, &dq);
+        full.scratch_bytes += dq; /* f16 copies of quantized matrices for prefill */
+    }
     size = LG_MIN(out->struct_size, (uint32_t)sizeof full);
     full.struct_size = size;
     memcpy(out, &full, size);

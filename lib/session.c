@@ -69,6 +69,9 @@ struct llmgpu_session {
     int sets_ok;              /* descriptor sets match the current buffers */
     struct lg_buffer *kc, *vc; /* per layer: n_ctx rows of lg_kv_row_bytes() */
     int kv_q8;                 /* the cache is 8-bit (LLMGPU_KV_TYPE_Q8_0) */
+    struct lg_buffer dq;       /* f16 copies of block-quantized matrices (lg_prefill_dq) */
+    int dq_on;                 /* prefill GEMMs on quantized weights read the copies */
+    uint64_t dq_off_b;         /* where the scratch's region B starts (dq_layout) */
 
     struct lg_dpool pool;
     struct lg_cmd decode_cmd; /* recorded once for one token */
@@ -86,6 +89,8 @@ struct llmgpu_session {
         VkDescriptorSet *qkv, *wo, *gate, *up, *down;  /* per shard, prefill inputs */
         VkDescriptorSet *qkv_dec, *gate_up;             /* per shard, decode: norm fused */
         VkDescriptorSet *qkv_rope; /* per shard, decode: norm, RoPE and KV write fused */
+        VkDescriptorSet *dq_deq[5]; /* per shard of a block-quantized matrix (DQ_*): to dq */
+        VkDescriptorSet dq_mm[5];   /* its prefill GEMM reading dq */
     } *ls;
     int fuse_rope;                /* decode uses qkv_rope (fuse_rope_ok) */
     VkDescriptorSet argmax;
@@ -208,6 +213,88 @@ static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor 
     }
 }
 
+/* ---- dequantized prefill ----
+ * A prefill GEMM on block-quantized weights can dequantize as it loads (matmul_cm.comp,
+ * matmul.comp: the weights' bytes are read once, but the dequantization sits on the
+ * GEMM's load path) or read an f16 copy that dequant.comp wrote before. On the H100
+ * the tensor-core GEMM is bound by the latency of its loads, not their bytes
+ * (bench/RESULTS.md, session 9), and the copy is faster at every chunk size measured,
+ * 4 to 512 tokens: 1.3-1.6x on q4_0, 1.6-1.8x on q8_0 at 512 (bench/RESULTS.md,
+ * session 13). The products are the same: matmul_cm.comp rounds dequantized values to
+ * f16 before its products either way. So where prefill runs on tensor cores, every
+ * prefill GEMM on block-quantized weights reads a copy;
+ * LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT makes the portable GEMM do so too (it then reads
+ * f16-rounded weights), LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT turns the copies off.
+ * The copies live in one scratch buffer per session, in two regions: A holds a layer's
+ * Q/K/V matrix, later its gate and up side by side; B its Wo, later its down matrix.
+ * Each matrix is copied while the GEMM before it runs (the previous layer's down GEMM
+ * for Q/K/V; layer 0's beside its norm), into the region that GEMM does not read, so
+ * the memory-bound copies overlap the compute-bound GEMMs and add no barrier.
+ * LG_DQ_OVERLAP=0 (a build knob, for measurements) puts every copy in region A and in
+ * the dispatch interval just before its GEMM instead (beside the norm, RoPE, the second
+ * norm and SiLU). A matrix whose f16 copy would exceed the binding limit turns the
+ * path off. */
+#ifndef LG_DQ_OVERLAP
+#define LG_DQ_OVERLAP 1
+#endif
+enum { DQ_QKV, DQ_WO, DQ_GATE, DQ_UP, DQ_DOWN, DQ_N };
+
+static const struct lg_wtensor *dq_w(const struct lg_layer *L, int i) {
+    return i == DQ_QKV ? &L->wqkv : i == DQ_WO ? &L->wo : i == DQ_GATE ? &L->gate
+                                              : i == DQ_UP ? &L->up : &L->down;
+}
+/* Bytes of w's f16 copy; 0 for weights that are not block-quantized. */
+static uint64_t dq_bytes(const struct lg_wtensor *w) {
+    return lg_wtype_is_block(w->type) ? (uint64_t)w->rows * w->cols * 2 : 0;
+}
+#define DQ_ALIGN(x) (((x) + 255) & ~(uint64_t)255) /* binding offsets */
+/* Where matrix i's copy starts in the scratch, region B starting at off_b. */
+static uint64_t dq_off(const struct lg_layer *L, int i, uint64_t off_b) {
+    return i == DQ_UP ? DQ_ALIGN(dq_bytes(&L->gate)) : i == DQ_WO || i == DQ_DOWN ? off_b : 0;
+}
+
+/* The scratch of model m's copies: region B's offset and the total bytes; 0 where no
+ * matrix is block-quantized or a copy would exceed the binding limit. */
+static uint64_t dq_layout(const struct llmgpu_model *m, uint64_t *off_b) {
+    uint64_t a = 0, b = 0;
+    for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
+        const struct lg_layer *L = &m->layers[l];
+        for (int i = 0; i < DQ_N; i++) {
+            uint64_t n = dq_bytes(dq_w(L, i)), end = dq_off(L, i, 0) + n;
+            if (n > m->ctx->max_binding)
+                return 0;
+            if (LG_DQ_OVERLAP && (i == DQ_WO || i == DQ_DOWN))
+                b = LG_MAX(b, end);
+            else
+                a = LG_MAX(a, end);
+        }
+    }
+    *off_b = LG_DQ_OVERLAP ? DQ_ALIGN(a) : 0;
+    return a + b ? *off_b + b + (LG_DQ_OVERLAP ? 0 : a) : 0;
+}
+
+int lg_prefill_dq(const struct llmgpu_model *m, uint32_t n_batch, uint64_t *bytes) {
+    const struct llmgpu_context *ctx = m->ctx;
+    const struct lg_wtensor f16 = {1, 1, LG_WTYPE_F16, 0, NULL, 0};
+    uint64_t off_b;
+    *bytes = 0;
+    if ((ctx->flags & LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT) || m->vocab_only ||
+        n_batch < 2 ||
+        (!(ctx->flags & LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT) && !use_coopmat(ctx, &f16)))
+        return 0;
+    *bytes = dq_layout(m, &off_b);
+    return *bytes != 0;
+}
+
+/* Matrix w read from the session's f16 copy: one shard of all its rows. */
+static void dq_view(const struct llmgpu_session *s, const struct lg_wtensor *w,
+                    struct lg_wshard *sh, struct lg_wtensor *v) {
+    memset(sh, 0, sizeof *sh);
+    sh->buf = s->dq;
+    sh->rows = w->rows;
+    *v = (struct lg_wtensor){w->rows, w->cols, LG_WTYPE_F16, 1, sh, 0};
+}
+
 /* Rows per workgroup of the decode mat-vec. With subgroup arithmetic, block-quantized
  * weights use matvec.comp's SG_ROWS mode (a subgroup per LG_MATVEC_ROWS rows, lanes
  * splitting K: no workgroup barrier per row, more bytes per lane); float weights keep
@@ -324,6 +411,19 @@ static enum llmgpu_status norm_pipeline(struct llmgpu_session *s, struct lg_pipe
     base_desc(s->ctx, &d, st, "rms_norm.comp", 3, 8);
     lg_desc_define(&d, st[2], "N", s->model->cfg.n_embd);
     define_eps(&d, st[3], s->model->cfg.rms_norm_eps);
+    return lg_pipeline_get(s->ctx, &d, out);
+}
+
+static enum llmgpu_status dq_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
+                                      struct lg_pipeline **out) {
+    char st[6][48];
+    struct lg_pipeline_desc d;
+    base_desc(s->ctx, &d, st, "dequant.comp", 2, 8);
+    lg_desc_define(&d, st[2], "K", w->cols);
+    lg_desc_define(&d, st[3], "WTYPE", w->type);
+    lg_desc_define(&d, st[4], "F16ARITH", s->ctx->caps.fp16 != 0);
+    if (w->type == LG_WTYPE_Q4_G)
+        lg_desc_define(&d, st[5], "GROUP", w->group);
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
@@ -575,12 +675,59 @@ static uint32_t shards_total(const struct llmgpu_model *m) {
     return n;
 }
 
+/* Layer l's sets of the dequantized prefill (lg_prefill_dq): for each block-quantized
+ * matrix, dequant.comp's per shard (shard -> its rows of the copy) and the GEMM's on
+ * the copy, with the inputs and outputs of the matrix's own prefill sets. */
+static enum llmgpu_status dq_sets(struct llmgpu_session *s, uint32_t l) {
+    const struct lg_layer *L = &s->model->layers[l];
+    struct layer_sets *S = &s->ls[l];
+    const struct lg_buffer *in[DQ_N] = {&s->xb, &s->att, &s->xb, &s->xb, &s->hb};
+    const struct lg_buffer *out[DQ_N] = {&s->qkv, &s->x, &s->gu, &s->gu, &s->x};
+    enum llmgpu_status st;
+    for (int i = 0; i < DQ_N; i++) {
+        const struct lg_wtensor *w = dq_w(L, i);
+        const struct lg_buffer *bias = i == DQ_QKV && L->bqkv.buf ? &L->bqkv : &s->model->dummy;
+        struct lg_wshard sh;
+        struct lg_wtensor v;
+        struct lg_pipeline *p;
+        if (!dq_bytes(w))
+            continue;
+        st = dq_pipeline(s, w, &p);
+        if (st != LLMGPU_OK)
+            return st;
+        S->dq_deq[i] = lg_calloc(&s->ctx->alloc, w->n_shards, sizeof *S->dq_deq[i]);
+        if (!S->dq_deq[i])
+            return LLMGPU_ERR_OUT_OF_HOST_MEMORY;
+        for (uint32_t j = 0; j < w->n_shards; j++) {
+            struct lg_binding b[2] = {{&w->shards[j].buf, 0, 0},
+                                      {&s->dq, dq_off(L, i, s->dq_off_b), dq_bytes(w)}};
+            st = dset(s, p, b, 2, &S->dq_deq[i][j]);
+            if (st != LLMGPU_OK)
+                return st;
+        }
+        dq_view(s, w, &sh, &v);
+        st = mm_pipeline(s, &v, gemm_flags(s->ctx, &v, s->n_batch), &p);
+        if (st == LLMGPU_OK) {
+            struct lg_binding b[4] = {{&s->dq, dq_off(L, i, s->dq_off_b), dq_bytes(w)},
+                                      {in[i], 0, 0},
+                                      {bias, 0, 0},
+                                      {out[i], 0, 0}};
+            st = dset(s, p, b, 4, &S->dq_mm[i]);
+        }
+        if (st != LLMGPU_OK)
+            return st;
+    }
+    return LLMGPU_OK;
+}
+
 static enum llmgpu_status create_sets(struct llmgpu_session *s) {
     const struct llmgpu_model *m = s->model;
     const struct lg_model_config *c = &m->cfg;
     struct lg_pipeline *p_embed, *p_norm, *p_rope, *p_attn, *p_silu, *p_argmax, *p_split;
     enum llmgpu_status st;
     uint32_t max_sets = shards_total(m) + 8 * c->n_layer + 4;
+    if (s->dq_on) /* dq_sets: at most a set per shard and one more per matrix */
+        max_sets += shards_total(m) + DQ_N * c->n_layer;
 
 #define TRY(x)                                                                                   \
     do {                                                                                         \
@@ -641,6 +788,8 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
             TRY(dset(s, p_silu, b, 2, &S->silu));
         }
         TRY(mm_sets(s, &L->down, &s->hb, NULL, &s->x, NULL, NULL, &S->down));
+        if (s->dq_on)
+            TRY(dq_sets(s, l));
     }
     TRY(mm_sets(s, &m->lm_head, &s->x, NULL, &s->logits, NULL, &m->out_norm, &s->lm_sets));
     {
@@ -665,6 +814,8 @@ static void destroy_sets(struct llmgpu_session *s) {
             lg_free(a, S->qkv_dec);
             lg_free(a, S->qkv_rope);
             lg_free(a, S->down);
+            for (int i = 0; i < DQ_N; i++)
+                lg_free(a, S->dq_deq[i]);
         }
         lg_free(a, s->ls);
     }
@@ -784,9 +935,19 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->cnt, (uint64_t)c->n_head * 4, LG_MEM_DEVICE},
         {&s->part, 4 * lg_attn_split_part_floats(c->n_head, c->n_kv_head, HD, s->n_ctx),
          LG_MEM_DEVICE},
+        {&s->dq, 0, LG_MEM_DEVICE},
     };
+    s->dq_on = lg_prefill_dq(s->model, s->n_batch, &bufs[LG_ARRAY_LEN(bufs) - 1].bytes);
+    if (s->dq_on) {
+        (void)dq_layout(s->model, &s->dq_off_b);
+        lg_dbg(&s->ctx->log, "prefill GEMMs read f16 copies of the quantized weights "
+                             "(a scratch of %llu bytes)",
+               (unsigned long long)bufs[LG_ARRAY_LEN(bufs) - 1].bytes);
+    }
     for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++) {
-        if (bufs[i].bytes > s->ctx->max_binding) {
+        if (bufs[i].bytes == 0)
+            continue; /* dq where no prefill reads copies */
+        if (bufs[i].b != &s->dq && bufs[i].bytes > s->ctx->max_binding) {
             lg_err(&s->ctx->log, "session buffer of %llu bytes exceeds the binding limit; "
                                  "use a smaller n_batch",
                    (unsigned long long)bufs[i].bytes);
@@ -863,7 +1024,7 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     {
         struct lg_buffer *bufs[] = {&s->step, &s->x,      &s->xb,     &s->qkv,  &s->q,
                                     &s->att,  &s->gu,     &s->hb,     &s->logits, &s->result,
-                                    &s->rope, &s->part, &s->logits_host, &s->cnt};
+                                    &s->rope, &s->part, &s->logits_host, &s->cnt, &s->dq};
         for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++)
             lg_buffer_destroy(ctx, bufs[i]);
     }
@@ -987,6 +1148,46 @@ static void rec_mm(struct llmgpu_session *s, VkCommandBuffer cb, const struct lg
     }
 }
 
+/* Does a prefill chunk of T tokens read w from the f16 copy? */
+static int dq_on(const struct llmgpu_session *s, const struct lg_wtensor *w, uint32_t T) {
+    return T > 1 && s->dq_on && dq_bytes(w) != 0;
+}
+
+/* Matrix i of layer l into the copy, where this chunk reads it from there (nothing
+ * for l past the last layer). */
+static void rec_dq(struct llmgpu_session *s, VkCommandBuffer cb, uint32_t l, int i, uint32_t T) {
+    const struct lg_wtensor *w;
+    if (l >= s->model->cfg.n_layer)
+        return;
+    w = dq_w(&s->model->layers[l], i);
+    uint32_t wg = wg_size(s->ctx);
+    struct lg_pipeline *p;
+    if (!dq_on(s, w, T) || dq_pipeline(s, w, &p) != LLMGPU_OK)
+        return; /* made in create_sets; cannot fail here */
+    for (uint32_t j = 0; j < w->n_shards; j++) {
+        uint32_t push[2] = {w->shards[j].row_begin, w->shards[j].rows};
+        uint64_t n = (uint64_t)push[1] * (w->cols / 16), groups = (n + wg - 1) / wg;
+        uint32_t gx = (uint32_t)LG_MIN(groups, 65535u);
+        lg_cmd_dispatch(cb, p, s->ls[l].dq_deq[i][j], push, gx,
+                        (uint32_t)((groups + gx - 1) / gx), 1);
+    }
+}
+
+/* The prefill GEMM of matrix i of layer l: on the copy or on the weights. */
+static void rec_gemm(struct llmgpu_session *s, VkCommandBuffer cb, uint32_t l, int i,
+                     VkDescriptorSet *sets, unsigned flags, uint32_t T, uint32_t ld_y,
+                     uint32_t y_col) {
+    const struct lg_wtensor *w = dq_w(&s->model->layers[l], i);
+    if (dq_on(s, w, T)) {
+        struct lg_wshard sh;
+        struct lg_wtensor v;
+        dq_view(s, w, &sh, &v);
+        rec_mm(s, cb, &v, &s->ls[l].dq_mm[i], flags, T, 0, ld_y, y_col);
+    } else {
+        rec_mm(s, cb, w, sets, flags, T, 0, ld_y, y_col);
+    }
+}
+
 static void stamp(struct llmgpu_session *s, struct prof *pf, VkCommandBuffer cb,
                   enum stage closes) {
     if (!pf || !pf->pool || pf->n >= pf->cap)
@@ -1049,6 +1250,18 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         if (T > 1) {
             TRY(mm_pipeline(s, &L->gate, gemm_flags(s->ctx, &L->gate, T), &p));
             TRY(mm_pipeline(s, &L->up, gemm_flags(s->ctx, &L->up, T), &p));
+            for (int i = 0; i < DQ_N; i++) {
+                const struct lg_wtensor *w = dq_w(L, i);
+                struct lg_wshard sh;
+                struct lg_wtensor v;
+                unsigned f = i == DQ_QKV ? (c->qkv_bias ? MM_BIAS : 0)
+                             : i == DQ_WO || i == DQ_DOWN ? MM_ACC : 0;
+                if (!dq_on(s, w, T))
+                    continue;
+                dq_view(s, w, &sh, &v);
+                TRY(dq_pipeline(s, w, &p));
+                TRY(mm_pipeline(s, &v, f | gemm_flags(s->ctx, &v, T), &p));
+            }
         } else {
             TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));
         }
@@ -1080,9 +1293,13 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         /* qkv = Wqkv rmsnorm(x) (+ b) */
         if (T > 1) {
             lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
+            if (!LG_DQ_OVERLAP || l == 0)
+                rec_dq(s, cb, l, DQ_QKV, T);
             bar(pf, cb);
             wread(pf, &L->wqkv);
-            rec_mm(s, cb, &L->wqkv, S->qkv, bias, T, 0, qkv_w, 0);
+            rec_gemm(s, cb, l, DQ_QKV, S->qkv, bias, T, qkv_w, 0);
+            if (LG_DQ_OVERLAP)
+                rec_dq(s, cb, l, DQ_WO, T);
         } else if (s->fuse_rope) {
             /* q, k, v = rope(Wqkv rmsnorm(x) (+ b)); k and v into the cache */
             wread(pf, &L->wqkv);
@@ -1097,6 +1314,8 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         if (T > 1 || !s->fuse_rope) {
             /* q, k, v = rope(qkv); k and v into the cache */
             lg_cmd_dispatch(cb, p_rope, S->rope, NULL, T, c->n_head + c->n_kv_head, 1);
+            if (!LG_DQ_OVERLAP)
+                rec_dq(s, cb, l, DQ_WO, T);
             bar(pf, cb);
             stamp(s, pf, cb, ST_ROPE);
         }
@@ -1113,20 +1332,35 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         stamp(s, pf, cb, ST_ATTN);
         /* x += Wo att */
         wread(pf, &L->wo);
-        rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
+        if (T > 1) {
+            rec_gemm(s, cb, l, DQ_WO, S->wo, MM_ACC, T, c->n_embd, 0);
+            if (LG_DQ_OVERLAP) {
+                rec_dq(s, cb, l, DQ_GATE, T);
+                rec_dq(s, cb, l, DQ_UP, T);
+            }
+        } else
+            rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
         bar(pf, cb);
         stamp(s, pf, cb, ST_WO);
         /* hb = silu(Wg rmsnorm(x)) * (Wu rmsnorm(x)) */
         if (T > 1) {
             uint32_t n = c->n_ff * T;
             lg_cmd_dispatch(cb, p_norm, S->norm2, rows, T, 1, 1);
+            if (!LG_DQ_OVERLAP) {
+                rec_dq(s, cb, l, DQ_GATE, T);
+                rec_dq(s, cb, l, DQ_UP, T);
+            }
             bar(pf, cb);
             wread(pf, &L->gate);
             wread(pf, &L->up);
-            rec_mm(s, cb, &L->gate, S->gate, 0, T, 0, 2 * c->n_ff, 0);
-            rec_mm(s, cb, &L->up, S->up, 0, T, 0, 2 * c->n_ff, c->n_ff);
+            rec_gemm(s, cb, l, DQ_GATE, S->gate, 0, T, 2 * c->n_ff, 0);
+            rec_gemm(s, cb, l, DQ_UP, S->up, 0, T, 2 * c->n_ff, c->n_ff);
+            if (LG_DQ_OVERLAP)
+                rec_dq(s, cb, l, DQ_DOWN, T);
             bar(pf, cb);
             lg_cmd_dispatch(cb, p_silu, S->silu, &T, (n + wg - 1) / wg, 1, 1);
+            if (!LG_DQ_OVERLAP)
+                rec_dq(s, cb, l, DQ_DOWN, T);
         } else {
             wread(pf, &L->gate);
             wread(pf, &L->up);
@@ -1136,7 +1370,12 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         stamp(s, pf, cb, ST_GATE_UP);
         /* x += Wd hb */
         wread(pf, &L->down);
-        rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
+        if (T > 1) {
+            rec_gemm(s, cb, l, DQ_DOWN, S->down, MM_ACC, T, c->n_embd, 0);
+            if (LG_DQ_OVERLAP)
+                rec_dq(s, cb, l + 1, DQ_QKV, T);
+        } else
+            rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
         bar(pf, cb);
         stamp(s, pf, cb, ST_DOWN);
     }

@@ -365,6 +365,38 @@ START_TEST(prefill_default_gemm_matches_reference) {
         free(a);
         free(b);
     }
+    {
+        /* GEMMs on f16 copies of the quantized weights (LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT)
+         * against dequantizing as they load: on tensor cores both round the dequantized
+         * values to f16 alike and sum in the same order, so the logits must agree to
+         * rounding noise (NMSE 1e-12; identical is expected); the portable GEMM reads
+         * unrounded weights without the flag, so there the copy's rounding shows
+         * (1e-6, as check_quant's forward cases). q8_0 and q4_0, prompts of 20 tokens in
+         * one chunk. */
+        struct llmgpu_context *dctx;
+        const enum llmgpu_weight_type wts[2] = {LLMGPU_WEIGHT_TYPE_Q8_0, LLMGPU_WEIGHT_TYPE_Q4_0};
+        int cm = ctx->caps.coopmat_nv && ctx->caps.subgroup_size == 32;
+        char dir[512];
+        size_t nv = 300;
+        float *a = malloc(nv * 4), *b = malloc(nv * 4);
+        cp.flags |= LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT;
+        ck_assert_int_eq(llmgpu_context_create(&cp, &dctx), LLMGPU_OK);
+        make_model(&f16_k64, dir, sizeof dir);
+        for (int i = 0; i < 2; i++) {
+            double e;
+            prefill_logits(ctx, dir, wts[i], 64, a, nv);
+            prefill_logits(dctx, dir, wts[i], 64, b, nv);
+            e = tu_nmse(b, a, nv);
+            fprintf(stderr, "check_forward: %s prefill on f16 copies against dequantizing "
+                            "loads (%s): NMSE %.3g%s\n",
+                    i ? "q4_0" : "q8_0", cm ? "tensor cores" : "portable", e,
+                    memcmp(a, b, nv * 4) ? "" : " (identical)");
+            ck_assert_msg(e < (cm ? 1e-12 : 1e-6), "prefill on f16 copies: NMSE %.3g", e);
+        }
+        free(a);
+        free(b);
+        llmgpu_context_free(dctx);
+    }
     llmgpu_context_free(ctx);
 }
 END_TEST

@@ -461,6 +461,36 @@ START_TEST(sharded_and_float_types) {
 }
 END_TEST
 
+/* LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT: prefill GEMMs read f16 copies of the q4_g
+ * matrices (dequant.comp's GROUP path), in chunks of 7 tokens (the last of 6). */
+START_TEST(prefill_dequant_matches_reference) {
+    struct llmgpu_context_params cp;
+    struct llmgpu_context *ctx;
+    char dir[512];
+    make_ckpt("gptq_dq", "--method gptq --group 32 --asym -- " TINY " --seed 48", dir,
+              sizeof dir);
+    llmgpu_context_params_init(&cp);
+    cp.flags = LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE | LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT |
+               LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT;
+    cp.log_fn = tu_log_fn;
+    cp.log_user = &tlog;
+    ck_assert_int_eq(llmgpu_context_create(&cp, &ctx), LLMGPU_OK);
+    {
+        /* the copies are made: 2 (Q/K/V, gate and up ...) x f16 of the largest */
+        struct llmgpu_model *m = NULL;
+        struct llmgpu_model_params mp;
+        uint64_t b;
+        llmgpu_model_params_init(&mp);
+        ck_assert_int_eq(llmgpu_model_load(ctx, dir, &mp, &m), LLMGPU_OK);
+        ck_assert_int_eq(lg_prefill_dq(m, 7, &b), 1);
+        ck_assert_uint_gt(b, 0);
+        llmgpu_model_free(m);
+    }
+    compare(ctx, dir, "gptq_dq", LLMGPU_WEIGHT_TYPE_DEFAULT, 7, 1, 1e-5);
+    llmgpu_context_free(ctx);
+}
+END_TEST
+
 /* An asymmetric GPTQ and an AWQ checkpoint decoding through integer dot products
  * (LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT): x is rounded to int8 per 16 values, so the
  * logits are held to 3e-4 of the unrounded reference instead of 1e-5 (tests/
@@ -612,6 +642,7 @@ Suite *gptq_suite(void) {
         tcase_add_loop_test(f, checkpoint_matches_reference, 0,
                             (int)(sizeof variants / sizeof variants[0]));
         tcase_add_test(f, sharded_and_float_types);
+        tcase_add_test(f, prefill_dequant_matches_reference);
         tcase_add_test(f, int_dot_checkpoints_match_reference);
         tcase_add_test(f, quantized_weight_type_refused);
         tcase_set_timeout(f, 600);

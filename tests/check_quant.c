@@ -800,6 +800,23 @@ static const struct fwd_case fwd_cases[] = {
      * offset follows each shard's row count) */
     {"q6_k_sharded", "--hidden 256 --ff 512 --heads 4 --kv-heads 2 --seed 37",
      LLMGPU_WEIGHT_TYPE_Q6_K, 16384, 3, 0},
+    /* LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT: every prefill chunk of 2 tokens or more reads
+     * f16 copies that dequant.comp writes (a wrong copy or offset gives NMSE ~1; the
+     * copy's f16 rounding ~1e-8). q8_0 and q4_0 in chunks of 7 (the last of 6), the
+     * mixed model (down stays f16: no copy of it), q4_K, q6_K, and 4 KiB bindings, where
+     * no f16 copy fits one binding and prefill dequantizes as it loads */
+    {"q8_0_dq", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q8_0,
+     0, 7, LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT},
+    {"q4_0_dq", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 31", LLMGPU_WEIGHT_TYPE_Q4_0,
+     0, 7, LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT},
+    {"q4_0_mixed_dq", "--hidden 64 --ff 80 --heads 4 --kv-heads 2 --seed 33",
+     LLMGPU_WEIGHT_TYPE_Q4_0, 0, 7, LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT},
+    {"q4_k_dq", "--hidden 256 --ff 288 --heads 4 --kv-heads 2 --seed 35", LLMGPU_WEIGHT_TYPE_Q4_K,
+     0, 7, LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT},
+    {"q6_k_dq", "--hidden 256 --ff 288 --heads 4 --kv-heads 2 --seed 35", LLMGPU_WEIGHT_TYPE_Q6_K,
+     0, 20, LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT},
+    {"q4_0_sharded_dq", "--hidden 64 --ff 128 --heads 4 --kv-heads 2 --seed 32",
+     LLMGPU_WEIGHT_TYPE_Q4_0, 4096, 3, LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT},
 };
 #define FWD_Q6_K 7 /* fwd_cases index of "q6_k" */
 #define FWD_Q4_K 5 /* fwd_cases index of "q4_k" */
@@ -819,6 +836,8 @@ static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
     struct llmgpu_model_params mp;
     struct llmgpu_session *s;
     struct llmgpu_session_params sp;
+    struct llmgpu_session_memory mem = {.struct_size = sizeof mem};
+    struct llmgpu_context_stats cs0 = {.struct_size = sizeof cs0}, cs1 = cs0;
     int32_t prompt[20];
     float *lg, *lq, *lf;
     size_t nv;
@@ -852,8 +871,25 @@ static void run_forward(const struct fwd_case *fc, struct fwd_result *res) {
     llmgpu_session_params_init(&sp);
     sp.n_ctx = 64;
     sp.n_batch = fc->n_batch;
+    ck_assert_int_eq(llmgpu_session_memory(m, &sp, &mem), LLMGPU_OK);
+    ck_assert_int_eq(llmgpu_context_stats(ctx, &cs0), LLMGPU_OK);
     st = llmgpu_session_create(m, &sp, &s);
     ck_assert_msg(st == LLMGPU_OK, "session: %s\n%s", llmgpu_status_string(st), tlog.text);
+    ck_assert_int_eq(llmgpu_context_stats(ctx, &cs1), LLMGPU_OK);
+    if (fc->ctx_flags & LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT) {
+        /* the f16 copies are made unless one would exceed the binding limit, and
+         * llmgpu_session_memory counts their scratch (within the alignment and
+         * host-visible slack of check_generate's memory_and_context_stats) */
+        uint64_t dq_bytes, est = mem.kv_bytes + mem.scratch_bytes,
+                           delta = cs1.device_bytes - cs0.device_bytes;
+        int dq_on = lg_prefill_dq(m, fc->n_batch, &dq_bytes);
+        ck_assert_int_eq(dq_on, fc->max_binding ? 0 : 1);
+        ck_assert(fc->max_binding ? dq_bytes == 0 : dq_bytes > 0);
+        ck_assert_msg(delta + 16 + 4 * 64 + 16 + 4ull * ck->cfg.n_vocab >= est &&
+                          delta <= est + (15 + 2ull * ck->cfg.n_layer) * 256,
+                      "%s: session took %llu device bytes, the formula says %llu", fc->name,
+                      (unsigned long long)delta, (unsigned long long)est);
+    }
     nv = ck->cfg.n_vocab;
     lg = malloc(nv * sizeof *lg);
     lq = malloc(nv * sizeof *lq);

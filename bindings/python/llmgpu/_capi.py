@@ -102,6 +102,8 @@ class ContextFlag(enum.IntFlag):
     MATVEC_WORKGROUP = 1 << 6
     MATVEC_INT_DOT = 1 << 7
     MATVEC_FLOAT_DOT = 1 << 8
+    PREFILL_DEQUANT = 1 << 9
+    NO_PREFILL_DEQUANT = 1 << 10
 
 
 class ModelFlag(enum.IntFlag):
