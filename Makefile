@@ -230,7 +230,7 @@ check-install: lib $(CLI)
 	@d=$(CURDIR)/$(B)/tmp/install; rm -rf $$d; \
 	$(MAKE) --no-print-directory install DESTDIR=$$d PREFIX=/usr/local >/dev/null && \
 	PKG_CONFIG_SYSROOT_DIR=$$d PKG_CONFIG_PATH=$$d/usr/local/lib/pkgconfig \
-	  sh -c '$(CC) examples/simple.c $$(pkg-config --cflags --libs llmgpu) -o '$$d'/app' && \
+	  sh -c '$(CC) $(LG_SAN) examples/simple.c $$(pkg-config --cflags --libs llmgpu) -o '$$d'/app' && \
 	LD_LIBRARY_PATH=$$d/usr/local/lib $$d/app $(B)/tmp/cli/m hello >/dev/null && \
 	rm -f $$d/app && $(MAKE) --no-print-directory uninstall DESTDIR=$$d PREFIX=/usr/local >/dev/null && \
 	left=$$(find $$d -type f -o -type l) && [ -z "$$left" ] || { echo "check-install: failed ($$left)"; exit 1; }; \
