@@ -270,7 +270,7 @@ struct llmgpu_device_info {
  * an f16 copy of each matrix, made while the GEMM before it runs, on every device. By
  * default they do so only where prefill runs on tensor cores (VK_NV_cooperative_matrix):
  * there the products are the same either way (dequantized values are rounded to f16 for
- * them), and prefill is 1.3-1.8x faster on an H100 (bench/RESULTS.md). The copies take a
+ * them), and prefill is 1.4-1.9x faster on an H100 (bench/RESULTS.md). The copies take a
  * scratch of two layer matrices in f16 (llmgpu_session_memory counts it). Elsewhere the
  * portable GEMM then reads f16-rounded weights. \since 0.1.0 */
 #define LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT (1u << 9)

@@ -219,8 +219,8 @@ static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor 
  * GEMM's load path) or read an f16 copy that dequant.comp wrote before. On the H100
  * the tensor-core GEMM is bound by the latency of its loads, not their bytes
  * (bench/RESULTS.md, session 9), and the copy is faster at every chunk size measured,
- * 4 to 512 tokens: 1.3-1.6x on q4_0, 1.6-1.8x on q8_0 at 512 (bench/RESULTS.md,
- * session 13). The products are the same: matmul_cm.comp rounds dequantized values to
+ * 4 to 512 tokens: at 512, 1.4-1.6x on q4_0, q4_K and q6_K, 1.7-1.9x on q8_0
+ * (bench/RESULTS.md, session 13). The products are the same: matmul_cm.comp rounds dequantized values to
  * f16 before its products either way. So where prefill runs on tensor cores, every
  * prefill GEMM on block-quantized weights reads a copy;
  * LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT makes the portable GEMM do so too (it then reads
