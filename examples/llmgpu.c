@@ -12,9 +12,9 @@
  *                     (default: block-quantized weights only)
  *   LLMGPU_MATVEC_DOT 1: integer dot products in q8_0/q4_0/q4_K/q4_g decode mat-vecs;
  *                     0: float ones (default: integer where the device accelerates them)
- *   LLMGPU_PREFILL_DEQUANT 1: prefill GEMMs on quantized weights read f16 copies on
- *                     every device and chunk; 0: never (default: tensor cores, chunks
- *                     of 128 tokens or more)
+ *   LLMGPU_PREFILL_DEQUANT 1: prefill GEMMs on quantized weights read f16 copies
+ *                     (faster on tensor cores; a scratch of two layer matrices);
+ *                     0 or unset: they dequantize as they load
  */
 #include <errno.h>
 #include <math.h>

@@ -267,15 +267,17 @@ struct llmgpu_device_info {
  * are accelerated (wins over LLMGPU_CONTEXT_FLAG_MATVEC_INT_DOT). \since 0.1.0 */
 #define LLMGPU_CONTEXT_FLAG_MATVEC_FLOAT_DOT (1u << 8)
 /** Prefill GEMMs on block-quantized weights (q8_0, q4_0, q4_K, q6_K, GPTQ/AWQ) read
- * an f16 copy of each matrix, made while the GEMM before it runs, on every device. By
- * default they do so only where prefill runs on tensor cores (VK_NV_cooperative_matrix):
- * there the products are the same either way (dequantized values are rounded to f16 for
- * them), and prefill is 1.4-1.9x faster on an H100 (bench/RESULTS.md). The copies take a
- * scratch of two layer matrices in f16 (llmgpu_session_memory counts it). Elsewhere the
- * portable GEMM then reads f16-rounded weights. \since 0.1.0 */
+ * an f16 copy of each matrix, made while the GEMM before it runs. On tensor cores
+ * (VK_NV_cooperative_matrix) the products are the same as without (dequantized values
+ * are rounded to f16 for them either way) and prefill is 1.4-1.9x faster on an H100
+ * (bench/RESULTS.md); elsewhere the portable GEMM then reads f16-rounded weights. The
+ * copies take a scratch of two layer matrices in f16 (Llama-2-7B: 270 MB), which
+ * llmgpu_session_memory counts; that is more than the 5 % of a 7B model's weights the
+ * default scratch keeps to, so the copies are off unless this flag is set.
+ * \since 0.1.0 */
 #define LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT (1u << 9)
-/** Prefill GEMMs on block-quantized weights always dequantize as they load: no f16
- * copy and no scratch for it (wins over LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT).
+/** Prefill GEMMs on block-quantized weights dequantize as they load (the default): no
+ * f16 copies and no scratch for them (wins over LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT).
  * \since 0.1.0 */
 #define LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT (1u << 10)
 
@@ -898,9 +900,9 @@ struct llmgpu_session_memory {
      * 16 + 4B (step) + 8BE (x, xb) + 4B(NH + 2 NKV)HD (qkv) + 8B NH HD (q, att)
      * + 12BF (gate|up, hb) + 8V (logits and their host copy) + 16 (result)
      * + 4 NH C (HD + 2) (attention partials) + 8 n_ctx (HD / 2) (RoPE table)
-     * + D, the f16 copies of quantized weights for prefill where they are made (on
-     * tensor cores, or with LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT): 0 for float weights,
-     * else A rounded up to 256 bytes plus B, A the largest per layer of 2 (NH + 2 NKV)
+     * + D, the f16 copies of quantized weights for prefill where they are made
+     * (LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT; 0 without it, and for float weights):
+     * A rounded up to 256 bytes plus B, A the largest per layer of 2 (NH + 2 NKV)
      * HD E (Q/K/V) and of gate and up side by side (up from a 256-byte boundary: 2 F E
      * each, counted when quantized), B the largest of 2 E NH HD (Wo) and 2 E F (down).
      * Of these, step, the host copy of the logits and result are host-visible

@@ -220,11 +220,13 @@ static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor 
  * the tensor-core GEMM is bound by the latency of its loads, not their bytes
  * (bench/RESULTS.md, session 9), and the copy is faster at every chunk size measured,
  * 4 to 512 tokens: at 512, 1.4-1.6x on q4_0, q4_K and q6_K, 1.7-1.9x on q8_0
- * (bench/RESULTS.md, session 13). The products are the same: matmul_cm.comp rounds dequantized values to
- * f16 before its products either way. So where prefill runs on tensor cores, every
- * prefill GEMM on block-quantized weights reads a copy;
- * LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT makes the portable GEMM do so too (it then reads
- * f16-rounded weights), LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT turns the copies off.
+ * (bench/RESULTS.md, session 13). The products are the same: matmul_cm.comp rounds
+ * dequantized values to f16 before its products either way. But the copies' scratch
+ * (two layer matrices in f16: 270 MB on Llama-2-7B) would take a 7B session's scratch
+ * past issue 10's budget of 5 % of the weights (check_memory.c), so they are opt-in:
+ * LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT turns them on, on every device (the portable
+ * GEMM then reads f16-rounded weights); LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT wins
+ * over it. Copies in row chunks of bounded size would fit the budget; not done yet.
  * The copies live in one scratch buffer per session, in two regions: A holds a layer's
  * Q/K/V matrix, later its gate and up side by side; B its Wo, later its down matrix.
  * Each matrix is copied while the GEMM before it runs (the previous layer's down GEMM
@@ -275,12 +277,10 @@ static uint64_t dq_layout(const struct llmgpu_model *m, uint64_t *off_b) {
 
 int lg_prefill_dq(const struct llmgpu_model *m, uint32_t n_batch, uint64_t *bytes) {
     const struct llmgpu_context *ctx = m->ctx;
-    const struct lg_wtensor f16 = {1, 1, LG_WTYPE_F16, 0, NULL, 0};
     uint64_t off_b;
     *bytes = 0;
-    if ((ctx->flags & LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT) || m->vocab_only ||
-        n_batch < 2 ||
-        (!(ctx->flags & LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT) && !use_coopmat(ctx, &f16)))
+    if (!ctx || !(ctx->flags & LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT) ||
+        (ctx->flags & LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT) || m->vocab_only || n_batch < 2)
         return 0;
     *bytes = dq_layout(m, &off_b);
     return *bytes != 0;
