@@ -71,7 +71,7 @@ struct llmgpu_session {
     int kv_q8;                 /* the cache is 8-bit (LLMGPU_KV_TYPE_Q8_0) */
     struct lg_buffer dq;       /* f16 copies of block-quantized matrices (lg_prefill_dq) */
     int dq_on;                 /* prefill GEMMs on quantized weights read the copies */
-    uint64_t dq_off_b;         /* where the scratch's region B starts (dq_layout) */
+    uint64_t dq_off_b;         /* where the scratch's region B starts (dq_plan) */
 
     struct lg_dpool pool;
     struct lg_cmd decode_cmd; /* recorded once for one token */
@@ -231,14 +231,10 @@ static void cm_config(const struct llmgpu_context *ctx, const struct lg_wtensor 
  * Q/K/V matrix, later its gate and up side by side; B its Wo, later its down matrix.
  * Each matrix is copied while the GEMM before it runs (the previous layer's down GEMM
  * for Q/K/V; layer 0's beside its norm), into the region that GEMM does not read, so
- * the memory-bound copies overlap the compute-bound GEMMs and add no barrier.
- * LG_DQ_OVERLAP=0 (a build knob, for measurements) puts every copy in region A and in
- * the dispatch interval just before its GEMM instead (beside the norm, RoPE, the second
- * norm and SiLU). A matrix whose f16 copy would exceed the binding limit turns the
- * path off. */
-#ifndef LG_DQ_OVERLAP
-#define LG_DQ_OVERLAP 1
-#endif
+ * the memory-bound copies overlap the compute-bound GEMMs and add no barrier (3-4 %
+ * faster on the H100 than one region written in the interval just before each GEMM,
+ * beside the norms, RoPE and SiLU: commit c075dee's LG_DQ_OVERLAP=0). A matrix whose f16
+ * copy would exceed the binding limit turns the path off. */
 enum { DQ_QKV, DQ_WO, DQ_GATE, DQ_UP, DQ_DOWN, DQ_N };
 
 static const struct lg_wtensor *dq_w(const struct lg_layer *L, int i) {
@@ -255,35 +251,44 @@ static uint64_t dq_off(const struct lg_layer *L, int i, uint64_t off_b) {
     return i == DQ_UP ? DQ_ALIGN(dq_bytes(&L->gate)) : i == DQ_WO || i == DQ_DOWN ? off_b : 0;
 }
 
-/* The scratch of model m's copies: region B's offset and the total bytes; 0 where no
- * matrix is block-quantized or a copy would exceed the binding limit. */
-static uint64_t dq_layout(const struct llmgpu_model *m, uint64_t *off_b) {
+/* The flags of matrix i's prefill GEMM (those record_step passes for it). */
+static unsigned dq_mm_flags(const struct lg_model_config *c, int i) {
+    return i == DQ_QKV ? (c->qkv_bias ? MM_BIAS : 0) : i == DQ_WO || i == DQ_DOWN ? MM_ACC : 0;
+}
+
+/* Whether sessions of n_batch on m make the copies; if so, the scratch's bytes and
+ * region B's offset (else 0 and 0): the copies need the flag, block-quantized
+ * matrices, chunks that take the GEMM path, and each copy within one binding. */
+static int dq_plan(const struct llmgpu_model *m, uint32_t n_batch, uint64_t *bytes,
+                   uint64_t *off_b) {
+    const struct llmgpu_context *ctx = m->ctx;
     uint64_t a = 0, b = 0;
+    *bytes = *off_b = 0;
+    if (!ctx || !(ctx->flags & LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT) ||
+        (ctx->flags & LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT) || m->vocab_only || n_batch < 2)
+        return 0;
     for (uint32_t l = 0; l < m->cfg.n_layer; l++) {
         const struct lg_layer *L = &m->layers[l];
         for (int i = 0; i < DQ_N; i++) {
             uint64_t n = dq_bytes(dq_w(L, i)), end = dq_off(L, i, 0) + n;
-            if (n > m->ctx->max_binding)
+            if (n > ctx->max_binding)
                 return 0;
-            if (LG_DQ_OVERLAP && (i == DQ_WO || i == DQ_DOWN))
+            if (i == DQ_WO || i == DQ_DOWN)
                 b = LG_MAX(b, end);
             else
                 a = LG_MAX(a, end);
         }
     }
-    *off_b = LG_DQ_OVERLAP ? DQ_ALIGN(a) : 0;
-    return a + b ? *off_b + b + (LG_DQ_OVERLAP ? 0 : a) : 0;
+    if (a + b == 0)
+        return 0;
+    *off_b = DQ_ALIGN(a);
+    *bytes = *off_b + b;
+    return 1;
 }
 
 int lg_prefill_dq(const struct llmgpu_model *m, uint32_t n_batch, uint64_t *bytes) {
-    const struct llmgpu_context *ctx = m->ctx;
     uint64_t off_b;
-    *bytes = 0;
-    if (!ctx || !(ctx->flags & LLMGPU_CONTEXT_FLAG_PREFILL_DEQUANT) ||
-        (ctx->flags & LLMGPU_CONTEXT_FLAG_NO_PREFILL_DEQUANT) || m->vocab_only || n_batch < 2)
-        return 0;
-    *bytes = dq_layout(m, &off_b);
-    return *bytes != 0;
+    return dq_plan(m, n_batch, bytes, &off_b);
 }
 
 /* Matrix w read from the session's f16 copy: one shard of all its rows. */
@@ -706,7 +711,8 @@ static enum llmgpu_status dq_sets(struct llmgpu_session *s, uint32_t l) {
                 return st;
         }
         dq_view(s, w, &sh, &v);
-        st = mm_pipeline(s, &v, gemm_flags(s->ctx, &v, s->n_batch), &p);
+        st = mm_pipeline(s, &v, dq_mm_flags(&s->model->cfg, i) | gemm_flags(s->ctx, &v, s->n_batch),
+                         &p);
         if (st == LLMGPU_OK) {
             struct lg_binding b[4] = {{&s->dq, dq_off(L, i, s->dq_off_b), dq_bytes(w)},
                                       {in[i], 0, 0},
@@ -937,16 +943,15 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
          LG_MEM_DEVICE},
         {&s->dq, 0, LG_MEM_DEVICE},
     };
-    s->dq_on = lg_prefill_dq(s->model, s->n_batch, &bufs[LG_ARRAY_LEN(bufs) - 1].bytes);
-    if (s->dq_on) {
-        (void)dq_layout(s->model, &s->dq_off_b);
+    s->dq_on = dq_plan(s->model, s->n_batch, &bufs[LG_ARRAY_LEN(bufs) - 1].bytes, &s->dq_off_b);
+    if (s->dq_on)
         lg_dbg(&s->ctx->log, "prefill GEMMs read f16 copies of the quantized weights "
                              "(a scratch of %llu bytes)",
                (unsigned long long)bufs[LG_ARRAY_LEN(bufs) - 1].bytes);
-    }
     for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++) {
         if (bufs[i].bytes == 0)
             continue; /* dq where no prefill reads copies */
+        /* dq is bound a matrix at a time (dq_plan keeps each within the limit) */
         if (bufs[i].b != &s->dq && bufs[i].bytes > s->ctx->max_binding) {
             lg_err(&s->ctx->log, "session buffer of %llu bytes exceeds the binding limit; "
                                  "use a smaller n_batch",
@@ -1157,11 +1162,11 @@ static int dq_on(const struct llmgpu_session *s, const struct lg_wtensor *w, uin
  * for l past the last layer). */
 static void rec_dq(struct llmgpu_session *s, VkCommandBuffer cb, uint32_t l, int i, uint32_t T) {
     const struct lg_wtensor *w;
+    uint32_t wg = wg_size(s->ctx);
+    struct lg_pipeline *p;
     if (l >= s->model->cfg.n_layer)
         return;
     w = dq_w(&s->model->layers[l], i);
-    uint32_t wg = wg_size(s->ctx);
-    struct lg_pipeline *p;
     if (!dq_on(s, w, T) || dq_pipeline(s, w, &p) != LLMGPU_OK)
         return; /* made in create_sets; cannot fail here */
     for (uint32_t j = 0; j < w->n_shards; j++) {
@@ -1173,11 +1178,12 @@ static void rec_dq(struct llmgpu_session *s, VkCommandBuffer cb, uint32_t l, int
     }
 }
 
-/* The prefill GEMM of matrix i of layer l: on the copy or on the weights. */
+/* The prefill GEMM of matrix i of layer l (y's row stride ld_y, first column y_col):
+ * on the copy or on the weights. */
 static void rec_gemm(struct llmgpu_session *s, VkCommandBuffer cb, uint32_t l, int i,
-                     VkDescriptorSet *sets, unsigned flags, uint32_t T, uint32_t ld_y,
-                     uint32_t y_col) {
+                     VkDescriptorSet *sets, uint32_t T, uint32_t ld_y, uint32_t y_col) {
     const struct lg_wtensor *w = dq_w(&s->model->layers[l], i);
+    unsigned flags = dq_mm_flags(&s->model->cfg, i);
     if (dq_on(s, w, T)) {
         struct lg_wshard sh;
         struct lg_wtensor v;
@@ -1254,13 +1260,11 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
                 const struct lg_wtensor *w = dq_w(L, i);
                 struct lg_wshard sh;
                 struct lg_wtensor v;
-                unsigned f = i == DQ_QKV ? (c->qkv_bias ? MM_BIAS : 0)
-                             : i == DQ_WO || i == DQ_DOWN ? MM_ACC : 0;
                 if (!dq_on(s, w, T))
                     continue;
                 dq_view(s, w, &sh, &v);
                 TRY(dq_pipeline(s, w, &p));
-                TRY(mm_pipeline(s, &v, f | gemm_flags(s->ctx, &v, T), &p));
+                TRY(mm_pipeline(s, &v, dq_mm_flags(c, i) | gemm_flags(s->ctx, &v, T), &p));
             }
         } else {
             TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));
@@ -1293,13 +1297,12 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         /* qkv = Wqkv rmsnorm(x) (+ b) */
         if (T > 1) {
             lg_cmd_dispatch(cb, p_norm, S->norm1, rows, T, 1, 1);
-            if (!LG_DQ_OVERLAP || l == 0)
+            if (l == 0) /* later layers' copies ride on the down GEMM before */
                 rec_dq(s, cb, l, DQ_QKV, T);
             bar(pf, cb);
             wread(pf, &L->wqkv);
-            rec_gemm(s, cb, l, DQ_QKV, S->qkv, bias, T, qkv_w, 0);
-            if (LG_DQ_OVERLAP)
-                rec_dq(s, cb, l, DQ_WO, T);
+            rec_gemm(s, cb, l, DQ_QKV, S->qkv, T, qkv_w, 0);
+            rec_dq(s, cb, l, DQ_WO, T);
         } else if (s->fuse_rope) {
             /* q, k, v = rope(Wqkv rmsnorm(x) (+ b)); k and v into the cache */
             wread(pf, &L->wqkv);
@@ -1314,8 +1317,6 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         if (T > 1 || !s->fuse_rope) {
             /* q, k, v = rope(qkv); k and v into the cache */
             lg_cmd_dispatch(cb, p_rope, S->rope, NULL, T, c->n_head + c->n_kv_head, 1);
-            if (!LG_DQ_OVERLAP)
-                rec_dq(s, cb, l, DQ_WO, T);
             bar(pf, cb);
             stamp(s, pf, cb, ST_ROPE);
         }
@@ -1333,11 +1334,9 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         /* x += Wo att */
         wread(pf, &L->wo);
         if (T > 1) {
-            rec_gemm(s, cb, l, DQ_WO, S->wo, MM_ACC, T, c->n_embd, 0);
-            if (LG_DQ_OVERLAP) {
-                rec_dq(s, cb, l, DQ_GATE, T);
-                rec_dq(s, cb, l, DQ_UP, T);
-            }
+            rec_gemm(s, cb, l, DQ_WO, S->wo, T, c->n_embd, 0);
+            rec_dq(s, cb, l, DQ_GATE, T);
+            rec_dq(s, cb, l, DQ_UP, T);
         } else
             rec_mm(s, cb, &L->wo, S->wo, MM_ACC, T, 0, c->n_embd, 0);
         bar(pf, cb);
@@ -1346,21 +1345,14 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         if (T > 1) {
             uint32_t n = c->n_ff * T;
             lg_cmd_dispatch(cb, p_norm, S->norm2, rows, T, 1, 1);
-            if (!LG_DQ_OVERLAP) {
-                rec_dq(s, cb, l, DQ_GATE, T);
-                rec_dq(s, cb, l, DQ_UP, T);
-            }
             bar(pf, cb);
             wread(pf, &L->gate);
             wread(pf, &L->up);
-            rec_gemm(s, cb, l, DQ_GATE, S->gate, 0, T, 2 * c->n_ff, 0);
-            rec_gemm(s, cb, l, DQ_UP, S->up, 0, T, 2 * c->n_ff, c->n_ff);
-            if (LG_DQ_OVERLAP)
-                rec_dq(s, cb, l, DQ_DOWN, T);
+            rec_gemm(s, cb, l, DQ_GATE, S->gate, T, 2 * c->n_ff, 0);
+            rec_gemm(s, cb, l, DQ_UP, S->up, T, 2 * c->n_ff, c->n_ff);
+            rec_dq(s, cb, l, DQ_DOWN, T);
             bar(pf, cb);
             lg_cmd_dispatch(cb, p_silu, S->silu, &T, (n + wg - 1) / wg, 1, 1);
-            if (!LG_DQ_OVERLAP)
-                rec_dq(s, cb, l, DQ_DOWN, T);
         } else {
             wread(pf, &L->gate);
             wread(pf, &L->up);
@@ -1371,9 +1363,8 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         /* x += Wd hb */
         wread(pf, &L->down);
         if (T > 1) {
-            rec_gemm(s, cb, l, DQ_DOWN, S->down, MM_ACC, T, c->n_embd, 0);
-            if (LG_DQ_OVERLAP)
-                rec_dq(s, cb, l + 1, DQ_QKV, T);
+            rec_gemm(s, cb, l, DQ_DOWN, S->down, T, c->n_embd, 0);
+            rec_dq(s, cb, l + 1, DQ_QKV, T);
         } else
             rec_mm(s, cb, &L->down, S->down, MM_ACC, T, 0, c->n_embd, 0);
         bar(pf, cb);
