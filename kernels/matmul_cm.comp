@@ -62,14 +62,25 @@
 #define DB 0
 #endif
 // Measurement knobs (gemm_bench only; lib/session.c never sets them): XF16 reads x as
-// f16 (FAST path only); NOLOAD loads the tiles of the first K step only and reuses them
-// (wrong results: it bounds what the loads cost).
+// f16 (FAST path only); NOLOAD 1 loads the tiles of the first K step only and reuses them
+// (wrong results: it bounds what the loads cost); NOLOAD 2 skips only the global loads
+// after the first steps, keeping every step's shared stores and barrier (wrong results:
+// what the global loads' latency costs); SPLITK S > 1 gives workgroup z the z-th of S
+// slices of K, all storing to the same y (wrong results: the time of a split-K GEMM
+// without its reduction).
 #ifndef XF16
 #define XF16 0
 #endif
 #ifndef NOLOAD
 #define NOLOAD 0
 #endif
+#ifndef EARLY  // 1: issue the next step's global loads before the barrier, not after it
+#define EARLY 0
+#endif
+#ifndef SPLITK
+#define SPLITK 1
+#endif
+#define KS (K / SPLITK)  // values of K a workgroup
 
 #define NT (NSG * 32)    // invocations
 #define LDS (BK + 8)     // f16s a shared tile row
@@ -85,7 +96,8 @@
 #define XOFF (BM * LDS4)     // the x tile's offset in a buffer, in uvec2s
 #define TILE4 ((BM + BN) * LDS4)  // one buffer (W tile, then x tile), in uvec2s
 #if (BK != 32 && BK != 64) || BM % WR != 0 || NSG % WM != 0 || SN % 16 != 0 || \
-    (BM * QPR) % (2 * NT) != 0 || (BN * QPR) % NT != 0 || TILE4 < NSG * 128
+    (BM * QPR) % (2 * NT) != 0 || (BN * QPR) % NT != 0 || TILE4 < NSG * 128 || \
+    (SPLITK > 1 && KS % BK != 0)
 #error "matmul_cm.comp: unsupported tile configuration"
 #endif
 #if WQUANT
@@ -234,22 +246,33 @@ void main() {
 #endif
         }
 
+    uint kb = SPLITK > 1 ? gl_WorkGroupID.z * KS : 0, ke = kb + KS;
 #if FAST
-    fetch(row0, tok0, 0, tid);
+    fetch(row0, tok0, kb, tid);
 #endif
     uint base = 0;
-    for (uint k0 = 0; k0 < K; k0 += BK) {
-#if FAST && NOLOAD
-        if (k0 < 2 * BK) {
+    for (uint k0 = kb; k0 < ke; k0 += BK) {
+#if FAST && NOLOAD == 1
+        if (k0 < kb + 2 * BK) {
             commit(base, tid);
             barrier();
-            if (k0 + BK < K)
+            if (k0 + BK < ke)
                 fetch(row0, tok0, k0 + BK, tid);
         }
+#elif FAST && NOLOAD == 2
+        commit(base, tid);
+        barrier();
+        if (k0 < kb + 2 * BK && k0 + BK < ke)
+            fetch(row0, tok0, k0 + BK, tid);
+#elif FAST && EARLY
+        commit(base, tid);  // the registers are free again: the next loads go out now
+        if (k0 + BK < ke)
+            fetch(row0, tok0, k0 + BK, tid);
+        barrier();
 #elif FAST
         commit(base, tid);
         barrier();
-        if (k0 + BK < K)
+        if (k0 + BK < ke)
             fetch(row0, tok0, k0 + BK, tid);
 #else
         fill(base, row0, tok0, k0, tid);
@@ -267,10 +290,10 @@ void main() {
                     c[i][j] = coopMatMulAddNV(a[i], b[j], c[i][j]);
         }
 #if DB
-        if (NOLOAD == 0 || k0 < 2 * BK)
+        if (NOLOAD != 1 || k0 < kb + 2 * BK)
             base = TILE4 - base;  // the other buffer; its last readers passed this step's barrier
 #else
-        if (NOLOAD == 0 || k0 < 2 * BK)
+        if (NOLOAD != 1 || k0 < kb + 2 * BK)
             barrier();
 #endif
     }

@@ -150,8 +150,12 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
  * steps of 32, 8 subgroups of 64 rows x 32 tokens, two shared buffers. Measured on the
  * H100 (tests/tools/gemm_bench.c, 512 tokens, bench/RESULTS.md session 9): the large
  * tile runs the 7B shapes (K >= 4096) at 137-142 TFLOP/s against the small one's
- * 106-114, but with K = 2048 or too few tiles to fill the GPU (TinyLlama's down
- * projection: 64 of them) the small one is as fast or faster (98-107 against 71-92).
+ * 106-114, but with too few tiles to fill the GPU (TinyLlama's down projection: 64 of
+ * them) the small one is faster (108 against 72). With K = 2048 the large tile wins
+ * where there are many tiles: 11264x2048 125 against 109 (session 14), and TinyLlama's
+ * gate and up GEMMs (176 large tiles each, recorded side by side) took 4.76 ms of a
+ * 512-token prefill instead of 5.34 (pp512 +3.5 %), although either alone measured in
+ * isolation prefers the small tile (88 against 98).
  * So a GEMM takes the large tile when K >= LG_CM_BIG_K, the prompt has at least
  * LG_CM_BIG_TOK tokens and there are at least LG_CM_BIG_TILES large tiles; otherwise
  * the small one. LG_CM_BM, _BN, _BK, _NSG, _WR and _DB force the small tile's shape,
@@ -178,7 +182,7 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
 #define LG_CM_DB 0
 #endif
 #ifndef LG_CM_BIG_K
-#define LG_CM_BIG_K 4096u
+#define LG_CM_BIG_K 2048u
 #endif
 #ifndef LG_CM_BIG_TOK
 #define LG_CM_BIG_TOK 256u

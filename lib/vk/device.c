@@ -210,11 +210,14 @@ void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_i
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_1_FEATURES, .pNext = &f12};
     VkPhysicalDeviceFeatures2 f2 = {.sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_FEATURES_2,
                                     .pNext = &f11};
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR fpe = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR};
     VkPhysicalDeviceMemoryProperties mp;
     VkExtensionProperties exts[512];
     uint32_t n_ext = LG_ARRAY_LEN(exts);
     uint32_t api;
     struct lg_vk_caps c;
+    int has_fpe;
 
     memset(&c, 0, sizeof c);
     vkGetPhysicalDeviceProperties(pd, &p2.properties);
@@ -223,11 +226,16 @@ void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_i
         f12.pNext = &f13;
         sg.pNext = &idp; /* a Vulkan 1.3 struct: chained only where the device knows it */
     }
+    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, exts) < 0)
+        n_ext = 0;
+    has_fpe = has_ext(exts, n_ext, VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME);
+    if (has_fpe) { /* chained only where the device has the extension */
+        fpe.pNext = f2.pNext;
+        f2.pNext = &fpe;
+    }
     vkGetPhysicalDeviceProperties2(pd, &p2);
     vkGetPhysicalDeviceFeatures2(pd, &f2);
     vkGetPhysicalDeviceMemoryProperties(pd, &mp);
-    if (vkEnumerateDeviceExtensionProperties(pd, NULL, &n_ext, exts) < 0)
-        n_ext = 0;
 
     c.fp16 = f12.shaderFloat16;
     c.int8 = f12.shaderInt8;
@@ -239,6 +247,7 @@ void lg_vk_fill_info(VkPhysicalDevice pd, uint32_t index, struct llmgpu_device_i
     c.coopmat_nv = has_ext(exts, n_ext, "VK_NV_cooperative_matrix");
     c.coopmat_khr = has_ext(exts, n_ext, "VK_KHR_cooperative_matrix");
     c.memory_budget = has_ext(exts, n_ext, VK_EXT_MEMORY_BUDGET_EXTENSION_NAME);
+    c.exec_props = has_fpe && fpe.pipelineExecutableInfo;
     c.subgroup_arith = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
                        (sg.supportedOperations & VK_SUBGROUP_FEATURE_ARITHMETIC_BIT);
     c.subgroup_shuffle = (sg.supportedStages & VK_SHADER_STAGE_COMPUTE_BIT) &&
@@ -366,19 +375,26 @@ static enum llmgpu_status create_device(struct llmgpu_context *ctx) {
         enable[n_enable++] = "VK_NV_cooperative_matrix";
     if (c->memory_budget)
         enable[n_enable++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
+    if (c->exec_props)
+        enable[n_enable++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
 
     VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_COOPERATIVE_MATRIX_FEATURES_NV,
         .cooperativeMatrix = VK_TRUE};
+    VkPhysicalDevicePipelineExecutablePropertiesFeaturesKHR fpe = {
+        .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
+        .pNext = c->coopmat_nv ? &fcm : NULL,
+        .pipelineExecutableInfo = VK_TRUE};
+    void *chain = c->exec_props ? (void *)&fpe : (c->coopmat_nv ? (void *)&fcm : NULL);
     VkPhysicalDeviceVulkan13Features f13 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES,
-        .pNext = c->coopmat_nv ? &fcm : NULL,
+        .pNext = chain,
         .subgroupSizeControl = (VkBool32)c->subgroup_size_control,
         .computeFullSubgroups = (VkBool32)c->subgroup_size_control,
         .shaderIntegerDotProduct = (VkBool32)c->int_dot};
     VkPhysicalDeviceVulkan12Features f12 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_2_FEATURES,
-        .pNext = api13 ? (void *)&f13 : (c->coopmat_nv ? (void *)&fcm : NULL),
+        .pNext = api13 ? (void *)&f13 : chain,
         .shaderFloat16 = (VkBool32)c->fp16,
         .shaderInt8 = (VkBool32)c->int8,
         .storageBuffer8BitAccess = (VkBool32)c->storage8};

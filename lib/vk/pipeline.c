@@ -114,6 +114,9 @@ static enum llmgpu_status create_pipeline(struct llmgpu_context *ctx,
         int want_size = d->required_subgroup_size && ctx->caps.subgroup_size_control;
         VkComputePipelineCreateInfo ci = {
             .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
+            .flags = ctx->capture_stats && ctx->caps.exec_props
+                         ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR
+                         : 0,
             .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                       .pNext = want_size ? &rss : NULL,
                       .flags = want_size
@@ -131,6 +134,58 @@ static enum llmgpu_status create_pipeline(struct llmgpu_context *ctx,
     }
     vkDestroyShaderModule(ctx->device, module, NULL);
     return st;
+}
+
+void lg_pipeline_print_stats(struct llmgpu_context *ctx, const struct lg_pipeline *p, FILE *f) {
+    PFN_vkGetPipelineExecutablePropertiesKHR get_props;
+    PFN_vkGetPipelineExecutableStatisticsKHR get_stats;
+    VkPipelineExecutablePropertiesKHR props[4];
+    uint32_t n = LG_ARRAY_LEN(props);
+    VkPipelineInfoKHR pi = {.sType = VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR, .pipeline = p->pipe};
+
+    if (!ctx->caps.exec_props || !ctx->capture_stats)
+        return;
+    get_props = (PFN_vkGetPipelineExecutablePropertiesKHR)vkGetDeviceProcAddr(
+        ctx->device, "vkGetPipelineExecutablePropertiesKHR");
+    get_stats = (PFN_vkGetPipelineExecutableStatisticsKHR)vkGetDeviceProcAddr(
+        ctx->device, "vkGetPipelineExecutableStatisticsKHR");
+    if (!get_props || !get_stats)
+        return;
+    for (uint32_t i = 0; i < n; i++)
+        props[i] = (VkPipelineExecutablePropertiesKHR){
+            .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_PROPERTIES_KHR};
+    if (get_props(ctx->device, &pi, &n, props) < 0)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        VkPipelineExecutableStatisticKHR st[32];
+        uint32_t ns = LG_ARRAY_LEN(st);
+        VkPipelineExecutableInfoKHR ei = {.sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_INFO_KHR,
+                                          .pipeline = p->pipe,
+                                          .executableIndex = i};
+        for (uint32_t j = 0; j < ns; j++)
+            st[j] = (VkPipelineExecutableStatisticKHR){
+                .sType = VK_STRUCTURE_TYPE_PIPELINE_EXECUTABLE_STATISTIC_KHR};
+        if (get_stats(ctx->device, &ei, &ns, st) < 0)
+            continue;
+        fprintf(f, "  [%s %s]", props[i].name, p->name);
+        for (uint32_t j = 0; j < ns; j++) {
+            switch (st[j].format) {
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_BOOL32_KHR:
+                fprintf(f, " %s=%u;", st[j].name, (unsigned)st[j].value.b32);
+                break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_INT64_KHR:
+                fprintf(f, " %s=%lld;", st[j].name, (long long)st[j].value.i64);
+                break;
+            case VK_PIPELINE_EXECUTABLE_STATISTIC_FORMAT_UINT64_KHR:
+                fprintf(f, " %s=%llu;", st[j].name, (unsigned long long)st[j].value.u64);
+                break;
+            default:
+                fprintf(f, " %s=%g;", st[j].name, st[j].value.f64);
+                break;
+            }
+        }
+        fprintf(f, "\n");
+    }
 }
 
 enum llmgpu_status lg_pipeline_get(struct llmgpu_context *ctx, const struct lg_pipeline_desc *d,

@@ -9,6 +9,7 @@
 #define LG_VK_H
 
 #include <pthread.h>
+#include <stdio.h>
 #include <stdatomic.h>
 #include <vulkan/vulkan.h>
 
@@ -25,6 +26,7 @@ struct lg_vk_caps {
     int coopmat_nv;       /* VK_NV_cooperative_matrix */
     int coopmat_khr;      /* VK_KHR_cooperative_matrix */
     int memory_budget;    /* VK_EXT_memory_budget */
+    int exec_props;       /* VK_KHR_pipeline_executable_properties (pipelineExecutableInfo) */
     int subgroup_arith;   /* subgroup arithmetic in compute shaders */
     int subgroup_shuffle; /* subgroup shuffles in compute shaders */
     int subgroup_size_control;
@@ -67,6 +69,11 @@ struct llmgpu_context {
      * submission, and the submission that brings it to 0 is not made but reports
      * VK_ERROR_DEVICE_LOST, as a driver reset would. */
     _Atomic int inject_lost;
+
+    /* Measurement hook (internal; tests/tools/gemm_bench.c sets it): pipelines created
+     * while it is set capture the driver's statistics (registers, shared memory, ...)
+     * where caps.exec_props; lg_pipeline_print_stats prints them. */
+    int capture_stats;
 
     /* statistics of the kernel compiler */
     _Atomic uint64_t kc_compiled, kc_cache_hits;
@@ -177,6 +184,10 @@ struct lg_pipeline {
 enum llmgpu_status lg_pipeline_get(struct llmgpu_context *ctx, const struct lg_pipeline_desc *d,
                                    struct lg_pipeline **out);
 void lg_pipelines_destroy(struct llmgpu_context *ctx);
+/* Print the driver's statistics of p's executables (one line each) to f; nothing
+ * where the pipeline was created without ctx->capture_stats or the device lacks
+ * VK_KHR_pipeline_executable_properties. */
+void lg_pipeline_print_stats(struct llmgpu_context *ctx, const struct lg_pipeline *p, FILE *f);
 /* Append a define "NAME=VALUE" with an integer value (copied into storage that
  * lives as long as d: pass a char buffer of at least 48 bytes per define). */
 void lg_desc_define(struct lg_pipeline_desc *d, char *storage, const char *name, long value);
