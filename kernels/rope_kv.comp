@@ -11,7 +11,11 @@
 // KV_Q8: a KV head's roped k and its v go through shared memory, then each 32-value
 //   block is quantized by one invocation as q8_0 is: d = max |x| / 127, q = x / d
 //   rounded half to even, d stored as f16 (tests/ref: ref_round_kv_q8).
-// Geometry: grid (n_tok, NH + NKV): one workgroup per token and head; heads >= NH are KV heads.
+// Defines: HPW, heads a workgroup (1 with KV_Q8; lib/session.c rope_hpw: WG_SIZE / (HD/2)
+//   where that is more than 1, so that short heads do not leave most invocations idle).
+// Geometry: grid (n_tok, CEIL_DIV(NH + NKV, HPW)): a workgroup per token and HPW heads,
+//   an invocation per pair (i, i + HD/2) of a head (or a stride of them where HPW is 1);
+//   heads >= NH are KV heads.
 // Reference: tests/ref rope (LlamaRotaryEmbedding + apply_rotary_pos_emb).
 #include "common.glsl"
 
@@ -31,15 +35,30 @@ layout(std430, set = 0, binding = 4) writeonly buffer KC { float16_t kc[]; };
 layout(std430, set = 0, binding = 5) writeonly buffer VC { float16_t vc[]; };
 #endif
 
+#ifndef HPW
+#define HPW 1
+#endif
+#if KV_Q8 && HPW != 1
+#error "rope_kv.comp: the q8 cache takes a head a workgroup"
+#endif
 #define HALF (HD / 2)
 #define QKV_W ((NH + 2 * NKV) * HD)
 #define KV_W (NKV * HD)
 
 void main() {
-    uint t = gl_WorkGroupID.x, h = gl_WorkGroupID.y;
+    uint t = gl_WorkGroupID.x, lid = gl_LocalInvocationID.x;
+#if HPW > 1
+    uint h = gl_WorkGroupID.y * HPW + lid / HALF;
+    if (lid >= HPW * HALF || h >= NH + NKV)
+        return;  // no barrier follows in this mode
+    uint i0 = lid % HALF, di = HALF;
+#else
+    uint h = gl_WorkGroupID.y;
+    uint i0 = lid, di = WG_SIZE;
+#endif
     uint p = step.pos0 + t;
     uint src = t * QKV_W + h * HD;
-    for (uint i = gl_LocalInvocationID.x; i < HALF; i += WG_SIZE) {
+    for (uint i = i0; i < HALF; i += di) {
         vec2 c = cs[p * HALF + i];
         float x1 = qkv[src + i], x2 = qkv[src + i + HALF];
         float o1 = x1 * c.x - x2 * c.y;
