@@ -61,8 +61,9 @@
 #ifndef DB
 #define DB 0
 #endif
-// Measurement knobs (gemm_bench only; lib/session.c never sets them): XF16 reads x as
-// f16 (FAST path only); NOLOAD 1 loads the tiles of the first K step only and reuses them
+// XF16 (1: x is stored as f16, 4 values a uvec2, as rms_norm.comp's YH writes it:
+// lib/session.c sets it for the GEMMs that read the prefill norm's output; the FAST path
+// only). Measurement knobs (gemm_bench only; lib/session.c never sets them): NOLOAD 1 loads the tiles of the first K step only and reuses them
 // (wrong results: it bounds what the loads cost); NOLOAD 2 skips only the global loads
 // after the first steps, keeping every step's shared stores and barrier (wrong results:
 // what the global loads' latency costs); SPLITK S > 1 gives workgroup z the z-th of S
@@ -100,6 +101,9 @@
     (SPLITK > 1 && KS % BK != 0)
 #error "matmul_cm.comp: unsupported tile configuration"
 #endif
+#if XF16 && !(WQUANT || (WTYPE == 1 && K % BK == 0))
+#error "matmul_cm.comp: XF16 needs the FAST path (f16 weights with K % BK == 0, or block types)"
+#endif
 #if WQUANT
 #define FAST 1
 #if K % BK != 0
@@ -118,7 +122,7 @@ layout(std430, set = 0, binding = 0) readonly buffer W8 { uvec4 w8[]; };  // 8 f
 #endif
 layout(std430, set = 0, binding = 1) readonly buffer X { float x[]; };
 layout(std430, set = 0, binding = 1) readonly buffer X4 { vec4 x4[]; };
-#if XF16  // measurement knob (tests/tools/gemm_bench.c): x stored as f16, 4 a uvec2
+#if XF16  // x stored as f16, 4 a uvec2
 layout(std430, set = 0, binding = 1) readonly buffer XH { uvec2 xh[]; };
 #endif
 layout(std430, set = 0, binding = 2) readonly buffer Bias { float bias[]; };

@@ -178,6 +178,9 @@ void lg_session_set_position(struct llmgpu_session *s, uint32_t pos);
  * m read f16 copies of its block-quantized matrices; *bytes: the scratch those copies
  * take (0 with none). */
 int lg_prefill_dq(const struct llmgpu_model *m, uint32_t n_batch, uint64_t *bytes);
+/* Whether sessions of n_batch on m keep an f16 copy of the prefill norm's output (n_batch
+ * x n_embd f16s of scratch) for the tensor-core GEMMs (lib/session.c, lg_prefill_xh). */
+int lg_prefill_xh(const struct llmgpu_model *m, uint32_t n_batch);
 
 enum llmgpu_status lg_model_upload(struct llmgpu_model *m, struct lg_checkpoint *ck,
                                    const struct llmgpu_model_params *p);

@@ -403,6 +403,8 @@ enum llmgpu_status llmgpu_session_memory(const struct llmgpu_model *model,
         uint64_t dq;
         (void)lg_prefill_dq(model, (uint32_t)B, &dq);
         full.scratch_bytes += dq; /* f16 copies of quantized matrices for prefill */
+        if (lg_prefill_xh(model, (uint32_t)B))
+            full.scratch_bytes += B * E * 2; /* the prefill norm's output in f16 */
     }
     size = LG_MIN(out->struct_size, (uint32_t)sizeof full);
     full.struct_size = size;

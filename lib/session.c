@@ -53,6 +53,8 @@ struct llmgpu_session {
     struct lg_buffer step;    /* lg_step + int32 tokens[B]; host-visible */
     struct lg_buffer x;       /* (B, E) residual stream */
     struct lg_buffer xb;      /* (B, E) normed input of a projection */
+    struct lg_buffer xh;      /* (B, E) f16: xb rounded, the tensor-core GEMMs' x (xh_on) */
+    int xh_on;                /* lg_prefill_xh: the prefill norms write xh too */
     struct lg_buffer qkv;     /* (B, (NH + 2 NKV) HD) */
     struct lg_buffer q;       /* (B, NH HD) roped queries */
     struct lg_buffer att;     /* (B, NH HD) attention output */
@@ -117,7 +119,8 @@ static void base_desc(const struct llmgpu_context *ctx, struct lg_pipeline_desc 
 
 enum mm_flags {
     MM_BIAS = 1, MM_ACC = 2, MM_GATE_UP = 4, MM_GEMM = 8, MM_NORM = 16, MM_ROPE = 32,
-    MM_CM_BIG = 64 /* matmul_cm.comp's large tile (gemm_flags) */
+    MM_CM_BIG = 64, /* matmul_cm.comp's large tile (gemm_flags) */
+    MM_XH = 128     /* x is the prefill norm's f16 copy (matmul_cm.comp XF16; gemm_xh) */
 };
 
 /* Rows per workgroup of the decode mat-vec (matvec.comp ROWS). */
@@ -144,6 +147,24 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
            ctx->caps.subgroup_size == 32 && !(ctx->flags & LLMGPU_CONTEXT_FLAG_NO_COOPMAT) &&
            (w->type == LG_WTYPE_F16 || w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0 ||
             w->type == LG_WTYPE_Q4_K || w->type == LG_WTYPE_Q6_K);
+}
+
+/* Prefill's RMSNorm writes its output in f16 as well (rms_norm.comp YH), and the
+ * tensor-core GEMMs that read it (Q/K/V, gate, up) load that instead of rounding f32 on
+ * their way into shared memory (matmul_cm.comp XF16): the same products, from half the
+ * bytes and with no conversion on the GEMM's load path, which bounds it (session 9).
+ * gemm_bench measured 2-6 % on the large tile (bench/RESULTS.md, sessions 9, 13, 14).
+ * Where the device has the tensor-core path; n_embd % 32 == 0 keeps those GEMMs on
+ * their vector-load path for every tile (K % BK). A build knob, LG_XH=0, turns it off
+ * (measurements). */
+#ifndef LG_XH
+#define LG_XH 1
+#endif
+int lg_prefill_xh(const struct llmgpu_model *m, uint32_t n_batch) {
+    const struct llmgpu_context *ctx = m->ctx;
+    return LG_XH && ctx && !m->vocab_only && n_batch >= 2 && m->cfg.n_embd % 32 == 0 &&
+           ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
+           ctx->caps.subgroup_size == 32 && !(ctx->flags & LLMGPU_CONTEXT_FLAG_NO_COOPMAT);
 }
 
 /* Tile configurations of matmul_cm.comp. Small: 64 x 64 tiles, K in steps of 64, 8
@@ -261,6 +282,16 @@ static unsigned dq_mm_flags(const struct lg_model_config *c, int i) {
     return i == DQ_QKV ? (c->qkv_bias ? MM_BIAS : 0) : i == DQ_WO || i == DQ_DOWN ? MM_ACC : 0;
 }
 
+/* Whether the prefill GEMM on w (the matrix it multiplies: the weights or their f16
+ * copy) reads x from xh; and the flag matrix i's GEMM adds for it: the ones whose x is
+ * the norm's output. */
+static int gemm_xh(const struct llmgpu_session *s, const struct lg_wtensor *w) {
+    return s->xh_on && use_coopmat(s->ctx, w);
+}
+static unsigned xh_flag(const struct llmgpu_session *s, int i, const struct lg_wtensor *w) {
+    return (i == DQ_QKV || i == DQ_GATE || i == DQ_UP) && gemm_xh(s, w) ? MM_XH : 0;
+}
+
 /* Whether sessions of n_batch on m make the copies; if so, the scratch's bytes and
  * region B's offset (else 0 and 0): the copies need the flag, block-quantized
  * matrices, chunks that take the GEMM path, and each copy within one binding. */
@@ -366,7 +397,7 @@ static int mv_int_dot(const struct llmgpu_context *ctx, const struct lg_wtensor 
 
 static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_wtensor *w,
                                       unsigned flags, struct lg_pipeline **out) {
-    char st[24][48];
+    char st[25][48];
     struct lg_pipeline_desc d;
     int cm = (flags & MM_GEMM) && use_coopmat(s->ctx, w);
     base_desc(s->ctx, &d, st,
@@ -383,6 +414,8 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
         lg_desc_define(&d, st[21], "NSG", c.nsg);
         lg_desc_define(&d, st[22], "WR", c.wr);
         lg_desc_define(&d, st[23], "DB", c.db);
+        if (flags & MM_XH)
+            lg_desc_define(&d, st[24], "XF16", 1);
     }
     lg_desc_define(&d, st[2], "K", w->cols);
     lg_desc_define(&d, st[3], "WTYPE", w->type);
@@ -416,11 +449,13 @@ static enum llmgpu_status mm_pipeline(struct llmgpu_session *s, const struct lg_
 }
 
 static enum llmgpu_status norm_pipeline(struct llmgpu_session *s, struct lg_pipeline **out) {
-    char st[4][48];
+    char st[5][48];
     struct lg_pipeline_desc d;
-    base_desc(s->ctx, &d, st, "rms_norm.comp", 3, 8);
+    base_desc(s->ctx, &d, st, "rms_norm.comp", s->xh_on ? 4 : 3, 8);
     lg_desc_define(&d, st[2], "N", s->model->cfg.n_embd);
     define_eps(&d, st[3], s->model->cfg.rms_norm_eps);
+    if (s->xh_on)
+        lg_desc_define(&d, st[4], "YH", 1);
     return lg_pipeline_get(s->ctx, &d, out);
 }
 
@@ -703,6 +738,7 @@ static enum llmgpu_status dq_sets(struct llmgpu_session *s, uint32_t l) {
     const struct lg_layer *L = &s->model->layers[l];
     struct layer_sets *S = &s->ls[l];
     const struct lg_buffer *in[DQ_N] = {&s->xb, &s->att, &s->xb, &s->xb, &s->hb};
+    unsigned xh[DQ_N];
     const struct lg_buffer *out[DQ_N] = {&s->qkv, &s->x, &s->gu, &s->gu, &s->x};
     enum llmgpu_status st;
     for (int i = 0; i < DQ_N; i++) {
@@ -727,11 +763,13 @@ static enum llmgpu_status dq_sets(struct llmgpu_session *s, uint32_t l) {
                 return st;
         }
         dq_view(s, w, &sh, &v);
-        st = mm_pipeline(s, &v, dq_mm_flags(&s->model->cfg, i) | gemm_flags(s->ctx, &v, s->n_batch),
+        xh[i] = xh_flag(s, i, &v);
+        st = mm_pipeline(s, &v,
+                         dq_mm_flags(&s->model->cfg, i) | xh[i] | gemm_flags(s->ctx, &v, s->n_batch),
                          &p);
         if (st == LLMGPU_OK) {
             struct lg_binding b[4] = {{&s->dq, dq_off(L, i, s->dq_off_b), dq_bytes(w)},
-                                      {in[i], 0, 0},
+                                      {xh[i] ? &s->xh : in[i], 0, 0},
                                       {bias, 0, 0},
                                       {out[i], 0, 0}};
             st = dset(s, p, b, 4, &S->dq_mm[i]);
@@ -779,12 +817,14 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
         const struct lg_layer *L = &m->layers[l];
         struct layer_sets *S = &s->ls[l];
         {
-            struct lg_binding b[3] = {{&s->x, 0, 0}, {&L->attn_norm, 0, 0}, {&s->xb, 0, 0}};
-            TRY(dset(s, p_norm, b, 3, &S->norm1));
+            struct lg_binding b[4] = {{&s->x, 0, 0}, {&L->attn_norm, 0, 0}, {&s->xb, 0, 0},
+                                      {&s->xh, 0, 0}};
+            TRY(dset(s, p_norm, b, s->xh_on ? 4 : 3, &S->norm1));
             b[1].buf = &L->ffn_norm;
-            TRY(dset(s, p_norm, b, 3, &S->norm2));
+            TRY(dset(s, p_norm, b, s->xh_on ? 4 : 3, &S->norm2));
         }
-        TRY(mm_sets(s, &L->wqkv, &s->xb, &L->bqkv, &s->qkv, NULL, NULL, &S->qkv));
+        TRY(mm_sets(s, &L->wqkv, gemm_xh(s, &L->wqkv) ? &s->xh : &s->xb, &L->bqkv, &s->qkv, NULL,
+                    NULL, &S->qkv));
         TRY(mm_sets(s, &L->wqkv, &s->x, &L->bqkv, &s->qkv, NULL, &L->attn_norm, &S->qkv_dec));
         if (s->fuse_rope)
             TRY(rope_sets(s, l, &S->qkv_rope));
@@ -802,8 +842,10 @@ static enum llmgpu_status create_sets(struct llmgpu_session *s) {
             TRY(dset(s, p_split, b, 7, &S->attn_split));
         }
         TRY(mm_sets(s, &L->wo, &s->att, NULL, &s->x, NULL, NULL, &S->wo));
-        TRY(mm_sets(s, &L->gate, &s->xb, NULL, &s->gu, NULL, NULL, &S->gate));
-        TRY(mm_sets(s, &L->up, &s->xb, NULL, &s->gu, NULL, NULL, &S->up));
+        TRY(mm_sets(s, &L->gate, gemm_xh(s, &L->gate) ? &s->xh : &s->xb, NULL, &s->gu, NULL, NULL,
+                    &S->gate));
+        TRY(mm_sets(s, &L->up, gemm_xh(s, &L->up) ? &s->xh : &s->xb, NULL, &s->gu, NULL, NULL,
+                    &S->up));
         TRY(mm_sets(s, &L->gate, &s->x, NULL, &s->hb, &L->up, &L->ffn_norm, &S->gate_up));
         {
             struct lg_binding b[2] = {{&s->gu, 0, 0}, {&s->hb, 0, 0}};
@@ -959,8 +1001,12 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
         {&s->cnt, (uint64_t)c->n_head * 4, LG_MEM_DEVICE},
         {&s->part, 4 * lg_attn_split_part_floats(c->n_head, c->n_kv_head, HD, s->n_ctx),
          LG_MEM_DEVICE},
+        {&s->xh, 0, LG_MEM_DEVICE},
         {&s->dq, 0, LG_MEM_DEVICE},
     };
+    s->xh_on = lg_prefill_xh(s->model, s->n_batch);
+    if (s->xh_on)
+        bufs[LG_ARRAY_LEN(bufs) - 2].bytes = B * E * 2;
     s->dq_on = dq_plan(s->model, s->n_batch, &bufs[LG_ARRAY_LEN(bufs) - 1].bytes, &s->dq_off_b);
     if (s->dq_on)
         lg_dbg(&s->ctx->log, "prefill GEMMs read f16 copies of the quantized weights "
@@ -968,7 +1014,7 @@ static enum llmgpu_status create_buffers(struct llmgpu_session *s) {
                (unsigned long long)bufs[LG_ARRAY_LEN(bufs) - 1].bytes);
     for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++) {
         if (bufs[i].bytes == 0)
-            continue; /* dq where no prefill reads copies */
+            continue; /* dq where no prefill reads copies, xh where none reads f16 x */
         /* dq is bound a matrix at a time (dq_plan keeps each within the limit) */
         if (bufs[i].b != &s->dq && bufs[i].bytes > s->ctx->max_binding) {
             lg_err(&s->ctx->log, "session buffer of %llu bytes exceeds the binding limit; "
@@ -1047,7 +1093,8 @@ void llmgpu_session_free(struct llmgpu_session *s) {
     {
         struct lg_buffer *bufs[] = {&s->step, &s->x,      &s->xb,     &s->qkv,  &s->q,
                                     &s->att,  &s->gu,     &s->hb,     &s->logits, &s->result,
-                                    &s->rope, &s->part, &s->logits_host, &s->cnt, &s->dq};
+                                    &s->rope, &s->part, &s->logits_host, &s->cnt, &s->dq,
+                                    &s->xh};
         for (size_t i = 0; i < LG_ARRAY_LEN(bufs); i++)
             lg_buffer_destroy(ctx, bufs[i]);
     }
@@ -1206,9 +1253,9 @@ static void rec_gemm(struct llmgpu_session *s, VkCommandBuffer cb, uint32_t l, i
         struct lg_wshard sh;
         struct lg_wtensor v;
         dq_view(s, w, &sh, &v);
-        rec_mm(s, cb, &v, &s->ls[l].dq_mm[i], flags, T, 0, ld_y, y_col);
+        rec_mm(s, cb, &v, &s->ls[l].dq_mm[i], flags | xh_flag(s, i, &v), T, 0, ld_y, y_col);
     } else {
-        rec_mm(s, cb, w, sets, flags, T, 0, ld_y, y_col);
+        rec_mm(s, cb, w, sets, flags | xh_flag(s, i, w), T, 0, ld_y, y_col);
     }
 }
 
@@ -1265,15 +1312,18 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
         struct lg_pipeline *p;
         unsigned qkv_norm = T > 1 ? 0 : MM_NORM;
         TRY(mm_pipeline(s, &L->wqkv,
-                        (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | gemm_flags(s->ctx, &L->wqkv, T),
+                        (c->qkv_bias ? MM_BIAS : 0) | qkv_norm | gemm_flags(s->ctx, &L->wqkv, T) |
+                            (T > 1 ? xh_flag(s, DQ_QKV, &L->wqkv) : 0),
                         &p));
         if (T == 1 && s->fuse_rope)
             TRY(mm_pipeline(s, &L->wqkv, (c->qkv_bias ? MM_BIAS : 0) | MM_NORM | MM_ROPE, &p));
         TRY(mm_pipeline(s, &L->wo, MM_ACC | gemm_flags(s->ctx, &L->wo, T), &p));
         TRY(mm_pipeline(s, &L->down, MM_ACC | gemm_flags(s->ctx, &L->down, T), &p));
         if (T > 1) {
-            TRY(mm_pipeline(s, &L->gate, gemm_flags(s->ctx, &L->gate, T), &p));
-            TRY(mm_pipeline(s, &L->up, gemm_flags(s->ctx, &L->up, T), &p));
+            TRY(mm_pipeline(s, &L->gate,
+                            gemm_flags(s->ctx, &L->gate, T) | xh_flag(s, DQ_GATE, &L->gate), &p));
+            TRY(mm_pipeline(s, &L->up, gemm_flags(s->ctx, &L->up, T) | xh_flag(s, DQ_UP, &L->up),
+                            &p));
             for (int i = 0; i < DQ_N; i++) {
                 const struct lg_wtensor *w = dq_w(L, i);
                 struct lg_wshard sh;
@@ -1282,7 +1332,8 @@ static enum llmgpu_status record_step(struct llmgpu_session *s, VkCommandBuffer 
                     continue;
                 dq_view(s, w, &sh, &v);
                 TRY(dq_pipeline(s, w, &p));
-                TRY(mm_pipeline(s, &v, dq_mm_flags(c, i) | gemm_flags(s->ctx, &v, T), &p));
+                TRY(mm_pipeline(s, &v, dq_mm_flags(c, i) | xh_flag(s, i, &v) | gemm_flags(s->ctx, &v, T),
+                                &p));
             }
         } else {
             TRY(mm_pipeline(s, &L->gate, MM_GATE_UP | MM_NORM, &p));

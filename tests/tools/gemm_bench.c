@@ -31,7 +31,7 @@ struct cfg {
     const char *name;
     int portable;
     uint32_t bm, bn, bk, nsg, wr, db;
-    int xf16, noload; /* matmul_cm.comp's measurement knobs XF16 and NOLOAD */
+    int xf16, noload; /* matmul_cm.comp's XF16 (x stored as f16) and knob NOLOAD */
     uint32_t splitk;  /* and SPLITK (0 or 1: off) */
     int early;        /* and EARLY */
 };
