@@ -236,7 +236,9 @@ struct llmgpu_device_info {
 #define LLMGPU_CONTEXT_FLAG_VALIDATION (1u << 0)
 /** Do not read or write the kernel cache on disk (memory only). */
 #define LLMGPU_CONTEXT_FLAG_NO_DISK_CACHE (1u << 1)
-/** Record GPU timestamps per kernel (see llmgpu_session_profile). */
+/** Record GPU timestamps per kernel (see llmgpu_session_profile). Where the device has
+ * VK_KHR_pipeline_executable_properties, pipelines also capture the driver's statistics
+ * (registers, shared memory), which the measurement tool tests/tools/gemm_bench.c prints. */
 #define LLMGPU_CONTEXT_FLAG_PROFILE (1u << 2)
 /** Prefill GEMMs use the portable tiled kernel even where the device has
  * VK_NV_cooperative_matrix. By default prefill runs on tensor cores there (f16 and

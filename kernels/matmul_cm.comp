@@ -63,25 +63,18 @@
 #endif
 // XF16 (1: x is stored as f16, 4 values a uvec2, as rms_norm.comp's YH writes it:
 // lib/session.c sets it for the GEMMs that read the prefill norm's output; the FAST path
-// only). Measurement knobs (gemm_bench only; lib/session.c never sets them): NOLOAD 1 loads the tiles of the first K step only and reuses them
-// (wrong results: it bounds what the loads cost); NOLOAD 2 skips only the global loads
-// after the first steps, keeping every step's shared stores and barrier (wrong results:
-// what the global loads' latency costs); SPLITK S > 1 gives workgroup z the z-th of S
-// slices of K, all storing to the same y (wrong results: the time of a split-K GEMM
-// without its reduction).
+// only). Measurement knob (gemm_bench only; lib/session.c never sets it): NOLOAD 1 loads
+// the tiles of the first K step only and reuses them (wrong results: it bounds what the
+// loads cost); NOLOAD 2 skips only the global loads after the first steps, keeping every
+// step's shared stores and barrier (wrong results: what the global loads' latency costs).
+// Split-K and loads issued before the barrier were measured and dropped
+// (bench/patches/s14-splitk-early.patch, bench/RESULTS.md session 14).
 #ifndef XF16
 #define XF16 0
 #endif
 #ifndef NOLOAD
 #define NOLOAD 0
 #endif
-#ifndef EARLY  // 1: issue the next step's global loads before the barrier, not after it
-#define EARLY 0
-#endif
-#ifndef SPLITK
-#define SPLITK 1
-#endif
-#define KS (K / SPLITK)  // values of K a workgroup
 
 #define NT (NSG * 32)    // invocations
 #define LDS (BK + 8)     // f16s a shared tile row
@@ -97,8 +90,7 @@
 #define XOFF (BM * LDS4)     // the x tile's offset in a buffer, in uvec2s
 #define TILE4 ((BM + BN) * LDS4)  // one buffer (W tile, then x tile), in uvec2s
 #if (BK != 32 && BK != 64) || BM % WR != 0 || NSG % WM != 0 || SN % 16 != 0 || \
-    (BM * QPR) % (2 * NT) != 0 || (BN * QPR) % NT != 0 || TILE4 < NSG * 128 || \
-    (SPLITK > 1 && KS % BK != 0)
+    (BM * QPR) % (2 * NT) != 0 || (BN * QPR) % NT != 0 || TILE4 < NSG * 128
 #error "matmul_cm.comp: unsupported tile configuration"
 #endif
 #if XF16 && !(WQUANT || (WTYPE == 1 && K % BK == 0))
@@ -250,33 +242,27 @@ void main() {
 #endif
         }
 
-    uint kb = SPLITK > 1 ? gl_WorkGroupID.z * KS : 0, ke = kb + KS;
 #if FAST
-    fetch(row0, tok0, kb, tid);
+    fetch(row0, tok0, 0, tid);
 #endif
     uint base = 0;
-    for (uint k0 = kb; k0 < ke; k0 += BK) {
+    for (uint k0 = 0; k0 < K; k0 += BK) {
 #if FAST && NOLOAD == 1
-        if (k0 < kb + 2 * BK) {
+        if (k0 < 2 * BK) {
             commit(base, tid);
             barrier();
-            if (k0 + BK < ke)
+            if (k0 + BK < K)
                 fetch(row0, tok0, k0 + BK, tid);
         }
 #elif FAST && NOLOAD == 2
         commit(base, tid);
         barrier();
-        if (k0 < kb + 2 * BK && k0 + BK < ke)
+        if (k0 < 2 * BK && k0 + BK < K)
             fetch(row0, tok0, k0 + BK, tid);
-#elif FAST && EARLY
-        commit(base, tid);  // the registers are free again: the next loads go out now
-        if (k0 + BK < ke)
-            fetch(row0, tok0, k0 + BK, tid);
-        barrier();
 #elif FAST
         commit(base, tid);
         barrier();
-        if (k0 + BK < ke)
+        if (k0 + BK < K)
             fetch(row0, tok0, k0 + BK, tid);
 #else
         fill(base, row0, tok0, k0, tid);
@@ -294,10 +280,10 @@ void main() {
                     c[i][j] = coopMatMulAddNV(a[i], b[j], c[i][j]);
         }
 #if DB
-        if (NOLOAD != 1 || k0 < kb + 2 * BK)
+        if (NOLOAD != 1 || k0 < 2 * BK)
             base = TILE4 - base;  // the other buffer; its last readers passed this step's barrier
 #else
-        if (NOLOAD != 1 || k0 < kb + 2 * BK)
+        if (NOLOAD != 1 || k0 < 2 * BK)
             barrier();
 #endif
     }

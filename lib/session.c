@@ -142,9 +142,12 @@ static void define_eps(struct lg_pipeline_desc *d, char *store, float eps) {
  * matrices with f16 and 32-wide subgroups, for f16, q8_0, q4_0, q4_K and q6_K weights
  * (the types its tests cover; GPTQ/AWQ q4_g keeps matmul.comp), unless
  * LLMGPU_CONTEXT_FLAG_NO_COOPMAT asks for the portable matmul.comp. */
-static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
+static int coopmat_device(const struct llmgpu_context *ctx) {
     return ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
-           ctx->caps.subgroup_size == 32 && !(ctx->flags & LLMGPU_CONTEXT_FLAG_NO_COOPMAT) &&
+           ctx->caps.subgroup_size == 32 && !(ctx->flags & LLMGPU_CONTEXT_FLAG_NO_COOPMAT);
+}
+static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor *w) {
+    return coopmat_device(ctx) &&
            (w->type == LG_WTYPE_F16 || w->type == LG_WTYPE_Q8_0 || w->type == LG_WTYPE_Q4_0 ||
             w->type == LG_WTYPE_Q4_K || w->type == LG_WTYPE_Q6_K);
 }
@@ -163,8 +166,7 @@ static int use_coopmat(const struct llmgpu_context *ctx, const struct lg_wtensor
 int lg_prefill_xh(const struct llmgpu_model *m, uint32_t n_batch) {
     const struct llmgpu_context *ctx = m->ctx;
     return LG_XH && ctx && !m->vocab_only && n_batch >= 2 && m->cfg.n_embd % 32 == 0 &&
-           ctx->caps.coopmat_nv && ctx->caps.fp16 && ctx->caps.storage16 &&
-           ctx->caps.subgroup_size == 32 && !(ctx->flags & LLMGPU_CONTEXT_FLAG_NO_COOPMAT);
+           coopmat_device(ctx);
 }
 
 /* Tile configurations of matmul_cm.comp. Small: 64 x 64 tiles, K in steps of 64, 8
@@ -738,7 +740,6 @@ static enum llmgpu_status dq_sets(struct llmgpu_session *s, uint32_t l) {
     const struct lg_layer *L = &s->model->layers[l];
     struct layer_sets *S = &s->ls[l];
     const struct lg_buffer *in[DQ_N] = {&s->xb, &s->att, &s->xb, &s->xb, &s->hb};
-    unsigned xh[DQ_N];
     const struct lg_buffer *out[DQ_N] = {&s->qkv, &s->x, &s->gu, &s->gu, &s->x};
     enum llmgpu_status st;
     for (int i = 0; i < DQ_N; i++) {
@@ -747,6 +748,7 @@ static enum llmgpu_status dq_sets(struct llmgpu_session *s, uint32_t l) {
         struct lg_wshard sh;
         struct lg_wtensor v;
         struct lg_pipeline *p;
+        unsigned xh;
         if (!dq_bytes(w))
             continue;
         st = dq_pipeline(s, w, &p);
@@ -763,13 +765,13 @@ static enum llmgpu_status dq_sets(struct llmgpu_session *s, uint32_t l) {
                 return st;
         }
         dq_view(s, w, &sh, &v);
-        xh[i] = xh_flag(s, i, &v);
+        xh = xh_flag(s, i, &v);
         st = mm_pipeline(s, &v,
-                         dq_mm_flags(&s->model->cfg, i) | xh[i] | gemm_flags(s->ctx, &v, s->n_batch),
+                         dq_mm_flags(&s->model->cfg, i) | xh | gemm_flags(s->ctx, &v, s->n_batch),
                          &p);
         if (st == LLMGPU_OK) {
             struct lg_binding b[4] = {{&s->dq, dq_off(L, i, s->dq_off_b), dq_bytes(w)},
-                                      {xh[i] ? &s->xh : in[i], 0, 0},
+                                      {xh ? &s->xh : in[i], 0, 0},
                                       {bias, 0, 0},
                                       {out[i], 0, 0}};
             st = dset(s, p, b, 4, &S->dq_mm[i]);
@@ -961,7 +963,6 @@ static enum llmgpu_status grow_kv(struct llmgpu_session *s, uint32_t need) {
         s->kc[l] = nk[l];
         s->vc[l] = nv[l];
     }
-    s->decode_recorded = 0;
     lg_free(&ctx->alloc, nk);
     lg_free(&ctx->alloc, nv);
     lg_dbg(&ctx->log, "KV cache grown to %u of %u positions", cap, s->n_ctx);

@@ -375,7 +375,8 @@ static enum llmgpu_status create_device(struct llmgpu_context *ctx) {
         enable[n_enable++] = "VK_NV_cooperative_matrix";
     if (c->memory_budget)
         enable[n_enable++] = VK_EXT_MEMORY_BUDGET_EXTENSION_NAME;
-    if (c->exec_props)
+    int stats = lg_vk_capture_stats(ctx);
+    if (stats)
         enable[n_enable++] = VK_KHR_PIPELINE_EXECUTABLE_PROPERTIES_EXTENSION_NAME;
 
     VkPhysicalDeviceCooperativeMatrixFeaturesNV fcm = {
@@ -385,7 +386,7 @@ static enum llmgpu_status create_device(struct llmgpu_context *ctx) {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_PIPELINE_EXECUTABLE_PROPERTIES_FEATURES_KHR,
         .pNext = c->coopmat_nv ? &fcm : NULL,
         .pipelineExecutableInfo = VK_TRUE};
-    void *chain = c->exec_props ? (void *)&fpe : (c->coopmat_nv ? (void *)&fcm : NULL);
+    void *chain = stats ? (void *)&fpe : (c->coopmat_nv ? (void *)&fcm : NULL);
     VkPhysicalDeviceVulkan13Features f13 = {
         .sType = VK_STRUCTURE_TYPE_PHYSICAL_DEVICE_VULKAN_1_3_FEATURES,
         .pNext = chain,

@@ -114,9 +114,7 @@ static enum llmgpu_status create_pipeline(struct llmgpu_context *ctx,
         int want_size = d->required_subgroup_size && ctx->caps.subgroup_size_control;
         VkComputePipelineCreateInfo ci = {
             .sType = VK_STRUCTURE_TYPE_COMPUTE_PIPELINE_CREATE_INFO,
-            .flags = ctx->capture_stats && ctx->caps.exec_props
-                         ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR
-                         : 0,
+            .flags = lg_vk_capture_stats(ctx) ? VK_PIPELINE_CREATE_CAPTURE_STATISTICS_BIT_KHR : 0,
             .stage = {.sType = VK_STRUCTURE_TYPE_PIPELINE_SHADER_STAGE_CREATE_INFO,
                       .pNext = want_size ? &rss : NULL,
                       .flags = want_size
@@ -143,7 +141,7 @@ void lg_pipeline_print_stats(struct llmgpu_context *ctx, const struct lg_pipelin
     uint32_t n = LG_ARRAY_LEN(props);
     VkPipelineInfoKHR pi = {.sType = VK_STRUCTURE_TYPE_PIPELINE_INFO_KHR, .pipeline = p->pipe};
 
-    if (!ctx->caps.exec_props || !ctx->capture_stats)
+    if (!lg_vk_capture_stats(ctx))
         return;
     get_props = (PFN_vkGetPipelineExecutablePropertiesKHR)vkGetDeviceProcAddr(
         ctx->device, "vkGetPipelineExecutablePropertiesKHR");

@@ -26,7 +26,8 @@ struct lg_vk_caps {
     int coopmat_nv;       /* VK_NV_cooperative_matrix */
     int coopmat_khr;      /* VK_KHR_cooperative_matrix */
     int memory_budget;    /* VK_EXT_memory_budget */
-    int exec_props;       /* VK_KHR_pipeline_executable_properties (pipelineExecutableInfo) */
+    int exec_props;       /* VK_KHR_pipeline_executable_properties (pipelineExecutableInfo);
+                           * enabled, and used, with LLMGPU_CONTEXT_FLAG_PROFILE only */
     int subgroup_arith;   /* subgroup arithmetic in compute shaders */
     int subgroup_shuffle; /* subgroup shuffles in compute shaders */
     int subgroup_size_control;
@@ -69,11 +70,6 @@ struct llmgpu_context {
      * submission, and the submission that brings it to 0 is not made but reports
      * VK_ERROR_DEVICE_LOST, as a driver reset would. */
     _Atomic int inject_lost;
-
-    /* Measurement hook (internal; tests/tools/gemm_bench.c sets it): pipelines created
-     * while it is set capture the driver's statistics (registers, shared memory, ...)
-     * where caps.exec_props; lg_pipeline_print_stats prints them. */
-    int capture_stats;
 
     /* statistics of the kernel compiler */
     _Atomic uint64_t kc_compiled, kc_cache_hits;
@@ -184,9 +180,13 @@ struct lg_pipeline {
 enum llmgpu_status lg_pipeline_get(struct llmgpu_context *ctx, const struct lg_pipeline_desc *d,
                                    struct lg_pipeline **out);
 void lg_pipelines_destroy(struct llmgpu_context *ctx);
+/* Whether pipelines capture the driver's statistics: a profiling context
+ * (LLMGPU_CONTEXT_FLAG_PROFILE) on a device with VK_KHR_pipeline_executable_properties. */
+static inline int lg_vk_capture_stats(const struct llmgpu_context *ctx) {
+    return (ctx->flags & LLMGPU_CONTEXT_FLAG_PROFILE) && ctx->caps.exec_props;
+}
 /* Print the driver's statistics of p's executables (one line each) to f; nothing
- * where the pipeline was created without ctx->capture_stats or the device lacks
- * VK_KHR_pipeline_executable_properties. */
+ * without lg_vk_capture_stats. */
 void lg_pipeline_print_stats(struct llmgpu_context *ctx, const struct lg_pipeline *p, FILE *f);
 /* Append a define "NAME=VALUE" with an integer value (copied into storage that
  * lives as long as d: pass a char buffer of at least 48 bytes per define). */

@@ -5,7 +5,7 @@
  * which configuration lib/session.c should pick, and how far a GEMM is from the
  * hardware.
  *
- *   gemm_bench [-r REPS] [-s] [-c BM,BN,BK,NSG,WR,DB[,XF16[,NOLOAD[,SPLITK[,EARLY]]]] ...]
+ *   gemm_bench [-r REPS] [-s] [-c BM,BN,BK,NSG,WR,DB[,XF16[,NOLOAD]] ...]
  *              [ROWSxKxT ...]     (default: the TinyLlama-1.1B and Llama-2-7B prefill
  *                                  shapes at T = 512)
  *   -c  measure these matmul_cm.comp configurations instead of the table below
@@ -32,8 +32,6 @@ struct cfg {
     int portable;
     uint32_t bm, bn, bk, nsg, wr, db;
     int xf16, noload; /* matmul_cm.comp's XF16 (x stored as f16) and knob NOLOAD */
-    uint32_t splitk;  /* and SPLITK (0 or 1: off) */
-    int early;        /* and EARLY */
 };
 
 /* Configurations given with -c (they replace the table below). */
@@ -45,17 +43,17 @@ static int print_stats;
 static const struct cfg cfgs[] = {
     /* name, portable, bm bn bk nsg wr db xf16 noload (session 9 measured more tiles:
      * bench/RESULTS.md) */
-    {"portable matmul.comp", 1, 64, 64, 0, 0, 0, 0, 0, 0, 0, 0},
-    {"cm 64x64 bk64 nsg8 wr32 (small tile)", 0, 64, 64, 64, 8, 32, 0, 0, 0, 0, 0},
-    {"cm 128x64 bk64 nsg8 wr64", 0, 128, 64, 64, 8, 64, 0, 0, 0, 0, 0},
-    {"cm 128x128 bk32 nsg8 wr32", 0, 128, 128, 32, 8, 32, 0, 0, 0, 0, 0},
-    {"cm 128x128 bk32 nsg8 wr64", 0, 128, 128, 32, 8, 64, 0, 0, 0, 0, 0},
-    {"cm 128x128 bk32 nsg8 wr64 db (large)", 0, 128, 128, 32, 8, 64, 1, 0, 0, 0, 0},
-    {"cm 256x128 bk32 nsg8 wr64", 0, 256, 128, 32, 8, 64, 0, 0, 0, 0, 0},
-    {"cm 128x128 bk32 nsg8 wr64 db, x f16", 0, 128, 128, 32, 8, 64, 1, 1, 0, 0, 0},
-    {"cm 64x64 bk64 nsg8 wr32, x f16", 0, 64, 64, 64, 8, 32, 0, 1, 0, 0, 0},
-    {"cm 128x128 bk32 nsg8 wr64 db, no loads", 0, 128, 128, 32, 8, 64, 1, 0, 1, 0, 0},
-    {"cm 64x64 bk64 nsg8 wr32, no loads", 0, 64, 64, 64, 8, 32, 0, 0, 1, 0, 0},
+    {"portable matmul.comp", 1, 64, 64, 0, 0, 0, 0, 0, 0},
+    {"cm 64x64 bk64 nsg8 wr32 (small tile)", 0, 64, 64, 64, 8, 32, 0, 0, 0},
+    {"cm 128x64 bk64 nsg8 wr64", 0, 128, 64, 64, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr32", 0, 128, 128, 32, 8, 32, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64", 0, 128, 128, 32, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db (large)", 0, 128, 128, 32, 8, 64, 1, 0, 0},
+    {"cm 256x128 bk32 nsg8 wr64", 0, 256, 128, 32, 8, 64, 0, 0, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db, x f16", 0, 128, 128, 32, 8, 64, 1, 1, 0},
+    {"cm 64x64 bk64 nsg8 wr32, x f16", 0, 64, 64, 64, 8, 32, 0, 1, 0},
+    {"cm 128x128 bk32 nsg8 wr64 db, no loads", 0, 128, 128, 32, 8, 64, 1, 0, 1},
+    {"cm 64x64 bk64 nsg8 wr32, no loads", 0, 64, 64, 64, 8, 32, 0, 0, 1},
 };
 
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
@@ -95,7 +93,6 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
     size_t n_cfg = n_user ? n_user : sizeof cfgs / sizeof cfgs[0];
     for (size_t c = 0; c < n_cfg; c++) {
         const struct cfg *g = n_user ? &user_cfgs[c] : &cfgs[c];
-        uint32_t splitk = g->splitk ? g->splitk : 1;
         char st[24][48];
         struct lg_pipeline_desc d;
         struct lg_pipeline *p;
@@ -112,7 +109,7 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
         if (!g->portable) {
             struct lg_cm_cfg cc = {g->bm, g->bn, g->bk, g->nsg, g->wr, g->db};
             if (lg_cm_shared_bytes(&cc) > ctx->props.limits.maxComputeSharedMemorySize ||
-                K % (g->bk * splitk)) {
+                K % g->bk) {
                 printf("%5ux%5ux%4u  %-34s  skipped (shared memory or K)\n", rows, K, T, g->name);
                 continue;
             }
@@ -141,8 +138,6 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
             lg_desc_define(&d, st[15], "DB", g->db);
             lg_desc_define(&d, st[16], "XF16", g->xf16);
             lg_desc_define(&d, st[17], "NOLOAD", g->noload);
-            lg_desc_define(&d, st[18], "SPLITK", splitk);
-            lg_desc_define(&d, st[19], "EARLY", g->early);
             gx = (T + g->bn - 1) / g->bn;
             gy = (rows + g->bm - 1) / g->bm;
         } else {
@@ -166,7 +161,7 @@ static int run_shape(struct llmgpu_context *ctx, uint32_t rows, uint32_t K, uint
             }
         }
         for (int r = 0; r < reps; r++) {
-            lg_cmd_dispatch(cmd.cb, p, set, &pc, gx, gy, g->portable ? 1 : splitk);
+            lg_cmd_dispatch(cmd.cb, p, set, &pc, gx, gy, 1);
             lg_cmd_barrier(cmd.cb);
         }
         lg_cmd_barrier_transfer(cmd.cb);
@@ -236,18 +231,18 @@ int main(int argc, char **argv) {
             print_stats = 1;
             a++;
         } else if (a + 1 < argc && strcmp(argv[a], "-c") == 0) {
-            /* BM,BN,BK,NSG,WR,DB[,XF16[,NOLOAD[,SPLITK[,EARLY]]]] */
+            /* BM,BN,BK,NSG,WR,DB[,XF16[,NOLOAD]] */
             struct cfg *g = &user_cfgs[n_user];
-            unsigned v[10] = {0};
-            int n = sscanf(argv[a + 1], "%u,%u,%u,%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2],
-                           &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9]);
+            unsigned v[8] = {0};
+            int n = sscanf(argv[a + 1], "%u,%u,%u,%u,%u,%u,%u,%u", &v[0], &v[1], &v[2], &v[3],
+                           &v[4], &v[5], &v[6], &v[7]);
             if (n < 6 || n_user == sizeof user_cfgs / sizeof user_cfgs[0]) {
-                fprintf(stderr, "gemm_bench: -c wants BM,BN,BK,NSG,WR,DB[,XF16[,NOLOAD[,SPLITK[,EARLY]]]]\n");
+                fprintf(stderr, "gemm_bench: -c wants BM,BN,BK,NSG,WR,DB[,XF16[,NOLOAD]]\n");
                 return 2;
             }
             snprintf(user_names[n_user], sizeof user_names[0], "cm %s", argv[a + 1]);
             *g = (struct cfg){user_names[n_user], 0, v[0], v[1], v[2], v[3], v[4], v[5],
-                              (int)v[6], (int)v[7], v[8], (int)v[9]};
+                              (int)v[6], (int)v[7]};
             n_user++;
             a += 2;
         } else
@@ -256,15 +251,16 @@ int main(int argc, char **argv) {
     if (reps < 1)
         reps = 1;
     llmgpu_context_params_init(&cp);
+    if (print_stats) /* a profiling context captures the driver's pipeline statistics */
+        cp.flags |= LLMGPU_CONTEXT_FLAG_PROFILE;
     if (llmgpu_context_create(&cp, &ctx) != LLMGPU_OK) {
         fprintf(stderr, "gemm_bench: no context (the log says why)\n");
         return 1;
     }
-    ctx->capture_stats = print_stats;
     printf("device %s, NV cooperative matrix %s, %d dispatches a measurement, "
            "%u bytes of shared memory a workgroup, pipeline statistics %s\n",
            ctx->info.name, ctx->caps.coopmat_nv ? "yes" : "no", reps,
-           ctx->props.limits.maxComputeSharedMemorySize, ctx->caps.exec_props ? "yes" : "no");
+           ctx->props.limits.maxComputeSharedMemorySize, lg_vk_capture_stats(ctx) ? "yes" : "no");
     for (; a < argc; a++, shapes++) {
         unsigned r, k, t;
         if (sscanf(argv[a], "%ux%ux%u", &r, &k, &t) != 3 || !r || !k || !t) {
